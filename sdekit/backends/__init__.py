@@ -1,0 +1,1 @@
+"""Backends that run a specification: the NumPy reference and the Numba kernels."""

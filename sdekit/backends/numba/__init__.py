@@ -1,0 +1,1 @@
+"""Numba backend: chunked, thread-parallel kernels built from a specification and a solver."""

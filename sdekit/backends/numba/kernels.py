@@ -1,0 +1,284 @@
+"""The Numba kernels: fixed-step SDE/ODE solves over chunks of paths, and adaptive ODE solves.
+
+Paths are split into chunks of `chunk` rows; each chunk (one thread at a time) copies its
+state into a local C-contiguous array, runs every step of the grid segment, and writes
+saves and the final state back. Nothing is allocated per step except what the user's
+functions return (one array per call, amortised over the chunk). Kernels are serial and
+release the GIL; the runner splits chunks (or paths) between Python threads, so threads
+never change results, compile once, and small problems run on the calling thread.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from sdekit.noise.streams import next_normal_row, seed_stream
+
+_INV_SQRT3 = 1.0 / math.sqrt(3.0)
+
+
+@nb.njit
+def draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, habs, dw, dz, k_tab, w_tab, f_tab):
+    """dW (and I_(1,0)) of paths start..start+nc over a step of length habs, from `substeps` fine draws.
+
+    dW = sum_q xi_q, I10 = sum_q [W_q hf + hf/2 (xi_q + eta_q / sqrt 3)], xi, eta ~ N(0, hf),
+    W_q the sum of the earlier xi (VALIDATION.md §4: coarse I10 from fine increments).
+    """
+    hf = habs / substeps
+    sqf = math.sqrt(hf)
+    if substeps == 1 and not use_aux:
+        for r in range(nc):
+            for j in range(m):
+                dw[r, j] = sqf * next_normal_row(rng_w, start + r, k_tab, w_tab, f_tab)
+        return
+    for r in range(nc):
+        for j in range(m):
+            dw[r, j] = 0.0
+            dz[r, j] = 0.0
+        for q in range(substeps):
+            for j in range(m):
+                xi = sqf * next_normal_row(rng_w, start + r, k_tab, w_tab, f_tab)
+                if use_aux:
+                    eta = sqf * next_normal_row(rng_z, start + r, k_tab, w_tab, f_tab)
+                    dz[r, j] += dw[r, j] * hf + 0.5 * hf * (xi + eta * _INV_SQRT3)
+                dw[r, j] += xi
+
+
+@nb.njit(fastmath={"reassoc", "nsz"})
+def all_finite(x):
+    """True when every entry of x is finite: sum(x * 0) is 0 unless some entry is inf or NaN."""
+    flat = x.reshape(-1)
+    s = 0.0
+    for i in range(flat.shape[0]):
+        s += flat[i] * 0.0
+    return s == 0.0
+
+
+@nb.njit
+def first_nonfinite(x, dead, start, mask):
+    """Row of x that just turned non-finite (-1 if none).
+
+    With mask, every such row is marked dead and reset to 0 (finite and inert: it is written
+    out as NaN), and -1 is returned.
+    """
+    if all_finite(x):
+        return -1
+    for r in range(x.shape[0]):
+        if dead[start + r]:
+            continue
+        finite = True
+        for i in range(x.shape[1]):
+            finite &= abs(x[r, i]) < np.inf
+        if finite:
+            continue
+        if not mask:
+            return r
+        dead[start + r] = True
+        for i in range(x.shape[1]):
+            x[r, i] = 0.0
+    return -1
+
+
+@nb.njit
+def write_rows(dst, start, x, dead):
+    """dst[start + r] = x[r], or NaN for dead paths."""
+    for r in range(x.shape[0]):
+        dead_row = dead[start + r]
+        for i in range(x.shape[1]):
+            dst[start + r, i] = np.nan if dead_row else x[r, i]
+
+
+@nb.njit(nogil=True)
+def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_steps, out, p, tab,
+               m, substeps, use_aux, chunk, c_start, c_stop, n_work, mask, dead, err_step, err_path,
+               k_tab, w_tab, f_tab):
+    """Run grid steps [k_start, k_stop) on chunks [c_start, c_stop) of `chunk` paths each."""
+    n_paths, d = xs.shape
+    n_saves = save_steps.shape[0]
+    mm = max(m, 1)
+    for c in range(c_start, c_stop):
+        start = c * chunk
+        stop = min(n_paths, start + chunk)
+        nc = stop - start
+        x = np.empty((nc, d), dtype=xs.dtype)
+        for r in range(nc):
+            for i in range(d):
+                x[r, i] = 0.0 if dead[start + r] else xs[start + r, i]
+        work = np.empty((n_work, nc, d), dtype=xs.dtype)
+        dw = np.zeros((nc, mm))
+        dz = np.zeros((nc, mm))
+        s_idx = 0
+        while s_idx < n_saves and save_steps[s_idx] < k_start:
+            s_idx += 1
+        while s_idx < n_saves and save_steps[s_idx] == k_start and k_start == 0:
+            write_rows(out[s_idx], start, x, dead)
+            s_idx += 1
+        for k in range(k_start, k_stop):
+            t = ts[k]
+            h = ts[k + 1] - ts[k]
+            if m > 0:
+                draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab, f_tab)
+            step(f, g, gdw, x, t, h, dw, dz, p, work, tab)
+            bad = first_nonfinite(x, dead, start, mask)
+            if bad >= 0:
+                err_step[c] = k + 1
+                err_path[c] = start + bad
+                break
+            while s_idx < n_saves and save_steps[s_idx] == k + 1:
+                write_rows(out[s_idx], start, x, dead)
+                s_idx += 1
+        for r in range(nc):
+            for i in range(d):
+                xs[start + r, i] = x[r, i]
+
+
+def _rms_norm(e, x0, x1, rtol, atol):
+    acc = 0.0
+    d = e.shape[1]
+    for i in range(d):
+        sc = atol + rtol * max(abs(x0[0, i]), abs(x1[0, i]))
+        acc += (e[0, i] / sc) ** 2
+    return math.sqrt(acc / d)
+
+
+_rms_norm_jit = nb.njit(inline="always")(_rms_norm)
+
+
+@nb.njit(nogil=True)
+def adaptive(f, xs, t0, save_ts, out, p, a, bw, be, c, fsal, rtol, atol, h_init, max_steps,
+             n_steps, n_rejected, n_evals, err_code, err_t, p_start, p_stop):
+    """Embedded Runge–Kutta with step-size control on paths [p_start, p_stop), each on its own steps."""
+    # err_code: 0 ok, 1 step budget exhausted, 2 step size underflow, 3 non-finite state
+    n_paths, d = xs.shape
+    n_st = bw.shape[0]
+    n_saves = save_ts.shape[0]
+    safety, fac_min, fac_max = 0.9, 0.2, 10.0
+    for n in range(p_start, p_stop):
+        x = np.empty((1, d), dtype=xs.dtype)
+        for i in range(d):
+            x[0, i] = xs[n, i]
+        ks = np.empty((n_st, 1, d))
+        xt = np.empty((1, d), dtype=xs.dtype)
+        xn = np.empty((1, d), dtype=xs.dtype)
+        e = np.empty((1, d))
+        t = t0
+        direction = 1.0 if save_ts[n_saves - 1] >= t0 else -1.0
+        k0 = f(x, t, p)
+        for i in range(d):
+            ks[0, 0, i] = _at(k0, i)
+        evals = 1
+        h = h_init
+        if h <= 0.0:  # Hairer, Nørsett & Wanner I, II.4: initial step from |x0|, |f0| and a trial Euler step
+            d0 = 0.0
+            d1 = 0.0
+            for i in range(d):
+                sc = atol + rtol * abs(x[0, i])
+                d0 += (x[0, i] / sc) ** 2
+                d1 += (ks[0, 0, i] / sc) ** 2
+            d0 = math.sqrt(d0 / d)
+            d1 = math.sqrt(d1 / d)
+            h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+            for i in range(d):
+                xt[0, i] = x[0, i] + direction * h0 * ks[0, 0, i]
+            k1 = f(xt, t + direction * h0, p)
+            evals += 1
+            d2 = 0.0
+            for i in range(d):
+                sc = atol + rtol * abs(x[0, i])
+                d2 += ((_at(k1, i) - ks[0, 0, i]) / sc) ** 2
+            d2 = math.sqrt(d2 / d) / h0
+            big = max(d1, d2)
+            h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else (0.01 / big) ** (1.0 / 5.0)
+            h = min(100.0 * h0, h1)
+        code = 0
+        steps = 0
+        rejected = 0
+        last_nonfinite = False
+        for s in range(n_saves):
+            target = save_ts[s]
+            while code == 0 and (target - t) * direction > 0.0:
+                remaining = abs(target - t)
+                last = remaining <= h
+                hs = direction * (remaining if last else h)
+                for st in range(1, n_st):
+                    for i in range(d):
+                        acc = x[0, i]
+                        for j in range(st):
+                            acc += hs * a[st, j] * ks[j, 0, i]
+                        xt[0, i] = acc
+                    kv = f(xt, t + c[st] * hs, p)
+                    for i in range(d):
+                        ks[st, 0, i] = _at(kv, i)
+                evals += n_st - 1
+                for i in range(d):
+                    acc = 0.0
+                    acc_e = 0.0
+                    for st in range(n_st):
+                        acc += bw[st] * ks[st, 0, i]
+                        acc_e += be[st] * ks[st, 0, i]
+                    xn[0, i] = x[0, i] + hs * acc
+                    e[0, i] = hs * acc_e
+                err = _rms_norm_jit(e, x, xn, rtol, atol)
+                if err <= 1.0:
+                    t = target if last else t + hs
+                    for i in range(d):
+                        x[0, i] = xn[0, i]
+                    steps += 1
+                    if fsal:
+                        for i in range(d):
+                            ks[0, 0, i] = ks[n_st - 1, 0, i]
+                    else:
+                        kv = f(x, t, p)
+                        evals += 1
+                        for i in range(d):
+                            ks[0, 0, i] = _at(kv, i)
+                    fac = fac_max if err == 0.0 else min(fac_max, max(fac_min, safety * err ** -0.2))
+                    h = abs(hs) * fac
+                    last_nonfinite = False
+                else:
+                    rejected += 1
+                    last_nonfinite = not (err < np.inf)
+                    fac = fac_min if last_nonfinite else max(fac_min, safety * err ** -0.2)
+                    h = abs(hs) * min(1.0, fac)
+                if steps + rejected >= max_steps:
+                    code = 1
+                elif h < 1e-14 * max(1.0, abs(t)):
+                    code = 3 if last_nonfinite else 2
+            if code != 0:
+                break
+            for i in range(d):
+                out[s, n, i] = x[0, i]
+        for i in range(d):
+            xs[n, i] = x[0, i]
+        n_steps[n] = steps
+        n_rejected[n] = rejected
+        n_evals[n] = evals
+        err_code[n] = code
+        err_t[n] = t
+
+
+def _at(a, i):
+    """Element i of a single-path field value of shape (), (dim,) or (1, dim)."""
+    a = np.asarray(a)
+    return a[()] if a.ndim == 0 else a.reshape(-1)[i]
+
+
+@nb.extending.overload(_at, inline="always")
+def _at_ov(a, i):
+    if isinstance(a, nb.types.Number):
+        return lambda a, i: a
+    if isinstance(a, nb.types.Array) and a.ndim == 1:
+        return lambda a, i: a[i]
+    if isinstance(a, nb.types.Array) and a.ndim == 2:
+        return lambda a, i: a[0, i]
+    return None
+
+
+@nb.njit(cache=True)
+def seed_states(states, seed, stream):
+    """states[p] = initial xoshiro256++ state of (seed, path p, stream)."""
+    for p in range(states.shape[0]):
+        seed_stream(states[p], seed, p, stream)

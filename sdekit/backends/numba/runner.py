@@ -1,0 +1,188 @@
+"""Drive the Numba kernels: allocate once, pick serial or parallel, time compile and run, report errors."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numba as nb  # noqa: F401
+import numpy as np
+
+from sdekit.backends.numba import kernels
+from sdekit.backends.numba.access import noise_term_for
+from sdekit.backends.numba.steps import STEPS, work_arrays
+from sdekit.errors import NonFiniteError, StepSizeError
+from sdekit.grid import Grid
+from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
+from sdekit.solution import SolveStats
+from sdekit.solvers import Solver
+
+SERIAL_BELOW_PATHS = 2048  # below this many paths a prange region costs more than it saves
+
+
+@nb.njit
+def _no_diffusion(x, t, p):
+    return 0.0
+
+
+def default_chunk(dim: int) -> int:
+    """Paths per chunk: the chunk's state and scratch stay in L1/L2 (about 4096 numbers per array)."""
+    return 256 if dim <= 16 else max(16, 4096 // dim)
+
+
+def solver_tab(solver: Solver, calculus: str) -> tuple:
+    """A solver's coefficients as the tuple of arrays its step function reads."""
+    tab = solver.tableau
+    if solver.family == "sra":
+        return (tab.c0, tab.c1, tab.a0, tab.b0, tab.alpha, tab.beta1, tab.beta2)
+    if solver.family in ("rk", "rk_adaptive"):
+        return (np.ascontiguousarray(tab.a), tab.b, tab.c)
+    return (np.array([1.0 if calculus == "ito" else 0.0]),)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="sdekit")
+    return _POOL
+
+
+def split(n: int, parts: int) -> list[tuple[int, int]]:
+    """[0, n) cut into `parts` contiguous ranges (fewer when n is small)."""
+    parts = max(1, min(parts, n))
+    edges = np.linspace(0, n, parts + 1).astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def run_threads(fn: Callable[[int, int], None], n: int, threads: int, pieces: int = 1) -> None:
+    """fn(lo, hi) over a split of [0, n): on this thread alone, or on `threads` pool threads."""
+    ranges = split(n, threads * pieces)
+    if threads <= 1 or len(ranges) <= 1:
+        for lo, hi in ranges:
+            fn(lo, hi)
+        return
+    for fut in [_pool().submit(fn, lo, hi) for lo, hi in ranges]:
+        fut.result()
+
+
+def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
+              seed: int, substeps: int, threads: int, progress: bool, mask: bool,
+              chunk: int | None) -> tuple[np.ndarray, SolveStats]:
+    """Fixed-step solve of an SDE (or ODE with an RK tableau) on all paths; returns (ys, stats)."""
+    is_sde = solver.kind == "sde"
+    n_paths, dim = x0.shape
+    f = functions[0]
+    g = functions[1] if is_sde else _no_diffusion
+    gdw = noise_term_for(problem.noise, problem.matrix_noise) if is_sde else noise_term_for("diagonal", False)
+    m = problem.m if is_sde else 0
+    stages = solver.tableau.stages if solver.tableau is not None else 1
+    n_work = work_arrays(solver.family, stages)
+    tab = solver_tab(solver, getattr(problem, "calculus", "ito"))
+    step = STEPS[solver.family]
+    chunk = chunk or default_chunk(dim)
+    use_aux = bool(solver.aux_noise)
+    parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
+
+    xs = np.ascontiguousarray(x0).copy()
+    rng_w = np.empty((n_paths if m else 0, 4), dtype=np.uint64)
+    rng_z = np.empty((n_paths if use_aux else 0, 4), dtype=np.uint64)
+    kernels.seed_states(rng_w, np.uint64(seed), np.uint64(STREAM_BROWNIAN))
+    kernels.seed_states(rng_z, np.uint64(seed), np.uint64(STREAM_AUX))
+    out = np.empty((grid.save_steps.size, n_paths, dim), dtype=x0.dtype)
+    n_chunks = (n_paths + chunk - 1) // chunk
+    dead = np.zeros(n_paths, dtype=np.bool_)
+    err_step = np.full(n_chunks, -1, dtype=np.int64)
+    err_path = np.full(n_chunks, -1, dtype=np.int64)
+    tables = noise_tables()
+    n_steps = grid.ts.size - 1
+
+    def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1):
+        kernels.fixed_step(step, f, g, gdw, xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab,
+                           m, substeps, use_aux, chunk, c0, c1, n_work, mask, dead_, es, ep, *tables)
+
+    t_compile = time.perf_counter()
+    empty = np.empty((0, dim), dtype=x0.dtype)
+    call(empty, rng_w[:0], rng_z[:0], 0, 0, np.empty((grid.save_steps.size, 0, dim), x0.dtype),
+         dead[:0], err_step[:0], err_path[:0], 0, 0)
+    t_run = time.perf_counter()
+    bar = _progress_bar(n_steps, progress)
+    for k0, k1 in _segments(n_steps, progress):
+        run_threads(lambda c0, c1, k0=k0, k1=k1: call(xs, rng_w, rng_z, k0, k1, out, dead, err_step, err_path,
+                                                       c0, c1),
+                    n_chunks, threads if parallel else 1)
+        if bar is not None:
+            bar.update(k1 - k0)
+        if np.any(err_step >= 0):
+            break
+    if bar is not None:
+        bar.close()
+    t_end = time.perf_counter()
+    if np.any(err_step >= 0):
+        bad = np.flatnonzero(err_step >= 0)
+        order = np.lexsort((err_path[bad], err_step[bad]))
+        c = bad[order[0]]
+        raise NonFiniteError(err_path[c], err_step[c], grid.ts[err_step[c]])
+    stats = SolveStats(steps=n_steps, evals=n_steps * solver.evals, path_steps=n_steps * n_paths,
+                       masked_paths=int(dead.sum()), compile_seconds=t_run - t_compile,
+                       run_seconds=t_end - t_run, backend="numba", solver=solver.name,
+                       threads=threads if parallel else 1)
+    return out, stats
+
+
+def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, t0: float,
+                 save_ts: np.ndarray, *, rtol: float, atol: float, dt0: float | None, max_steps: int,
+                 threads: int) -> tuple[np.ndarray, SolveStats]:
+    """Adaptive ODE solve, each path with its own step sequence; returns (ys, stats)."""
+    n_paths, dim = x0.shape
+    tab = solver.tableau
+    parallel = threads > 1 and n_paths > 1
+    xs = np.ascontiguousarray(x0).copy()
+    out = np.empty((save_ts.size, n_paths, dim), dtype=x0.dtype)
+    counts = [np.zeros(n_paths, dtype=np.int64) for _ in range(4)]
+    err_t = np.zeros(n_paths)
+    a, b, be, c = np.ascontiguousarray(tab.a), tab.b, np.ascontiguousarray(tab.b_err), tab.c
+
+    def call(xs_, out_, cs, et, p0, p1):
+        kernels.adaptive(functions[0], xs_, t0, save_ts, out_, params, a, b, be, c, tab.fsal, rtol, atol,
+                         float(dt0 or 0.0), max_steps, *cs, et, p0, p1)
+
+    t_compile = time.perf_counter()
+    call(np.empty((0, dim), x0.dtype), np.empty((save_ts.size, 0, dim), x0.dtype),
+         [cc[:0] for cc in counts], err_t[:0], 0, 0)
+    t_run = time.perf_counter()
+    run_threads(lambda p0, p1: call(xs, out, counts, err_t, p0, p1), n_paths, threads if parallel else 1, pieces=4)
+    t_end = time.perf_counter()
+    n_steps, n_rejected, n_evals, code = counts
+    if np.any(code != 0):
+        p = int(np.flatnonzero(code != 0)[0])
+        if code[p] == 3:
+            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what="the step size collapsed on non-finite values")
+        reason = "step budget max_steps exhausted" if code[p] == 1 else "step size underflow (stiff or singular problem?)"
+        raise StepSizeError(p, n_steps[p] + n_rejected[p], err_t[p], reason)
+    stats = SolveStats(steps=int(n_steps.max(initial=0)), rejected=int(n_rejected.sum()),
+                       evals=int(n_evals.max(initial=0)), path_steps=int(n_steps.sum()),
+                       compile_seconds=t_run - t_compile, run_seconds=t_end - t_run, backend="numba",
+                       solver=solver.name, threads=threads if parallel else 1,
+                       extra={"steps_per_path": n_steps, "rejected_per_path": n_rejected})
+    return out, stats
+
+
+def _segments(n_steps: int, progress: bool) -> list[tuple[int, int]]:
+    if not progress or n_steps < 2:
+        return [(0, n_steps)]
+    edges = np.unique(np.linspace(0, n_steps, min(n_steps, 50) + 1).astype(int))
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _progress_bar(n_steps: int, progress: bool):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_steps, unit="step", desc="sdekit")

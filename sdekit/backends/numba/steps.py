@@ -1,0 +1,144 @@
+"""One in-place step per solver family, on a chunk of paths x of shape (n, dim).
+
+Common signature: step(f, g, gdw, x, t, h, dw, dz, p, work, tab). f and g are the user's
+compiled drift and diffusion (for ODEs f is the field, g unused), gdw the noise term of
+`access`, dw / dz the Brownian increment and I_(1,0) of each path, shape (n, m), work a
+(k, n, dim) scratch array, tab the solver's coefficients as a tuple of arrays. Time may
+run backwards (h < 0): drift terms use h, noise terms |h| (the time-reversed variable).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+
+from sdekit.backends.numba.access import at2
+
+
+@nb.njit
+def step_euler_maruyama(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+    """x' = x + f(x, t) h + g(x, t) dW  (Itô; strong 0.5, or 1 for additive noise; weak 1)."""
+    fx = f(x, t, p)
+    gx = g(x, t, p)
+    for r in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            x[r, i] += at2(fx, r, i) * h + gdw(gx, dw, r, i)
+
+
+@nb.njit
+def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+    """Derivative-free Milstein, diagonal or scalar noise (Kloeden & Platen 1992, eq. 11.1.5).
+
+    x_bar = x + f h + g sqrt|h|; x' = x + f h + g dW + (g(x_bar) - g(x)) (dW^2 - c |h|) / (2 sqrt|h|),
+    c = 1 (Itô) or 0 (Stratonovich, tab[0][0] == 0). Strong order 1.
+    """
+    ito = tab[0][0]
+    sq = math.sqrt(abs(h))
+    fx = f(x, t, p)
+    gx = g(x, t, p)
+    xbar = work[0]
+    for r in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            xbar[r, i] = x[r, i] + at2(fx, r, i) * h + at2(gx, r, i) * sq
+    gbar = g(xbar, t, p)
+    for r in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            dwi = gdw(1.0, dw, r, i)
+            gi = at2(gx, r, i)
+            x[r, i] += at2(fx, r, i) * h + gi * dwi + (at2(gbar, r, i) - gi) * (dwi * dwi - ito * abs(h)) / (2.0 * sq)
+
+
+@nb.njit
+def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+    """Stochastic Heun (Stratonovich): x~ = x + f h + g dW, x' = x + (f + f~) h/2 + (g + g~) dW / 2."""
+    fx = f(x, t, p)
+    gx = g(x, t, p)
+    xt = work[0]
+    drift0 = work[1]
+    noise0 = work[2]
+    for r in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            drift0[r, i] = at2(fx, r, i)
+            noise0[r, i] = gdw(gx, dw, r, i)
+            xt[r, i] = x[r, i] + drift0[r, i] * h + noise0[r, i]
+    f1 = f(xt, t + h, p)
+    g1 = g(xt, t + h, p)
+    for r in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            x[r, i] += 0.5 * (drift0[r, i] + at2(f1, r, i)) * h + 0.5 * (noise0[r, i] + gdw(g1, dw, r, i))
+
+
+@nb.njit
+def step_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+    """Rößler SRA for additive noise (see `sdekit.solvers.tableaus.SRATableau`), tab = (c0, c1, A0, B0, alpha, beta1, beta2)."""
+    c0, c1, a0, b0, alpha, beta1, beta2 = tab
+    n_st = alpha.shape[0]
+    habs = abs(h)
+    hz = work[0]
+    n, d = x.shape
+    # work[1 + s]: f at stage s; work[1 + S + s]: g_s dW; work[1 + 2S + s]: g_s I10 / |h|
+    for s in range(n_st):
+        gs = g(x, t + c1[s] * h, p)
+        for r in range(n):
+            for i in range(d):
+                work[1 + n_st + s, r, i] = gdw(gs, dw, r, i)
+                work[1 + 2 * n_st + s, r, i] = gdw(gs, dz, r, i) / habs
+    for s in range(n_st):
+        for r in range(n):
+            for i in range(d):
+                acc = x[r, i]
+                for j in range(s):
+                    acc += h * a0[s, j] * work[1 + j, r, i] + b0[s, j] * work[1 + 2 * n_st + j, r, i]
+                hz[r, i] = acc
+        fs = f(hz, t + c0[s] * h, p)
+        for r in range(n):
+            for i in range(d):
+                work[1 + s, r, i] = at2(fs, r, i)
+    for r in range(n):
+        for i in range(d):
+            acc = 0.0
+            for s in range(n_st):
+                acc += (h * alpha[s] * work[1 + s, r, i] + beta1[s] * work[1 + n_st + s, r, i]
+                        + beta2[s] * work[1 + 2 * n_st + s, r, i])
+            x[r, i] += acc
+
+
+@nb.njit
+def step_rk(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+    """Explicit Runge–Kutta: k_s = v(x + h sum_{j<s} a_sj k_j, t + c_s h), x' = x + h sum b_s k_s."""
+    a, b, c = tab[0], tab[1], tab[2]
+    n_st = b.shape[0]
+    xs = work[n_st]
+    n, d = x.shape
+    for s in range(n_st):
+        for r in range(n):
+            for i in range(d):
+                acc = x[r, i]
+                for j in range(s):
+                    acc += h * a[s, j] * work[j, r, i]
+                xs[r, i] = acc
+        ks = f(xs, t + c[s] * h, p)
+        for r in range(n):
+            for i in range(d):
+                work[s, r, i] = at2(ks, r, i)
+    for r in range(n):
+        for i in range(d):
+            acc = 0.0
+            for s in range(n_st):
+                acc += b[s] * work[s, r, i]
+            x[r, i] += h * acc
+
+
+STEPS = {
+    "euler_maruyama": step_euler_maruyama,
+    "milstein": step_milstein,
+    "heun": step_heun,
+    "sra": step_sra,
+    "rk": step_rk,
+}
+
+
+def work_arrays(family: str, stages: int) -> int:
+    """How many (n, dim) scratch arrays a family's step needs."""
+    return {"euler_maruyama": 1, "milstein": 1, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1}[family]

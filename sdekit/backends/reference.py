@@ -1,0 +1,209 @@
+"""The NumPy reference backend: every solver written out plainly, vectorised over all paths.
+
+Obvious rather than fast: it is the oracle the Numba kernels are tested against. It draws
+the same noise (`sdekit.noise.reference.PathStreams`) in the same order, so on the same
+seed both backends produce the same numbers up to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from sdekit.errors import NonFiniteError, StepSizeError
+from sdekit.grid import Grid
+from sdekit.noise.reference import PathStreams
+from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN
+from sdekit.solution import SolveStats
+from sdekit.solvers import Solver
+
+
+def _vec(a: Any, n: int, d: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(a, dtype=float), (n, d))
+
+
+class _Noise:
+    """g dW for the SDE's noise type, with g as returned by the user."""
+
+    def __init__(self, problem: Any):
+        self.matrix = problem.matrix_noise
+        self.scalar = problem.noise == "scalar"
+        self.m = problem.m
+
+    def apply(self, g: Any, dw: np.ndarray, n: int, d: int) -> np.ndarray:
+        if self.matrix:
+            gm = np.broadcast_to(np.asarray(g, dtype=float), (n, d, self.m))
+            return np.einsum("nij,nj->ni", gm, dw)
+        return _vec(g, n, d) * (dw[:, :1] if self.scalar else dw)
+
+
+def _em(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
+    n, d = x.shape
+    return x + (_vec(f(x, t, p), n, d) * h + noise.apply(g(x, t, p), dw, n, d))
+
+
+def _milstein(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
+    n, d = x.shape
+    sq = math.sqrt(abs(h))
+    fx, gx = _vec(f(x, t, p), n, d), _vec(g(x, t, p), n, d)
+    gbar = _vec(g(x + fx * h + gx * sq, t, p), n, d)
+    dwi = dw[:, :1] if noise.scalar else dw
+    c = 1.0 if calculus == "ito" else 0.0
+    return x + fx * h + gx * dwi + (gbar - gx) * (dwi**2 - c * abs(h)) / (2 * sq)
+
+
+def _heun(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
+    n, d = x.shape
+    f0, n0 = _vec(f(x, t, p), n, d), noise.apply(g(x, t, p), dw, n, d)
+    xt = x + f0 * h + n0
+    return x + 0.5 * (f0 + _vec(f(xt, t + h, p), n, d)) * h + 0.5 * (n0 + noise.apply(g(xt, t + h, p), dw, n, d))
+
+
+def _sra(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
+    tab = solver.tableau
+    n, d = x.shape
+    s_n = tab.stages
+    gw = [noise.apply(g(x, t + tab.c1[s] * h, p), dw, n, d) for s in range(s_n)]
+    gz = [noise.apply(g(x, t + tab.c1[s] * h, p), dz, n, d) / abs(h) for s in range(s_n)]
+    fs = []
+    for s in range(s_n):
+        hs = x + sum(h * tab.a0[s, j] * fs[j] + tab.b0[s, j] * gz[j] for j in range(s))
+        fs.append(_vec(f(hs, t + tab.c0[s] * h, p), n, d))
+    return x + sum(h * tab.alpha[s] * fs[s] + tab.beta1[s] * gw[s] + tab.beta2[s] * gz[s] for s in range(s_n))
+
+
+def _rk(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
+    tab = solver.tableau
+    n, d = x.shape
+    ks = []
+    for s in range(tab.stages):
+        xs = x + sum(h * tab.a[s, j] * ks[j] for j in range(s))
+        ks.append(_vec(f(xs, t + tab.c[s] * h, p), n, d))
+    return x + h * sum(tab.b[s] * ks[s] for s in range(tab.stages))
+
+
+STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk}
+
+
+def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
+              seed: int, substeps: int, mask: bool, **_: Any) -> tuple[np.ndarray, SolveStats]:
+    """Fixed-step solve, all paths at once; same noise, same order as the Numba kernel."""
+    t_start = time.perf_counter()
+    is_sde = solver.kind == "sde"
+    n, d = x0.shape
+    f = functions[0]
+    g = functions[1] if is_sde else None
+    noise = _Noise(problem) if is_sde else None
+    m = problem.m if is_sde else 0
+    streams_w = PathStreams(seed, n, STREAM_BROWNIAN)
+    streams_z = PathStreams(seed, n, STREAM_AUX) if solver.aux_noise else None
+    step = STEPS[solver.family]
+    calculus = getattr(problem, "calculus", "ito")
+    x = x0.astype(x0.dtype, copy=True)
+    dead = np.zeros(n, dtype=bool)
+    out = np.empty((grid.save_steps.size, n, d), dtype=x0.dtype)
+    saves = {int(k): [] for k in grid.save_steps}
+    for s, k in enumerate(grid.save_steps):
+        saves[int(k)].append(s)
+    for s in saves.get(0, []):
+        out[s] = x
+    for k in range(grid.ts.size - 1):
+        t, h = grid.ts[k], grid.ts[k + 1] - grid.ts[k]
+        dw = np.zeros((n, max(m, 1)))
+        dz = np.zeros((n, max(m, 1)))
+        hf = abs(h) / substeps
+        for _q in range(substeps):
+            for j in range(m):
+                xi = math.sqrt(hf) * streams_w.normal()
+                if streams_z is not None:
+                    eta = math.sqrt(hf) * streams_z.normal()
+                    dz[:, j] += dw[:, j] * hf + 0.5 * hf * (xi + eta / math.sqrt(3.0))
+                dw[:, j] += xi
+        x = step(f, g, noise, x, t, h, dw, dz, params, solver, calculus).astype(x0.dtype)
+        bad = ~np.all(np.isfinite(x), axis=1) & ~dead
+        if np.any(bad):
+            if not mask:
+                raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1])
+            dead |= bad
+        x[dead] = np.nan
+        for s in saves.get(k + 1, []):
+            out[s] = x
+    n_steps = grid.ts.size - 1
+    stats = SolveStats(steps=n_steps, evals=n_steps * solver.evals, path_steps=n_steps * n,
+                       masked_paths=int(dead.sum()), run_seconds=time.perf_counter() - t_start,
+                       backend="numpy", solver=solver.name)
+    return out, stats
+
+
+def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, t0: float,
+                 save_ts: np.ndarray, *, rtol: float, atol: float, dt0: float | None, max_steps: int,
+                 **_: Any) -> tuple[np.ndarray, SolveStats]:
+    """Adaptive embedded-RK solve, one path at a time (the same control law as the kernel)."""
+    t_start = time.perf_counter()
+    tab = solver.tableau
+    field = functions[0]
+    n, d = x0.shape
+    out = np.empty((save_ts.size, n, d), dtype=x0.dtype)
+    steps_all, rej_all, evals_all = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)
+    direction = 1.0 if save_ts[-1] >= t0 else -1.0
+
+    def v(x, t):
+        return np.broadcast_to(np.asarray(field(x, t, params), dtype=float), (1, d)).copy()
+
+    for path in range(n):
+        x = x0[path:path + 1].astype(float)
+        t = t0
+        k0 = v(x, t)
+        evals = 1
+        h = float(dt0 or 0.0)
+        if h <= 0:
+            sc = atol + rtol * np.abs(x)
+            d0, d1 = np.sqrt(np.mean((x / sc) ** 2)), np.sqrt(np.mean((k0 / sc) ** 2))
+            h0 = 1e-6 if (d0 < 1e-5 or d1 < 1e-5) else 0.01 * d0 / d1
+            k1 = v(x + direction * h0 * k0, t + direction * h0)
+            evals += 1
+            d2 = np.sqrt(np.mean(((k1 - k0) / sc) ** 2)) / h0
+            big = max(d1, d2)
+            h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else (0.01 / big) ** 0.2
+            h = min(100 * h0, h1)
+        steps = rejected = 0
+        for s, target in enumerate(save_ts):
+            while (target - t) * direction > 0:
+                remaining = abs(target - t)
+                last = remaining <= h
+                hs = direction * (remaining if last else h)
+                ks = [k0]
+                for st in range(1, tab.stages):
+                    ks.append(v(x + hs * sum(tab.a[st, j] * ks[j] for j in range(st)), t + tab.c[st] * hs))
+                evals += tab.stages - 1
+                xn = x + hs * sum(tab.b[st] * ks[st] for st in range(tab.stages))
+                e = hs * sum(tab.b_err[st] * ks[st] for st in range(tab.stages))
+                err = float(np.sqrt(np.mean((e / (atol + rtol * np.maximum(np.abs(x), np.abs(xn)))) ** 2)))
+                if err <= 1.0:
+                    t = target if last else t + hs
+                    x = xn
+                    k0 = ks[-1] if tab.fsal else v(x, t)
+                    evals += 0 if tab.fsal else 1
+                    steps += 1
+                    h = abs(hs) * (10.0 if err == 0 else min(10.0, max(0.2, 0.9 * err**-0.2)))
+                    nonfinite = False
+                else:
+                    rejected += 1
+                    nonfinite = not np.isfinite(err)
+                    h = abs(hs) * min(1.0, 0.2 if nonfinite else max(0.2, 0.9 * err**-0.2))
+                if steps + rejected >= max_steps:
+                    raise StepSizeError(path, steps + rejected, t, "step budget max_steps exhausted")
+                if h < 1e-14 * max(1.0, abs(t)):
+                    if nonfinite:
+                        raise NonFiniteError(path, steps + rejected, t, what="the step size collapsed on non-finite values")
+                    raise StepSizeError(path, steps + rejected, t, "step size underflow (stiff or singular problem?)")
+            out[s, path] = x[0]
+        steps_all[path], rej_all[path], evals_all[path] = steps, rejected, evals
+    stats = SolveStats(steps=int(steps_all.max(initial=0)), rejected=int(rej_all.sum()),
+                       evals=int(evals_all.max(initial=0)), path_steps=int(steps_all.sum()),
+                       run_seconds=time.perf_counter() - t_start, backend="numpy", solver=solver.name,
+                       extra={"steps_per_path": steps_all, "rejected_per_path": rej_all})
+    return out, stats

@@ -1,0 +1,30 @@
+"""Exceptions raised by sdekit, each naming the argument or property at fault."""
+
+from __future__ import annotations
+
+
+class SDEKitError(ValueError):
+    """Bad input: the message names the argument and what was expected."""
+
+
+class IncompatibleSolverError(SDEKitError):
+    """A solver cannot integrate a problem: the message names the solver's and the problem's property."""
+
+
+class NonFiniteError(FloatingPointError):
+    """A path turned non-finite; `path`, `step` and `t` say where it first happened."""
+
+    def __init__(self, path: int, step: int, t: float, what: str = "state"):
+        self.path, self.step, self.t = int(path), int(step), float(t)
+        super().__init__(
+            f"path {self.path} became non-finite ({what}) at step {self.step}, t = {self.t:.6g}; "
+            "reduce the step size, check drift and diffusion there, or pass on_nonfinite='mask' "
+            "to drop such paths and count them")
+
+
+class StepSizeError(FloatingPointError):
+    """The adaptive step size collapsed or the step budget ran out on a path."""
+
+    def __init__(self, path: int, step: int, t: float, reason: str):
+        self.path, self.step, self.t = int(path), int(step), float(t)
+        super().__init__(f"path {self.path}: {reason} at step {self.step}, t = {self.t:.6g}")

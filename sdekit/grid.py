@@ -1,0 +1,137 @@
+"""Time grids and save times: checked once, before anything compiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sdekit.errors import SDEKitError
+
+
+@dataclass(frozen=True)
+class Grid:
+    """ts: the step grid (strictly monotone, either direction); save_steps[k]: grid index of save k."""
+
+    ts: np.ndarray
+    save_steps: np.ndarray
+
+    @property
+    def save_ts(self) -> np.ndarray:
+        return self.ts[self.save_steps]
+
+
+def _finite_float(v: Any, name: str) -> float:
+    try:
+        out = float(v)
+    except (TypeError, ValueError) as exc:
+        raise SDEKitError(f"{name} must be a number; got {v!r}") from exc
+    if not np.isfinite(out):
+        raise SDEKitError(f"{name} must be finite; got {v!r}")
+    return out
+
+
+def time_span(t: Any) -> tuple[float, float] | np.ndarray:
+    """Either (t0, t1) or an explicit 1-D grid, validated."""
+    arr = np.asarray(t, dtype=float) if not isinstance(t, tuple) or len(t) != 2 else None
+    if isinstance(t, tuple) and len(t) == 2:
+        t0, t1 = _finite_float(t[0], "t[0]"), _finite_float(t[1], "t[1]")
+        if t0 == t1:
+            raise SDEKitError(f"t must span a non-empty interval; got t0 = t1 = {t0}")
+        return t0, t1
+    if arr is None or arr.ndim != 1 or arr.size < 2:
+        raise SDEKitError(f"t must be (t0, t1) or a 1-D grid of at least 2 times; got {t!r}")
+    if not np.all(np.isfinite(arr)):
+        raise SDEKitError("t (grid) must contain only finite times")
+    diffs = np.diff(arr)
+    if not (np.all(diffs > 0) or np.all(diffs < 0)):
+        k = int(np.flatnonzero(np.sign(diffs) != np.sign(diffs[0]))[0]) if np.any(diffs != 0) else 0
+        raise SDEKitError(
+            f"t (grid) must be strictly monotone (increasing, or decreasing for reverse time); "
+            f"it breaks at index {k + 1}: t[{k}] = {arr[k]}, t[{k + 1}] = {arr[k + 1]}")
+    return arr
+
+
+def _positive_int(v: Any, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise SDEKitError(f"{name} must be a positive integer; got {v!r}")
+    return int(v)
+
+
+def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None) -> Grid:
+    """The grid of a fixed-step solve; save times off the grid are inserted into it.
+
+    save_at: None (final time only), "steps" (every grid time), or times inside the span.
+    """
+    span = time_span(t)
+    if isinstance(span, tuple):
+        t0, t1 = span
+        if steps is not None and dt is not None:
+            raise SDEKitError("give steps or dt, not both")
+        if steps is None and dt is None:
+            raise SDEKitError("a fixed-step solver needs steps=<int> or dt=<float> (or an explicit grid t)")
+        if dt is not None:
+            dt = _finite_float(dt, "dt")
+            if dt <= 0:
+                raise SDEKitError(f"dt must be positive (the direction comes from t); got {dt}")
+            steps = max(1, int(np.ceil(abs(t1 - t0) / dt - 1e-9)))
+        steps = _positive_int(steps, "steps")
+        ts = t0 + (t1 - t0) * (np.arange(steps + 1) / steps)
+        ts[-1] = t1
+    else:
+        if steps is not None or dt is not None:
+            raise SDEKitError("steps and dt are implied by an explicit grid t; leave them None")
+        ts = span
+    return Grid(*_insert_saves(ts, save_at))
+
+
+def _insert_saves(ts: np.ndarray, save_at: Any) -> tuple[np.ndarray, np.ndarray]:
+    if save_at is None:
+        return ts, np.array([ts.size - 1], dtype=np.int64)
+    if isinstance(save_at, str):
+        if save_at != "steps":
+            raise SDEKitError(f"save_at must be None, 'steps' or a list of times; got {save_at!r}")
+        return ts, np.arange(ts.size, dtype=np.int64)
+    saves = np.atleast_1d(np.asarray(save_at, dtype=float))
+    if saves.ndim != 1 or saves.size == 0 or not np.all(np.isfinite(saves)):
+        raise SDEKitError(f"save_at must be a non-empty list of finite times; got {save_at!r}")
+    direction = np.sign(ts[-1] - ts[0])
+    lo, hi = min(ts[0], ts[-1]), max(ts[0], ts[-1])
+    scale = hi - lo
+    if np.any(saves < lo - 1e-12 * scale) or np.any(saves > hi + 1e-12 * scale):
+        raise SDEKitError(f"save_at times must lie in [{lo}, {hi}]; got {saves.tolist()}")
+    if np.any(np.diff(saves) * direction <= 0):
+        raise SDEKitError("save_at must be strictly monotone in the direction of integration")
+    tol = 1e-10 * scale
+    extra = [s for s in saves if np.min(np.abs(ts - s)) > tol]
+    if extra:
+        ts = np.sort(np.concatenate([ts, extra]))
+        if direction < 0:
+            ts = ts[::-1].copy()
+    idx = np.array([int(np.argmin(np.abs(ts - s))) for s in saves], dtype=np.int64)
+    return ts, idx
+
+
+def adaptive_saves(t: Any, save_at: Any) -> tuple[float, np.ndarray]:
+    """(t0, save times) of an adaptive solve; the last save is t1."""
+    span = time_span(t)
+    if not isinstance(span, tuple):
+        t0, t1 = float(span[0]), float(span[-1])
+        if save_at is None:
+            return t0, span[1:].copy()
+    else:
+        t0, t1 = span
+    if save_at is None:
+        return t0, np.array([t1])
+    if isinstance(save_at, str):
+        raise SDEKitError("save_at='steps' needs a fixed-step solver; give save times for an adaptive one")
+    saves = np.atleast_1d(np.asarray(save_at, dtype=float))
+    direction = np.sign(t1 - t0)
+    if saves.ndim != 1 or not np.all(np.isfinite(saves)):
+        raise SDEKitError(f"save_at must be a list of finite times; got {save_at!r}")
+    if np.any((saves - t0) * direction < 0) or np.any((saves - t1) * direction > 0):
+        raise SDEKitError(f"save_at times must lie between t0 = {t0} and t1 = {t1}; got {saves.tolist()}")
+    if np.any(np.diff(saves) * direction <= 0):
+        raise SDEKitError("save_at must be strictly monotone in the direction of integration")
+    return t0, saves

@@ -1,0 +1,146 @@
+"""The specification: an SDE (drift, diffusion, noise type, calculus) and an ODE (vector field).
+
+Pure description, no integration code. User functions have the batch signature
+
+    f(x, t, p) -> array broadcastable to (n, dim)
+
+where x has shape (n, dim) (a batch of paths), t is a float and p the runtime parameters.
+The same function runs on the NumPy reference (n = all paths), inside Numba kernels
+(n = a chunk of paths) and on torch tensors (later backend). See README "Writing f and g".
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from sdekit.errors import SDEKitError
+from sdekit.params import Params, normalize_params
+
+NOISE_TYPES = ("diagonal", "scalar", "additive", "general")
+CALCULI = ("ito", "stratonovich")
+
+_JIT_CACHE: "weakref.WeakKeyDictionary[Callable, Any]" = weakref.WeakKeyDictionary()
+
+
+def jitted(fn: Callable, role: str) -> Any:
+    """The Numba-compiled version of a user function, made once per function object."""
+    if isinstance(fn, nb.core.registry.CPUDispatcher):
+        return fn
+    if not callable(fn):
+        raise SDEKitError(f"{role} must be callable f(x, t, p); got {type(fn).__name__}")
+    try:
+        return _JIT_CACHE[fn]
+    except (KeyError, TypeError):
+        pass
+    compiled = nb.njit(fn)
+    try:
+        _JIT_CACHE[fn] = compiled
+    except TypeError:
+        pass
+    return compiled
+
+
+def _check_dim(dim: Any, name: str = "dim") -> int:
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise SDEKitError(f"{name} must be a positive integer; got {dim!r}")
+    return int(dim)
+
+
+@dataclass(frozen=True, eq=False)
+class SDE:
+    """dX = f(X, t, p) dt + g(X, t, p) dW, W a Brownian motion in R^m.
+
+    noise:
+      * "diagonal" (m = dim): g broadcasts to (n, dim); dX_i = f_i dt + g_i dW_i.
+      * "scalar"   (m = 1):   g broadcasts to (n, dim); dX_i = f_i dt + g_i dW.
+      * "additive": g does not depend on x. Without ``brownian_dim`` it is diagonal
+        (g broadcasts to (dim,), m = dim); with ``brownian_dim = m`` it is a (dim, m) matrix.
+      * "general" (m = brownian_dim, default dim): g has shape (n, dim, m) or (dim, m);
+        dX_i = f_i dt + sum_j g_ij dW_j.
+    calculus: "ito" or "stratonovich" (the integral g o dW).
+    params: runtime parameters (see `sdekit.params.normalize_params`); new values never recompile.
+    """
+
+    drift: Callable
+    diffusion: Callable
+    dim: int
+    noise: str = "diagonal"
+    calculus: str = "ito"
+    params: Any = None
+    brownian_dim: int | None = None
+    name: str = "sde"
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dim", _check_dim(self.dim))
+        if self.noise not in NOISE_TYPES:
+            raise SDEKitError(f"noise must be one of {NOISE_TYPES}; got {self.noise!r}")
+        if self.calculus not in CALCULI:
+            raise SDEKitError(f"calculus must be one of {CALCULI}; got {self.calculus!r}")
+        if self.brownian_dim is not None:
+            _check_dim(self.brownian_dim, "brownian_dim")
+            if self.noise in ("diagonal", "scalar"):
+                raise SDEKitError(
+                    f"brownian_dim is set by noise={self.noise!r} (m = dim or 1); leave it None")
+        for role in ("drift", "diffusion"):
+            if not callable(getattr(self, role)):
+                raise SDEKitError(f"{role} must be callable f(x, t, p); got {getattr(self, role)!r}")
+        object.__setattr__(self, "params", normalize_params(self.params))
+
+    @property
+    def m(self) -> int:
+        """Number of Brownian components."""
+        if self.noise == "scalar":
+            return 1
+        if self.noise == "diagonal" or self.brownian_dim is None:
+            return self.dim
+        return int(self.brownian_dim)
+
+    @property
+    def matrix_noise(self) -> bool:
+        """True when g is a (dim, m) matrix per path (general, or additive with brownian_dim)."""
+        return self.noise == "general" or (self.noise == "additive" and self.brownian_dim is not None)
+
+    def with_params(self, params: Any) -> "SDE":
+        """The same equation with new parameter values (reuses compiled kernels)."""
+        return replace(self, params=params)
+
+    def compiled(self) -> tuple[Any, Any]:
+        """(drift, diffusion) compiled by Numba; made once per function object."""
+        return jitted(self.drift, "drift"), jitted(self.diffusion, "diffusion")
+
+
+@dataclass(frozen=True, eq=False)
+class ODE:
+    """dx/dt = v(x, t, p), with v in the batch signature of the module docstring."""
+
+    field: Callable
+    dim: int
+    params: Any = None
+    name: str = "ode"
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dim", _check_dim(self.dim))
+        if not callable(self.field):
+            raise SDEKitError(f"field must be callable v(x, t, p); got {self.field!r}")
+        object.__setattr__(self, "params", normalize_params(self.params))
+
+    def with_params(self, params: Any) -> "ODE":
+        """The same equation with new parameter values (reuses compiled kernels)."""
+        return replace(self, params=params)
+
+    def compiled(self) -> Any:
+        """The vector field compiled by Numba."""
+        return jitted(self.field, "field")
+
+
+def params_of(problem: SDE | ODE) -> Params:
+    """The normalised runtime parameters of a problem."""
+    return problem.params

@@ -1,0 +1,148 @@
+"""The one entry point: `simulate(problem, x0, t, ...)` for SDEs and ODEs on either backend."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from sdekit.backends import reference
+from sdekit.backends.numba import runner
+from sdekit.errors import SDEKitError
+from sdekit.grid import adaptive_saves, fixed_grid
+from sdekit.params import cast_params
+from sdekit.probe import probe_problem
+from sdekit.sde import ODE, SDE
+from sdekit.solution import Solution
+from sdekit.solvers import check_compatible, get_solver
+
+BACKENDS = {"numba": runner, "numpy": reference}
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def default_save_cap() -> int:
+    """Largest save request accepted by default: a quarter of physical memory, at most 16 GiB."""
+    try:
+        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        phys = 8 * 2**30
+    return int(min(16 * 2**30, phys // 4))
+
+
+def _dtype(dtype: Any) -> type:
+    key = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if key not in DTYPES:
+        raise SDEKitError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+    return DTYPES[key]
+
+
+def _int_arg(v: Any, name: str, lo: int = 1, hi: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
+        bound = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
+        raise SDEKitError(f"{name} must be {bound}; got {v!r}")
+    return int(v)
+
+
+def _initial_state(x0: Any, dim: int, n_paths: int | None, dtype: type) -> np.ndarray:
+    try:
+        arr = np.array(x0, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise SDEKitError(f"x0 must be numeric (a scalar, shape ({dim},) or (n_paths, {dim})); got {x0!r}") from exc
+    if arr.ndim == 0:
+        arr = np.full((1, dim), arr, dtype=dtype)
+    elif arr.ndim == 1:
+        if arr.shape[0] != dim:
+            raise SDEKitError(f"x0 has shape {arr.shape} but dim = {dim}; expected ({dim},) or (n_paths, {dim})")
+        arr = arr[None, :]
+    elif arr.ndim != 2 or arr.shape[1] != dim:
+        raise SDEKitError(f"x0 has shape {arr.shape}; expected a scalar, ({dim},) or (n_paths, {dim})")
+    elif n_paths is not None and arr.shape[0] != n_paths:
+        raise SDEKitError(f"x0 has {arr.shape[0]} rows but n_paths = {n_paths}; give one or make them agree")
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        raise SDEKitError(f"x0 must be finite; x0[{', '.join(map(str, bad[0]))}] = {arr[tuple(bad[0])]}")
+    if n_paths is None:
+        return np.ascontiguousarray(arr)
+    n_paths = _int_arg(n_paths, "n_paths")
+    return np.ascontiguousarray(np.broadcast_to(arr, (n_paths, dim)))
+
+
+def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, dt: float | None = None,
+             n_paths: int | None = None, seed: int = 0, solver: str | None = None, save_at: Any = None,
+             dtype: Any = "float64", backend: str = "numba", noise_substeps: int = 1,
+             rtol: float = 1e-6, atol: float = 1e-9, dt0: float | None = None, max_steps: int = 1_000_000,
+             threads: int | None = None, progress: bool = False, on_nonfinite: str = "raise",
+             max_save_bytes: int | None = None, chunk_size: int | None = None) -> Solution:
+    """Integrate an SDE or ODE on n_paths paths and return the states at the save times.
+
+    SDE:  X_{t+h} = Phi(X_t, t, h, dW) for the chosen solver, dW ~ N(0, |h| I) from the
+    reproducible stream of (seed, path); ODE: x' = v(x, t) by a Runge–Kutta tableau.
+
+    t: (t0, t1) with `steps` or `dt`, or an explicit grid; t1 < t0 integrates backwards.
+    save_at: None (final time only), 'steps' (every grid time) or a list of times.
+    noise_substeps: each step's dW (and I_(1,0)) is assembled from this many finer increments
+    of the stream, so a solve with `steps` and noise_substeps = 2^k sees exactly the Brownian
+    path of a solve with steps * 2^k (strong-order coupling).
+    Adaptive ODE solvers (dopri5) use rtol, atol, dt0 and max_steps, per path.
+    on_nonfinite: 'raise' (NonFiniteError naming path, step, t) or 'mask' (NaN rows, counted).
+    Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats.
+    """
+    if not isinstance(problem, (SDE, ODE)):
+        raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
+    kind = "sde" if isinstance(problem, SDE) else "ode"
+    solver_obj = get_solver(solver or ("euler_maruyama" if kind == "sde" and problem.calculus == "ito"
+                                       else "heun" if kind == "sde" else "dopri5"), kind)
+    if kind == "sde":
+        check_compatible(solver_obj, problem)
+    if backend not in BACKENDS:
+        raise SDEKitError(f"backend must be one of {sorted(BACKENDS)}; got {backend!r}")
+    dtype = _dtype(dtype)
+    seed = _int_arg(seed, "seed", 0, 2**64 - 1)
+    noise_substeps = _int_arg(noise_substeps, "noise_substeps")
+    if on_nonfinite not in ("raise", "mask"):
+        raise SDEKitError(f"on_nonfinite must be 'raise' or 'mask'; got {on_nonfinite!r}")
+    max_threads = nb.config.NUMBA_NUM_THREADS
+    threads = max_threads if threads is None else _int_arg(threads, "threads", 1, max_threads)
+    if chunk_size is not None:
+        chunk_size = _int_arg(chunk_size, "chunk_size")
+    x = _initial_state(x0, problem.dim, n_paths, dtype)
+    params = cast_params(problem.params, dtype)
+    functions = problem.compiled() if backend == "numba" else (
+        (problem.drift, problem.diffusion) if kind == "sde" else (problem.field,))
+    if not isinstance(functions, tuple):
+        functions = (functions,)
+    if solver_obj.adaptive:
+        for name, v in (("rtol", rtol), ("atol", atol)):
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+                raise SDEKitError(f"{name} must be a positive number; got {v!r}")
+        if dt0 is not None and not (np.isfinite(dt0) and dt0 > 0):
+            raise SDEKitError(f"dt0 must be a positive number (the direction comes from t); got {dt0!r}")
+        if steps is not None or dt is not None:
+            raise SDEKitError(f"solver {solver_obj.name!r} is adaptive; give rtol/atol (and dt0), not steps or dt")
+        max_steps = _int_arg(max_steps, "max_steps")
+        t0, save_ts = adaptive_saves(t, save_at)
+        _check_save_size(save_ts.size, x.shape, dtype, max_save_bytes)
+        probe_problem(problem, functions, x, t0, params)
+        ys, stats = BACKENDS[backend].run_adaptive(problem, solver_obj, functions, params, x, t0, save_ts,
+                                                   rtol=float(rtol), atol=float(atol), dt0=dt0,
+                                                   max_steps=max_steps, threads=threads)
+        return Solution(save_ts, ys, stats)
+    grid = fixed_grid(t, steps, dt, save_at)
+    _check_save_size(grid.save_steps.size, x.shape, dtype, max_save_bytes)
+    probe_problem(problem, functions, x, float(grid.ts[0]), params)
+    ys, stats = BACKENDS[backend].run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
+                                            substeps=noise_substeps, threads=threads, progress=progress,
+                                            mask=on_nonfinite == "mask", chunk=chunk_size)
+    return Solution(grid.save_ts.copy(), ys, stats)
+
+
+def _check_save_size(n_saves: int, shape: tuple, dtype: type, cap: int | None) -> None:
+    cap = default_save_cap() if cap is None else cap
+    need = n_saves * shape[0] * shape[1] * np.dtype(dtype).itemsize
+    if need > cap:
+        raise SDEKitError(
+            f"save_at asks for {n_saves} saves x {shape[0]} paths x {shape[1]} dims of {np.dtype(dtype).name} = "
+            f"{need / 2**30:.2f} GiB, above the cap of {cap / 2**30:.2f} GiB (max_save_bytes); save fewer times "
+            "or fewer paths, or raise max_save_bytes")

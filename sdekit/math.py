@@ -14,9 +14,6 @@ from numba.extending import overload
 __all__ = ["sin", "cos", "tan", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "sinh", "cosh",
            "arctan", "abs", "square", "maximum", "minimum"]
 
-_UNARY = ["sin", "cos", "tan", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "sinh", "cosh",
-          "arctan", "abs", "square"]
-_BINARY = ["maximum", "minimum"]
 _TORCH_NAME = {"arctan": "atan", "abs": "abs"}
 
 
@@ -64,7 +61,19 @@ def _make_binary(name: str):
     return fn
 
 
-for _name in _UNARY:
-    globals()[_name] = _make_unary(_name)
-for _name in _BINARY:
-    globals()[_name] = _make_binary(_name)
+sin = _make_unary("sin")
+cos = _make_unary("cos")
+tan = _make_unary("tan")
+exp = _make_unary("exp")
+log = _make_unary("log")
+log1p = _make_unary("log1p")
+expm1 = _make_unary("expm1")
+sqrt = _make_unary("sqrt")
+tanh = _make_unary("tanh")
+sinh = _make_unary("sinh")
+cosh = _make_unary("cosh")
+arctan = _make_unary("arctan")
+abs = _make_unary("abs")  # noqa: A001  (shadows the builtin inside this namespace on purpose)
+square = _make_unary("square")
+maximum = _make_binary("maximum")
+minimum = _make_binary("minimum")

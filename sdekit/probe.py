@@ -53,10 +53,10 @@ def probe_problem(problem: Any, functions: tuple, x0: np.ndarray, t0: float, par
     """Evaluate f (and g) once on the first rows of x0 at t0 and check shapes, aliasing and finiteness."""
     from sdekit.sde import SDE
 
-    n = min(3, x0.shape[0])
-    x = np.ascontiguousarray(np.concatenate([x0[:n]] * (1 + 3 // max(n, 1)))[:3])
-    n = x.shape[0]
     dim = problem.dim
+    n = dim + 2  # a batch size unequal to dim, so (n,) and (dim,) outputs cannot be confused
+    rows = x0[: min(n, x0.shape[0])]
+    x = np.ascontiguousarray(np.concatenate([rows] * (n // rows.shape[0] + 1))[:n])
     roles = ("drift", "diffusion") if isinstance(problem, SDE) else ("field",)
     for fn, role in zip(functions, roles):
         out = call(fn, role, x, t0, params)

@@ -25,7 +25,7 @@ from sdekit.params import Params, normalize_params
 NOISE_TYPES = ("diagonal", "scalar", "additive", "general")
 CALCULI = ("ito", "stratonovich")
 
-_JIT_CACHE: "weakref.WeakKeyDictionary[Callable, Any]" = weakref.WeakKeyDictionary()
+_JIT_CACHE: weakref.WeakKeyDictionary[Callable, Any] = weakref.WeakKeyDictionary()
 
 
 def jitted(fn: Callable, role: str) -> Any:
@@ -107,7 +107,7 @@ class SDE:
         """True when g is a (dim, m) matrix per path (general, or additive with brownian_dim)."""
         return self.noise == "general" or (self.noise == "additive" and self.brownian_dim is not None)
 
-    def with_params(self, params: Any) -> "SDE":
+    def with_params(self, params: Any) -> SDE:
         """The same equation with new parameter values (reuses compiled kernels)."""
         return replace(self, params=params)
 
@@ -132,7 +132,7 @@ class ODE:
             raise SDEKitError(f"field must be callable v(x, t, p); got {self.field!r}")
         object.__setattr__(self, "params", normalize_params(self.params))
 
-    def with_params(self, params: Any) -> "ODE":
+    def with_params(self, params: Any) -> ODE:
         """The same equation with new parameter values (reuses compiled kernels)."""
         return replace(self, params=params)
 

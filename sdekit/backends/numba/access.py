@@ -31,23 +31,29 @@ def at3(a, b, i, j):
     return a[b if a.shape[0] != 1 else 0, i, j]
 
 
-@overload(at2, inline="always")
+@overload(at2)
 def _at2_impl(a, b, i):
     if isinstance(a, types.Number):
         return lambda a, b, i: a
     if isinstance(a, types.Array) and a.ndim == 1:
         return lambda a, b, i: a[i]
     if isinstance(a, types.Array) and a.ndim == 2:
-        return lambda a, b, i: a[b if a.shape[0] != 1 else 0, i]
+        def impl(a, b, i):
+            row = b if a.shape[0] != 1 else 0
+            return a[row, i]
+        return impl
     return None
 
 
-@overload(at3, inline="always")
+@overload(at3)
 def _at3_impl(a, b, i, j):
     if isinstance(a, types.Array) and a.ndim == 2:
         return lambda a, b, i, j: a[i, j]
     if isinstance(a, types.Array) and a.ndim == 3:
-        return lambda a, b, i, j: a[b if a.shape[0] != 1 else 0, i, j]
+        def impl(a, b, i, j):
+            row = b if a.shape[0] != 1 else 0
+            return a[row, i, j]
+        return impl
     return None
 
 

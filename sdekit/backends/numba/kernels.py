@@ -20,7 +20,7 @@ from sdekit.noise.streams import next_normal_row, seed_stream
 _INV_SQRT3 = 1.0 / math.sqrt(3.0)
 
 
-@nb.njit
+@nb.njit(cache=True)
 def draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, habs, dw, dz, k_tab, w_tab, f_tab):
     """dW (and I_(1,0)) of paths start..start+nc over a step of length habs, from `substeps` fine draws.
 
@@ -38,7 +38,7 @@ def draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, habs, dw, dz,
         for j in range(m):
             dw[r, j] = 0.0
             dz[r, j] = 0.0
-        for q in range(substeps):
+        for _q in range(substeps):
             for j in range(m):
                 xi = sqf * next_normal_row(rng_w, start + r, k_tab, w_tab, f_tab)
                 if use_aux:
@@ -47,7 +47,7 @@ def draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, habs, dw, dz,
                 dw[r, j] += xi
 
 
-@nb.njit(fastmath={"reassoc", "nsz"})
+@nb.njit(fastmath={"reassoc", "nsz"}, cache=True)
 def all_finite(x):
     """True when every entry of x is finite: sum(x * 0) is 0 unless some entry is inf or NaN."""
     flat = x.reshape(-1)
@@ -57,7 +57,7 @@ def all_finite(x):
     return s == 0.0
 
 
-@nb.njit
+@nb.njit(cache=True)
 def first_nonfinite(x, dead, start, mask):
     """Row of x that just turned non-finite (-1 if none).
 
@@ -82,7 +82,7 @@ def first_nonfinite(x, dead, start, mask):
     return -1
 
 
-@nb.njit
+@nb.njit(cache=True)
 def write_rows(dst, start, x, dead):
     """dst[start + r] = x[r], or NaN for dead paths."""
     for r in range(x.shape[0]):

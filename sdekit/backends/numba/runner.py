@@ -20,7 +20,9 @@ from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
 from sdekit.solution import SolveStats
 from sdekit.solvers import Solver
 
-SERIAL_BELOW_PATHS = 2048  # below this many paths a prange region costs more than it saves
+SERIAL_BELOW_PATHS = 2048  # below this many paths one thread beats splitting the work
+COLLAPSED = "the step size collapsed on non-finite values"
+UNDERFLOW = "step size underflow (stiff or singular problem?)"
 
 
 @nb.njit
@@ -162,8 +164,8 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     if np.any(code != 0):
         p = int(np.flatnonzero(code != 0)[0])
         if code[p] == 3:
-            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what="the step size collapsed on non-finite values")
-        reason = "step budget max_steps exhausted" if code[p] == 1 else "step size underflow (stiff or singular problem?)"
+            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=COLLAPSED)
+        reason = "step budget max_steps exhausted" if code[p] == 1 else UNDERFLOW
         raise StepSizeError(p, n_steps[p] + n_rejected[p], err_t[p], reason)
     stats = SolveStats(steps=int(n_steps.max(initial=0)), rejected=int(n_rejected.sum()),
                        evals=int(n_evals.max(initial=0)), path_steps=int(n_steps.sum()),

@@ -71,7 +71,7 @@ def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
 
 @nb.njit
 def step_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab):
-    """Rößler SRA for additive noise (see `sdekit.solvers.tableaus.SRATableau`), tab = (c0, c1, A0, B0, alpha, beta1, beta2)."""
+    """Rößler SRA for additive noise (see `SRATableau`); tab = (c0, c1, A0, B0, alpha, beta1, beta2)."""
     c0, c1, a0, b0, alpha, beta1, beta2 = tab
     n_st = alpha.shape[0]
     habs = abs(h)

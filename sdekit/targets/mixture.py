@@ -1,0 +1,254 @@
+"""The Gaussian mixture target sum_k pi_k N(mu_k, S_k): njit batch score and log-density, moments, sampling.
+
+The njit functions follow sdekit's batch signature f(x, t, p) (x of shape (n, d), t ignored,
+p = ``GaussianMixture.params``); component log-likelihoods are combined by a one-pass
+(streaming) log-sum-exp, so no responsibility under- or overflows however far x is from the modes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import ndtr
+
+from sdekit.errors import SDEKitError
+from sdekit.targets.gaussian import (
+    LOG_2PI,
+    WEIGHT_SUM_TOL,
+    Seed,
+    as_points,
+    direction,
+    float_array,
+    readonly,
+    sample_count,
+    spd_factors,
+)
+
+# --------------------------------------------------------------------------------------------
+# njit batch functions; p = (log_weights (K,), means (K, d), precisions (K, d, d),
+#                            log_norms (K,) = -1/2 log det(2 pi S_k), chols (K, d, d))
+# --------------------------------------------------------------------------------------------
+
+
+@nb.njit(cache=True)
+def mixture_score(x, t, p):
+    """Score of the mixture for each row: s(x) = -sum_k gamma_k P_k (x - mu_k); returns (n, d) float64.
+
+    gamma = softmax(l), l_k = log pi_k - 1/2 r_k^T P_k r_k - 1/2 log det(2 pi S_k), r_k = x - mu_k,
+    P_k = S_k^{-1}; the softmax is accumulated in one pass with a running maximum (stable log-sum-exp).
+    """
+    log_w = p[0]
+    mu = p[1]
+    prec = p[2]
+    log_norm = p[3]
+    n, d = x.shape
+    n_comp = log_w.shape[0]
+    # One allocation: rows 0..n-1 are the output, row n is the work vector v = P_k r_k.
+    buf = np.empty((n + 1, d))
+    v = buf[n]
+    for b in range(n):
+        for i in range(d):
+            buf[b, i] = 0.0
+        m = -np.inf  # running max of l_k
+        s = 0.0  # sum_k exp(l_k - m)
+        for k in range(n_comp):
+            quad = 0.0
+            for i in range(d):
+                vi = 0.0
+                for j in range(d):
+                    vi += prec[k, i, j] * (x[b, j] - mu[k, j])
+                v[i] = vi
+                quad += (x[b, i] - mu[k, i]) * vi
+            lk = log_w[k] + log_norm[k] - 0.5 * quad
+            if lk > m:
+                c = math.exp(m - lk)  # rescale what was accumulated against the old maximum
+                s = s * c + 1.0
+                for i in range(d):
+                    buf[b, i] = buf[b, i] * c - v[i]
+                m = lk
+            else:
+                w = math.exp(lk - m)
+                s += w
+                for i in range(d):
+                    buf[b, i] -= w * v[i]
+        for i in range(d):
+            buf[b, i] /= s
+    return buf[:n]
+
+
+@nb.njit(cache=True)
+def mixture_log_prob(x, t, p):
+    """Log-density of the mixture for each row: log sum_k exp(l_k) (l_k as in `mixture_score`); returns (n,)."""
+    log_w = p[0]
+    mu = p[1]
+    prec = p[2]
+    log_norm = p[3]
+    n, d = x.shape
+    n_comp = log_w.shape[0]
+    out = np.empty(n)
+    for b in range(n):
+        m = -np.inf
+        s = 0.0
+        for k in range(n_comp):
+            # half = r^T P_k r / 2, from the lower triangle of the symmetric P_k
+            half = 0.0
+            for i in range(d):
+                ri = x[b, i] - mu[k, i]
+                acc = 0.5 * prec[k, i, i] * ri
+                for j in range(i):
+                    acc += prec[k, i, j] * (x[b, j] - mu[k, j])
+                half += ri * acc
+            lk = log_w[k] + log_norm[k] - half
+            if lk > m:
+                s = s * math.exp(m - lk) + 1.0
+                m = lk
+            else:
+                s += math.exp(lk - m)
+        out[b] = m + math.log(s) if m > -np.inf else m
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the target
+# --------------------------------------------------------------------------------------------
+
+
+class GaussianMixture:
+    """The mixture pi(x) = sum_k pi_k N(x; mu_k, S_k) on R^d, K components with full covariances.
+
+    weights (K,): positive, summing to 1 within 1e-9 (then renormalised exactly); means (K, d);
+    covs (K, d, d) symmetric positive definite. For d = 1, means (K,) and covs (K,) (variances) are accepted.
+
+    Attributes:
+      dim: d; n_components: K; weights, means, covs: the validated inputs (read-only).
+      params: (log_weights (K,), means (K, d), precisions S_k^{-1} (K, d, d),
+        log_norms (K,) = -1/2 log det(2 pi S_k), chols (K, d, d) with S_k = L_k L_k^T),
+        contiguous float64 arrays: the ``p`` of the njit functions.
+      score_fn(x, t, p) -> (n, d): njit, s(x) = -sum_k gamma_k(x) S_k^{-1} (x - mu_k).
+      log_prob_fn(x, t, p) -> (n,): njit, log pi(x) by log-sum-exp.
+    """
+
+    def __init__(self, weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> None:
+        w = float_array(weights, "weights")
+        if w.ndim == 0:
+            w = w.reshape(1)
+        if w.ndim != 1 or w.shape[0] < 1:
+            raise SDEKitError(f"weights must have shape (K,) with K >= 1; got shape {w.shape}")
+        n_comp = w.shape[0]
+        if not np.all(w > 0):
+            k = int(np.flatnonzero(~(w > 0))[0])
+            raise SDEKitError(f"weights must be positive; weights[{k}] = {w[k]}")
+        total = float(np.sum(w))
+        if abs(total - 1.0) > WEIGHT_SUM_TOL:
+            raise SDEKitError(f"weights must sum to 1 (within {WEIGHT_SUM_TOL:g}); they sum to {total!r}")
+        w = w / total
+        mu = float_array(means, "means")
+        c = float_array(covs, "covs")
+        if mu.ndim == 1 and c.ndim == 1:  # 1-D shorthand: means (K,), variances (K,)
+            mu = mu[:, None]
+            c = c[:, None, None]
+        if mu.ndim != 2 or mu.shape[0] != n_comp or mu.shape[1] < 1:
+            raise SDEKitError(
+                f"means must have shape (K, d) = ({n_comp}, d) to match weights of shape ({n_comp},); "
+                f"got shape {mu.shape}")
+        d = mu.shape[1]
+        if c.shape != (n_comp, d, d):
+            raise SDEKitError(
+                f"covs must have shape (K, d, d) = ({n_comp}, {d}, {d}) to match weights {w.shape} and "
+                f"means {mu.shape}; got shape {c.shape}")
+        chols = np.empty_like(c)
+        precs = np.empty_like(c)
+        log_norm = np.empty(n_comp)
+        for k in range(n_comp):
+            c[k], chols[k], precs[k], logdet = spd_factors(c[k], f"covs[{k}]")
+            log_norm[k] = -0.5 * (d * LOG_2PI + logdet)
+        self.dim: int = d
+        self.n_components: int = n_comp
+        self._weights = readonly(w)
+        self._means = readonly(mu)
+        self._covs = readonly(c)
+        self.params: tuple[np.ndarray, ...] = (
+            np.log(w), np.ascontiguousarray(mu), precs, log_norm, chols)
+        self.score_fn = mixture_score
+        self.log_prob_fn = mixture_log_prob
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture(dim={self.dim}, n_components={self.n_components})"
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Component weights pi_k, shape (K,), summing to 1."""
+        return self._weights
+
+    @property
+    def means(self) -> np.ndarray:
+        """Component means mu_k, shape (K, d)."""
+        return self._means
+
+    @property
+    def covs(self) -> np.ndarray:
+        """Component covariances S_k, shape (K, d, d)."""
+        return self._covs
+
+    @property
+    def mean(self) -> np.ndarray:
+        """E[X] = mu = sum_k pi_k mu_k, shape (d,)."""
+        return self._weights @ self._means
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Cov[X] = sum_k pi_k (S_k + mu_k mu_k^T) - mu mu^T, shape (d, d).
+
+        Evaluated as the equal sum_k pi_k (S_k + (mu_k - mu)(mu_k - mu)^T), free of cancellation.
+        """
+        dev = self._means - self.mean
+        out = np.einsum("k,kij->ij", self._weights, self._covs) + np.einsum("k,ki,kj->ij", self._weights, dev, dev)
+        return 0.5 * (out + out.T)
+
+    def log_prob(self, x: ArrayLike) -> np.ndarray | float:
+        """log pi(x) for x of shape (d,) (a float) or (n, d) (shape (n,))."""
+        pts, single = as_points(x, self.dim)
+        out = self.log_prob_fn(pts, 0.0, self.params)
+        return float(out[0]) if single else out
+
+    def score(self, x: ArrayLike) -> np.ndarray:
+        """grad log pi(x) = -sum_k gamma_k(x) S_k^{-1} (x - mu_k) for x of shape (d,) or (n, d)."""
+        pts, single = as_points(x, self.dim)
+        out = self.score_fn(pts, 0.0, self.params)
+        return out[0] if single else out
+
+    def sample(self, n: int, seed: Seed = None) -> np.ndarray:
+        """n independent draws, shape (n, d), from np.random.default_rng(seed).
+
+        Component counts (n_1..n_K) ~ Multinomial(n, pi); component k gives mu_k + L_k z, z ~ N(0, I);
+        the rows are then randomly permuted, so any subset of rows is itself an i.i.d. sample.
+        """
+        n = sample_count(n)
+        rng = np.random.default_rng(seed)
+        counts = rng.multinomial(n, self._weights)
+        chols = self.params[4]
+        out = np.empty((n, self.dim))
+        start = 0
+        for k, nk in enumerate(counts):
+            z = rng.standard_normal((nk, self.dim))
+            out[start:start + nk] = self._means[k] + z @ chols[k].T
+            start += nk
+        return out[rng.permutation(n)]
+
+    def project(self, u: ArrayLike) -> GaussianMixture:
+        """The exact law of u^T X: the 1-D mixture sum_k pi_k N(u^T mu_k, u^T S_k u)."""
+        u = direction(u, self.dim)
+        var = np.einsum("i,kij,j->k", u, self._covs, u)
+        return GaussianMixture(self._weights, self._means @ u, var)
+
+    def cdf_1d(self, z: ArrayLike) -> np.ndarray | float:
+        """CDF of a 1-D mixture, F(z) = sum_k pi_k Phi((z - mu_k) / sigma_k), elementwise over z (scipy ndtr)."""
+        if self.dim != 1:
+            raise SDEKitError(f"cdf_1d needs a 1-D target (dim = 1); this one has dim = {self.dim}; use project(u)")
+        z = np.asarray(z, dtype=np.float64)
+        sd = np.sqrt(self._covs[:, 0, 0])
+        out = ndtr((z[..., None] - self._means[:, 0]) / sd) @ self._weights
+        return float(out) if out.ndim == 0 else out

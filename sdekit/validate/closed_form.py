@@ -1,0 +1,178 @@
+"""Every built-in process and solver against its closed form: the checks behind `sdekit validate`.
+
+Each check simulates N independent paths and compares the end states with an exact law
+(Gaussian laws via KS on whitened coordinates and the moment chi-square), at an overall
+false-alarm rate alpha per check. Where the scheme's own law is known (Euler–Maruyama on
+linear SDEs) the check is bias-aware: it tests against that law, exactly, at any step size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from sdekit.processes import BrownianMotion, GeometricBrownianMotion, OrnsteinUhlenbeck
+from sdekit.processes.ou import ou_drift
+from sdekit.sde import ODE, SDE
+from sdekit.simulate import simulate
+from sdekit.validate.stats import CheckResult, deterministic_check, gaussian_law_tests
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named closed-form check: run(n_paths, seed, alpha) -> results."""
+
+    name: str
+    solver: str
+    run: Callable[[int, int, float], list[CheckResult]]
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def _register(name: str, solver: str):
+    def deco(fn):
+        if name in CHECKS:
+            raise ValueError(f"check {name!r} is already registered")
+        CHECKS[name] = Check(name, solver, fn)
+        return fn
+    return deco
+
+
+def law_check(name: str, sde: SDE, solver: str, x0: np.ndarray, t: tuple, steps: int, mean: np.ndarray,
+              cov: np.ndarray, n_paths: int, seed: int, alpha: float,
+              transform: Callable[[np.ndarray], np.ndarray] | None = None) -> list[CheckResult]:
+    """Simulate and test the (optionally transformed) end states against N(mean, cov)."""
+    sol = simulate(sde, x0, t, steps=steps, n_paths=n_paths, seed=seed, solver=solver)
+    end = sol.final if transform is None else transform(sol.final)
+    return gaussian_law_tests(name, end, mean, cov, alpha)
+
+
+OU_1D = ([[1.0]], [[2.0**0.5]])
+OU_2D = ([[1.0, 0.4], [-0.3, 1.5]], [[1.0, 0.0, 0.4], [0.3, 0.8, 0.0]])
+
+
+@_register("brownian_motion_2d", "euler_maruyama")
+def check_brownian(n_paths: int, seed: int, alpha: float, solver: str = "euler_maruyama",
+                   sde: SDE | None = None) -> list[CheckResult]:
+    """W_t ~ N(x0, t I): exact for any solver of additive noise."""
+    bm = BrownianMotion(dim=2)
+    x0 = np.array([0.5, -1.0])
+    mean, cov = bm.transition(x0, 1.5)
+    return law_check(f"brownian_motion/{solver}", sde or bm.sde, solver, x0, (0.0, 1.5), 30, mean, cov,
+                     n_paths, seed, alpha)
+
+
+@_register("brownian_motion_2d_sra1", "sra1")
+def check_brownian_sra(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+    """SRA1 on Brownian motion is exact."""
+    return check_brownian(n_paths, seed, alpha, solver="sra1")
+
+
+@_register("ou_2d_em_law", "euler_maruyama")
+def check_ou_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None,
+                h: float = 0.05) -> list[CheckResult]:
+    """2-D OU with a (2, 3) noise matrix: Euler–Maruyama's exact law m' = M m, S' = M S M^T + h Q (bias-aware)."""
+    ou = OrnsteinUhlenbeck(*OU_2D)
+    x0 = np.array([1.0, -0.5])
+    steps = 40
+    mean, cov = ou.euler_maruyama_law(x0, np.zeros((2, 2)), h, steps)
+    return law_check("ou_2d/euler_maruyama (exact EM law)", sde or ou.sde, "euler_maruyama", x0,
+                     (0.0, h * steps), steps, mean, cov, n_paths, seed, alpha)
+
+
+@_register("ou_2d_stationary", "euler_maruyama")
+def check_ou_stationary(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+    """Start exactly in the stationary law N(0, Sigma_inf) and test the exact EM law after 50 steps."""
+    ou = OrnsteinUhlenbeck(*OU_2D)
+    s_inf = ou.stationary_cov()
+    h, steps = 0.02, 50
+    x0 = np.random.default_rng(seed + 1).multivariate_normal(np.zeros(2), s_inf, size=n_paths)
+    mean, cov = ou.euler_maruyama_law(np.zeros(2), s_inf, h, steps)
+    return law_check("ou_2d/stationary start", sde or ou.sde, "euler_maruyama", x0, (0.0, h * steps), steps,
+                     mean, cov, n_paths, seed, alpha)
+
+
+@_register("ou_1d_sra1_transition", "sra1")
+def check_ou_sra(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+    """SRA1 (weak order 2) at h = 0.01 against the exact OU transition law from x0 = 2."""
+    ou = OrnsteinUhlenbeck(*OU_1D)
+    mean, cov = ou.transition(np.array([2.0]), 1.0)
+    return law_check("ou_1d/sra1 transition", sde or ou.sde, "sra1", np.array([2.0]), (0.0, 1.0), 100, mean,
+                     cov, n_paths, seed, alpha)
+
+
+@_register("ou_1d_reverse_time", "euler_maruyama")
+def check_ou_backward(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+    """Integrating from t0 = 1 back to t1 = 0 (h = -0.01): drift steps use h, noise |h|.
+
+    EM's exact law then has M = I - hA = I + 0.01 A and noise variance |h| Q per step.
+    """
+    ou = OrnsteinUhlenbeck(*OU_1D)
+    mean, cov = ou.euler_maruyama_law(np.array([2.0]), np.zeros((1, 1)), -0.01, 100)
+    return law_check("ou_1d/reverse-time grid", ou.sde, "euler_maruyama", np.array([2.0]), (1.0, 0.0), 100,
+                     mean, cov, n_paths, seed, alpha)
+
+
+def _gbm_check(name: str, calculus: str, solver: str, n_paths: int, seed: int, alpha: float,
+               sde: SDE | None = None) -> list[CheckResult]:
+    gbm = GeometricBrownianMotion(0.3, 0.8, calculus)
+    m, v = gbm.log_law(1.0, 1.0)
+    return law_check(name, sde or gbm.sde, solver, np.array([1.0]), (0.0, 1.0), 1000, np.array([m]),
+                     np.array([[v]]), n_paths, seed, alpha, transform=np.log)
+
+
+@_register("gbm_ito_em", "euler_maruyama")
+def check_gbm_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+    """log X_1 ~ N(log x0 + mu - sigma^2/2, sigma^2) (Itô), EM at h = 1e-3."""
+    return _gbm_check("gbm_ito/euler_maruyama", "ito", "euler_maruyama", n_paths, seed, alpha, sde)
+
+
+@_register("gbm_ito_milstein", "milstein")
+def check_gbm_milstein(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+    """Milstein on Itô GBM."""
+    return _gbm_check("gbm_ito/milstein", "ito", "milstein", n_paths, seed, alpha, sde)
+
+
+@_register("gbm_stratonovich_heun", "heun")
+def check_gbm_heun(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+    """log X_1 ~ N(log x0 + mu, sigma^2) (Stratonovich), stochastic Heun."""
+    return _gbm_check("gbm_stratonovich/heun", "stratonovich", "heun", n_paths, seed, alpha, sde)
+
+
+@_register("gbm_stratonovich_milstein", "milstein")
+def check_gbm_milstein_strat(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+    """Stratonovich Milstein on Stratonovich GBM."""
+    return _gbm_check("gbm_stratonovich/milstein", "stratonovich", "milstein", n_paths, seed, alpha)
+
+
+@_register("linear_ode_solvers", "euler, heun, midpoint, rk4, dopri5")
+def check_odes(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+    """x' = -A x against expm(-A t) x0: error at the solver's order (fixed steps) or tolerance (dopri5)."""
+    a = np.array([[1.0, 2.0], [-2.0, 0.5]])
+    ode = ODE(ou_drift, dim=2, params=(a, np.zeros((2, 1))))
+    x0 = np.random.default_rng(seed).normal(size=(8, 2))
+    exact = x0 @ sla.expm(-a * 2.0).T
+    out = []
+    for solver, steps, order in (("euler", 400, 1), ("heun", 400, 2), ("midpoint", 400, 2), ("rk4", 100, 4)):
+        sol = simulate(ode, x0, (0.0, 2.0), steps=steps, solver=solver)
+        err = float(np.max(np.abs(sol.final - exact)))
+        # constants for this problem: errors ~ C (2 / steps)^order with C <= 5 (measured C < 1.5)
+        out.append(deterministic_check(f"linear_ode/{solver}", f"max error (order {order})", err,
+                                       5.0 * (2.0 / steps) ** order))
+    sol = simulate(ode, x0, (0.0, 2.0), solver="dopri5", rtol=1e-9, atol=1e-12)
+    err = float(np.max(np.abs(sol.final - exact)))
+    out.append(deterministic_check("linear_ode/dopri5", "max error (rtol 1e-9)", err, 1e-7))
+    return out
+
+
+def run_checks(names: list[str] | None = None, n_paths: int = 20_000, seed: int = 2026,
+               alpha: float = 1e-6) -> list[CheckResult]:
+    """Run the named checks (all by default) and return their results."""
+    results: list[CheckResult] = []
+    for name in names or list(CHECKS):
+        results.extend(CHECKS[name].run(n_paths, seed, alpha))
+    return results

@@ -1,0 +1,63 @@
+"""Small test problems, one per noise type, defined once so kernels compile once per session."""
+
+import numba as nb
+import numpy as np
+
+import sdekit
+
+
+@nb.njit
+def coupled_drift(x, t, p):
+    """f_i = -p0 x_i + p1 sin(x_{i+1}) (cyclic) + 0.1 t."""
+    n, d = x.shape
+    out = np.empty((n, d))
+    for r in range(n):
+        for i in range(d):
+            out[r, i] = -p[0] * x[r, i] + p[1] * np.sin(x[r, (i + 1) % d]) + 0.1 * t
+    return out
+
+
+@nb.njit
+def diag_diffusion(x, t, p):
+    """g_i = p2 (1 + 0.5 cos x_i): diagonal, state-dependent."""
+    return p[2] * (1.0 + 0.5 * np.cos(x))
+
+
+@nb.njit
+def general_diffusion(x, t, p):
+    """g_ij = p2 (delta_ij + 0.3 sin(x_i + j)), shape (n, d, m) with m = 2."""
+    n, d = x.shape
+    out = np.empty((n, d, 2))
+    for r in range(n):
+        for i in range(d):
+            for j in range(2):
+                out[r, i, j] = p[2] * ((1.0 if i == j else 0.0) + 0.3 * np.sin(x[r, i] + j))
+    return out
+
+
+@nb.njit
+def additive_matrix(x, t, p):
+    """Constant (3, 2) matrix scaled by (1 + t)."""
+    g = np.empty((3, 2))
+    for i in range(3):
+        for j in range(2):
+            g[i, j] = p[2] * (1.0 + t) * (0.5 if i == j else 0.2)
+    return g
+
+
+PARAMS = [1.0, 0.5, 0.4]
+DIAGONAL = sdekit.SDE(coupled_drift, diag_diffusion, dim=3, noise="diagonal", params=PARAMS, name="diag")
+SCALAR = sdekit.SDE(coupled_drift, diag_diffusion, dim=3, noise="scalar", params=PARAMS, name="scalar")
+GENERAL = sdekit.SDE(coupled_drift, general_diffusion, dim=3, noise="general", brownian_dim=2, params=PARAMS,
+                     name="general")
+ADDITIVE = sdekit.SDE(coupled_drift, additive_matrix, dim=3, noise="additive", brownian_dim=2, params=PARAMS,
+                      name="additive")
+DIAGONAL_STRAT = sdekit.SDE(coupled_drift, diag_diffusion, dim=3, noise="diagonal", calculus="stratonovich",
+                            params=PARAMS, name="diag_strat")
+ALL = [DIAGONAL, SCALAR, GENERAL, ADDITIVE, DIAGONAL_STRAT]
+
+
+def compatible(solver, sde):
+    """Whether the solver declares support for the SDE's calculus and noise type."""
+    return sde.calculus in solver.calculus and sde.noise in solver.noise_types and not (
+        solver.family == "milstein" and sde.matrix_noise)

@@ -74,15 +74,26 @@ class OrnsteinUhlenbeck:
                        params=(self.A, self.B), name="ornstein_uhlenbeck")
 
     def transition(self, x0: Any, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, cov) of X_t given X_0 = x0: e^{-At} x0 and G22^T G12 from exp(t [[A, Q], [0, -A^T]])."""
+        """(mean, cov) of X_t given X_0 = x0: e^{-At} x0 and Sigma_t.
+
+        Sigma_tau = G22^T G12 with G = exp(tau [[A, Q], [0, -A^T]]) (Van Loan) on a short tau = t / 2^k
+        (|A| tau <= 1/2), then k doublings Sigma_{2 tau} = e^{-A tau} Sigma_tau e^{-A^T tau} + Sigma_tau, which
+        avoids the cancellation of the one-shot block exponential at large t.
+        """
         d = self.dim
+        t = abs(float(t))
+        k = max(0, int(np.ceil(np.log2(max(np.linalg.norm(self.A, 2) * t, 1e-300) / 0.5))))
+        tau = t / 2**k
         block = np.zeros((2 * d, 2 * d))
         block[:d, :d] = self.A
         block[:d, d:] = self.Q
         block[d:, d:] = -self.A.T
-        g = sla.expm(t * block)
+        g = sla.expm(tau * block)
         decay = g[d:, d:].T
         cov = decay @ g[:d, d:]
+        for _ in range(k):
+            cov = decay @ cov @ decay.T + cov
+            decay = decay @ decay
         return np.asarray(x0, dtype=float) @ decay.T, 0.5 * (cov + cov.T)
 
     def stationary_cov(self) -> np.ndarray:

@@ -65,8 +65,7 @@ def _initial_state(x0: Any, dim: int, n_paths: int | None, dtype: type) -> np.nd
         raise SDEKitError(f"x0 must be finite; x0[{', '.join(map(str, bad[0]))}] = {arr[tuple(bad[0])]}")
     if n_paths is None:
         return np.ascontiguousarray(arr)
-    n_paths = _int_arg(n_paths, "n_paths")
-    return np.ascontiguousarray(np.broadcast_to(arr, (n_paths, dim)))
+    return np.broadcast_to(arr, (_int_arg(n_paths, "n_paths"), dim))
 
 
 def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, dt: float | None = None,
@@ -124,6 +123,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
         max_steps = _int_arg(max_steps, "max_steps")
         t0, save_ts = adaptive_saves(t, save_at)
         _check_save_size(save_ts.size, x.shape, dtype, max_save_bytes)
+        x = np.ascontiguousarray(x)
         probe_problem(problem, functions, x, t0, params)
         ys, stats = BACKENDS[backend].run_adaptive(problem, solver_obj, functions, params, x, t0, save_ts,
                                                    rtol=float(rtol), atol=float(atol), dt0=dt0,
@@ -131,6 +131,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
         return Solution(save_ts, ys, stats)
     grid = fixed_grid(t, steps, dt, save_at)
     _check_save_size(grid.save_steps.size, x.shape, dtype, max_save_bytes)
+    x = np.ascontiguousarray(x)
     probe_problem(problem, functions, x, float(grid.ts[0]), params)
     ys, stats = BACKENDS[backend].run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
                                             substeps=noise_substeps, threads=threads, progress=progress,
@@ -139,10 +140,13 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
 
 
 def _check_save_size(n_saves: int, shape: tuple, dtype: type, cap: int | None) -> None:
+    """Refuse a solve whose saves (plus the working state and noise streams) exceed the memory cap."""
     cap = default_save_cap() if cap is None else cap
-    need = n_saves * shape[0] * shape[1] * np.dtype(dtype).itemsize
+    item = np.dtype(dtype).itemsize
+    saves = n_saves * shape[0] * shape[1] * item
+    need = saves + shape[0] * (shape[1] * item + 64)
     if need > cap:
         raise SDEKitError(
             f"save_at asks for {n_saves} saves x {shape[0]} paths x {shape[1]} dims of {np.dtype(dtype).name} = "
-            f"{need / 2**30:.2f} GiB, above the cap of {cap / 2**30:.2f} GiB (max_save_bytes); save fewer times "
-            "or fewer paths, or raise max_save_bytes")
+            f"{saves / 2**30:.2f} GiB ({need / 2**30:.2f} GiB with the working state), above the cap of "
+            f"{cap / 2**30:.2f} GiB (max_save_bytes); save fewer times or fewer paths, or raise max_save_bytes")

@@ -50,10 +50,12 @@ def _milstein(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
     n, d = x.shape
     sq = math.sqrt(abs(h))
     fx, gx = _vec(f(x, t, p), n, d), _vec(g(x, t, p), n, d)
-    gbar = _vec(g(x + fx * h + gx * sq, t, p), n, d)
     dwi = dw[:, :1] if noise.scalar else dw
-    c = 1.0 if calculus == "ito" else 0.0
-    return x + fx * h + gx * dwi + (gbar - gx) * (dwi**2 - c * abs(h)) / (2 * sq)
+    if calculus == "ito":
+        gbar = _vec(g(x + fx * h + gx * sq, t, p), n, d)
+        return x + fx * h + gx * dwi + (gbar - gx) * (dwi**2 - abs(h)) / (2 * sq)
+    gplus, gminus = _vec(g(x + gx * sq, t, p), n, d), _vec(g(x - gx * sq, t, p), n, d)
+    return x + (fx * h + gx * dwi + (gplus - gminus) * dwi**2 / (4 * sq))
 
 
 def _heun(f, g, noise, x, t, h, dw, dz, p, solver, calculus):

@@ -17,7 +17,7 @@ register(Solver("euler_maruyama", "sde", "euler_maruyama", strong_order=0.5, wea
                 reference="Kloeden & Platen (1992), Numerical Solution of SDEs, §9.1"))
 register(Solver("milstein", "sde", "milstein", strong_order=1.0, weak_order=1.0,
                 calculus=frozenset({"ito", "stratonovich"}),
-                noise_types=frozenset({"diagonal", "scalar", "additive"}), evals=2,
+                noise_types=frozenset({"diagonal", "scalar", "additive"}), evals=1,
                 reference="Kloeden & Platen (1992), §11.1 (derivative-free Milstein)"))
 register(Solver("heun", "sde", "heun", strong_order=0.5, weak_order=1.0,
                 calculus=frozenset({"stratonovich"}), noise_types=_ALL, evals=2,

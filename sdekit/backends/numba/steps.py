@@ -28,25 +28,42 @@ def step_euler_maruyama(f, g, gdw, x, t, h, dw, dz, p, work, tab):
 
 @nb.njit
 def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab):
-    """Derivative-free Milstein, diagonal or scalar noise (Kloeden & Platen 1992, eq. 11.1.5).
+    """Derivative-free Milstein for diagonal or scalar noise; strong order 1.
 
-    x_bar = x + f h + g sqrt|h|; x' = x + f h + g dW + (g(x_bar) - g(x)) (dW^2 - c |h|) / (2 sqrt|h|),
-    c = 1 (Itô) or 0 (Stratonovich, tab[0][0] == 0). Strong order 1.
+    Itô (Kloeden & Platen 1992, eq. 11.1.5): x_bar = x + f h + g sqrt|h|,
+        x' = x + f h + g dW + (g(x_bar) - g) (dW^2 - |h|) / (2 sqrt|h|).
+    Stratonovich (tab[0][0] == 0): x_pm = x +- g sqrt|h| (central difference, so the O(sqrt h) error of
+    the one-sided difference does not meet the uncentred dW^2),
+        x' = x + f h + g dW + (g(x_+) - g(x_-)) dW^2 / (4 sqrt|h|).
     """
-    ito = tab[0][0]
+    ito = tab[0][0] != 0.0
     sq = math.sqrt(abs(h))
     fx = f(x, t, p)
     gx = g(x, t, p)
-    xbar = work[0]
+    xa = work[0]
+    xb = work[1]
     for r in range(x.shape[0]):
         for i in range(x.shape[1]):
-            xbar[r, i] = x[r, i] + at2(fx, r, i) * h + at2(gx, r, i) * sq
-    gbar = g(xbar, t, p)
+            gi = at2(gx, r, i)
+            if ito:
+                xa[r, i] = x[r, i] + at2(fx, r, i) * h + gi * sq
+            else:
+                xa[r, i] = x[r, i] + gi * sq
+                xb[r, i] = x[r, i] - gi * sq
+    ga = g(xa, t, p)
+    if ito:
+        for r in range(x.shape[0]):
+            for i in range(x.shape[1]):
+                dwi = gdw(1.0, dw, r, i)
+                gi = at2(gx, r, i)
+                x[r, i] += at2(fx, r, i) * h + gi * dwi + (at2(ga, r, i) - gi) * (dwi * dwi - abs(h)) / (2.0 * sq)
+        return
+    gb = g(xb, t, p)
     for r in range(x.shape[0]):
         for i in range(x.shape[1]):
             dwi = gdw(1.0, dw, r, i)
-            gi = at2(gx, r, i)
-            x[r, i] += at2(fx, r, i) * h + gi * dwi + (at2(gbar, r, i) - gi) * (dwi * dwi - ito * abs(h)) / (2.0 * sq)
+            x[r, i] += (at2(fx, r, i) * h + at2(gx, r, i) * dwi
+                        + (at2(ga, r, i) - at2(gb, r, i)) * dwi * dwi / (4.0 * sq))
 
 
 @nb.njit
@@ -141,4 +158,4 @@ STEPS = {
 
 def work_arrays(family: str, stages: int) -> int:
     """How many (n, dim) scratch arrays a family's step needs."""
-    return {"euler_maruyama": 1, "milstein": 1, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1}[family]
+    return {"euler_maruyama": 1, "milstein": 2, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1}[family]

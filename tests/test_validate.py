@@ -16,6 +16,8 @@ from sdekit.cli import format_table, main
 from sdekit.processes import GeometricBrownianMotion, OrnsteinUhlenbeck
 from sdekit.processes.gbm import gbm_diffusion, gbm_drift
 from sdekit.processes.ou import ou_diffusion, ou_drift
+from sdekit.targets import Gaussian, GaussianMixture
+from sdekit.targets.mixture import mixture_score
 from sdekit.validate import closed_form
 from sdekit.validate.stats import gaussian_law_tests, moment_chi2
 
@@ -98,3 +100,25 @@ def test_cli_prints_table_and_returns_status(capsys):
     out = capsys.readouterr().out
     assert "ou_1d/reverse-time grid" in out and "p-value" in out and "1 checks" in out
     assert main(["validate", "no_such_check"]) == 2
+
+
+@nb.njit
+def halved_langevin_noise(x, t, p):
+    """Planted bug: sqrt(h) noise instead of sqrt(2h) (the tutorials' half-drift convention mixed in)."""
+    return 1.0
+
+
+@nb.njit
+def flipped_mixture_score(x, t, p):
+    """Planted bug: -grad log pi."""
+    return -1.0 * mixture_score(x, t, p)
+
+
+def test_langevin_checks_catch_planted_bugs():
+
+    gauss = Gaussian(np.array([1.0, -1.0]), np.array([[1.0, 0.3], [0.3, 0.5]]))
+    bad = sdekit.SDE(gauss.score_fn, halved_langevin_noise, dim=2, noise="additive", params=gauss.params)
+    assert not all(r.passed for r in closed_form.check_langevin_gaussian(N, SEED, ALPHA, sde=bad))
+    mix = GaussianMixture(**closed_form.MIXTURE_2D)
+    flipped = sdekit.SDE(flipped_mixture_score, halved_langevin_noise, dim=2, noise="additive", params=mix.params)
+    assert not all(r.passed for r in closed_form.check_langevin_mixture(N, SEED, ALPHA, sde=flipped))

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from sdekit.processes import BrownianMotion, GeometricBrownianMotion, OrnsteinUhlenbeck
+from sdekit.processes import BrownianMotion, GeometricBrownianMotion, OrnsteinUhlenbeck, overdamped_langevin
 from sdekit.processes.ou import ou_drift
 from sdekit.sde import ODE, SDE
 from sdekit.simulate import simulate
-from sdekit.validate.stats import CheckResult, deterministic_check, gaussian_law_tests
+from sdekit.targets import Gaussian, GaussianMixture
+from sdekit.validate.stats import CheckResult, deterministic_check, gaussian_law_tests, ks_law_test
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,43 @@ def check_gbm_heun(n_paths: int, seed: int, alpha: float, sde: SDE | None = None
 def check_gbm_milstein_strat(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
     """Stratonovich Milstein on Stratonovich GBM."""
     return _gbm_check("gbm_stratonovich/milstein", "stratonovich", "milstein", n_paths, seed, alpha)
+
+
+@_register("langevin_gaussian_ula_bias", "euler_maruyama")
+def check_langevin_gaussian(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+    """Langevin on pi = N(mu, Sigma) from exact samples, h = 0.2: EM ends in its exact law N(mu, V_K), not pi.
+
+    V_K follows S' = M S M^T + 2h I with M = I - h Sigma^{-1} (and tends to V_h = Sigma (I - h Sigma^{-1}/2)^{-1}).
+    """
+    cov = np.array([[1.0, 0.3], [0.3, 0.5]])
+    mu = np.array([1.0, -1.0])
+    target = Gaussian(mu, cov)
+    h, steps = 0.2, 40
+    x0 = target.sample(n_paths, seed=seed + 7)
+    _, v_k = OrnsteinUhlenbeck(np.linalg.inv(cov), 2**0.5 * np.eye(2)).euler_maruyama_law(np.zeros(2), cov, h, steps)
+    return law_check("langevin_gaussian/ULA exact bias", sde or overdamped_langevin(2, target=target),
+                     "euler_maruyama", x0, (0.0, h * steps), steps, mu, v_k, n_paths, seed, alpha)
+
+
+MIXTURE_2D = dict(weights=[0.3, 0.7], means=[[-2.0, 0.0], [2.0, 1.0]],
+                  covs=[[[0.5, 0.0], [0.0, 0.5]], [[1.0, 0.3], [0.3, 0.4]]])
+
+
+@_register("langevin_mixture_stationary", "euler_maruyama")
+def check_langevin_mixture(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+    """Langevin on a 2-D Gaussian mixture, started in pi, 100 steps of h = 1e-3 (bias below resolution).
+
+    KS of the end states' projections on e1, e2 and (0.6, 0.8) against the exact projected mixture CDFs.
+    """
+    target = GaussianMixture(**MIXTURE_2D)
+    x0 = target.sample(n_paths, seed=seed + 11)
+    sol = simulate(sde or overdamped_langevin(2, target=target), x0, (0.0, 0.1), steps=100, seed=seed)
+    out = []
+    for u in ([1.0, 0.0], [0.0, 1.0], [0.6, 0.8]):
+        u = np.array(u)
+        out.append(ks_law_test("langevin_mixture/stationary", sol.final @ u, target.project(u).cdf_1d,
+                               alpha / 3, label=f"KS u = {u.tolist()}"))
+    return out
 
 
 @_register("linear_ode_solvers", "euler, heun, midpoint, rk4, dopri5")

@@ -30,19 +30,17 @@ def call(fn: Any, role: str, x: np.ndarray, t: float, p: Any) -> np.ndarray:
 
 
 def check_vector(out: np.ndarray, role: str, n: int, dim: int) -> None:
-    """A drift, field or diagonal diffusion must broadcast to (n, dim) as (), (dim,) or (n | 1, dim)."""
-    ok = out.ndim == 0 or (out.ndim == 1 and out.shape[0] == dim) or (
-        out.ndim == 2 and out.shape[1] == dim and out.shape[0] in (1, n))
+    """A drift, field or diagonal diffusion must be () or (dim,) (the same for every path) or (n, dim)."""
+    ok = out.ndim == 0 or (out.ndim == 1 and out.shape[0] == dim) or (out.ndim == 2 and out.shape == (n, dim))
     if not ok:
         raise SDEKitError(
             f"{role} returned shape {out.shape} for x of shape ({n}, {dim}); expected ({n}, {dim}), "
-            f"(1, {dim}), ({dim},) or a scalar")
+            f"({dim},) or a scalar")
 
 
 def check_matrix(out: np.ndarray, role: str, n: int, dim: int, m: int) -> None:
-    """A matrix diffusion must be (dim, m) or (n | 1, dim, m)."""
-    ok = (out.ndim == 2 and out.shape == (dim, m)) or (
-        out.ndim == 3 and out.shape[1:] == (dim, m) and out.shape[0] in (1, n))
+    """A matrix diffusion must be (dim, m) (the same for every path) or (n, dim, m)."""
+    ok = (out.ndim == 2 and out.shape == (dim, m)) or (out.ndim == 3 and out.shape == (n, dim, m))
     if not ok:
         raise SDEKitError(
             f"{role} returned shape {out.shape} for x of shape ({n}, {dim}); a matrix diffusion "

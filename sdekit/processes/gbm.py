@@ -11,13 +11,13 @@ from sdekit.errors import SDEKitError
 from sdekit.sde import SDE
 
 
-@nb.njit
+@nb.njit(cache=True)
 def gbm_drift(x, t, p):
     """f(x) = mu x; p = [mu, sigma]."""
     return p[0] * x
 
 
-@nb.njit
+@nb.njit(cache=True)
 def gbm_diffusion(x, t, p):
     """g(x) = sigma x (diagonal noise); p = [mu, sigma]."""
     return p[1] * x

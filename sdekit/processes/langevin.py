@@ -20,7 +20,7 @@ from sdekit.sde import SDE, jitted
 SQRT2 = float(np.sqrt(2.0))
 
 
-@nb.njit
+@nb.njit(cache=True)
 def sqrt2_diffusion(x, t, p):
     """g = sqrt(2)."""
     return 1.4142135623730951

@@ -12,7 +12,7 @@ from sdekit.errors import SDEKitError
 from sdekit.sde import SDE
 
 
-@nb.njit
+@nb.njit(cache=True)
 def ou_drift(x, t, p):
     """f(x) = -A x for each row; p = (A, B)."""
     a = p[0]
@@ -27,19 +27,19 @@ def ou_drift(x, t, p):
     return out
 
 
-@nb.njit
+@nb.njit(cache=True)
 def ou_diffusion(x, t, p):
     """g = B, the (d, m) noise matrix; p = (A, B)."""
     return p[1]
 
 
-@nb.njit
+@nb.njit(cache=True)
 def zero_drift(x, t, p):
     """f = 0."""
     return 0.0
 
 
-@nb.njit
+@nb.njit(cache=True)
 def constant_diffusion(x, t, p):
     """g = p[0] (isotropic additive noise)."""
     return p[0]

@@ -47,6 +47,19 @@ def draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, habs, dw, dz,
                 dw[r, j] += xi
 
 
+@nb.njit(cache=True)
+def draw_block(rng_w, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
+    """zbuf[r, :n_draws] = the next n_draws standard normals of path start + r.
+
+    Drawing several steps ahead per path keeps the generator on one stream at a time (its
+    state in registers), which is faster than one draw per path per step; the numbers and
+    their order on each path's stream are unchanged.
+    """
+    for r in range(nc):
+        for j in range(n_draws):
+            zbuf[r, j] = next_normal_row(rng_w, start + r, k_tab, w_tab, f_tab)
+
+
 @nb.njit(fastmath={"reassoc", "nsz"}, cache=True)
 def all_finite(x):
     """True when every entry of x is finite: sum(x * 0) is 0 unless some entry is inf or NaN."""
@@ -110,6 +123,10 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         work = np.empty((n_work, nc, d), dtype=xs.dtype)
         dw = np.zeros((nc, mm))
         dz = np.zeros((nc, mm))
+        # plain increments (one normal per component and step) are drawn `block` steps ahead
+        plain = m > 0 and substeps == 1 and not use_aux
+        block = max(1, min(64, 2048 // (nc * mm))) if plain else 1
+        zbuf = np.empty((nc, block * mm) if plain else (0, 0))
         s_idx = 0
         while s_idx < n_saves and save_steps[s_idx] < k_start:
             s_idx += 1
@@ -119,7 +136,19 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         for k in range(k_start, k_stop):
             t = ts[k]
             h = ts[k + 1] - ts[k]
-            if m > 0:
+            if plain:
+                q = (k - k_start) % block
+                if q == 0:
+                    draw_block(rng_w, start, nc, min(block, k_stop - k) * m, zbuf, k_tab, w_tab, f_tab)
+                sq = math.sqrt(abs(h))
+                if m == 1:  # no inner loop at m = 1 (see steps.py on loop versioning)
+                    for r in range(nc):
+                        dw[r, 0] = sq * zbuf[r, q]
+                else:
+                    for r in range(nc):
+                        for j in range(m):
+                            dw[r, j] = sq * zbuf[r, q * m + j]
+            elif m > 0:
                 draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab, f_tab)
             step(f, g, gdw, x, t, h, dw, dz, p, work, tab)
             bad = first_nonfinite(x, dead, start, mask)

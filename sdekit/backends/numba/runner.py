@@ -11,7 +11,7 @@ from typing import Any
 import numba as nb  # noqa: F401
 import numpy as np
 
-from sdekit.backends.numba import kernels
+from sdekit.backends.numba import disk_cache, kernels
 from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.steps import STEPS, work_arrays
 from sdekit.errors import NonFiniteError, StepSizeError
@@ -104,9 +104,15 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     tables = noise_tables()
     n_steps = grid.ts.size - 1
 
+    cached = disk_cache.specialised("fixed", {"f": f, "g": g, "gdw": gdw}, step=step)
+
     def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1):
-        kernels.fixed_step(step, f, g, gdw, xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab,
-                           m, substeps, use_aux, chunk, c0, c1, n_work, mask, dead_, es, ep, *tables)
+        args = (xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux, chunk,
+                c0, c1, n_work, mask, dead_, es, ep, *tables)
+        if cached is not None:
+            cached(*args)
+        else:
+            kernels.fixed_step(step, f, g, gdw, *args)
 
     t_compile = time.perf_counter()
     empty = np.empty((0, dim), dtype=x0.dtype)
@@ -150,9 +156,15 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     err_t = np.zeros(n_paths)
     a, b, be, c = np.ascontiguousarray(tab.a), tab.b, np.ascontiguousarray(tab.b_err), tab.c
 
+    cached = disk_cache.specialised("adaptive", {"f": functions[0]})
+
     def call(xs_, out_, cs, et, p0, p1):
-        kernels.adaptive(functions[0], xs_, t0, save_ts, out_, params, a, b, be, c, tab.fsal, rtol, atol,
-                         float(dt0 or 0.0), max_steps, *cs, et, p0, p1)
+        args = (xs_, t0, save_ts, out_, params, a, b, be, c, tab.fsal, rtol, atol, float(dt0 or 0.0), max_steps,
+                *cs, et, p0, p1)
+        if cached is not None:
+            cached(*args)
+        else:
+            kernels.adaptive(functions[0], *args)
 
     t_compile = time.perf_counter()
     call(np.empty((0, dim), x0.dtype), np.empty((save_ts.size, 0, dim), x0.dtype),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numba as nb
@@ -75,7 +75,6 @@ class SDE:
     params: Any = None
     brownian_dim: int | None = None
     name: str = "sde"
-    info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dim", _check_dim(self.dim))
@@ -124,7 +123,6 @@ class ODE:
     dim: int
     params: Any = None
     name: str = "ode"
-    info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dim", _check_dim(self.dim))

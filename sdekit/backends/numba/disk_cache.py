@@ -1,12 +1,12 @@
 """Kernels specialised to importable functions, so Numba can cache them on disk across processes.
 
-Numba cannot cache a function that takes other jitted functions as arguments (the generic
-kernels do). Passing functions through a loop makes Numba embed
-process-specific pointers, so the generic kernels can never be cached. When the drift,
-diffusion (or field) can be imported by name, sdekit writes a module holding copies of the
-generic kernel's and the step's source in which those functions are globals instead of
-arguments (the sources are taken from sdekit itself, never maintained twice); Numba caches
-that module, and a later process loads it in milliseconds instead of compiling for seconds.
+Numba cannot cache a function that takes other jitted functions as arguments and calls
+them in a loop (it embeds process-specific pointers), so the generic kernels are compiled
+once per process. When the drift and diffusion (or field) can be imported by name (jitted
+or plain module-level functions), sdekit writes a module holding copies of the generic
+kernel's and the step's source in which those functions are globals instead of arguments
+(the copies are made from sdekit's own source at run time, never maintained twice); Numba
+caches that module, and a later process loads it in milliseconds instead of compiling.
 
 The module's file name hashes the functions' names, their bytecode, the modification time
 of the files that define them and of sdekit's kernel sources, so an edit anywhere
@@ -107,9 +107,9 @@ def cache_dir() -> Path | None:
 
 
 def import_path(fn: Any) -> tuple[str, str] | None:
-    """(module, name) under which `fn` (a Numba dispatcher) can be imported, or None."""
-    py = getattr(fn, "py_func", None)
-    if py is None:
+    """(module, name) under which `fn` (a Numba dispatcher or a plain function) can be imported, or None."""
+    py = getattr(fn, "py_func", fn)
+    if not hasattr(py, "__code__"):
         return None
     module, qualname = getattr(py, "__module__", None), getattr(py, "__qualname__", "")
     if not module or module == "__main__" or "<" in qualname or "." in qualname:
@@ -121,9 +121,10 @@ def import_path(fn: Any) -> tuple[str, str] | None:
 
 
 def _fingerprint(fn: Any, module: str) -> str:
-    code = fn.py_func.__code__
+    py = getattr(fn, "py_func", fn)
+    code = py.__code__
     stat = os.stat(sys.modules[module].__file__)
-    return f"{module}:{fn.py_func.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}:{code.co_names}:" \
+    return f"{module}:{py.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}:{code.co_names}:" \
            f"{stat.st_mtime_ns}:{stat.st_size}"
 
 
@@ -160,7 +161,11 @@ def specialised(kind: str, functions: dict[str, Any], step: Any = None) -> Any |
     lines = _global_imports(kernels.fixed_step if kind == "fixed" else kernels.adaptive, tuple(own))
     if step is not None:
         lines += _global_imports(step, tuple(own))
-    lines += [f"from {mod} import {name} as {alias}" for alias, (mod, name) in sorted(paths.items())]
+    for alias, (mod, name) in sorted(paths.items()):
+        if hasattr(functions[alias], "py_func"):
+            lines.append(f"from {mod} import {name} as {alias}")
+        else:  # a plain Python function: compile it here, cached next to its own module
+            lines.append(f"from {mod} import {name} as _{alias}_py\n{alias} = nb.njit(cache=True)(_{alias}_py)")
     imports = "\n".join(sorted(set(lines)))
     source = _HEADER.format(kind=kind, imports=imports) + body
     file = folder / f"sdekit_{kind}_{key}.py"

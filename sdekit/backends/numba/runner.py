@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba as nb  # noqa: F401
+import numba as nb
 import numpy as np
 
 from sdekit.backends.numba import disk_cache, kernels
@@ -25,8 +24,9 @@ COLLAPSED = "the step size collapsed on non-finite values"
 UNDERFLOW = "step size underflow (stiff or singular problem?)"
 
 
-@nb.njit
+@nb.njit(cache=True)
 def _no_diffusion(x, t, p):
+    """g = 0: the diffusion slot of an ODE solved by the fixed-step kernel."""
     return 0.0
 
 
@@ -45,14 +45,14 @@ def solver_tab(solver: Solver, calculus: str) -> tuple:
     return (np.array([1.0 if calculus == "ito" else 0.0]),)
 
 
-_POOL: ThreadPoolExecutor | None = None
+_POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="sdekit")
-    return _POOL
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of exactly `threads` workers (so a solve never runs on more threads than asked)."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"sdekit{threads}")
+    return _POOLS[threads]
 
 
 def split(n: int, parts: int) -> list[tuple[int, int]]:
@@ -69,7 +69,7 @@ def run_threads(fn: Callable[[int, int], None], n: int, threads: int, pieces: in
         for lo, hi in ranges:
             fn(lo, hi)
         return
-    for fut in [_pool().submit(fn, lo, hi) for lo, hi in ranges]:
+    for fut in [_pool(threads).submit(fn, lo, hi) for lo, hi in ranges]:
         fut.result()
 
 
@@ -104,7 +104,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     tables = noise_tables()
     n_steps = grid.ts.size - 1
 
-    cached = disk_cache.specialised("fixed", {"f": f, "g": g, "gdw": gdw}, step=step)
+    originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
+    cached = disk_cache.specialised("fixed", {"f": originals[0], "g": originals[1], "gdw": gdw}, step=step)
 
     def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1):
         args = (xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux, chunk,
@@ -123,7 +124,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     for k0, k1 in _segments(n_steps, progress):
         run_threads(lambda c0, c1, k0=k0, k1=k1: call(xs, rng_w, rng_z, k0, k1, out, dead, err_step, err_path,
                                                        c0, c1),
-                    n_chunks, threads if parallel else 1)
+                    n_chunks, threads if parallel else 1, pieces=4)
         if bar is not None:
             bar.update(k1 - k0)
         if np.any(err_step >= 0):
@@ -156,7 +157,7 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     err_t = np.zeros(n_paths)
     a, b, be, c = np.ascontiguousarray(tab.a), tab.b, np.ascontiguousarray(tab.b_err), tab.c
 
-    cached = disk_cache.specialised("adaptive", {"f": functions[0]})
+    cached = disk_cache.specialised("adaptive", {"f": problem.field})
 
     def call(xs_, out_, cs, et, p0, p1):
         args = (xs_, t0, save_ts, out_, params, a, b, be, c, tab.fsal, rtol, atol, float(dt0 or 0.0), max_steps,

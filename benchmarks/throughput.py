@@ -1,0 +1,852 @@
+#!/usr/bin/env python
+"""Euler–Maruyama throughput of sdekit against a hand-written Numba kernel, NumPy, torch, torchsde and the noise floor.
+
+Two problems, h = 1e-3 (1000 steps on [0, 1]), N in {1, 100, 1e4, 1e6} paths:
+  ou   1-D Ornstein–Uhlenbeck  dX = -X dt + sqrt(2) dW, X0 = 0;
+  gmm  16-D overdamped Langevin dX = s(X) dt + sqrt(2) dW, s the score of a 4-component Gaussian mixture, X0 = 0.
+Throughput is path-steps per second (n_paths x steps / seconds); each case is the median of k repeats. Slow cases
+run fewer steps of the same size (the JSON says how many) or are skipped with a reason. See benchmarks/README.md.
+
+    python benchmarks/throughput.py            # full run, ~20 min on 2 cores
+    python benchmarks/throughput.py --quick    # N <= 1e4, short budget: a smoke test (< 2 min)
+    python benchmarks/throughput.py --out DIR  # where throughput.json / throughput.png go
+"""
+
+from __future__ import annotations
+
+import os
+
+# The NumPy baseline is single-threaded: pin OpenBLAS (used by np.matmul) before NumPy loads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numba as nb  # noqa: E402
+import numpy as np  # noqa: E402
+from bench_problems import gmm_score, ou_drift, sqrt2_diffusion  # noqa: E402
+
+import sdekit  # noqa: E402
+from sdekit.noise.streams import next_normal_row, noise_tables, seed_stream  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # torch is optional
+    torch = None
+try:
+    import torchsde
+except ImportError:
+    torchsde = None
+
+DT = 1e-3
+STEPS = 1000
+SEED = 7
+SQRT2 = math.sqrt(2.0)
+SQH = math.sqrt(DT)
+G_SQH = SQRT2 * SQH  # g sqrt(h): the noise scale of one step
+SERIAL_BELOW = 2048  # the hand-written kernel runs its plain loop below this many paths
+OU_VAR_T1 = 1.0 - math.exp(-2.0)  # Var X_1 for the OU problem from X0 = 0
+TABLES = noise_tables()
+
+IMPLS = {
+    "sdekit": "sdekit.simulate, Numba backend, float64 (stats.run_seconds)",
+    "hand": "hand-written Numba kernel, float64, sdekit's per-path generator (prange / plain loop)",
+    "floor": "noise floor: only the normals, sdekit's generator, same threads",
+    "numpy": "NumPy vectorised loop, float64, Generator.standard_normal per step (1 thread)",
+    "torch_f32": "torch vectorised loop, float32, torch.randn per step",
+    "torch_f64": "torch vectorised loop, float64, torch.randn per step",
+    "torchsde_f64": "torchsde.sdeint(method='euler', dt=1e-3), default BrownianInterval, float64",
+}
+COLORS = {"sdekit": "C0", "hand": "C1", "floor": "C7", "numpy": "C2", "torch_f32": "C3", "torch_f64": "C4",
+          "torchsde_f64": "C5"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The problems, written for sdekit the way a user would (bench_problems.py): batch functions f(x, t, p), x of shape
+# (n, d), in a module of their own, so that sdekit can cache their kernels on disk across processes.
+
+
+def make_gmm(dim: int = 16, n_comp: int = 4, seed: int = 0, scale: float = 2.0) -> tuple:
+    """(means, precisions, log normalising constants, log weights) of a random GMM.
+
+    Means ~ scale * N(0, I); covariances Q diag(lam) Q^T with Q random orthogonal, lam ~ U[0.5, 2]; equal weights.
+    """
+    rng = np.random.default_rng(seed)
+    means = scale * rng.standard_normal((n_comp, dim))
+    precs = np.empty((n_comp, dim, dim))
+    log_norm = np.empty(n_comp)
+    for k in range(n_comp):
+        q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        lam = rng.uniform(0.5, 2.0, dim)
+        prec = (q / lam) @ q.T
+        precs[k] = 0.5 * (prec + prec.T)
+        log_norm[k] = -0.5 * (np.sum(np.log(lam)) + dim * math.log(2.0 * math.pi))
+    return means, precs, log_norm, np.full(n_comp, -math.log(n_comp))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The hand-written kernels: one path at a time, state in registers / a local array, normals drawn in the loop.
+
+
+def _hand_ou(n_steps, h, g, theta, seed, out, k_tab, w_tab, f_tab):
+    n_paths = out.shape[0]
+    sqh = math.sqrt(h)
+    states = np.empty((n_paths, 4), dtype=np.uint64)
+    for p in nb.prange(n_paths):
+        seed_stream(states[p], seed, p, 0)
+        x = out[p, 0]
+        for _ in range(n_steps):
+            x += (-theta * x) * h + g * (sqh * next_normal_row(states, p, k_tab, w_tab, f_tab))
+        out[p, 0] = x
+
+
+def _hand_gmm(n_steps, h, g, means, precs, log_norm, log_w, seed, out, k_tab, w_tab, f_tab):
+    n_paths, d = out.shape
+    n_comp = means.shape[0]
+    sqh = math.sqrt(h)
+    states = np.empty((n_paths, 4), dtype=np.uint64)
+    for p in nb.prange(n_paths):
+        seed_stream(states[p], seed, p, 0)
+        x = out[p].copy()
+        diff = np.empty(d)
+        pdiff = np.empty((n_comp, d))
+        logp = np.empty(n_comp)
+        for _ in range(n_steps):
+            for k in range(n_comp):
+                for i in range(d):
+                    diff[i] = x[i] - means[k, i]
+                q = 0.0
+                for i in range(d):
+                    s = 0.0
+                    for j in range(d):
+                        s += precs[k, i, j] * diff[j]
+                    pdiff[k, i] = s
+                    q += diff[i] * s
+                logp[k] = log_w[k] + log_norm[k] - 0.5 * q
+            mx = logp[0]
+            for k in range(1, n_comp):
+                mx = max(mx, logp[k])
+            tot = 0.0
+            for k in range(n_comp):
+                logp[k] = math.exp(logp[k] - mx)
+                tot += logp[k]
+            for i in range(d):
+                s = 0.0
+                for k in range(n_comp):
+                    s += logp[k] * pdiff[k, i]
+                x[i] += (-s / tot) * h + g * (sqh * next_normal_row(states, p, k_tab, w_tab, f_tab))
+        for i in range(d):
+            out[p, i] = x[i]
+
+
+def _floor(n_draws, seed, acc, k_tab, w_tab, f_tab):
+    n_paths = acc.shape[0]
+    states = np.empty((n_paths, 4), dtype=np.uint64)
+    for p in nb.prange(n_paths):
+        seed_stream(states[p], seed, p, 0)
+        s = 0.0
+        for _ in range(n_draws):
+            s += next_normal_row(states, p, k_tab, w_tab, f_tab)
+        acc[p] = s
+
+
+HAND = {name: (nb.njit(fn), nb.njit(parallel=True)(fn))
+        for name, fn in (("ou", _hand_ou), ("gmm", _hand_gmm), ("floor", _floor))}
+
+
+def _hand_variant(name: str, n: int, threads: int) -> tuple[Any, str]:
+    serial, parallel = HAND[name]
+    if threads > 1 and n >= SERIAL_BELOW:
+        nb.set_num_threads(threads)
+        return parallel, "prange"
+    return serial, "serial"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Runners: run(problem, n, steps, threads) -> Run. kernel_s is the time the throughput is computed from.
+
+
+@dataclass
+class Run:
+    kernel_s: float
+    wall_s: float
+    final: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Problem:
+    key: str
+    title: str
+    dim: int
+    params: Any
+    sde: Any = None
+    torch_params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        drift = ou_drift if self.key == "ou" else gmm_score
+        self.sde = sdekit.SDE(drift=drift, diffusion=sqrt2_diffusion, noise="additive", dim=self.dim,
+                              params=self.params, name=self.key)
+
+
+def run_sdekit(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    t0 = time.perf_counter()
+    sol = sdekit.simulate(prob.sde, x0=np.zeros(prob.dim), t=(0.0, steps * DT), steps=steps, n_paths=n, seed=SEED,
+                          threads=threads)
+    wall = time.perf_counter() - t0
+    st = sol.stats
+    return Run(st.run_seconds, wall, sol.final,
+               {"compile_seconds": st.compile_seconds, "threads_used": st.threads})
+
+
+def run_hand(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    kern, variant = _hand_variant(prob.key, n, threads)
+    out = np.zeros((n, prob.dim))
+    t0 = time.perf_counter()
+    if prob.key == "ou":
+        kern(steps, DT, SQRT2, float(prob.params[0]), np.uint64(SEED), out, *TABLES)
+    else:
+        kern(steps, DT, SQRT2, *prob.params, np.uint64(SEED), out, *TABLES)
+    dt = time.perf_counter() - t0
+    return Run(dt, dt, out, {"variant": variant})
+
+
+def run_floor(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    kern, variant = _hand_variant("floor", n, threads)
+    acc = np.empty(n)
+    t0 = time.perf_counter()
+    kern(steps * prob.dim, np.uint64(SEED), acc, *TABLES)
+    dt = time.perf_counter() - t0
+    return Run(dt, dt, None, {"variant": variant, "normals": n * steps * prob.dim})
+
+
+def numpy_score(x: np.ndarray, means, precs, c) -> np.ndarray:
+    diff = x[None, :, :] - means[:, None, :]  # (K, n, d)
+    pd = np.matmul(diff, precs)  # precisions are symmetric
+    logp = c[:, None] - 0.5 * np.einsum("knd,knd->kn", diff, pd)
+    logp -= logp.max(axis=0)
+    w = np.exp(logp)
+    w /= w.sum(axis=0)
+    return -np.einsum("kn,knd->nd", w, pd)
+
+
+def run_numpy(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    rng = np.random.default_rng(SEED)
+    t0 = time.perf_counter()
+    x = np.zeros((n, prob.dim))
+    if prob.key == "ou":
+        z = np.empty_like(x)
+        a = 1.0 - float(prob.params[0]) * DT
+        for _ in range(steps):
+            rng.standard_normal(out=z)
+            z *= G_SQH
+            x *= a
+            x += z
+    else:
+        means, precs, log_norm, log_w = prob.params
+        c = log_norm + log_w
+        for _ in range(steps):
+            x += numpy_score(x, means, precs, c) * DT + G_SQH * rng.standard_normal(x.shape)
+    dt = time.perf_counter() - t0
+    return Run(dt, dt, x)
+
+
+def torch_score(y, means, precs, c):
+    diff = y.unsqueeze(0) - means[:, None, :]
+    pd = torch.bmm(diff, precs)
+    w = torch.softmax(c[:, None] - 0.5 * (diff * pd).sum(-1), dim=0)
+    return -(w.unsqueeze(-1) * pd).sum(0)
+
+
+def _torch_params(prob: Problem, dtype) -> tuple:
+    key = str(dtype)
+    if key not in prob.torch_params:
+        if prob.key == "ou":
+            prob.torch_params[key] = (float(prob.params[0]),)
+        else:
+            means, precs, log_norm, log_w = prob.params
+            prob.torch_params[key] = tuple(torch.as_tensor(a, dtype=dtype) for a in (means, precs, log_norm + log_w))
+    return prob.torch_params[key]
+
+
+def _run_torch(prob: Problem, n: int, steps: int, threads: int, dtype) -> Run:
+    torch.set_num_threads(threads)
+    params = _torch_params(prob, dtype)
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        x = torch.zeros(n, prob.dim, dtype=dtype)
+        if prob.key == "ou":
+            z = torch.empty_like(x)
+            a = 1.0 - params[0] * DT
+            for _ in range(steps):
+                torch.randn(n, prob.dim, generator=gen, dtype=dtype, out=z)
+                x.mul_(a).add_(z, alpha=G_SQH)
+        else:
+            for _ in range(steps):
+                x = x + torch_score(x, *params) * DT + G_SQH * torch.randn(n, prob.dim, generator=gen, dtype=dtype)
+        dt = time.perf_counter() - t0
+    return Run(dt, dt, x.double().numpy(), {"torch_threads": torch.get_num_threads()})
+
+
+def run_torch_f32(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    return _run_torch(prob, n, steps, threads, torch.float32)
+
+
+def run_torch_f64(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    return _run_torch(prob, n, steps, threads, torch.float64)
+
+
+def run_torchsde(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    torch.set_num_threads(threads)
+    dtype = torch.float64
+    params = _torch_params(prob, dtype)
+    calls = [0]
+
+    class LangevinSDE(torch.nn.Module):
+        noise_type = "diagonal"
+        sde_type = "ito"
+
+        def f(self, t, y):
+            calls[0] += 1
+            return -params[0] * y if prob.key == "ou" else torch_score(y, *params)
+
+        def g(self, t, y):
+            return torch.full_like(y, SQRT2)
+
+    torch.manual_seed(SEED)
+    sde = LangevinSDE()
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        y0 = torch.zeros(n, prob.dim, dtype=dtype)
+        ys = torchsde.sdeint(sde, y0, torch.tensor([0.0, steps * DT], dtype=dtype), method="euler", dt=DT)
+        dt = time.perf_counter() - t0
+    return Run(dt, dt, ys[-1].numpy(), {"drift_calls": calls[0]})
+
+
+RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "hand": run_hand, "floor": run_floor,
+                                          "numpy": run_numpy, "torch_f32": run_torch_f32,
+                                          "torch_f64": run_torch_f64, "torchsde_f64": run_torchsde}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Timing. Per (problem, N, threads) group: each implementation is warmed up and piloted to choose its steps and repeats
+# within the budget; then the repeats of all implementations are interleaved (round-robin), so that the ratios compare
+# runs made under the same background load. Each run also records this process's CPU time and the CPU used by other
+# processes, because the benchmark machine may be shared.
+
+
+def _busy_jiffies() -> float | None:
+    try:
+        with open("/proc/stat") as fh:
+            vals = [float(v) for v in fh.readline().split()[1:]]
+    except OSError:
+        return None
+    return sum(vals) - vals[3] - (vals[4] if len(vals) > 4 else 0.0)  # all but idle and iowait
+
+
+def other_load(seconds: float = 1.0) -> float | None:
+    """Cores kept busy by other processes over the next `seconds` (this one is idle meanwhile)."""
+    j0 = _busy_jiffies()
+    time.sleep(seconds)
+    j1 = _busy_jiffies()
+    return None if j0 is None or j1 is None else (j1 - j0) / os.sysconf("SC_CLK_TCK") / seconds
+
+
+@dataclass
+class Timed:
+    run: Run
+    cpu_s: float  # CPU time of this process (all threads) over the whole call
+    wall_s: float
+    other_cores: float | None  # cores busy with other processes meanwhile (None for runs under 0.2 s: jiffies)
+
+
+def timed(fn: Callable[[], Run]) -> Timed:
+    j0, c0, w0 = _busy_jiffies(), time.process_time(), time.perf_counter()
+    run = fn()
+    j1, c1, w1 = _busy_jiffies(), time.process_time(), time.perf_counter()
+    wall = w1 - w0
+    other = None
+    if j0 is not None and j1 is not None and wall >= 0.2:
+        other = max(0.0, (j1 - j0) / os.sysconf("SC_CLK_TCK") / wall - (c1 - c0) / wall)
+    return Timed(run, c1 - c0, wall, other)
+
+
+def pilot_steps(n: int, dim: int) -> int:
+    return int(min(50, max(2, 10**6 // (n * dim))))
+
+
+def plan_case(impl: str, prob: Problem, n: int, threads: int, cfg: argparse.Namespace) -> dict:
+    """Warm up, pilot, and choose (steps, repeats): full steps if 2 repeats fit the budget, else 100, else 10."""
+    runner = RUNNERS[impl]
+    rec: dict[str, Any] = {"problem": prob.key, "impl": impl, "n_paths": n, "threads": threads, "status": "ok"}
+    sp = pilot_steps(n, prob.dim)
+    runner(prob, n, 2, threads)  # warm-up: first-touch allocations, torch / numba dispatch caches
+    per_step = runner(prob, n, sp, threads).kernel_s / sp
+    rec["pilot_seconds_per_step"] = per_step
+    for steps in (STEPS, 100, 10):
+        est = per_step * steps
+        k = min(cfg.repeats, int(cfg.budget // max(est, 1e-9)))
+        if k >= 2 or (steps == 10 and est <= cfg.max_single):
+            rec.update(steps_run=steps, reduced_steps=steps < STEPS, repeats=max(1, k))
+            if est * 7 < 0.5:
+                rec["repeats"] = max(rec["repeats"], 7)  # short runs: more repeats for a steadier median
+            return rec
+    rec.update(status="skipped", reason=f"estimated {per_step * 10:.0f} s for 10 steps, above the "
+                                        f"{cfg.max_single:.0f} s cap")
+    return rec
+
+
+def run_group(prob: Problem, n: int, threads: int, impls: list[str], cfg: argparse.Namespace) -> list[dict]:
+    recs = []
+    for impl in impls:
+        try:
+            recs.append(plan_case(impl, prob, n, threads, cfg))
+        except Exception as exc:  # one broken baseline must not lose the run
+            recs.append({"problem": prob.key, "impl": impl, "n_paths": n, "threads": threads, "status": "error",
+                         "reason": f"{type(exc).__name__}: {exc}"})
+    runs: dict[str, list[Timed]] = {r["impl"]: [] for r in recs}
+    finals: dict[str, np.ndarray] = {}
+    for rep in range(max((r.get("repeats", 0) for r in recs), default=0)):
+        for rec in recs:
+            if rec["status"] != "ok" or rep >= rec["repeats"]:
+                continue
+            impl = rec["impl"]
+            try:
+                t = timed(lambda: RUNNERS[impl](prob, n, rec["steps_run"], threads))
+            except Exception as exc:
+                rec.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+                continue
+            if t.run.final is not None:
+                finals[impl] = t.run.final
+            t.run.final = None
+            runs[impl].append(t)
+            spent = sum(x.wall_s for x in runs[impl])
+            if rep + 1 < rec["repeats"] and spent + t.wall_s > max(cfg.budget, cfg.max_single):
+                rec["repeats_planned"] = rec["repeats"]  # the pilot was optimistic (load changed): stop here
+                rec["repeats"] = rep + 1
+    for rec in recs:
+        if rec["status"] != "ok":
+            continue
+        rs = runs[rec["impl"]]
+        last = rs[-1].run
+        kern = [t.run.kernel_s for t in rs]
+        med = statistics.median(kern)
+        steps = rec["steps_run"]
+        if rec["impl"] == "torchsde_f64":
+            steps = last.extra.pop("drift_calls")  # torchsde may add a final sliver step
+            rec["steps_taken"] = steps
+        others = [t.other_cores for t in rs if t.other_cores is not None]
+        cpu = statistics.median([t.cpu_s for t in rs])
+        rec.update(seconds=kern, median_s=med, wall_s=[t.wall_s for t in rs], cpu_s=[t.cpu_s for t in rs],
+                   path_steps=n * steps, path_steps_per_s=n * steps / med, path_steps_per_cpu_s=n * steps / cpu,
+                   cpu_per_wall=statistics.median([t.cpu_s / t.wall_s for t in rs]),
+                   other_cores_busy=max(others) if others else None, **last.extra)
+        if rec["impl"] in finals:
+            rec["check"] = final_check(prob, finals[rec["impl"]], rec["steps_run"])
+    hand = next((r for r in recs if r["impl"] == "hand" and r["status"] == "ok"), None)
+    sd = next((r for r in recs if r["impl"] == "sdekit" and r["status"] == "ok"), None)
+    if hand and sd and hand["steps_run"] == sd["steps_run"]:  # same noise, same steps: they must agree
+        hand["max_abs_diff_vs_sdekit"] = float(np.max(np.abs(finals["hand"] - finals["sdekit"])))
+    return recs
+
+
+def final_check(prob: Problem, final: np.ndarray, steps: int) -> dict:
+    """Cheap sanity statistics of X at the final time."""
+    out = {"mean_x0": float(final[:, 0].mean()), "var_x0": float(final[:, 0].var()),
+           "finite": bool(np.all(np.isfinite(final)))}
+    if prob.key == "ou" and steps == STEPS and final.shape[0] >= 10**4:
+        se = OU_VAR_T1 * math.sqrt(2.0 / final.shape[0])
+        out["ou_var_expected"] = OU_VAR_T1
+        out["ou_var_ok"] = bool(abs(out["var_x0"] - OU_VAR_T1) < 5 * se)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Compile-time probe: run in a fresh process (python throughput.py --compile-probe) and print JSON.
+
+
+def compile_probe() -> dict:
+    from sdekit.backends.numba import kernels
+
+    res: dict[str, Any] = {}
+    for prob in make_problems():
+        sde = prob.sde
+        x0 = np.zeros(prob.dim)
+
+        def solve(s, n=100, threads=1):
+            t0 = time.perf_counter()
+            sol = sdekit.simulate(s, x0=x0, t=(0.0, 10 * DT), steps=10, n_paths=n, seed=SEED, threads=threads)
+            return time.perf_counter() - t0, sol.stats
+
+        sig0 = len(kernels.fixed_step.signatures)
+        w1, st1 = solve(sde)
+        sig1 = len(kernels.fixed_step.signatures)
+        w2, st2 = solve(sde)
+        if prob.key == "ou":
+            new, other_shape = np.array([2.5]), np.array([0.5])
+        else:
+            new, other_shape = make_gmm(seed=1), make_gmm(n_comp=3, seed=2)
+        w3, st3 = solve(sde.with_params(new))
+        w4, st4 = solve(sde.with_params(other_shape))
+        w5, st5 = solve(sde.with_params(new), n=10**4, threads=2)
+        sig2 = len(kernels.fixed_step.signatures)
+        fresh = sdekit.SDE(drift=sde.drift, diffusion=lambda x, t, p: 2**0.5, noise="additive", dim=prob.dim,
+                           params=prob.params)
+        w6, st6 = solve(fresh)
+        sig3 = len(kernels.fixed_step.signatures)
+        drift_sigs = len(sde.compiled()[0].signatures)
+        res[prob.key] = {
+            "first_call": {"wall_s": w1, "compile_seconds": st1.compile_seconds, "run_seconds": st1.run_seconds,
+                           "wall_minus_compile_minus_run_s": w1 - st1.compile_seconds - st1.run_seconds},
+            "second_call_same_sde": {"wall_s": w2, "compile_seconds": st2.compile_seconds},
+            "with_params_new_values": {"wall_s": w3, "compile_seconds": st3.compile_seconds},
+            "with_params_other_shapes": {"wall_s": w4, "compile_seconds": st4.compile_seconds},
+            "threads2_n1e4": {"wall_s": w5, "compile_seconds": st5.compile_seconds, "threads_used": st5.threads},
+            "new_sde_fresh_lambda_diffusion": {"wall_s": w6, "compile_seconds": st6.compile_seconds},
+            "fixed_step_signatures": {"before": sig0, "after_first": sig1, "after_with_params": sig2,
+                                      "after_fresh_lambda": sig3},
+            "drift_dispatcher_signatures": drift_sigs,
+        }
+    from sdekit.backends.numba import disk_cache
+
+    folder = disk_cache.cache_dir()
+    res["disk_cache_dir"] = str(folder)
+    res["disk_cached_kernel_files"] = sorted(p.name for p in folder.glob("__pycache__/sdekit_fixed_*.nbi")) \
+        if folder is not None else []
+    return res
+
+
+def run_compile_probes(n: int = 2) -> dict:
+    out: dict[str, Any] = {"processes": []}
+    for _ in range(n):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--compile-probe"],
+                              capture_output=True, text=True, timeout=600)
+        total = time.perf_counter() - t0
+        if proc.returncode != 0:
+            out["processes"].append({"error": proc.stderr[-2000:], "process_wall_s": total})
+            continue
+        rec = json.loads(proc.stdout.strip().splitlines()[-1])
+        rec["process_wall_s"] = total
+        out["processes"].append(rec)
+    code = "import time; t = time.perf_counter(); import sdekit; print(time.perf_counter() - t)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out["import_sdekit_s"] = float(proc.stdout.strip()) if proc.returncode == 0 else None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Driver.
+
+
+def make_problems() -> list[Problem]:
+    return [Problem("ou", "1-D Ornstein-Uhlenbeck dX = -X dt + sqrt(2) dW", 1, np.array([1.0])),
+            Problem("gmm", "16-D Langevin on a 4-component GMM score", 16, make_gmm())]
+
+
+def machine_info() -> dict:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu_model": model, "cpu_count": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
+            "numba": nb.__version__, "numba_num_threads": nb.config.NUMBA_NUM_THREADS,
+            "sdekit": getattr(sdekit, "__version__", "?"),
+            "torch": torch.__version__ if torch is not None else None,
+            "torchsde": getattr(torchsde, "__version__", "?") if torchsde is not None else None,
+            "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    return info
+
+
+def plan(quick: bool) -> list[tuple[str, int, int, list[str]]]:
+    """(problem, N, threads, implementations) groups, in run order."""
+    ns = [1, 100, 10**4] if quick else [1, 100, 10**4, 10**6]
+    impls = ["sdekit", "hand", "floor", "numpy"]
+    if torch is not None:
+        impls += ["torch_f32", "torch_f64"]
+        if torchsde is not None:
+            impls.append("torchsde_f64")
+    groups = []
+    for key in ("ou", "gmm"):
+        for n in ns:
+            groups.append((key, n, 1, impls))
+            if n >= 10**4:
+                groups.append((key, n, 2, [i for i in impls if i != "numpy"]))
+    return groups
+
+
+def ratios(results: list[dict], metric: str = "path_steps_per_s") -> list[dict]:
+    """sdekit's throughput over each other implementation's, same (problem, N, threads); and T=2 over T=1."""
+    thr = {(r["problem"], r["n_paths"], r["impl"], r["threads"]): r[metric] for r in results if r["status"] == "ok"}
+    out = []
+    for (key, n, impl, t), v in sorted(thr.items()):
+        if impl != "sdekit":
+            continue
+        row: dict[str, Any] = {"problem": key, "n_paths": n, "threads": t}
+        for other, name in (("hand", "sdekit/hand"), ("floor", "sdekit/floor"), ("torchsde_f64", "sdekit/torchsde"),
+                            ("torch_f32", "sdekit/torch_f32"), ("torch_f64", "sdekit/torch_f64")):
+            if (key, n, other, t) in thr:
+                row[name] = v / thr[(key, n, other, t)]
+        if (key, n, "numpy", 1) in thr:
+            row["sdekit/numpy(T=1)"] = v / thr[(key, n, "numpy", 1)]
+        out.append(row)
+    for (key, n, impl, t), v in sorted(thr.items()):
+        if t == 2 and (key, n, impl, 1) in thr:
+            out.append({"problem": key, "n_paths": n, "impl": impl, "T2/T1": v / thr[(key, n, impl, 1)]})
+    return out
+
+
+def contended(r: dict) -> bool:
+    """Other processes used > 0.3 cores during the runs, or a 1-thread run got < 90% of a core."""
+    other = r.get("other_cores_busy")
+    return (other is not None and other > 0.3) or (r["threads"] == 1 and r.get("cpu_per_wall", 1.0) < 0.9)
+
+
+def fmt_rate(r: dict | None) -> str:
+    if r is None:
+        return "-"
+    if r["status"] != "ok":
+        return r["status"]
+    s = f"{r['path_steps_per_s'] / 1e6:.3g}M"
+    return s + (f"[{r['steps_run']}]" if r["reduced_steps"] else "") + ("*" if contended(r) else "")
+
+
+def print_tables(results: list[dict], rat: list[dict], rat_cpu: list[dict]) -> None:
+    impls = [i for i in IMPLS if any(r["impl"] == i for r in results)]
+    rows = sorted({(r["problem"], r["n_paths"], r["threads"]) for r in results}, key=lambda k: (k[0] != "ou", k[1:]))
+    by = {(r["problem"], r["n_paths"], r["threads"], r["impl"]): r for r in results}
+    print("\npath-steps/s (M = 1e6; [s]: only s steps of h = 1e-3 run; *: other processes busy meanwhile)")
+    print(f"{'problem':8}{'N':>9}{'T':>3} " + "".join(f"{i:>15}" for i in impls))
+    for key, n, t in rows:
+        print(f"{key:8}{n:>9}{t:>3} " + "".join(f"{fmt_rate(by.get((key, n, t, i))):>15}" for i in impls))
+    cols = ["sdekit/hand", "sdekit/floor", "sdekit/torchsde", "sdekit/numpy(T=1)", "sdekit/torch_f32",
+            "sdekit/torch_f64"]
+    for title, rr in (("ratios of path-steps/s (wall clock; > 1: sdekit faster)", rat),
+                      ("ratios of path-steps per CPU-second, 1 thread only (less sensitive to other load)",
+                       [r for r in rat_cpu if r.get("threads") == 1])):
+        print(f"\n{title}")
+        print(f"{'problem':8}{'N':>9}{'T':>3} " + "".join(f"{c:>19}" for c in cols))
+        for r in rr:
+            if "T2/T1" in r:
+                continue
+            vals = "".join(f"{r[c]:>19.3g}" if c in r else f"{'-':>19}" for c in cols)
+            print(f"{r['problem']:8}{r['n_paths']:>9}{r['threads']:>3} {vals}")
+    print("\n2 threads / 1 thread (wall clock)")
+    for r in rat:
+        if "T2/T1" in r:
+            print(f"  {r['problem']:5} N={r['n_paths']:<8} {r['impl']:13} {r['T2/T1']:.2f}")
+
+
+def plot(results: list[dict], path: Path, caption: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    for ax, key in zip(axes, ("ou", "gmm"), strict=True):
+        for impl in IMPLS:
+            for t, style, mark in ((1, "-", "o"), (2, "--", "s")):
+                pts = sorted((r["n_paths"], r["path_steps_per_s"]) for r in results
+                             if r["problem"] == key and r["impl"] == impl and r["threads"] == t and r["status"] == "ok")
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), style, marker=mark, color=COLORS[impl], label=f"{impl} T={t}",
+                            mfc="none" if t == 2 else None)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("paths N")
+        ax.set_title({"ou": "(a) 1-D OU", "gmm": "(b) 16-D GMM Langevin"}[key] + ", Euler-Maruyama, h = 1e-3")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("path-steps / s")
+    axes[1].legend(fontsize=7, ncol=2, loc="lower right")
+    fig.text(0.01, 0.005, caption + "median of k repeats; some points ran 10 or 100 steps of h = 1e-3 "
+             "(steps_run in the JSON); figures marked contended there had other processes on the CPUs",
+             fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _caption(info: dict) -> str:
+    return (f"{info.get('cpu_model', '?')}, {info.get('cpu_count', '?')} cores, numba {info.get('numba', '?')}, "
+            f"torch {info.get('torch', '-')}, {info.get('date_utc', '')[:10]}; ")
+
+
+def cross_checks(probs: list[Problem]) -> dict:
+    """Same generator, same order: sdekit and the hand kernel must agree; the floor kernel draws sdekit's numbers."""
+    out: dict[str, Any] = {}
+    for prob in probs:
+        a = run_sdekit(prob, 300, 50, 1).final
+        b = run_hand(prob, 300, 50, 1).final
+        c = run_hand(prob, 4096, 20, 2).final
+        d = run_sdekit(prob, 4096, 20, 2).final
+        out[f"{prob.key}_sdekit_vs_hand_max_abs_diff"] = float(np.max(np.abs(a - b)))
+        out[f"{prob.key}_sdekit_vs_hand_prange_max_abs_diff"] = float(np.max(np.abs(c - d)))
+    acc = np.empty(64)
+    for variant in HAND["floor"]:
+        variant(40, np.uint64(SEED), acc, *TABLES)
+        ref = sdekit.noise.path_normals(SEED, 64, 40, parallel=False)
+        out.setdefault("floor_vs_path_normals_max_abs_diff", 0.0)
+        out["floor_vs_path_normals_max_abs_diff"] = max(out["floor_vs_path_normals_max_abs_diff"],
+                                                        float(np.max(np.abs(acc - ref.sum(axis=1)))))
+    return out
+
+
+def call_overheads(probs: list[Problem], reps: int = 21) -> dict:
+    """Fixed cost of one call with N = 1: sdekit's simulate() (wall, stats.run_seconds) against the hand kernel."""
+    out: dict[str, Any] = {}
+    for prob in probs:
+        for steps in (1, STEPS):
+            sd = [run_sdekit(prob, 1, steps, 1) for _ in range(reps)]
+            hd = [run_hand(prob, 1, steps, 1) for _ in range(reps)]
+            out[f"{prob.key}_steps{steps}"] = {
+                "sdekit_simulate_wall_s": statistics.median(r.wall_s for r in sd),
+                "sdekit_run_seconds": statistics.median(r.kernel_s for r in sd),
+                "sdekit_compile_seconds_warm": statistics.median(r.extra["compile_seconds"] for r in sd),
+                "hand_s": statistics.median(r.kernel_s for r in hd)}
+        one, full = out[f"{prob.key}_steps1"], out[f"{prob.key}_steps{STEPS}"]
+        out[f"{prob.key}_per_step_N1"] = {
+            "sdekit_s": (full["sdekit_run_seconds"] - one["sdekit_run_seconds"]) / (STEPS - 1),
+            "hand_s": (full["hand_s"] - one["hand_s"]) / (STEPS - 1)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="N up to 1e4, short budget: a smoke test")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--budget", type=float, default=None, help="seconds of timed runs per case (default 25, quick 2)")
+    ap.add_argument("--max-single", type=float, default=60.0, help="skip a case whose 10-step run exceeds this")
+    ap.add_argument("--repeats", type=int, default=None, help="repeats per case (default 3, quick 2)")
+    ap.add_argument("--wait-idle", type=float, default=0.0,
+                    help="before each N >= 1e4 group, wait up to this many seconds for other processes to go quiet")
+    ap.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON already in --out")
+    ap.add_argument("--compile-probe", action="store_true", help=argparse.SUPPRESS)
+    cfg = ap.parse_args(argv)
+    stem = "throughput_quick" if cfg.quick else "throughput"
+    if cfg.replot:
+        doc = json.loads((cfg.out / f"{stem}.json").read_text())
+        plot(doc["results"], cfg.out / f"{stem}.png", _caption(doc["machine"]))
+        return 0
+    if cfg.compile_probe:
+        print(json.dumps(compile_probe()))
+        return 0
+    cfg.budget = cfg.budget if cfg.budget is not None else (2.0 if cfg.quick else 25.0)
+    cfg.repeats = cfg.repeats if cfg.repeats is not None else (2 if cfg.quick else 3)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    info = machine_info()
+    info["loadavg_before"] = os.getloadavg()
+    notes = []
+    if torch is None:
+        notes.append("torch not importable: torch, torchsde cases skipped")
+    elif torchsde is None:
+        notes.append("torchsde not importable: torchsde cases skipped")
+    print(f"machine: {info['cpu_model']}, {info['cpu_count']} cores, load {info['loadavg_before']}", flush=True)
+
+    print("compile probes (fresh processes) ...", flush=True)
+    compile_info = run_compile_probes(1 if cfg.quick else 2)
+    for i, p in enumerate(compile_info["processes"]):
+        if "error" in p:
+            print(f"  process {i + 1}: failed\n{p['error']}")
+            continue
+        for key in ("ou", "gmm"):
+            fc = p[key]["first_call"]
+            print(f"  process {i + 1} {key}: first call {fc['wall_s']:.2f} s wall, compile_seconds "
+                  f"{fc['compile_seconds']:.2f}; with_params compile_seconds "
+                  f"{p[key]['with_params_new_values']['compile_seconds']:.4f}; fixed_step signatures "
+                  f"{p[key]['fixed_step_signatures']}")
+
+    probs = make_problems()
+    by_key = {p.key: p for p in probs}
+    warm = {}
+    for prob in probs:  # compile everything once, outside the timings
+        t0 = time.perf_counter()
+        r = run_sdekit(prob, 4, 2, 1)
+        warm[f"{prob.key}_sdekit_first_call_wall_s"] = time.perf_counter() - t0
+        warm[f"{prob.key}_sdekit_first_call_compile_seconds"] = r.extra["compile_seconds"]
+        for threads, n in ((1, 4), (2, SERIAL_BELOW)):
+            t0 = time.perf_counter()
+            run_hand(prob, n, 2, threads)
+            run_floor(prob, n, 2, threads)
+            warm[f"{prob.key}_hand_and_floor_compile_{'prange' if threads > 1 else 'serial'}_s"] = \
+                time.perf_counter() - t0
+    checks = cross_checks(probs)
+    info["numba_threading_layer"] = nb.threading_layer()
+    print(f"checks: {checks}", flush=True)
+
+    overheads = call_overheads(probs)
+    print("per-call overhead, N = 1: " + ", ".join(
+        f"{k} sdekit wall {v['sdekit_simulate_wall_s'] * 1e6:.0f} us / run {v['sdekit_run_seconds'] * 1e6:.0f} us, "
+        f"hand {v['hand_s'] * 1e6:.1f} us" for k, v in overheads.items() if "steps" in k), flush=True)
+
+    results: list[dict] = []
+    groups = plan(cfg.quick)
+
+    def save() -> dict:
+        rat, rat_cpu = ratios(results), ratios(results, "path_steps_per_cpu_s")
+        doc = {"machine": info, "config": {"dt": DT, "steps": STEPS, "seed": SEED, "quick": cfg.quick,
+                                           "budget_s": cfg.budget, "max_single_s": cfg.max_single,
+                                           "repeats": cfg.repeats, "serial_below_paths": SERIAL_BELOW,
+                                           "wait_idle_s": cfg.wait_idle},
+               "implementations": IMPLS, "problems": {p.key: p.title for p in probs}, "notes": notes,
+               "compile": compile_info, "warmup": warm, "checks": checks, "overheads": overheads,
+               "results": results, "ratios": rat, "ratios_cpu": rat_cpu}
+        (cfg.out / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=float))
+        return doc
+
+    for i, (key, n, t, impls) in enumerate(groups):
+        t0 = time.perf_counter()
+        waited = 0.0
+        while waited < cfg.wait_idle and n >= 10**4:
+            load = other_load()
+            waited += 1.0
+            if load is not None and load < 0.3:
+                break
+        recs = run_group(by_key[key], n, t, impls, cfg)
+        results.extend(recs)
+        print(f"[group {i + 1}/{len(groups)}, {time.perf_counter() - t_start:5.0f} s] {key} N={n} T={t}: "
+              f"{time.perf_counter() - t0:.1f} s" + (f" (waited {waited:.0f} s for quiet)" if waited else ""),
+              flush=True)
+        for r in recs:
+            extra = (f", other load {r['other_cores_busy']:.2f} cores" if r.get("other_cores_busy") is not None
+                     else "") + (f", cpu/wall {r['cpu_per_wall']:.2f}" if "cpu_per_wall" in r else "")
+            print(f"    {r['impl']:13} {fmt_rate(r):>14}" + (f"  ({r['reason']})" if r["status"] != "ok" else "")
+                  + extra, flush=True)
+        save()
+
+    info["loadavg_after"] = os.getloadavg()
+    info["total_seconds"] = time.perf_counter() - t_start
+    doc = save()
+    print_tables(doc["results"], doc["ratios"], doc["ratios_cpu"])
+    try:
+        plot(doc["results"], cfg.out / f"{stem}.png", _caption(info))
+    except ImportError as exc:
+        print(f"no plot: {exc}")
+    print(f"\nload average before {info['loadavg_before']}, after {info['loadavg_after']}; "
+          f"{info['total_seconds']:.0f} s; wrote {cfg.out / (stem + '.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -92,6 +92,18 @@ def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab):
 
 
 @nb.njit
+def _heun_predict(xt, drift0, noise0, x, fx, gx, gdw, dw, h, r, i):
+    drift0[r, i] = at2(fx, r, i)
+    noise0[r, i] = gdw(gx, dw, r, i)
+    xt[r, i] = x[r, i] + drift0[r, i] * h + noise0[r, i]
+
+
+@nb.njit
+def _heun_correct(x, drift0, noise0, f1, g1, gdw, dw, h, r, i):
+    x[r, i] += 0.5 * (drift0[r, i] + at2(f1, r, i)) * h + 0.5 * (noise0[r, i] + gdw(g1, dw, r, i))
+
+
+@nb.njit
 def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     """Stochastic Heun (Stratonovich): x~ = x + f h + g dW, x' = x + (f + f~) h/2 + (g + g~) dW / 2."""
     n, d = x.shape
@@ -101,17 +113,23 @@ def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     xt = work[0]
     drift0 = work[1]
     noise0 = work[2]
-    for r in range(n):
-        for i in range(d):
-            drift0[r, i] = at2(fx, r, i)
-            noise0[r, i] = gdw(gx, dw, r, i)
-            xt[r, i] = x[r, i] + drift0[r, i] * h + noise0[r, i]
+    if d == 1:
+        for r in range(n):
+            _heun_predict(xt, drift0, noise0, x, fx, gx, gdw, dw, h, r, 0)
+    else:
+        for r in range(n):
+            for i in range(d):
+                _heun_predict(xt, drift0, noise0, x, fx, gx, gdw, dw, h, r, i)
     f1 = f(xt, t + h, p)
     check_rows(f1, n)
     g1 = g(xt, t + h, p)
-    for r in range(n):
-        for i in range(d):
-            x[r, i] += 0.5 * (drift0[r, i] + at2(f1, r, i)) * h + 0.5 * (noise0[r, i] + gdw(g1, dw, r, i))
+    if d == 1:
+        for r in range(n):
+            _heun_correct(x, drift0, noise0, f1, g1, gdw, dw, h, r, 0)
+    else:
+        for r in range(n):
+            for i in range(d):
+                _heun_correct(x, drift0, noise0, f1, g1, gdw, dw, h, r, i)
 
 
 @nb.njit

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+STEP_SIZE_COLLAPSED = "the step size collapsed on non-finite values"
+STEP_SIZE_UNDERFLOW = "step size underflow (stiff or singular problem?)"
+
 
 class SDEKitError(ValueError):
     """Bad input: the message names the argument and what was expected."""

@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 from sdekit.errors import SDEKitError
-from sdekit.params import Params, normalize_params
+from sdekit.params import normalize_params
 
 NOISE_TYPES = ("diagonal", "scalar", "additive", "general")
 CALCULI = ("ito", "stratonovich")
@@ -138,7 +138,3 @@ class ODE:
         """The vector field compiled by Numba."""
         return jitted(self.field, "field")
 
-
-def params_of(problem: SDE | ODE) -> Params:
-    """The normalised runtime parameters of a problem."""
-    return problem.params

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sdekit.backends.numba.runner import COLLAPSED, UNDERFLOW
-from sdekit.errors import NonFiniteError, StepSizeError
+from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN
@@ -201,8 +200,8 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
                     raise StepSizeError(path, steps + rejected, t, "step budget max_steps exhausted")
                 if h < 1e-14 * max(1.0, abs(t)):
                     if nonfinite:
-                        raise NonFiniteError(path, steps + rejected, t, what=COLLAPSED)
-                    raise StepSizeError(path, steps + rejected, t, UNDERFLOW)
+                        raise NonFiniteError(path, steps + rejected, t, what=STEP_SIZE_COLLAPSED)
+                    raise StepSizeError(path, steps + rejected, t, STEP_SIZE_UNDERFLOW)
             out[s, path] = x[0]
         steps_all[path], rej_all[path], evals_all[path] = steps, rejected, evals
     stats = SolveStats(steps=int(steps_all.max(initial=0)), rejected=int(rej_all.sum()),

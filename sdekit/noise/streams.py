@@ -57,28 +57,6 @@ def seed_stream(state, seed, path, stream):
 
 
 @nb.njit(inline="always")
-def next_u64(state):
-    """xoshiro256++: result = rotl(s0 + s3, 23) + s0, then the linear state update."""
-    s0 = state[0]
-    s1 = state[1]
-    s2 = state[2]
-    s3 = state[3]
-    result = _rotl(s0 + s3, 23) + s0
-    t = s1 << U64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    state[0] = s0
-    state[1] = s1
-    state[2] = s2
-    state[3] = s3
-    return result
-
-
-@nb.njit(inline="always")
 def next_u64_row(states, row):
     """next_u64 on states[row] of a (n_paths, 4) state array, without making a view."""
     s0 = states[row, 0]

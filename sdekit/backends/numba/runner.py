@@ -13,15 +13,13 @@ import numpy as np
 from sdekit.backends.numba import disk_cache, kernels
 from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.steps import STEPS, work_arrays
-from sdekit.errors import NonFiniteError, StepSizeError
+from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
 from sdekit.solution import SolveStats
 from sdekit.solvers import Solver
 
 SERIAL_BELOW_PATHS = 2048  # below this many paths one thread beats splitting the work
-COLLAPSED = "the step size collapsed on non-finite values"
-UNDERFLOW = "step size underflow (stiff or singular problem?)"
 
 
 @nb.njit(cache=True)
@@ -177,8 +175,8 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     if np.any(code != 0):
         p = int(np.flatnonzero(code != 0)[0])
         if code[p] == 3:
-            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=COLLAPSED)
-        reason = "step budget max_steps exhausted" if code[p] == 1 else UNDERFLOW
+            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=STEP_SIZE_COLLAPSED)
+        reason = "step budget max_steps exhausted" if code[p] == 1 else STEP_SIZE_UNDERFLOW
         raise StepSizeError(p, n_steps[p] + n_rejected[p], err_t[p], reason)
     stats = SolveStats(steps=int(n_steps.max(initial=0)), rejected=int(n_rejected.sum()),
                        evals=int(n_evals.max(initial=0)), path_steps=int(n_steps.sum()),

@@ -1,13 +1,15 @@
-"""Shared settings: a derandomized hypothesis profile for CI (statistical properties never shrink)."""
+"""Shared settings: a derandomized hypothesis profile for CI (statistical properties never shrink),
+and the false-alarm budget line printed at the end of the run (sdekit.pytest_plugin)."""
 
 import os
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 
-settings.register_profile(
-    "ci", derandomize=True, database=None, deadline=None, max_examples=15,
-    suppress_health_check=[HealthCheck.too_slow], phases=[Phase.explicit, Phase.generate])
-settings.register_profile(
-    "dev", deadline=None, max_examples=15, suppress_health_check=[HealthCheck.too_slow],
-    phases=[Phase.explicit, Phase.generate])
+from sdekit.testing import CI_PROFILE, DEV_PROFILE, register_profiles
+
+pytest_plugins = ["sdekit.pytest_plugin"]
+
+register_profiles(max_examples=15)
+settings.register_profile("ci", parent=settings.get_profile(CI_PROFILE))
+settings.register_profile("dev", parent=settings.get_profile(DEV_PROFILE))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

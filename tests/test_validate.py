@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import sdekit
-from sdekit.cli import format_table, main
+from sdekit.cli import main
 from sdekit.processes import GeometricBrownianMotion, OrnsteinUhlenbeck
 from sdekit.processes.gbm import gbm_diffusion, gbm_drift
 from sdekit.processes.ou import ou_diffusion, ou_drift
@@ -26,8 +26,8 @@ N, SEED, ALPHA = 20_000, 2026, 1e-6
 
 @pytest.mark.parametrize("name", sorted(closed_form.CHECKS))
 def test_every_builtin_check_passes(name):
-    results = closed_form.CHECKS[name].run(N, SEED, ALPHA)
-    assert results and all(r.passed for r in results), format_table(results)
+    report = closed_form.CHECKS[name].run(N, SEED, ALPHA)
+    assert report.results and report.passed, report.to_text()
 
 
 @nb.njit
@@ -47,9 +47,9 @@ def test_ou_checks_catch_planted_bugs(drift, diffusion):
     ou = OrnsteinUhlenbeck(*closed_form.OU_2D)
     buggy = sdekit.SDE(drift, diffusion, dim=2, noise="additive", brownian_dim=3, params=(ou.A, ou.B))
     for check in (closed_form.check_ou_em, closed_form.check_ou_stationary):
-        results = check(N, SEED, ALPHA, sde=buggy)
-        assert not all(r.passed for r in results), format_table(results)
-        assert min(r.pvalue for r in results) < 1e-12
+        report = check(N, SEED, ALPHA, sde=buggy)
+        assert not report.passed, report.to_text()
+        assert report.min_pvalue < 1e-12
 
 
 @nb.njit
@@ -68,8 +68,8 @@ def gbm_drift_flipped(x, t, p):
 def test_gbm_checks_catch_planted_bugs(drift, diffusion, check, calculus):
     gbm = GeometricBrownianMotion(0.3, 0.8, calculus)
     buggy = sdekit.SDE(drift, diffusion, dim=1, noise="diagonal", calculus=calculus, params=gbm.sde.params)
-    results = check(N, SEED, ALPHA, sde=buggy)
-    assert not all(r.passed for r in results), format_table(results)
+    report = check(N, SEED, ALPHA, sde=buggy)
+    assert not report.passed, report.to_text()
 
 
 def test_mislabelled_calculus_is_caught():
@@ -95,11 +95,15 @@ def test_moment_chi2_is_calibrated_and_powerful():
     assert not any(r.passed for r in gaussian_law_tests("bug", 2**0.5 * z, np.zeros(2), np.eye(2))[-1:])
 
 
-def test_cli_prints_table_and_returns_status(capsys):
-    assert main(["validate", "ou_1d_reverse_time", "--paths", "5000"]) == 0
+def test_cli_prints_table_writes_report_and_returns_status(capsys, tmp_path):
+    assert main(["validate", "ou_1d_reverse_time", "gbm_ito_em", "--paths", "5000", "--out", str(tmp_path),
+                 "--no-figures"]) == 0
     out = capsys.readouterr().out
-    assert "ou_1d/reverse-time grid" in out and "p-value" in out and "1 checks" in out
+    assert "ou_1d/reverse-time grid" in out and "min p-value" in out and "2 of 2 checks passed" in out
+    md = (tmp_path / "report.md").read_text()
+    assert "### gbm_ito/euler_maruyama" in md and "| CvM x |" in md.replace("CvM x[0]", "CvM x")
     assert main(["validate", "no_such_check"]) == 2
+    assert main(["validate", "--list"]) == 0 and "strong_order_em_gbm" in capsys.readouterr().out
 
 
 @nb.njit
@@ -118,7 +122,7 @@ def test_langevin_checks_catch_planted_bugs():
 
     gauss = Gaussian(np.array([1.0, -1.0]), np.array([[1.0, 0.3], [0.3, 0.5]]))
     bad = sdekit.SDE(gauss.score_fn, halved_langevin_noise, dim=2, noise="additive", params=gauss.params)
-    assert not all(r.passed for r in closed_form.check_langevin_gaussian(N, SEED, ALPHA, sde=bad))
+    assert not closed_form.check_langevin_gaussian(N, SEED, ALPHA, sde=bad).passed
     mix = GaussianMixture(**closed_form.MIXTURE_2D)
     flipped = sdekit.SDE(flipped_mixture_score, halved_langevin_noise, dim=2, noise="additive", params=mix.params)
-    assert not all(r.passed for r in closed_form.check_langevin_mixture(N, SEED, ALPHA, sde=flipped))
+    assert not closed_form.check_langevin_mixture(N, SEED, ALPHA, sde=flipped).passed

@@ -1,5 +1,27 @@
-"""Validation tools: calibrated tests against closed-form laws and convergence-order estimation."""
+"""Validation: tell a correct sampler from a biased one from a buggy one, with numbers.
 
+- `compare_with_law`: N i.i.d. draws against an exact law (KS and Cramér–von Mises on marginals and
+  random projections, exact-covariance moment chi-square, Stein identity, one-sample MMD), gated
+  at an overall false-alarm rate (default 1e-6, Bonferroni inside); returns a `Report` (text,
+  Markdown, figure).
+- `stationarity_check`: chains started exactly in pi, K steps, bias-aware via the scheme's own law.
+- Convergence order (`strong_errors`, `fit_order`), closed-form reference problems, and the
+  checks behind `sdekit validate` (`closed_form`, `suite`).
+"""
+
+from sdekit.validate.compare import compare_with_law
+from sdekit.validate.laws import Law1D, exact_feature_moments, law_1d
+from sdekit.validate.onesample import (
+    cvm_critical_value,
+    cvm_sf,
+    cvm_statistic,
+    cvm_test,
+    ks_test,
+    mmd_test,
+    moment_test,
+    random_directions,
+    stein_test,
+)
 from sdekit.validate.order import (
     ClosedForm,
     OrderFit,
@@ -15,6 +37,14 @@ from sdekit.validate.order import (
     s3_sine_problem,
     strong_errors,
 )
+from sdekit.validate.report import Report
+from sdekit.validate.stationarity import (
+    StationarityReport,
+    classify_stationarity,
+    linear_scheme_law,
+    stationarity_check,
+    ula_law,
+)
 from sdekit.validate.stats import (
     CheckResult,
     deterministic_check,
@@ -24,7 +54,11 @@ from sdekit.validate.stats import (
     whiten,
 )
 
-__all__ = ["ClosedForm", "OrderFit", "brownian_problem", "brownian_terminal", "fit_order", "fit_order_deterministic",
-           "gbm_problem", "loglog_slope", "s1_problem", "s2_problem", "s3_problem", "s3_sine_problem",
-           "strong_errors", "CheckResult", "deterministic_check", "gaussian_law_tests", "ks_law_test",
-           "moment_chi2", "whiten"]
+__all__ = [
+    "compare_with_law", "Law1D", "exact_feature_moments", "law_1d", "cvm_critical_value", "cvm_sf", "cvm_statistic",
+    "cvm_test", "ks_test", "mmd_test", "moment_test", "random_directions", "stein_test", "ClosedForm", "OrderFit",
+    "brownian_problem", "brownian_terminal", "fit_order", "fit_order_deterministic", "gbm_problem", "loglog_slope",
+    "s1_problem", "s2_problem", "s3_problem", "s3_sine_problem", "strong_errors", "Report", "StationarityReport",
+    "classify_stationarity", "linear_scheme_law", "stationarity_check", "ula_law", "CheckResult",
+    "deterministic_check", "gaussian_law_tests", "ks_law_test", "moment_chi2", "whiten",
+]

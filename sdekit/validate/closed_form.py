@@ -1,8 +1,9 @@
 """Every built-in process and solver against its closed form: the checks behind `sdekit validate`.
 
 Each check simulates N independent paths and compares the end states with an exact law
-(Gaussian laws via KS on whitened coordinates and the moment chi-square), at an overall
-false-alarm rate alpha per check. Where the scheme's own law is known (Euler–Maruyama on
+(`compare_with_law`: KS and Cramér–von Mises on marginals and projections, the exact moment
+chi-square and the Stein test), at an overall false-alarm rate alpha per check, and returns a
+`Report`. Where the scheme's own law is known (Euler–Maruyama on
 linear SDEs) the check is bias-aware: it tests against that law, exactly, at any step size.
 """
 
@@ -19,37 +20,40 @@ from sdekit.processes.ou import ou_drift
 from sdekit.sde import ODE, SDE
 from sdekit.simulate import simulate
 from sdekit.targets import Gaussian, GaussianMixture
-from sdekit.validate.stats import CheckResult, deterministic_check, gaussian_law_tests, ks_law_test
+from sdekit.validate.compare import compare_with_law
+from sdekit.validate.report import Report
+from sdekit.validate.stats import deterministic_check
 
 
 @dataclass(frozen=True)
 class Check:
-    """A named closed-form check: run(n_paths, seed, alpha) -> results."""
+    """A named closed-form check: run(n_paths, seed, alpha) -> Report. quick: part of `sdekit validate --quick`."""
 
     name: str
     solver: str
-    run: Callable[[int, int, float], list[CheckResult]]
+    run: Callable[[int, int, float], Report]
+    quick: bool = True
 
 
 CHECKS: dict[str, Check] = {}
 
 
-def _register(name: str, solver: str):
+def _register(name: str, solver: str, quick: bool = True):
     def deco(fn):
         if name in CHECKS:
             raise ValueError(f"check {name!r} is already registered")
-        CHECKS[name] = Check(name, solver, fn)
+        CHECKS[name] = Check(name, solver, fn, quick)
         return fn
     return deco
 
 
 def law_check(name: str, sde: SDE, solver: str, x0: np.ndarray, t: tuple, steps: int, mean: np.ndarray,
               cov: np.ndarray, n_paths: int, seed: int, alpha: float,
-              transform: Callable[[np.ndarray], np.ndarray] | None = None) -> list[CheckResult]:
-    """Simulate and test the (optionally transformed) end states against N(mean, cov)."""
+              transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Report:
+    """Simulate and test the (optionally transformed) end states against N(mean, cov) (`compare_with_law`)."""
     sol = simulate(sde, x0, t, steps=steps, n_paths=n_paths, seed=seed, solver=solver)
     end = sol.final if transform is None else transform(sol.final)
-    return gaussian_law_tests(name, end, mean, cov, alpha)
+    return compare_with_law(end, Gaussian(np.ravel(mean), np.atleast_2d(cov)), alpha=alpha, name=name)
 
 
 OU_1D = ([[1.0]], [[2.0**0.5]])
@@ -58,7 +62,7 @@ OU_2D = ([[1.0, 0.4], [-0.3, 1.5]], [[1.0, 0.0, 0.4], [0.3, 0.8, 0.0]])
 
 @_register("brownian_motion_2d", "euler_maruyama")
 def check_brownian(n_paths: int, seed: int, alpha: float, solver: str = "euler_maruyama",
-                   sde: SDE | None = None) -> list[CheckResult]:
+                   sde: SDE | None = None) -> Report:
     """W_t ~ N(x0, t I): exact for any solver of additive noise."""
     bm = BrownianMotion(dim=2)
     x0 = np.array([0.5, -1.0])
@@ -68,14 +72,14 @@ def check_brownian(n_paths: int, seed: int, alpha: float, solver: str = "euler_m
 
 
 @_register("brownian_motion_2d_sra1", "sra1")
-def check_brownian_sra(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+def check_brownian_sra(n_paths: int, seed: int, alpha: float) -> Report:
     """SRA1 on Brownian motion is exact."""
     return check_brownian(n_paths, seed, alpha, solver="sra1")
 
 
 @_register("ou_2d_em_law", "euler_maruyama")
 def check_ou_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None,
-                h: float = 0.05) -> list[CheckResult]:
+                h: float = 0.05) -> Report:
     """2-D OU with a (2, 3) noise matrix: Euler–Maruyama's exact law m' = M m, S' = M S M^T + h Q (bias-aware)."""
     ou = OrnsteinUhlenbeck(*OU_2D)
     x0 = np.array([1.0, -0.5])
@@ -86,7 +90,7 @@ def check_ou_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None,
 
 
 @_register("ou_2d_stationary", "euler_maruyama")
-def check_ou_stationary(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+def check_ou_stationary(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """Start exactly in the stationary law N(0, Sigma_inf) and test the exact EM law after 50 steps."""
     ou = OrnsteinUhlenbeck(*OU_2D)
     s_inf = ou.stationary_cov()
@@ -98,7 +102,7 @@ def check_ou_stationary(n_paths: int, seed: int, alpha: float, sde: SDE | None =
 
 
 @_register("ou_1d_sra1_transition", "sra1")
-def check_ou_sra(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+def check_ou_sra(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """SRA1 (weak order 2) at h = 0.01 against the exact OU transition law from x0 = 2."""
     ou = OrnsteinUhlenbeck(*OU_1D)
     mean, cov = ou.transition(np.array([2.0]), 1.0)
@@ -107,7 +111,7 @@ def check_ou_sra(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) 
 
 
 @_register("ou_1d_reverse_time", "euler_maruyama")
-def check_ou_backward(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+def check_ou_backward(n_paths: int, seed: int, alpha: float) -> Report:
     """Integrating from t0 = 1 back to t1 = 0 (h = -0.01): drift steps use h, noise |h|.
 
     EM's exact law then has M = I - hA = I + 0.01 A and noise variance |h| Q per step.
@@ -119,7 +123,7 @@ def check_ou_backward(n_paths: int, seed: int, alpha: float) -> list[CheckResult
 
 
 def _gbm_check(name: str, calculus: str, solver: str, n_paths: int, seed: int, alpha: float,
-               sde: SDE | None = None) -> list[CheckResult]:
+               sde: SDE | None = None) -> Report:
     gbm = GeometricBrownianMotion(0.3, 0.8, calculus)
     m, v = gbm.log_law(1.0, 1.0)
     return law_check(name, sde or gbm.sde, solver, np.array([1.0]), (0.0, 1.0), 1000, np.array([m]),
@@ -127,31 +131,31 @@ def _gbm_check(name: str, calculus: str, solver: str, n_paths: int, seed: int, a
 
 
 @_register("gbm_ito_em", "euler_maruyama")
-def check_gbm_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+def check_gbm_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """log X_1 ~ N(log x0 + mu - sigma^2/2, sigma^2) (Itô), EM at h = 1e-3."""
     return _gbm_check("gbm_ito/euler_maruyama", "ito", "euler_maruyama", n_paths, seed, alpha, sde)
 
 
 @_register("gbm_ito_milstein", "milstein")
-def check_gbm_milstein(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+def check_gbm_milstein(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """Milstein on Itô GBM."""
     return _gbm_check("gbm_ito/milstein", "ito", "milstein", n_paths, seed, alpha, sde)
 
 
 @_register("gbm_stratonovich_heun", "heun")
-def check_gbm_heun(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+def check_gbm_heun(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """log X_1 ~ N(log x0 + mu, sigma^2) (Stratonovich), stochastic Heun."""
     return _gbm_check("gbm_stratonovich/heun", "stratonovich", "heun", n_paths, seed, alpha, sde)
 
 
 @_register("gbm_stratonovich_milstein", "milstein")
-def check_gbm_milstein_strat(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+def check_gbm_milstein_strat(n_paths: int, seed: int, alpha: float) -> Report:
     """Stratonovich Milstein on Stratonovich GBM."""
     return _gbm_check("gbm_stratonovich/milstein", "stratonovich", "milstein", n_paths, seed, alpha)
 
 
 @_register("langevin_gaussian_ula_bias", "euler_maruyama")
-def check_langevin_gaussian(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+def check_langevin_gaussian(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """Langevin on pi = N(mu, Sigma) from exact samples, h = 0.2: EM ends in its exact law N(mu, V_K), not pi.
 
     V_K follows S' = M S M^T + 2h I with M = I - h Sigma^{-1} (and tends to V_h = Sigma (I - h Sigma^{-1}/2)^{-1}).
@@ -171,24 +175,19 @@ MIXTURE_2D = dict(weights=[0.3, 0.7], means=[[-2.0, 0.0], [2.0, 1.0]],
 
 
 @_register("langevin_mixture_stationary", "euler_maruyama")
-def check_langevin_mixture(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> list[CheckResult]:
+def check_langevin_mixture(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """Langevin on a 2-D Gaussian mixture, started in pi, 100 steps of h = 1e-3 (bias below resolution).
 
-    KS of the end states' projections on e1, e2 and (0.6, 0.8) against the exact projected mixture CDFs.
+    The full battery against the exact mixture: marginals, projections, moments and Stein.
     """
     target = GaussianMixture(**MIXTURE_2D)
     x0 = target.sample(n_paths, seed=seed + 11)
     sol = simulate(sde or overdamped_langevin(2, target=target), x0, (0.0, 0.1), steps=100, seed=seed)
-    out = []
-    for u in ([1.0, 0.0], [0.0, 1.0], [0.6, 0.8]):
-        u = np.array(u)
-        out.append(ks_law_test("langevin_mixture/stationary", sol.final @ u, target.project(u).cdf_1d,
-                               alpha / 3, label=f"KS u = {u.tolist()}"))
-    return out
+    return compare_with_law(sol.final, target, alpha=alpha, name="langevin_mixture/stationary")
 
 
 @_register("linear_ode_solvers", "euler, heun, midpoint, rk4, dopri5")
-def check_odes(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
+def check_odes(n_paths: int, seed: int, alpha: float) -> Report:
     """x' = -A x against expm(-A t) x0: error at the solver's order (fixed steps) or tolerance (dopri5)."""
     a = np.array([[1.0, 2.0], [-2.0, 0.5]])
     ode = ODE(ou_drift, dim=2, params=(a, np.zeros((2, 1))))
@@ -204,13 +203,10 @@ def check_odes(n_paths: int, seed: int, alpha: float) -> list[CheckResult]:
     sol = simulate(ode, x0, (0.0, 2.0), solver="dopri5", rtol=1e-9, atol=1e-12)
     err = float(np.max(np.abs(sol.final - exact)))
     out.append(deterministic_check("linear_ode/dopri5", "max error (rtol 1e-9)", err, 1e-7))
-    return out
+    return Report("linear_ode", float("nan"), out, n=len(x0))
 
 
 def run_checks(names: list[str] | None = None, n_paths: int = 20_000, seed: int = 2026,
-               alpha: float = 1e-6) -> list[CheckResult]:
-    """Run the named checks (all by default) and return their results."""
-    results: list[CheckResult] = []
-    for name in names or list(CHECKS):
-        results.extend(CHECKS[name].run(n_paths, seed, alpha))
-    return results
+               alpha: float = 1e-6) -> list[Report]:
+    """Run the named checks (all by default) and return their reports."""
+    return [CHECKS[name].run(n_paths, seed, alpha) for name in names or list(CHECKS)]

@@ -11,10 +11,20 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats as st
 
+from sdekit.validate.budget import BUDGET
+
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One test: its statistic, the threshold it is compared with, p-value and verdict."""
+    """One test: its statistic, the threshold it is compared with, p-value and verdict.
+
+    name: what was checked (sampler / problem). test: which test (e.g. "KS x[0]").
+    statistic / threshold: the test rejects when statistic > threshold (for p-value-gated tests
+    the threshold is the per-test alpha and the comparison is pvalue <= alpha; see `passed`).
+    bias: standardized bias per feature, (feature mean - exact mean) / (exact sd / sqrt(N)), where
+    the test has features (empty otherwise). gating: False for diagnostics (reported, never failing
+    a battery). alpha: the false-alarm rate this test was run at (nan for deterministic checks).
+    """
 
     name: str
     test: str
@@ -23,6 +33,21 @@ class CheckResult:
     pvalue: float
     passed: bool
     note: str = ""
+    bias: tuple[float, ...] = ()
+    gating: bool = True
+    alpha: float = float("nan")
+
+    def __post_init__(self) -> None:
+        """Spend this test's alpha on the process-wide false-alarm ledger (`sdekit.validate.budget`)."""
+        if self.gating:
+            BUDGET.spend(self.alpha, self.test)
+
+    @property
+    def verdict(self) -> str:
+        """'pass', 'FAIL', or for diagnostics 'ok' / 'flag'."""
+        if not self.gating:
+            return "ok" if self.passed else "flag"
+        return "pass" if self.passed else "FAIL"
 
 
 def whiten(sample: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -57,11 +82,12 @@ def gaussian_law_tests(name: str, sample: np.ndarray, mean: np.ndarray, cov: np.
     for i in range(d):
         res = st.kstest(z[:, i], "norm")
         out.append(CheckResult(name, f"KS z[{i}]", float(res.statistic), each, float(res.pvalue),
-                               bool(res.pvalue > each)))
+                               bool(res.pvalue > each), alpha=each))
     p = d + d * (d + 1) // 2
     stat = moment_chi2(z)
     thr = float(st.chi2.isf(each, p))
-    out.append(CheckResult(name, f"chi2 moments (df={p})", stat, thr, float(st.chi2.sf(stat, p)), stat < thr))
+    out.append(CheckResult(name, f"chi2 moments (df={p})", stat, thr, float(st.chi2.sf(stat, p)), stat < thr,
+                           alpha=each))
     return out
 
 
@@ -69,7 +95,8 @@ def ks_law_test(name: str, sample: np.ndarray, cdf: Callable[[np.ndarray], np.nd
                 alpha: float = 1e-6, label: str = "KS") -> CheckResult:
     """One-sample Kolmogorov–Smirnov of a 1-D sample against an exact CDF, rejected when p <= alpha."""
     res = st.kstest(np.asarray(sample).ravel(), cdf)
-    return CheckResult(name, label, float(res.statistic), alpha, float(res.pvalue), bool(res.pvalue > alpha))
+    return CheckResult(name, label, float(res.statistic), alpha, float(res.pvalue), bool(res.pvalue > alpha),
+                       alpha=alpha)
 
 
 def deterministic_check(name: str, label: str, error: float, tolerance: float) -> CheckResult:

@@ -1,0 +1,138 @@
+"""Stationarity from pi: start N chains exactly at the target, run K steps, test the end state.
+
+No mixing is needed (the chains start in pi), so this works for well-separated modes. A
+correct sampler of pi that is exactly pi-invariant (an exact OU step, MALA) passes for any K; a
+discretised SDE sampler is biased by O(h^p). Where the scheme's own law after K steps is known,
+the check is bias-aware: it tests the end state against pi *and* against the scheme's law, and
+says which one it is:
+
+- "stationary": passes against pi (bias, if any, below resolution at this N);
+- "biased as expected at this step": fails against pi, passes against the scheme's own law;
+- "wrong": fails against the scheme's law (or against pi when no scheme law is known).
+
+Scheme laws (VALIDATION.md §1a, §1c, §2(iii)): a linear one-step scheme X' = M X + c + G xi
+started from N(m0, S0) has, after K steps, mean m_K = M m_{K-1} + c and covariance
+S_K = M S_{K-1} M^T + G G^T (`linear_scheme_law`). ULA (Euler–Maruyama on dX = s dt + sqrt(2) dW)
+for pi = N(mu, Sigma) is that with M = I - h Sigma^{-1}, c = h Sigma^{-1} mu, G G^T = 2h I, whose
+fixed point is V_h = Sigma (I - h Sigma^{-1} / 2)^{-1} (`ula_law`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sdekit.errors import SDEKitError
+from sdekit.sde import SDE
+from sdekit.simulate import simulate
+from sdekit.targets import Gaussian, GaussianMixture
+from sdekit.validate.compare import ALL_TESTS, compare_with_law
+from sdekit.validate.onesample import check_alpha
+from sdekit.validate.report import Report
+
+VERDICTS = ("stationary", "biased as expected at this step", "wrong")
+
+
+def linear_scheme_law(m: np.ndarray, gg: np.ndarray, mean0: np.ndarray, cov0: np.ndarray, steps: int,
+                      c: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Law of X_K for X' = M X + c + G xi, X_0 ~ N(mean0, cov0): m' = M m + c, S' = M S M^T + G G^T."""
+    m = np.atleast_2d(np.asarray(m, dtype=float))
+    mean = np.asarray(mean0, dtype=float).copy()
+    cov = np.atleast_2d(np.asarray(cov0, dtype=float)).copy()
+    shift = np.zeros_like(mean) if c is None else np.asarray(c, dtype=float)
+    for _ in range(int(steps)):
+        mean = m @ mean + shift
+        cov = m @ cov @ m.T + gg
+    return mean, 0.5 * (cov + cov.T)
+
+
+def ula_law(target: Gaussian, h: float, steps: int | None = None) -> Gaussian:
+    """Law of ULA (EM on dX = grad log pi dt + sqrt(2) dW) for pi = N(mu, Sigma) after ``steps`` steps
+    from pi: N(mu, S_K), S_{k+1} = M S_k M^T + 2h I, M = I - h Sigma^{-1}; steps=None gives the fixed
+    point V_h = Sigma (I - h Sigma^{-1} / 2)^{-1} (stable iff h < 2 lambda_min(Sigma))."""
+    if not isinstance(target, Gaussian):
+        raise SDEKitError(f"target must be a Gaussian (ULA's law is closed-form only there); got {type(target)}")
+    cov = target.cov
+    lam_min = float(np.linalg.eigvalsh(cov).min())
+    if not 0 < h < 2 * lam_min:
+        raise SDEKitError(f"h must be in (0, 2 lambda_min(Sigma)) = (0, {2 * lam_min:.4g}) for ULA; got {h}")
+    d = target.dim
+    prec = np.linalg.inv(cov)
+    if steps is None:
+        v = cov @ np.linalg.inv(np.eye(d) - 0.5 * h * prec)
+        return Gaussian(target.mean, 0.5 * (v + v.T))
+    m = np.eye(d) - h * prec
+    _, s = linear_scheme_law(m, 2 * h * np.eye(d), target.mean, cov, steps)
+    return Gaussian(target.mean, s)
+
+
+@dataclass
+class StationarityReport:
+    """Outcome of a stationarity check: the verdict, the report against pi and, when given, against
+    the scheme's own law."""
+
+    verdict: str
+    against_target: Report
+    against_scheme: Report | None
+    steps: int
+    h: float
+
+    @property
+    def passed(self) -> bool:
+        """True unless the verdict is "wrong"."""
+        return self.verdict != "wrong"
+
+    def summary(self) -> str:
+        """The verdict and the two reports' summary lines."""
+        lines = [f"stationarity after K = {self.steps} steps of h = {self.h:g}: {self.verdict}",
+                 "  vs target:      " + self.against_target.summary()]
+        if self.against_scheme is not None:
+            lines.append("  vs scheme law:  " + self.against_scheme.summary())
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """Markdown: verdict and both reports."""
+        out = f"**{self.verdict}** (K = {self.steps}, h = {self.h:g})\n\n" + self.against_target.to_markdown()
+        if self.against_scheme is not None:
+            out += "\n" + self.against_scheme.to_markdown()
+        return out
+
+
+def classify_stationarity(against_target: Report, against_scheme: Report | None) -> str:
+    """'stationary' / 'biased as expected at this step' / 'wrong' from the two reports."""
+    if against_scheme is not None and not against_scheme.passed:
+        return "wrong"
+    if against_target.passed:
+        return "stationary"
+    return "biased as expected at this step" if against_scheme is not None else "wrong"
+
+
+def stationarity_check(sde: SDE, target: Gaussian | GaussianMixture, *, h: float, steps: int, n_paths: int = 20_000,
+                       seed: int = 0, solver: str = "euler_maruyama", scheme_law: Gaussian | None = None,
+                       alpha: float = 1e-6, tests: tuple[str, ...] = ALL_TESTS, name: str | None = None,
+                       **simulate_kwargs: Any) -> StationarityReport:
+    """Draw X_0 ~ pi exactly (``target.sample``), run K = ``steps`` steps of size h, test X_K.
+
+    Tests X_K against pi and, when ``scheme_law`` (the scheme's exact law of X_K) is given, against
+    it too; each battery at overall rate alpha (so the check's false-alarm rate is <= 2 alpha).
+    """
+    alpha = check_alpha(alpha)
+    if not isinstance(steps, int | np.integer) or steps < 1:
+        raise SDEKitError(f"steps must be a positive int; got {steps!r}")
+    if not np.isfinite(h) or h <= 0:
+        raise SDEKitError(f"h must be a positive finite step size; got {h!r}")
+    if sde.dim != target.dim:
+        raise SDEKitError(f"target has dim {target.dim} but the sde has dim {sde.dim}")
+    label = name or f"{sde.name}/{solver} from pi, K={steps}, h={h:g}"
+    x0 = target.sample(n_paths, seed=np.random.SeedSequence([seed, 0x57A7]))
+    sol = simulate(sde, x0, (0.0, h * steps), steps=int(steps), n_paths=n_paths, seed=seed, solver=solver,
+                   **simulate_kwargs)
+    end = sol.final
+    vs_target = compare_with_law(end, target, alpha=alpha, tests=tests, name=label + " vs pi")
+    vs_scheme = None
+    if scheme_law is not None:
+        vs_scheme = compare_with_law(end, scheme_law, alpha=alpha, tests=tests,
+                                     name=label + " vs scheme law")
+    return StationarityReport(classify_stationarity(vs_target, vs_scheme), vs_target, vs_scheme, int(steps), float(h))

@@ -1,0 +1,183 @@
+"""Work–precision data: error against cost for several solvers on one problem.
+
+For each solver and level l (steps n_l = base_steps 2^l, h_l = (t1 - t0) / n_l):
+
+* error: strong, e_l = sqrt(mean_p ||X_{h_l}(T; p) - X(T; W_p)||^2) (`strong_errors`), or weak,
+  e_l = |mean_p d_l,p| (`weak_errors`: coupled phi(X_h) - phi(X(W)), or phi(X_h) - E phi(X));
+  errors are computed on nested grids (one Brownian path per path at every level);
+* seconds: wall time of one plain solve (no noise substeps) at n_l steps and n_paths paths,
+  time.perf_counter around `simulate`, after a warm-up call (so compilation is excluded), the
+  minimum over ``repeats`` calls;
+* evals: n_l x the solver's drift evaluations per step, ``SDE_SOLVERS[name].evals`` (nan if the
+  registry does not declare it). This is the machine-independent cost; timings are reported,
+  never asserted.
+
+`WorkPrecision.plot(path)` draws log-log error-vs-cost lines, one per solver (matplotlib, imported
+lazily, Agg canvas: no display needed; matplotlib stays an optional dependency), and
+`to_markdown()` gives one table row per (solver, level).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdekit.sde import SDE
+from sdekit.simulate import simulate
+from sdekit.solvers import SDE_SOLVERS, get_solver
+from sdekit.validate.order import ClosedForm, strong_errors
+from sdekit.validate.weak import weak_errors
+
+ERROR_KINDS = ("strong", "weak")
+COSTS = ("seconds", "evals")
+
+
+@dataclass(frozen=True)
+class SolverCurve:
+    """One solver's work–precision points, one per level (coarse to fine).
+
+    steps: n_l. hs: h_l. errors: e_l (strong or weak). seconds: wall time of a plain solve at n_l steps.
+    evals: n_l x evals per step (nan when unknown). stderr: Monte Carlo standard error of a weak e_l
+    (nan for strong errors).
+    """
+
+    solver: str
+    steps: np.ndarray
+    hs: np.ndarray
+    errors: np.ndarray
+    seconds: np.ndarray
+    evals: np.ndarray
+    stderr: np.ndarray
+
+    def cost(self, kind: str = "seconds") -> np.ndarray:
+        """The cost axis: wall seconds or function evaluations."""
+        if kind not in COSTS:
+            raise ValueError(f"cost must be one of {COSTS}; got {kind!r}")
+        return self.seconds if kind == "seconds" else self.evals
+
+
+@dataclass(frozen=True)
+class WorkPrecision:
+    """Work–precision data for several solvers on one problem.
+
+    curves: solver name -> SolverCurve. error_kind: "strong" or "weak". n_paths: paths per solve.
+    problem: the SDE's name.
+    """
+
+    curves: dict[str, SolverCurve]
+    error_kind: str
+    n_paths: int
+    problem: str
+
+    def to_markdown(self) -> str:
+        """A markdown table with one row per (solver, level): steps, h, error (+- se if weak), seconds, evals."""
+        weak = self.error_kind == "weak"
+        lines = [f"| solver | steps | h | {self.error_kind} error |{' se |' if weak else ''} seconds | evals |",
+                 "|---|---:|---:|---:|" + ("---:|" if weak else "") + "---:|---:|"]
+        for name, c in self.curves.items():
+            for n, h, e, se, s, v in zip(c.steps, c.hs, c.errors, c.stderr, c.seconds, c.evals):
+                ev = "n/a" if not np.isfinite(v) else f"{int(v)}"
+                se_col = f" {se:.2e} |" if weak else ""
+                lines.append(f"| {name} | {int(n)} | {h:.4g} | {e:.3e} |{se_col} {s:.3e} | {ev} |")
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path, *, cost: str = "seconds", title: str | None = None) -> Path:
+        """Write a log-log plot of error against cost (one line per solver) to `path`; returns the path.
+
+        cost: "seconds" (wall time) or "evals" (function evaluations). Needs matplotlib (the
+        ``plots`` extra); uses an Agg canvas, so no display and no global backend change.
+        """
+        if cost not in COSTS:
+            raise ValueError(f"cost must be one of {COSTS}; got {cost!r}")
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("WorkPrecision.plot needs matplotlib: pip install 'sdekit[plots]'") from exc
+        fig = Figure(figsize=(6.0, 4.5))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        for name, c in self.curves.items():
+            x = c.cost(cost)
+            if not np.all(np.isfinite(x)):
+                continue
+            ax.loglog(x, c.errors, marker="o", label=name)
+        ax.set_xlabel("wall time per solve [s]" if cost == "seconds" else "function evaluations per path")
+        ax.set_ylabel(f"{self.error_kind} error")
+        ax.set_title(title or f"work-precision: {self.problem} ({self.n_paths} paths)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        out = Path(path)
+        fig.savefig(out, dpi=100)
+        return out
+
+
+def _time_solve(sde: SDE, solver: str, x0: np.ndarray, t0: float, t1: float, steps: int, n_paths: int, seed: int,
+                repeats: int, threads: int | None) -> float:
+    kw = dict(steps=steps, n_paths=n_paths, seed=seed, solver=solver, threads=threads)
+    simulate(sde, x0, (t0, t1), **kw)  # warm-up: compilation and caches
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        simulate(sde, x0, (t0, t1), **kw)
+        best = min(best, time.perf_counter() - start)
+    return float(best)
+
+
+def work_precision(problem: SDE | ClosedForm, solvers: Sequence[str], x0: Any, t1: float, *, base_steps: int,
+                   levels: int, n_paths: int, seed: int = 0, error: str = "strong",
+                   exact_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                   phi: Callable[[np.ndarray], np.ndarray] | None = None, exact_expectation: float | None = None,
+                   coupled: bool = True, t0: float = 0.0, repeats: int = 3,
+                   threads: int | None = None) -> WorkPrecision:
+    """Error and cost of each solver at steps base_steps 2^l, l = 0 .. levels-1 (module docstring).
+
+    error="strong": e = RMS ||X_h(T) - X(T; W)|| against exact_fn(x0, W_T) (default: the ClosedForm's
+    exact solution when t0 = 0). error="weak": e = |E phi(X_h(T)) - E phi(X(T))| by `weak_errors`
+    (coupled with exact_fn, or against exact_expectation with coupled=False). Cost: wall seconds of a
+    plain solve (min over ``repeats`` after a warm-up) and steps x evals per step from the registry.
+    """
+    sde = problem.sde if isinstance(problem, ClosedForm) else problem
+    if not isinstance(sde, SDE):
+        raise ValueError(f"problem must be an sdekit.SDE or a ClosedForm; got {type(problem).__name__}")
+    if isinstance(solvers, str) or len(solvers) == 0:
+        raise ValueError(f"solvers must be a non-empty list of solver names; got {solvers!r}")
+    names = [get_solver(s, "sde").name for s in solvers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"solvers must be distinct; got {list(solvers)}")
+    if error not in ERROR_KINDS:
+        raise ValueError(f"error must be one of {ERROR_KINDS}; got {error!r}")
+    for name, v, lo in (("base_steps", base_steps, 1), ("levels", levels, 2), ("n_paths", n_paths, 2),
+                        ("repeats", repeats, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
+    if exact_fn is None and isinstance(problem, ClosedForm) and t0 == 0.0:
+        exact_fn = problem.exact_at(t1)
+    if error == "strong" and exact_fn is None:
+        raise ValueError("error='strong' needs exact_fn(x0, W_T) -> X(T) (or a ClosedForm problem with t0 = 0)")
+    if error == "weak" and phi is None:
+        raise ValueError("error='weak' needs phi(x) -> (n,), the test function")
+    x0_arr = np.array(np.broadcast_to(np.asarray(x0, dtype=float).reshape(-1, sde.dim), (n_paths, sde.dim)))
+    steps = base_steps * 2 ** np.arange(levels)
+    curves = {}
+    for name in names:
+        if error == "strong":
+            hs, sq = strong_errors(sde, name, x0_arr, t1, exact_fn, base_steps, levels, n_paths, seed, t0=t0,
+                                   threads=threads)
+            errors, stderr = np.sqrt(sq.mean(axis=1)), np.full(levels, np.nan)
+        else:
+            w = weak_errors(sde, name, x0_arr, t1, phi, exact_expectation=exact_expectation, exact_fn=exact_fn,
+                            base_steps=base_steps, levels=levels, n_paths=n_paths, seed=seed, coupled=coupled,
+                            t0=t0, threads=threads)
+            hs, errors, stderr = w.hs, w.errors, w.stderr
+        seconds = np.array([_time_solve(sde, name, x0_arr, t0, t1, int(n), n_paths, seed, repeats, threads)
+                            for n in steps])
+        per_step = getattr(SDE_SOLVERS.get(name), "evals", None)
+        evals = steps * float(per_step) if per_step else np.full(levels, np.nan)
+        curves[name] = SolverCurve(name, steps.copy(), hs, errors, seconds, evals, stderr)
+    return WorkPrecision(curves, error, int(n_paths), sde.name)

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 
-from sdekit.processes import overdamped_langevin
+import numba as nb
+import numpy as np
+
+from sdekit.processes import OrnsteinUhlenbeck, overdamped_langevin
+from sdekit.sde import SDE
+from sdekit.simulate import simulate
 from sdekit.solvers import SDE_SOLVERS
 from sdekit.targets import Gaussian, GaussianMixture
-from sdekit.validate.closed_form import CHECKS, MIXTURE_2D, Check
-from sdekit.validate.order import fit_order, gbm_problem, s3_sine_problem, strong_errors
+from sdekit.validate.bias import classify_bias
+from sdekit.validate.closed_form import CHECKS, MIXTURE_2D, OU_2D, Check
+from sdekit.validate.fokker_planck import fokker_planck_chi2_test
+from sdekit.validate.generator import dynkin_test, generator_scan
+from sdekit.validate.order import fit_order, fit_order_deterministic, gbm_problem, s3_sine_problem, strong_errors
 from sdekit.validate.report import Report
 from sdekit.validate.stationarity import StationarityReport, stationarity_check, ula_law
 from sdekit.validate.stats import CheckResult
+from sdekit.validate.weak import em_weak_errors_linear, fit_weak_order, weak_errors
 
 SUITE: dict[str, Check] = dict(CHECKS)
 
@@ -116,3 +125,116 @@ def check_order_sra1(n_paths: int, seed: int, alpha: float) -> Report:
                         min(n_paths, 4000), seed, SDE_SOLVERS["sra1"].strong_order)
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Fokker–Planck reference, weak order, bias or bug
+
+
+@nb.njit(cache=True)
+def double_well_drift(x, t, p):
+    """b(x) = x - x^3: a double well with minima at +-1."""
+    return x - x * x * x
+
+
+@nb.njit(cache=True)
+def double_well_diffusion(x, t, p):
+    """sigma(x) = sqrt(0.5 + 0.25 x^2): state-dependent noise."""
+    return np.sqrt(0.5 + 0.25 * x * x)
+
+
+DOUBLE_WELL = SDE(double_well_drift, double_well_diffusion, dim=1, name="double_well")
+
+
+@register("fokker_planck_double_well", "euler_maruyama")
+def check_fokker_planck(n_paths: int, seed: int, alpha: float) -> Report:
+    """dX = (X - X^3) dt + sqrt(0.5 + X^2 / 4) dW from X_0 = 0.5, EM with h = 2.5e-3 to t = 1, against the
+    Chang–Cooper finite-volume reference law (histogram chi-square, reference error non-centrality <= 0.5)."""
+    sol = simulate(DOUBLE_WELL, 0.5, (0.0, 1.0), steps=400, n_paths=n_paths, seed=seed)
+    res = fokker_planck_chi2_test(sol.final[:, 0], DOUBLE_WELL, 0.5, (0.0, 1.0), -3.5, 3.5, cells=300,
+                                  time_steps=200, alpha=alpha, name="fokker_planck/double well EM")
+    return Report("fokker_planck/double well EM", alpha, [res], n=n_paths)
+
+
+@register("weak_order_em_ou_exact", "euler_maruyama")
+def check_weak_em(n_paths: int, seed: int, alpha: float) -> Report:
+    """EM weak order 1 on a 2-D OU with a (2, 3) noise matrix, from the exact EM moment recursion (no Monte
+    Carlo), h = 1/8 .. 1/256."""
+    a, b = (np.asarray(m) for m in OU_2D)
+    hs, errors = em_weak_errors_linear(a, b, np.array([1.0, -0.5]), 1.0, 8, 6)
+    fit = fit_order_deterministic(hs, errors)
+    ok = fit.passes(1.0)
+    res = [CheckResult("weak order/EM OU", "weak order in [0.8, 1.25]", fit.order, 1.25, float("nan"), ok,
+                       note=fit.summary())]
+    return Report("weak order/EM OU (exact recursion)", float("nan"), res, n=0)
+
+
+@register("weak_order_milstein_gbm", "milstein", quick=False)
+def check_weak_milstein(n_paths: int, seed: int, alpha: float) -> Report:
+    """Milstein weak order 1 on GBM, phi(x) = x, coupled differences on shared Brownian paths, 6 levels."""
+    gbm = gbm_problem(0.5, 1.0, "ito")
+    weak = weak_errors(gbm, "milstein", 1.0, 1.0, _identity, base_steps=4, levels=6, n_paths=max(n_paths, 20_000),
+                       seed=seed)
+    fit = fit_weak_order(weak, alpha=alpha)
+    res = [CheckResult("weak order/Milstein GBM", "weak order in [0.8, 1.25]", fit.order, 1.25, float("nan"),
+                       0.8 <= fit.order <= 1.25, note=fit.summary()),
+           CheckResult("weak order/Milstein GBM", "CI half-width", fit.halfwidth, 0.15, float("nan"),
+                       fit.halfwidth < 0.15)]
+    return Report("weak order/Milstein GBM (coupled)", alpha, res, n=weak.diffs.shape[1])
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    return x[:, 0]
+
+
+@register("bias_or_bug_ula_gaussian", "euler_maruyama")
+def check_bias_ula(n_paths: int, seed: int, alpha: float) -> Report:
+    """ULA on N(mu, Sigma) from pi at h = 0.2 and 0.1 (same seeds, shared Brownian path): the discrepancy is
+    present and is ULA's own order-1 bias (against its exact law N(mu, V_h)): "biased as expected for order 1"."""
+    target = Gaussian(**LANGEVIN_GAUSSIAN)
+    sde = overdamped_langevin(2, target=target)
+    h, t1 = 0.2, 4.0
+
+    def run(step: float, s: int) -> np.ndarray:
+        x0 = target.sample(n_paths, seed=s + 1)
+        return simulate(sde, x0, (0.0, t1), steps=int(round(t1 / step)), n_paths=n_paths, seed=s,
+                        noise_substeps=int(round(2 * step / h))).final
+
+    def scheme_law(step: float) -> tuple[np.ndarray, np.ndarray]:
+        law = ula_law(target, step, int(round(t1 / step)))
+        return law.mean, law.cov
+
+    rep = classify_bias(run, h, seed=seed, order=1, exact_law=(target.mean, target.cov), scheme_law=scheme_law,
+                        alpha=alpha, name="bias/ULA Gaussian h=0.2")
+    expected = "biased as expected for order 1"
+    results = [dataclasses.replace(c, gating=False) for c in rep.discrepancy_checks] + list(rep.explanation_checks)
+    ok = rep.verdict == expected
+    results.append(CheckResult(rep.name, f"verdict: {rep.verdict}", float(ok), 1.0, float("nan"), ok,
+                               note=f"expected: {expected}"))
+    return Report(rep.name, alpha, results, n=n_paths)
+
+
+# ---------------------------------------------------------------------------------------------
+# generator and Dynkin
+
+
+@register("generator_double_well", "euler_maruyama, milstein")
+def check_generator(n_paths: int, seed: int, alpha: float) -> Report:
+    """Local generator test (one step, martingale control variate) at 3 states of the double well with
+    state-dependent noise, for Euler–Maruyama and Milstein: L phi for x, x^2, cos and sin."""
+    results: list[CheckResult] = []
+    for solver in ("euler_maruyama", "milstein"):
+        scan = generator_scan(DOUBLE_WELL, np.array([[0.3], [-1.2], [2.0]]), h=1e-4, n=5 * n_paths, seed=seed,
+                              solver=solver, alpha=alpha / 2, name=f"generator/double well {solver}")
+        results += [r for state in scan.results for r in state]
+    return Report("generator/double well (EM, Milstein)", alpha, results, n=5 * n_paths)
+
+
+@register("dynkin_ou_2d", "euler_maruyama")
+def check_dynkin(n_paths: int, seed: int, alpha: float) -> Report:
+    """Dynkin's formula along EM paths of the 2-D OU (200 steps to t = 1): E[phi(X_T) - phi(X_0) - int L phi] = 0
+    for x_i, x_i x_j, cos and sin."""
+    ou = OrnsteinUhlenbeck(*OU_2D)
+    res = dynkin_test(ou.sde, np.array([1.0, -0.5]), (0.0, 1.0), steps=200, n_paths=n_paths, seed=seed, alpha=alpha,
+                      name="dynkin/OU 2-D EM")
+    return Report("dynkin/OU 2-D EM", alpha, res, n=n_paths)

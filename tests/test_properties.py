@@ -13,6 +13,7 @@ import numba as nb
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import sdekit
 from sdekit.processes import OrnsteinUhlenbeck, overdamped_langevin
@@ -22,6 +23,8 @@ from sdekit.testing import (
     STATISTICAL,
     StatisticalAssertionError,
     assert_law,
+    assert_moment_evolution,
+    assert_order,
     assert_stationary,
     gaussian_mixtures,
     gaussian_targets,
@@ -30,6 +33,8 @@ from sdekit.testing import (
     stable_step,
     step_fractions,
 )
+from sdekit.validate.fokker_planck import fokker_planck_chi2_test
+from sdekit.validate.order import fit_order, gbm_problem, strong_errors
 from sdekit.validate.stationarity import ula_law
 
 N = 5000
@@ -125,3 +130,61 @@ def test_strategies_respect_their_bounds():
     assert eig.min() >= 0.2 - 1e-9 and eig.max() <= 2.0 + 1e-9
     a, b = find(ou_parameters(max_dim=3), lambda ab: ab[0].shape[0] == 3, settings=settings(database=None))
     assert np.linalg.eigvals(a).real.min() >= 0.3 - 1e-9 and np.linalg.matrix_rank(b @ b.T) == 3
+
+
+@STATISTICAL
+@given(ab=ou_parameters(max_dim=2), seed=seeds())
+def test_fokker_planck_moment_evolution_on_random_ou(ab, seed):
+    """Dynkin's formula E[phi(X_T) - phi(X_0) - int L phi(X_s) ds] = 0 along EM paths (200 steps to t = 1),
+    for x_i, x_i x_j, cos and sin, on random OU parameters (`assert_moment_evolution`)."""
+    a, b = ab
+    ou = OrnsteinUhlenbeck(a, b)
+    steps = int(math.ceil(200 * max(1.0, float(np.abs(np.linalg.eigvals(a)).max()))))
+    assert_moment_evolution(ou.sde, np.full(ou.dim, 0.8), (0.0, 1.0), steps=steps, n_paths=N, seed=seed)
+
+
+@nb.njit
+def _well_drift(x, t, p):
+    """b(x) = a (x - x^3)."""
+    return p[0] * (x - x * x * x)
+
+
+@nb.njit
+def _well_diffusion(x, t, p):
+    """sigma(x) = sqrt(c + x^2 / 4)."""
+    return np.sqrt(p[1] + 0.25 * x * x)
+
+
+WELL = sdekit.SDE(_well_drift, _well_diffusion, dim=1, params=[1.0, 0.5], name="double_well")
+
+
+@settings(STATISTICAL, max_examples=5)
+@given(a=st.floats(0.5, 2.0), c=st.floats(0.2, 1.0), x0=st.floats(-1.5, 1.5), seed=seeds())
+def test_double_well_matches_the_fokker_planck_reference(a, c, x0, seed):
+    """Random double wells dX = a (X - X^3) dt + sqrt(c + X^2/4) dW from x0: EM (h = 1/500) at t = 1
+    against the Chang–Cooper reference law (histogram chi-square, grid error non-centrality <= 0.5)."""
+    sde = WELL.with_params([a, c])
+    x = sdekit.simulate(sde, x0, (0.0, 1.0), steps=500, n_paths=10_000, seed=seed).final[:, 0]
+    res = fokker_planck_chi2_test(x, sde, x0, (0.0, 1.0), -4.0, 4.0, cells=300, time_steps=200)
+    assert res.passed, res
+
+
+def test_double_well_property_catches_a_sqrt2_noise_bug():
+    """The same property with sigma scaled by sqrt(2) in the sampler only (reference unchanged) fails."""
+    x = sdekit.simulate(WELL.with_params([1.0, 1.0]), 0.5, (0.0, 1.0), steps=500, n_paths=10_000, seed=3).final[:, 0]
+    buggy = sdekit.simulate(
+        sdekit.SDE(_well_drift, lambda x, t, p: 2**0.5 * np.sqrt(p[1] + 0.25 * x * x), dim=1, params=[1.0, 1.0]),
+        0.5, (0.0, 1.0), steps=500, n_paths=10_000, seed=3, backend="numpy").final[:, 0]
+    ref = WELL.with_params([1.0, 1.0])
+    assert fokker_planck_chi2_test(x, ref, 0.5, (0.0, 1.0), -4.0, 4.0, cells=300, time_steps=200).passed
+    assert not fokker_planck_chi2_test(buggy, ref, 0.5, (0.0, 1.0), -4.0, 4.0, cells=300, time_steps=200).passed
+
+
+def test_assert_order_gate():
+    """assert_order passes EM's fitted strong order 0.5 on GBM and rejects a claimed order 1."""
+    gbm = gbm_problem(0.5, 1.0, "ito")
+    hs, sq = strong_errors(gbm.sde, "euler_maruyama", 1.0, 1.0, gbm.exact_at(1.0), 8, 6, 4000, 11)
+    fit = fit_order(hs, sq)
+    assert_order(fit, 0.5)
+    with pytest.raises(StatisticalAssertionError, match="outside"):
+        assert_order(fit, 1.0)

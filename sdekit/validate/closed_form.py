@@ -71,7 +71,7 @@ def check_brownian(n_paths: int, seed: int, alpha: float, solver: str = "euler_m
                      n_paths, seed, alpha)
 
 
-@_register("brownian_motion_2d_sra1", "sra1")
+@_register("brownian_motion_2d_sra1", "sra1", quick=False)
 def check_brownian_sra(n_paths: int, seed: int, alpha: float) -> Report:
     """SRA1 on Brownian motion is exact."""
     return check_brownian(n_paths, seed, alpha, solver="sra1")
@@ -101,7 +101,7 @@ def check_ou_stationary(n_paths: int, seed: int, alpha: float, sde: SDE | None =
                      mean, cov, n_paths, seed, alpha)
 
 
-@_register("ou_1d_sra1_transition", "sra1")
+@_register("ou_1d_sra1_transition", "sra1", quick=False)
 def check_ou_sra(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """SRA1 (weak order 2) at h = 0.01 against the exact OU transition law from x0 = 2."""
     ou = OrnsteinUhlenbeck(*OU_1D)
@@ -136,7 +136,7 @@ def check_gbm_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) 
     return _gbm_check("gbm_ito/euler_maruyama", "ito", "euler_maruyama", n_paths, seed, alpha, sde)
 
 
-@_register("gbm_ito_milstein", "milstein")
+@_register("gbm_ito_milstein", "milstein", quick=False)
 def check_gbm_milstein(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """Milstein on Itô GBM."""
     return _gbm_check("gbm_ito/milstein", "ito", "milstein", n_paths, seed, alpha, sde)
@@ -186,7 +186,7 @@ def check_langevin_mixture(n_paths: int, seed: int, alpha: float, sde: SDE | Non
     return compare_with_law(sol.final, target, alpha=alpha, name="langevin_mixture/stationary")
 
 
-@_register("linear_ode_solvers", "euler, heun, midpoint, rk4, dopri5")
+@_register("linear_ode_solvers", "euler, heun, midpoint, rk4, dopri5", quick=False)
 def check_odes(n_paths: int, seed: int, alpha: float) -> Report:
     """x' = -A x against expm(-A t) x0: error at the solver's order (fixed steps) or tolerance (dopri5)."""
     a = np.array([[1.0, 2.0], [-2.0, 0.5]])

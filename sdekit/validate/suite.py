@@ -80,7 +80,7 @@ def check_ula_small(n_paths: int, seed: int, alpha: float) -> Report:
     return verdict_report("stationarity/ULA Gaussian h=1e-3", st, "stationary")
 
 
-@register("stationarity_langevin_mixture", "euler_maruyama")
+@register("stationarity_langevin_mixture", "sra1", quick=False)
 def check_langevin_mixture_stationary(n_paths: int, seed: int, alpha: float) -> Report:
     """Langevin on a 2-D two-mode mixture from pi, SRA1 (weak order 2) at h = 0.01, K = 50: "stationary"."""
     target = GaussianMixture(**MIXTURE_2D)

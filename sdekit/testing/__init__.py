@@ -11,6 +11,11 @@ Needs hypothesis (the ``test`` extra). Every check spends its alpha on the false
 (`sdekit.validate.budget.BUDGET`); the pytest plugin prints the total at the end of a run.
 """
 
+try:
+    import hypothesis  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("sdekit.testing needs hypothesis: pip install 'sdekit[test]'") from exc
+
 from sdekit.testing.profiles import CI_PROFILE, DEV_PROFILE, STATISTICAL, register_profiles
 from sdekit.testing.properties import (
     StatisticalAssertionError,

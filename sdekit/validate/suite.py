@@ -19,6 +19,7 @@ from sdekit.solvers import SDE_SOLVERS
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.validate.bias import classify_bias
 from sdekit.validate.closed_form import CHECKS, MIXTURE_2D, OU_2D, Check
+from sdekit.validate.compare import compare_with_law
 from sdekit.validate.fokker_planck import fokker_planck_chi2_test
 from sdekit.validate.generator import dynkin_test, generator_scan
 from sdekit.validate.order import fit_order, fit_order_deterministic, gbm_problem, s3_sine_problem, strong_errors
@@ -239,3 +240,34 @@ def check_dynkin(n_paths: int, seed: int, alpha: float) -> Report:
     res = dynkin_test(ou.sde, np.array([1.0, -0.5]), (0.0, 1.0), steps=200, n_paths=n_paths, seed=seed, alpha=alpha,
                       name="dynkin/OU 2-D EM")
     return Report("dynkin/OU 2-D EM", alpha, res, n=n_paths)
+
+
+# ---------------------------------------------------------------------------------------------
+# score-based diffusion samplers on exact Gaussian-mixture scores
+
+
+def _diffusion_model(kind: str):
+    from sdekit.diffusion import DiffusionModel, ForwardSDE
+
+    forward = ForwardSDE.vp() if kind == "vp" else ForwardSDE.ve(0.01, 20.0)
+    return DiffusionModel.exact_mixture(forward, GaussianMixture(**MIXTURE_2D))
+
+
+@register("diffusion_reverse_sde_vp", "euler_maruyama", quick=False)
+def check_reverse_sde(n_paths: int, seed: int, alpha: float) -> Report:
+    """Reverse-time VP SDE with the exact mixture score, EM with 1000 steps from the exact p_T, vs p_eps."""
+    model = _diffusion_model("vp")
+    fw = model.forward
+    x_t = model.sample_marginal(n_paths, fw.T, seed=seed + 3)
+    out = simulate(model.reverse_sde(), x_t, (fw.T, fw.eps), steps=1000, seed=seed).final
+    return compare_with_law(out, model.marginal(fw.eps), alpha=alpha, name="diffusion/reverse VP SDE, EM 1000")
+
+
+@register("diffusion_pf_ode_ve", "rk4", quick=False)
+def check_pf_ode(n_paths: int, seed: int, alpha: float) -> Report:
+    """Probability-flow ODE of the VE SDE with the exact mixture score, RK4 with 200 steps from the exact p_T."""
+    model = _diffusion_model("ve")
+    fw = model.forward
+    x_t = model.sample_marginal(n_paths, fw.T, seed=seed + 4)
+    out = simulate(model.probability_flow(), x_t, (fw.T, fw.eps), steps=200, solver="rk4").final
+    return compare_with_law(out, model.marginal(fw.eps), alpha=alpha, name="diffusion/PF-ODE VE, RK4 200")

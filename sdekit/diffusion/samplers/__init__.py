@@ -1,0 +1,1 @@
+"""Diffusion samplers, one module each."""

@@ -1,0 +1,196 @@
+"""EDM samplers (Karras, Aittala, Aila & Laine 2022, "Elucidating the design space of diffusion-based generative
+models", Algorithms 1 and 2) for a VE-type kernel x = x_0 + sigma n (alpha = 1).
+
+The model is a score s(x, alpha, sigma) ~ grad log p(x; sigma), called with alpha = 1. The EDM denoiser is Tweedie's
+D(x; sigma) = x + sigma^2 s(x, 1, sigma), and the probability-flow ODE in sigma is
+
+    dx / dsigma = (x - D(x; sigma)) / sigma = -sigma s(x, 1, sigma)      (evaluated in the right-hand form).
+
+Step i (sigma_i -> sigma_{i+1}, N = len(sigmas) - 1 steps):
+
+    gamma_i   = min(S_churn / N, sqrt(2) - 1) if S_tmin <= sigma_i <= S_tmax else 0
+    sigma_hat = sigma_i (1 + gamma_i),   x_hat = x_i + sqrt(sigma_hat^2 - sigma_i^2) S_noise z_i
+    d_i       = -sigma_hat s(x_hat, 1, sigma_hat)
+    x_{i+1}   = x_hat + (sigma_{i+1} - sigma_hat) d_i                                      (Euler)
+    Heun, if sigma_{i+1} > 0:  d'_i = -sigma_{i+1} s(x_{i+1}, 1, sigma_{i+1}),
+              x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) (d_i / 2 + d'_i / 2)
+
+With S_churn = 0 this is the deterministic Algorithm 1. z_i = ``step_normals(seed, n, d, i)`` (per-path streams), so
+a path's output does not depend on the batch it runs in. NFE = N for Euler, N + #{i : sigma_{i+1} > 0} for Heun
+(2N - 1 on a grid ending at 0).
+
+Accuracy with the exact score (tests/test_samplers_edm_dpm.py, data = 1-, 2- and 4-D anisotropic mixtures of scale
+~2, N = 20000, ``compare_with_law`` at 1e-6 against the data law): the discretisation bias of Heun on
+``karras_sigmas(18, 0.002, 80)`` (35 NFE, the paper's setting) IS detectable (1-D: variance 3.72 vs 3.50,
+min p 2e-24; 4-D min p 2e-67); 24 steps still fail (min p 3e-8 .. 6e-18); from 32 steps (63 NFE) all pass
+(min p >= 1.3e-4), which is what is tested. With churn (S_churn = 10, S_tmin = 0.05, S_tmax = 50) 32 steps fail
+(moments) and 64 steps (127 NFE) pass. On Gaussian data the error against the exact flow map falls with order 2.1
+in the NFE (10 .. 80).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sdekit.diffusion.model import step_normals
+from sdekit.errors import SDEKitError
+
+__all__ = ["EDMResult", "edm_sample", "karras_sigmas"]
+
+ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
+
+# Heun's averaging weights (d_i, d'_i); a module constant so the tests can plant a wrong rule.
+_HEUN_WEIGHTS = (0.5, 0.5)
+
+
+def _churn_std(sigma: float, sigma_hat: float) -> float:
+    """Standard deviation of the churn noise lifting sigma to sigma_hat: sqrt(sigma_hat^2 - sigma^2)."""
+    return math.sqrt(sigma_hat * sigma_hat - sigma * sigma)
+
+
+@dataclass(frozen=True)
+class EDMResult:
+    """Output of `edm_sample`: samples x (n, d), the number of score evaluations nfe, and the sigma grid used."""
+
+    x: np.ndarray
+    nfe: int
+    sigmas: np.ndarray
+
+
+def _real(v: Any, name: str, *, lo: float | None = None, strict: bool = False, allow_inf: bool = False) -> float:
+    if isinstance(v, bool):
+        raise SDEKitError(f"{name} must be a real number; got {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise SDEKitError(f"{name} must be a real number; got {v!r}") from None
+    if math.isnan(f) or (math.isinf(f) and not allow_inf):
+        raise SDEKitError(f"{name} must be finite; got {f}")
+    if lo is not None and (f <= lo if strict else f < lo):
+        raise SDEKitError(f"{name} must be {'>' if strict else '>='} {lo}; got {f}")
+    return f
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> np.ndarray:
+    """The EDM noise levels (Karras et al. 2022, eq. 5) with the final 0 appended; shape (n + 1,).
+
+    sigma_i = (sigma_max^(1/rho) + i / (n - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, i = 0..n-1, sigma_n = 0.
+    n >= 2 noise levels (n sampler steps), 0 < sigma_min < sigma_max, rho > 0.
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+        raise SDEKitError(f"n must be an integer >= 2 (the number of noise levels); got {n!r}")
+    lo = _real(sigma_min, "sigma_min", lo=0.0, strict=True)
+    hi = _real(sigma_max, "sigma_max", lo=0.0, strict=True)
+    if not hi > lo:
+        raise SDEKitError(f"sigma_max must exceed sigma_min; got sigma_min = {lo}, sigma_max = {hi}")
+    rho = _real(rho, "rho", lo=0.0, strict=True)
+    ramp = np.linspace(0.0, 1.0, int(n))
+    a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
+    out = (a + ramp * (b - a)) ** rho
+    out[0], out[-1] = hi, lo
+    return np.append(out, 0.0)
+
+
+def _check_sigmas(sigmas: ArrayLike) -> np.ndarray:
+    try:
+        s = np.asarray(sigmas, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SDEKitError("sigmas must be a 1-D array of numbers") from None
+    if s.ndim != 1 or s.size < 2:
+        raise SDEKitError(f"sigmas must be a 1-D array of at least 2 noise levels; got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise SDEKitError("sigmas must be finite")
+    if not (np.all(s[:-1] > 0) and s[-1] >= 0):
+        raise SDEKitError("sigmas must be > 0 (only the last may be 0)")
+    if not np.all(np.diff(s) < 0):
+        raise SDEKitError("sigmas must be strictly decreasing")
+    return s
+
+
+def _check_points(x: ArrayLike, name: str) -> np.ndarray:
+    try:
+        a = np.array(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SDEKitError(f"{name} must be an (n, d) array of numbers") from None
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise SDEKitError(f"{name} must have shape (n, d) with n, d >= 1; got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise SDEKitError(f"{name} must be finite")
+    return a
+
+
+def _check_seed(seed: Any, needed: bool) -> int | None:
+    if seed is None:
+        if needed:
+            raise SDEKitError("seed must be given (an integer >= 0) when the sampler adds noise")
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise SDEKitError(f"seed must be an integer >= 0 or None; got {seed!r}")
+    return int(seed)
+
+
+def _call(score: ScoreFn, x: np.ndarray, sigma: float) -> np.ndarray:
+    s = np.asarray(score(x, 1.0, sigma), dtype=np.float64)
+    if s.shape != x.shape:
+        raise SDEKitError(f"score must return an array of shape {x.shape}; got {s.shape}")
+    return s
+
+
+def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: ArrayLike, *, method: str = "heun",
+               s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0,
+               seed: int | None = None, path_offset: int = 0) -> EDMResult:
+    """Karras et al. 2022 Algorithm 2 (Algorithm 1 when s_churn = 0) from x_init ~ p(x; sigmas[0]).
+
+    score(x (n, d), 1.0, sigma) -> (n, d) ~ grad log p(x; sigma); sigmas: strictly decreasing, > 0 except possibly
+    the last (e.g. `karras_sigmas`); method "heun" (2nd order, Euler on a last step to sigma = 0) or "euler".
+    For each step i: gamma = min(s_churn / N, sqrt(2) - 1) when s_tmin <= sigma_i <= s_tmax (else 0),
+    sigma_hat = sigma_i (1 + gamma), x_hat = x + sqrt(sigma_hat^2 - sigma_i^2) s_noise z_i, d = -sigma_hat s(x_hat),
+    x' = x_hat + (sigma_{i+1} - sigma_hat) d; Heun then re-evaluates d' = -sigma_{i+1} s(x') and takes
+    x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) (d + d') / 2. z_i = step_normals(seed, n, d, i, path_offset=...):
+    a seed is required when any gamma > 0 and s_noise > 0. s_noise = 1 keeps the exact law; Karras et al. use
+    s_noise slightly above 1 to offset a learned denoiser's bias. Returns an `EDMResult` (x, nfe, sigmas).
+    """
+    if not callable(score):
+        raise SDEKitError(f"score must be a callable score(x, alpha, sigma); got {type(score).__name__}")
+    s = _check_sigmas(sigmas)
+    x = _check_points(x_init, "x_init")
+    if method not in ("heun", "euler"):
+        raise SDEKitError(f"method must be 'heun' or 'euler'; got {method!r}")
+    churn = _real(s_churn, "s_churn", lo=0.0)
+    tmin = _real(s_tmin, "s_tmin", lo=0.0, allow_inf=True)
+    tmax = _real(s_tmax, "s_tmax", lo=0.0, allow_inf=True)
+    if tmax < tmin:
+        raise SDEKitError(f"s_tmax must be >= s_tmin; got s_tmin = {tmin}, s_tmax = {tmax}")
+    noise = _real(s_noise, "s_noise", lo=0.0)
+    if isinstance(path_offset, bool) or not isinstance(path_offset, int | np.integer) or path_offset < 0:
+        raise SDEKitError(f"path_offset must be an integer >= 0; got {path_offset!r}")
+    n_steps = s.size - 1
+    gamma_max = min(churn / n_steps, math.sqrt(2.0) - 1.0)
+    gammas = np.where((s[:-1] >= tmin) & (s[:-1] <= tmax), gamma_max, 0.0)
+    noisy = bool(np.any(gammas > 0)) and noise > 0
+    seed = _check_seed(seed, noisy)
+    n, dim = x.shape
+    w1, w2 = _HEUN_WEIGHTS
+    nfe = 0
+    for i in range(n_steps):
+        sig, sig_next = float(s[i]), float(s[i + 1])
+        sig_hat = sig * (1.0 + float(gammas[i]))
+        if sig_hat > sig and noise > 0:
+            z = step_normals(seed, n, dim, i, path_offset=int(path_offset))
+            x = x + (_churn_std(sig, sig_hat) * noise) * z
+        d1 = -sig_hat * _call(score, x, sig_hat)
+        nfe += 1
+        h = sig_next - sig_hat
+        x_next = x + h * d1
+        if method == "heun" and sig_next > 0:
+            d2 = -sig_next * _call(score, x_next, sig_next)
+            nfe += 1
+            x_next = x + h * (w1 * d1 + w2 * d2)
+        x = x_next
+    return EDMResult(x, nfe, s)

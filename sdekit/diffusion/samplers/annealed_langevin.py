@@ -1,0 +1,213 @@
+"""Annealed Langevin dynamics (NCSN; Song & Ermon 2019, "Generative modeling by estimating gradients of the data
+distribution", Algorithm 1), its denoising form, and the exact law it produces on Gaussian data.
+
+Model interface: ``score(x, alpha, sigma) -> (n, d)``, the score grad log p of the noised law at noise level
+x = alpha x_0 + sigma eps. NCSN levels are variance-exploding, so every call here uses alpha = 1; the exact model
+for Gaussian-mixture data is ``MixtureMarginals(data).score``.
+
+Convention (the half-drift form of the paper and of the tutorials): with noise levels sigma_1 > ... > sigma_L and
+step eps_i = eps0 sigma_i^2 / sigma_L^2, each level runs M steps of
+
+    x <- x + eps_i / 2 * s(x, 1, sigma_i) + sqrt(eps_i) z,      z ~ N(0, I),
+
+the Euler-Maruyama step of dX = 1/2 grad log p dt + dW with time step eps_i. The full-drift form
+x + h s + sqrt(2 h) z of other texts is the same step with h = eps_i / 2. An optional final denoising step
+x <- x + sigma_L^2 s(x, 1, sigma_L) returns Tweedie's posterior mean E[x_0 | x] (Efron 2011), not a draw.
+
+Denoising form. With Denoise(x; sigma^2) = x + sigma^2 s(x, 1, sigma) = E[x_0 | x_sigma = x] (Tweedie), the
+iteration X <- Denoise(X; sigma^2) + sqrt(2) sigma W is *exactly* the full-drift Langevin step with h = sigma^2,
+i.e. the half-drift step above with eps_i = 2 sigma_i^2 (eps0 = 2 sigma_L^2). It is not a p_sigma-invariant step:
+its step is as large as the noise variance itself. For 1-D Gaussian data N(m, c) it is the AR(1) chain
+x' - m = c / (c + sigma^2) (x - m) + sqrt(2) sigma z, whose fixed point is N(m, v) with
+v = 2 (c + sigma^2)^2 / (2 c + sigma^2), neither c + sigma^2 (p_sigma) nor c (data):
+v / c = 1 + 3 sigma^2 / (2 c) + O(sigma^4).
+It samples p_0 only in the limit sigma_L -> 0. `annealed_langevin_denoising` implements it as that special case.
+
+Noise: step k (0-based over all levels, k = i M + m) draws its normals from ``step_normals(seed, n, d, k)``, so
+each path's output depends only on (seed, path index), never on the batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sdekit.diffusion.model import step_normals
+from sdekit.errors import SDEKitError
+from sdekit.targets import Gaussian
+
+__all__ = [
+    "annealed_langevin",
+    "annealed_langevin_denoising",
+    "gaussian_annealed_langevin_law",
+    "geometric_sigmas",
+]
+
+ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks (shared with predictor_corrector)
+# --------------------------------------------------------------------------------------------
+
+
+def _state(x: Any, name: str) -> np.ndarray:
+    """x as a fresh C-contiguous float64 (n, d) array with n >= 1, d >= 1, all finite."""
+    try:
+        a = np.array(x, dtype=np.float64, copy=True, order="C")
+    except (TypeError, ValueError) as exc:
+        raise SDEKitError(f"{name} must be a numeric array of shape (n, d); got {type(x).__name__}") from exc
+    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
+        raise SDEKitError(f"{name} must have shape (n, d) with n >= 1 and d >= 1; got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise SDEKitError(f"{name} must be finite")
+    return a
+
+
+def _seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
+        raise SDEKitError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
+def _count(v: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or int(v) < minimum:
+        raise SDEKitError(f"{name} must be an integer >= {minimum}; got {v!r}")
+    return int(v)
+
+
+def _positive(v: Any, name: str) -> float:
+    if isinstance(v, bool):
+        raise SDEKitError(f"{name} must be a positive number; got {v!r}")
+    try:
+        f = float(v)
+    except (TypeError, ValueError) as exc:
+        raise SDEKitError(f"{name} must be a positive number; got {v!r}") from exc
+    if not (math.isfinite(f) and f > 0):
+        raise SDEKitError(f"{name} must be a positive finite number; got {v!r}")
+    return f
+
+
+def _callable(fn: Any, name: str) -> None:
+    if not callable(fn):
+        raise SDEKitError(f"{name} must be callable as {name}(x, alpha, sigma); got {type(fn).__name__}")
+
+
+def _eval_score(score: ScoreFn, x: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
+    """score(x, alpha, sigma) as a float64 (n, d) array, checked for shape and finiteness."""
+    s = np.asarray(score(x, alpha, sigma), dtype=np.float64)
+    if s.shape != x.shape:
+        raise SDEKitError(f"score must return an array of shape {x.shape}; got shape {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise SDEKitError(f"score returned non-finite values at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
+    return s
+
+
+def _sigmas(sigmas: Any) -> np.ndarray:
+    try:
+        s = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise SDEKitError(f"sigmas must be a 1-D array of noise levels; got {sigmas!r}") from exc
+    if s.size < 1 or not np.all(np.isfinite(s)) or not np.all(s > 0):
+        raise SDEKitError("sigmas must be a non-empty 1-D array of positive finite noise levels")
+    if s.size > 1 and not np.all(np.diff(s) < 0):
+        raise SDEKitError("sigmas must be strictly decreasing (sigma_1 > ... > sigma_L)")
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# samplers
+# --------------------------------------------------------------------------------------------
+
+
+def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> np.ndarray:
+    """NCSN's geometric noise levels sigma_i = sigma_max (sigma_min / sigma_max)^((i-1)/(L-1)), i = 1..L.
+
+    Song & Ermon 2019 use sigma_1 = 1, sigma_10 = 0.01 (L = 10); returns a decreasing array of length L.
+    """
+    hi, lo = _positive(sigma_max, "sigma_max"), _positive(sigma_min, "sigma_min")
+    levels = _count(levels, "levels", 2)
+    if not hi > lo:
+        raise SDEKitError(f"sigma_max must exceed sigma_min; got sigma_max = {hi}, sigma_min = {lo}")
+    return hi * (lo / hi) ** (np.arange(levels) / (levels - 1))
+
+
+def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 100,
+                      eps0: float = 2e-5, seed: int = 0, final_denoise: bool = False) -> np.ndarray:
+    """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1), half-drift form; returns x of shape (n, d).
+
+    For i = 1..L (sigmas decreasing), eps_i = eps0 sigma_i^2 / sigma_L^2, and M = steps_per_level times:
+
+        x <- x + eps_i / 2 * s(x, 1, sigma_i) + sqrt(eps_i) z,     z = step_normals(seed, n, d, (i-1) M + m).
+
+    final_denoise: finish with x <- x + sigma_L^2 s(x, 1, sigma_L) (Tweedie's E[x_0 | x]; not a draw of p_0).
+    Biased at any finite eps0 and M: for Gaussian data `gaussian_annealed_langevin_law` gives the exact output law.
+    """
+    _callable(score, "score")
+    sig = _sigmas(sigmas)
+    x = _state(x_init, "x_init")
+    m_steps = _count(steps_per_level, "steps_per_level")
+    eps0 = _positive(eps0, "eps0")
+    seed = _seed(seed)
+    n, d = x.shape
+    k = 0
+    for sigma in sig:
+        eps = eps0 * (sigma / sig[-1]) ** 2
+        root = math.sqrt(eps)
+        for _ in range(m_steps):
+            s = _eval_score(score, x, 1.0, float(sigma))
+            x += 0.5 * eps * s
+            x += root * step_normals(seed, n, d, k)
+            k += 1
+    if final_denoise:
+        x += sig[-1] ** 2 * _eval_score(score, x, 1.0, float(sig[-1]))
+    return x
+
+
+def annealed_langevin_denoising(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 1,
+                                seed: int = 0, final_denoise: bool = False) -> np.ndarray:
+    """The denoising form of annealed Langevin: X <- Denoise(X; sigma_i^2) + sqrt(2) sigma_i W.
+
+    Denoise(x; sigma^2) = x + sigma^2 s(x, 1, sigma) (Tweedie, Efron 2011), so the update is the full-drift Langevin
+    step with h = sigma_i^2, i.e. `annealed_langevin` with eps_i = 2 sigma_i^2 (eps0 = 2 sigma_L^2), which is how it
+    is computed (same noise mapping). It is not p_sigma-invariant (module docstring: for Gaussian data N(m, c) its
+    fixed point has variance 2 (c + sigma^2)^2 / (2 c + sigma^2)); it reaches p_0 only as sigma_L -> 0.
+    """
+    sig = _sigmas(sigmas)
+    return annealed_langevin(score, sig, x_init, steps_per_level=steps_per_level, eps0=2.0 * sig[-1] ** 2,
+                             seed=seed, final_denoise=final_denoise)
+
+
+def gaussian_annealed_langevin_law(mean: ArrayLike, cov: ArrayLike, sigmas: ArrayLike, init_mean: ArrayLike,
+                                   init_cov: ArrayLike, *, steps_per_level: int = 100, eps0: float = 2e-5,
+                                   final_denoise: bool = False) -> Gaussian:
+    """Exact law of `annealed_langevin`'s output for Gaussian data N(mean, cov) and a N(init_mean, init_cov) start.
+
+    With the exact score s(x, 1, sigma) = -S^{-1} (x - m), S = cov + sigma^2 I, each step is linear:
+    x' - m = A (x - m) + sqrt(eps) z with A = I - eps / 2 S^{-1}; so the mean error e and covariance P follow
+    e <- A e, P <- A P A^T + eps I (final denoise: A = I - sigma_L^2 S_L^{-1}, no noise). The bias oracle for
+    annealed Langevin (and its denoising form, eps0 = 2 sigma_L^2) on Gaussian data.
+    """
+    sig = _sigmas(sigmas)
+    m = np.asarray(mean, dtype=np.float64).reshape(-1)
+    d = m.shape[0]
+    c = np.asarray(cov, dtype=np.float64).reshape(d, d)
+    e = np.asarray(init_mean, dtype=np.float64).reshape(d) - m
+    p = np.asarray(init_cov, dtype=np.float64).reshape(d, d).copy()
+    m_steps = _count(steps_per_level, "steps_per_level")
+    eps0 = _positive(eps0, "eps0")
+    eye = np.eye(d)
+    for sigma in sig:
+        eps = eps0 * (sigma / sig[-1]) ** 2
+        a = eye - 0.5 * eps * np.linalg.inv(c + sigma**2 * eye)
+        for _ in range(m_steps):
+            e = a @ e
+            p = a @ p @ a.T + eps * eye
+    if final_denoise:
+        a = eye - sig[-1] ** 2 * np.linalg.inv(c + sig[-1] ** 2 * eye)
+        e, p = a @ e, a @ p @ a.T
+    return Gaussian(m + e, 0.5 * (p + p.T))

@@ -1,0 +1,292 @@
+"""Predictor-corrector (PC) samplers of Song et al. 2021, "Score-based generative modeling through stochastic
+differential equations" (Algorithms 2 and 3 for VE and VP), for any `ForwardSDE`, plus a Metropolis-adjusted
+Langevin (MALA) corrector that leaves p_t exactly invariant.
+
+Model interface: ``score(x, alpha, sigma) -> (n, d)`` (grad log p_t at x_t = alpha x_0 + sigma eps) and, for MALA,
+``log_prob(x, alpha, sigma) -> (n,)`` (log p_t up to a constant). ``MixtureMarginals(data).score / .log_prob`` are
+the exact ones for Gaussian-mixture data.
+
+Grid: t_0 = T > t_1 > ... > t_N = forward.eps, uniform, h = (T - eps) / N. Write (alpha_i, sigma_i) = kernel(t_i),
+s_i = score(x, alpha_i, sigma_i), and for the step t_i -> t_{i+1} the exact forward transition
+x_{t_i} = a x_{t_{i+1}} + G z with a = alpha_i / alpha_{i+1}, G^2 = sigma_i^2 - a^2 sigma_{i+1}^2.
+Following the paper's Algorithms 2/3, step i applies the predictor t_i -> t_{i+1} and then n_corrector corrector
+steps at t_{i+1}, so the last corrector acts at t_N (score_sde's code applies the corrector first; same chain
+up to where it starts and stops).
+
+Predictors:
+  "reverse_diffusion":  x <- x - (a - 1) x + G^2 s_i + G z. The reverse of the discrete forward chain
+      x_{i} = x_{i+1} + (a - 1) x_{i+1} + G z; for VE (a = 1, G^2 = sigma_i^2 - sigma_{i+1}^2) and VP (in score_sde's
+      notation a = sqrt(1 - beta_i), G^2 = beta_i) it is score_sde's ReverseDiffusionPredictor; to first order in h
+      it is x - f x h + g^2 s h + g sqrt(h) z.
+  "euler_maruyama":     x <- x - (f(t_i) x - g(t_i)^2 s_i) h + g(t_i) sqrt(h) z (the reverse SDE's EM step).
+  "ancestral":          x <- (x + G^2 s_i) / a + std z: the Gaussian posterior q(x_{t_{i+1}} | x_{t_i}, x_0) with
+      x_0 replaced by Tweedie's E[x_0 | x_{t_i}]; its mean is exactly (x + G^2 s_i) / a. std: VE uses the posterior
+      std sqrt(sigma_{i+1}^2 G^2 / sigma_i^2) (score_sde, NCSN ancestral); every other schedule uses std = G
+      (score_sde's VP: x <- (x + beta_i s) / sqrt(1 - beta_i) + sqrt(beta_i) z, DDPM's sigma^2 = beta choice).
+  "none":               x unchanged (a corrector-only sampler).
+Correctors, at level (alpha, sigma) = kernel(t_{i+1}), full-drift form with step size eps:
+  "langevin": x <- x + eps s + sqrt(2 eps) z with score_sde's signal-to-noise rule eps = 2 r_i (snr ||z|| / ||s||)^2,
+      r_i = a^2 (= 1 - beta_i for VP-type, 1 for VE). snr_norms="batch" (default; score_sde): ||z||, ||s|| are the
+      batch means of the per-sample L2 norms, one eps for all paths (the output then depends on the batch);
+      "per_sample": each path uses its own norms (batch-independent, but eps then depends on x and z).
+  "mala": the same proposal y = x + eps s(x) + sqrt(2 eps) z, accepted with probability
+      min(1, p_t(y) q(x | y) / (p_t(x) q(y | x))), q(y | x) = N(y; x + eps s(x), 2 eps I): exactly p_t-invariant
+      for every eps (needs log_prob). Same step-size rule.
+  "none".
+
+Noise mapping: with B = 1 + 2 n_corrector, step i's predictor draws step_normals(seed, n, d, i B); corrector
+sweep j draws its proposal normals from step index i B + 1 + 2 j and (MALA) its acceptance uniform as
+Phi(z), z the first normal of step index i B + 2 + 2 j. Each path's output depends only on (seed, path index)
+whenever the step size does not depend on the batch (snr_norms="per_sample", or corrector "none" / fixed steps).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import ndtr
+
+from sdekit.diffusion.forward import ForwardSDE
+from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.annealed_langevin import _callable, _count, _eval_score, _positive, _seed, _state
+from sdekit.errors import SDEKitError
+
+__all__ = [
+    "CORRECTORS",
+    "PREDICTORS",
+    "PCResult",
+    "langevin_corrector",
+    "mala_corrector",
+    "pc_sample",
+    "snr_step_size",
+]
+
+PREDICTORS = ("reverse_diffusion", "euler_maruyama", "ancestral", "none")
+CORRECTORS = ("langevin", "mala", "none")
+SNR_NORMS = ("batch", "per_sample")
+
+ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
+LogProbFn = Callable[[np.ndarray, float, float], np.ndarray]
+
+
+@dataclass
+class PCResult:
+    """Output of `pc_sample`: x (n, d); nfe, the number of score evaluations (batch calls); n_log_prob, the
+    number of log_prob calls; accept_rate, MALA's mean acceptance rate over all corrector steps (None otherwise)."""
+
+    x: np.ndarray
+    nfe: int
+    n_log_prob: int = 0
+    accept_rate: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# step-size rule and correctors
+# --------------------------------------------------------------------------------------------
+
+
+def snr_step_size(s: np.ndarray, z: np.ndarray, snr: float, ratio: float = 1.0,
+                  norms: str = "batch") -> np.ndarray:
+    """score_sde's corrector step eps = 2 r (snr ||z|| / ||s||)^2 (Song et al. 2021, Alg. 4/5), shape (n, 1).
+
+    norms="batch": ||.|| is the batch mean of per-sample L2 norms (one eps for all rows);
+    "per_sample": each row's own norms. r is alpha_i of the paper (1 for VE, 1 - beta_i for VP).
+    """
+    snr = _positive(snr, "snr")
+    if norms not in SNR_NORMS:
+        raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {norms!r}")
+    zn = np.sqrt(np.sum(z * z, axis=1))
+    sn = np.sqrt(np.sum(s * s, axis=1))
+    if norms == "batch":
+        zn, sn = np.full_like(zn, zn.mean()), np.full_like(sn, sn.mean())
+    with np.errstate(divide="ignore"):
+        eps = 2.0 * ratio * (snr * zn / sn) ** 2
+    if not np.all(np.isfinite(eps)):
+        raise SDEKitError("the snr step size is infinite: the score is zero (give step_size instead)")
+    return eps[:, None]
+
+
+def _step_rule(step_size: float | None, snr: float | None) -> tuple[float | None, float | None]:
+    if (step_size is None) == (snr is None):
+        raise SDEKitError("give exactly one of step_size (a fixed eps) and snr (score_sde's rule)")
+    return (None if step_size is None else _positive(step_size, "step_size"),
+            None if snr is None else _positive(snr, "snr"))
+
+
+def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float, *, step_size: float | None = None,
+                       snr: float | None = None, ratio: float = 1.0, snr_norms: str = "batch", n_steps: int = 1,
+                       seed: int = 0, step0: int = 0) -> np.ndarray:
+    """n_steps unadjusted Langevin steps on p_t: x <- x + eps s(x, alpha, sigma) + sqrt(2 eps) z (Song et al. 2021).
+
+    eps: the fixed step_size, or score_sde's rule 2 ratio (snr ||z|| / ||s||)^2 (`snr_step_size`). Biased at finite
+    eps: for a Gaussian p_t = N(m, v) its fixed point is N(m, v / (1 - eps / (2 v))). Sweep j draws z from
+    step_normals(seed, n, d, step0 + 2 j).
+    """
+    _callable(score, "score")
+    x = _state(x, "x")
+    step_size, snr = _step_rule(step_size, snr)
+    n_steps, seed = _count(n_steps, "n_steps"), _seed(seed)
+    n, d = x.shape
+    for j in range(n_steps):
+        s = _eval_score(score, x, alpha, sigma)
+        z = step_normals(seed, n, d, step0 + 2 * j)
+        eps = step_size if snr is None else snr_step_size(s, z, snr, ratio, snr_norms)
+        x = _langevin_move(x, s, z, eps)
+    return x
+
+
+def mala_corrector(score: ScoreFn, log_prob: LogProbFn, x: ArrayLike, alpha: float, sigma: float, *,
+                   step_size: float | None = None, snr: float | None = None, ratio: float = 1.0,
+                   snr_norms: str = "batch", n_steps: int = 1, seed: int = 0,
+                   step0: int = 0) -> tuple[np.ndarray, float]:
+    """n_steps Metropolis-adjusted Langevin steps on p_t; returns (x, mean acceptance rate).
+
+    Proposal y = x + eps s(x) + sqrt(2 eps) z; accept with probability min(1, exp(log p(y) - log p(x)
+    + log q(x | y) - log q(y | x))), log q(y | x) = -||y - x - eps s(x)||^2 / (4 eps) + const (Roberts & Tweedie 1996;
+    Besag 1994). Exactly p_t-invariant for any fixed eps. With the snr rule eps depends on the current batch
+    (batch norms) or on (x, z) (per-sample norms), which breaks exact invariance: use step_size for the exact chain.
+    Sweep j draws z from step index step0 + 2 j and its uniform as Phi of the first normal of step0 + 2 j + 1.
+    """
+    _callable(score, "score")
+    _callable(log_prob, "log_prob")
+    x = _state(x, "x")
+    step_size, snr = _step_rule(step_size, snr)
+    n_steps, seed = _count(n_steps, "n_steps"), _seed(seed)
+    n, d = x.shape
+    s_x = _eval_score(score, x, alpha, sigma)
+    lp_x = _eval_log_prob(log_prob, x, alpha, sigma)
+    accepted = 0
+    for j in range(n_steps):
+        z = step_normals(seed, n, d, step0 + 2 * j)
+        eps = step_size if snr is None else snr_step_size(s_x, z, snr, ratio, snr_norms)
+        y = _langevin_move(x, s_x, z, eps)
+        s_y = _eval_score(score, y, alpha, sigma)
+        lp_y = _eval_log_prob(log_prob, y, alpha, sigma)
+        log_ratio = _mala_log_ratio(x, y, s_x, s_y, lp_x, lp_y, eps)
+        u = ndtr(step_normals(seed, n, 1, step0 + 2 * j + 1)[:, 0])
+        acc = np.log(u) < log_ratio
+        x[acc], s_x[acc], lp_x[acc] = y[acc], s_y[acc], lp_y[acc]
+        accepted += int(acc.sum())
+    return x, accepted / (n * n_steps)
+
+
+def _langevin_move(x: np.ndarray, s: np.ndarray, z: np.ndarray, eps: Any) -> np.ndarray:
+    """The full-drift Langevin move x + eps s + sqrt(2 eps) z (eps a scalar or an (n, 1) array)."""
+    return x + eps * s + np.sqrt(2.0 * eps) * z
+
+
+def _mala_log_ratio(x: np.ndarray, y: np.ndarray, s_x: np.ndarray, s_y: np.ndarray, lp_x: np.ndarray,
+                    lp_y: np.ndarray, eps: Any) -> np.ndarray:
+    """log [p(y) q(x | y) / (p(x) q(y | x))] with log q(b | a) = -||b - a - eps s(a)||^2 / (4 eps) + const."""
+    e = np.reshape(np.asarray(eps, dtype=np.float64), -1)
+    fwd = y - x - eps * s_x
+    back = x - y - eps * s_y
+    return lp_y - lp_x + (np.sum(fwd * fwd, axis=1) - np.sum(back * back, axis=1)) / (4.0 * e)
+
+
+def _eval_log_prob(log_prob: LogProbFn, x: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
+    lp = np.asarray(log_prob(x, alpha, sigma), dtype=np.float64).reshape(-1)
+    if lp.shape != (x.shape[0],):
+        raise SDEKitError(f"log_prob must return an array of shape ({x.shape[0]},); got shape {lp.shape}")
+    if np.any(np.isnan(lp)):
+        raise SDEKitError(f"log_prob returned NaN at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
+    return lp.copy()
+
+
+# --------------------------------------------------------------------------------------------
+# the PC sampler
+# --------------------------------------------------------------------------------------------
+
+
+def _predict(kind: str, x: np.ndarray, s: np.ndarray, z: np.ndarray, a: float, g2: float, sg: float, sg1: float,
+             f: float, g: float, h: float, ve: bool) -> np.ndarray:
+    """One predictor step t_i -> t_{i+1} (module docstring); s = score at t_i, z ~ N(0, I)."""
+    if kind == "reverse_diffusion":
+        return x - (a - 1.0) * x + g2 * s + math.sqrt(g2) * z
+    if kind == "euler_maruyama":
+        return x - (f * x - g * g * s) * h + g * math.sqrt(h) * z
+    std = math.sqrt(sg1 * sg1 * g2) / sg if ve else math.sqrt(g2)
+    return (x + g2 * s) / a + std * z
+
+
+def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int = 1000,
+              predictor: str = "reverse_diffusion", corrector: str = "langevin", snr: float = 0.16,
+              n_corrector: int = 1, seed: int = 0, log_prob: LogProbFn | None = None,
+              snr_norms: str = "batch", corrector_step: float | None = None,
+              final_denoise: bool = False) -> PCResult:
+    """Predictor-corrector sampling from t = forward.T (x_T, e.g. exact draws of p_T) down to t = forward.eps.
+
+    For i = 0..N-1 (N = steps): predictor t_i -> t_{i+1} (module docstring: "reverse_diffusion", "euler_maruyama",
+    "ancestral", "none"), then n_corrector corrector steps at t_{i+1} ("langevin" x <- x + eps s + sqrt(2 eps) z,
+    "mala" the same proposal Metropolis-adjusted with log_prob, or "none"); eps = 2 r_i (snr ||z|| / ||s||)^2
+    (score_sde's rule, r_i = (alpha_i / alpha_{i+1})^2) unless corrector_step gives a fixed eps.
+    final_denoise: return Tweedie's E[x_0 | x_{t_N}] = (x + sigma_N^2 s) / alpha_N (score_sde's denoise=True
+    analogue; not a draw). Song et al. 2021, Algorithms 2 (VE) and 3 (VP).
+    """
+    _callable(score, "score")
+    if not isinstance(forward, ForwardSDE):
+        raise SDEKitError(f"forward must be a ForwardSDE; got {type(forward).__name__}")
+    x = _state(x_T, "x_T")
+    steps, n_corrector, seed = _count(steps, "steps"), _count(n_corrector, "n_corrector", 0), _seed(seed)
+    if predictor not in PREDICTORS:
+        raise SDEKitError(f"predictor must be one of {PREDICTORS}; got {predictor!r}")
+    if corrector not in CORRECTORS:
+        raise SDEKitError(f"corrector must be one of {CORRECTORS}; got {corrector!r}")
+    if snr_norms not in SNR_NORMS:
+        raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {snr_norms!r}")
+    if corrector_step is None:
+        snr = _positive(snr, "snr")
+    else:
+        corrector_step = _positive(corrector_step, "corrector_step")
+    if corrector == "mala":
+        if log_prob is None:
+            raise SDEKitError("log_prob is required for corrector='mala' (log p_t(x) as log_prob(x, alpha, sigma))")
+        _callable(log_prob, "log_prob")
+    if predictor == "none" and (corrector == "none" or n_corrector == 0):
+        raise SDEKitError("predictor='none' needs a corrector with n_corrector >= 1")
+    big_t, small_t = float(forward.T), float(forward.eps)
+    if not big_t > small_t:
+        raise SDEKitError(f"forward.T must exceed forward.eps; got T = {big_t}, eps = {small_t}")
+    ts = np.linspace(big_t, small_t, steps + 1)
+    h = (big_t - small_t) / steps
+    kern = [forward.kernel(float(t)) for t in ts]
+    n, d = x.shape
+    block = 1 + 2 * n_corrector
+    nfe = n_lp = accepted = tried = 0
+    for i in range(steps):
+        (al, sg), (al1, sg1) = kern[i], kern[i + 1]
+        a = al / al1
+        g2 = max(sg * sg - a * a * sg1 * sg1, 0.0)
+        if predictor != "none":
+            s = _eval_score(score, x, al, sg)
+            nfe += 1
+            z = step_normals(seed, n, d, i * block)
+            f, g = forward.f(ts[i]), forward.g(ts[i])
+            x = _predict(predictor, x, s, z, a, g2, sg, sg1, f, g, h, forward.name == "ve")
+        if corrector == "none" or n_corrector == 0:
+            continue
+        kw: dict[str, Any] = {"n_steps": n_corrector, "seed": seed, "step0": i * block + 1, "snr_norms": snr_norms,
+                              "ratio": a * a}
+        if corrector_step is None:
+            kw["snr"] = snr
+        else:
+            kw["step_size"] = corrector_step
+        if corrector == "langevin":
+            x = langevin_corrector(score, x, al1, sg1, **kw)
+            nfe += n_corrector
+        else:
+            x, rate = mala_corrector(score, log_prob, x, al1, sg1, **kw)
+            nfe += n_corrector + 1
+            n_lp += n_corrector + 1
+            accepted += rate * n * n_corrector
+            tried += n * n_corrector
+    if final_denoise:
+        al, sg = kern[-1]
+        x = (x + sg * sg * _eval_score(score, x, al, sg)) / al
+        nfe += 1
+    return PCResult(x, nfe, n_lp, accepted / tried if tried else None)

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     mm = MixtureMarginals(GaussianMixture(**MIXTURE_2D))
     dirs = np.concatenate([np.eye(2), random_directions(2, 12, 20_260_101)])
-    floor = ks_distance(mm.data.sample(args.paths, seed=args.seed + 99), mm.data, dirs)
+    floors = [ks_distance(mm.data.sample(args.paths, seed=args.seed + 99 + k), mm.data, dirs) for k in range(8)]
+    floor, floor_sd = float(np.mean(floors)), float(np.std(floors, ddof=1))
     rows = []
     for name, (settings, run) in runners(mm, args.seed).items():
         for setting in settings:
@@ -152,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("DPM-Solver++(2M)", "EDM Heun"):
         within = [r for r in rows if r["sampler"] == name and r["nfe"] <= 25]
         best = min(within, key=lambda r: r["distance"]) if within else None
-        verdict[name] = (best["nfe"], best["distance"], best["distance"] <= em_ref) if best else None
+        verdict[name] = (best["nfe"], best["distance"], best["distance"] <= em_ref + 2 * floor_sd) if best else None
     info = machine()
     md = ["# Diffusion samplers: distance to the exact law against NFE", "",
           f"`python benchmarks/samplers.py --paths {args.paths} --seed {args.seed}` on {info['cpu_model']} "
           f"({info['affinity']} cores). 2-D Gaussian-mixture data with exact scores; each sampler starts from "
           "exact draws of its first noise level. D: mean KS distance over 14 directions (marginals and 12 "
-          f"projections) to the exact end law. Noise floor (exact samples, same N): D_0 = {floor:.4f}.", "",
+          f"projections) to the exact end law. Noise floor: exact samples of the same size give D_0 = {floor:.4f} "
+          f"(mean of 8 draws, sd {floor_sd:.4f}); differences below ~2 sd are sampling noise.", "",
           "| sampler | NFE | D | D / D_0 | seconds |", "|---|---:|---:|---:|---:|"]
     md += [f"| {r['sampler']} | {r['nfe']} | {r['distance']:.4f} | {r['distance'] / floor:.2f} | {r['seconds']:.2f} |"
            for r in rows]
@@ -166,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, v in verdict.items():
         if v:
             md.append(f"- {name}: best within 25 NFE is D = {v[1]:.4f} at NFE {v[0]}: "
-                      f"{'reaches' if v[2] else 'does not reach'} the 1000-step EM reference.")
+                      f"{'reaches' if v[2] else 'does not reach'} the 1000-step EM reference "
+                      f"(within 2 sd of the noise floor: D <= {em_ref + 2 * floor_sd:.4f}).")
     (out / "samplers.md").write_text("\n".join(md) + "\n")
     (out / "samplers.json").write_text(json.dumps({"machine": info, "paths": args.paths, "floor": floor,
+                                                   "floor_sd": floor_sd,
                                                    "rows": rows, "em_1000": em_ref}, indent=1))
     try:
         import matplotlib

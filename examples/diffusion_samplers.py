@@ -5,6 +5,9 @@
 Reverse-time VP SDE (Euler–Maruyama, 1000 steps), probability-flow ODE (RK4, 100 steps = 400 NFE),
 DPM-Solver++(2M) (30 NFE) and annealed Langevin (10 levels x 100 steps), all with the exact
 score of the noised mixture, all starting from exact draws of their first noise level.
+The first three pass the exact-law battery at N = 20000; annealed Langevin at these settings
+(eps0 = 2e-5) does not: 100 small steps per level cannot follow the shrinking noise levels on
+this 2-D mixture (measured: 3 of 30 tests reject, min p 1e-24), which the check makes visible.
 """
 
 import numpy as np

@@ -40,6 +40,7 @@ from sdekit.noise.streams import STREAM_BROWNIAN, path_normals
 from sdekit.processes.ou import OrnsteinUhlenbeck
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
+from sdekit.validate.onesample import check_alpha
 from sdekit.validate.stats import CheckResult, moment_chi2, whiten
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
@@ -281,7 +282,7 @@ def generator_test(sde: SDE, x: Any, phis: Sequence[TestFunction] | None = None,
     against se ~ 1e-3 at n = 2e5; otherwise pass extrapolate=True (Richardson on h, h/2) or a bias_allowance.
     A sampler with noise scaled by sqrt(2) or the drift's sign flipped fails with p << 1e-6.
     """
-    _check_alpha(alpha)
+    check_alpha(alpha)
     states = _states(x, sde.dim, "x")
     if states.shape[0] != 1:
         raise SDEKitError(f"x must be one state of shape ({sde.dim},); use generator_scan for several states")
@@ -328,7 +329,7 @@ def generator_scan(sde: SDE, states: Any, phis: Sequence[TestFunction] | None = 
     overall false-alarm rate of the scan is alpha (default 1e-6). `failed_states` and `summary()` say where
     the drift or diffusion is wrong: a sampler bug shows up at every state where it changes L phi.
     """
-    _check_alpha(alpha)
+    check_alpha(alpha)
     bias_allowance = _nonneg(bias_allowance, "bias_allowance")
     states = _states(states, sde.dim, "states")
     phis = _check_phis(default_test_functions(sde.dim) if phis is None else phis, sde.dim)
@@ -376,7 +377,7 @@ def dynkin_test(sde: SDE, x0: Any, t_span: Any, phis: Sequence[TestFunction] | N
     choose steps so that this bias is below se (N bias^2 << 1), or give bias_allowance. A sampler with noise
     scaled by sqrt(2) or the drift's sign flipped fails with p << 1e-6.
     """
-    _check_alpha(alpha)
+    check_alpha(alpha)
     bias_allowance = _nonneg(bias_allowance, "bias_allowance")
     steps = _int(steps, "steps")
     t0, t1 = _span(t_span)
@@ -454,7 +455,7 @@ def linear_moment_test(sample: Any, A: Any, B: Any, x0: Any, t: float, *, cov0: 
     (default alpha 1e-6). Exact for a Gaussian or point start. A planted sqrt(2) in B or a flipped drift sign
     moves m_t or S_t and fails with p << 1e-6 at a few thousand samples.
     """
-    _check_alpha(alpha)
+    check_alpha(alpha)
     ou, m0, s0 = _linear_setup(A, B, x0, cov0)
     t = _finite(t, "t")
     x = np.asarray(sample, dtype=float)
@@ -722,12 +723,6 @@ def _linear_setup(A: Any, B: Any, mean0: Any, cov0: Any) -> tuple[OrnsteinUhlenb
         if np.linalg.eigvalsh(s0).min() < -1e-12 * max(1.0, np.abs(s0).max()):
             raise SDEKitError("cov0 must be positive semi-definite")
     return ou, m0, s0
-
-
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
-        raise SDEKitError(f"alpha must be a number in (0, 1); got {alpha!r}")
-    return float(alpha)
 
 
 def _finite(v: Any, name: str) -> float:

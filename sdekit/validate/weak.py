@@ -46,6 +46,7 @@ import scipy.stats as st
 from sdekit.processes.ou import OrnsteinUhlenbeck
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
+from sdekit.validate.onesample import check_alpha
 from sdekit.validate.order import ClosedForm, OrderFit, brownian_terminal, loglog_slope
 
 PhiFn = Callable[[np.ndarray], np.ndarray]
@@ -57,13 +58,6 @@ DEFAULT_ALPHA = 1e-6
 
 class UnresolvedWeakError(ValueError):
     """A weak-error level's mean difference is not significantly nonzero: the order cannot be fitted."""
-
-
-def check_alpha(alpha: Any, name: str = "alpha") -> float:
-    """alpha as a float in (0, 1), or a ValueError naming the argument."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 < float(alpha) < 1.0:
-        raise ValueError(f"{name} must be a false-alarm rate in (0, 1); got {alpha!r}")
-    return float(alpha)
 
 
 def two_sided_z(alpha: float) -> float:

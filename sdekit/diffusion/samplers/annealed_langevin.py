@@ -30,13 +30,21 @@ each path's output depends only on (seed, path index), never on the batch size.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.checks import (
+    ScoreFn,
+    check_callable,
+    check_count,
+    check_positive,
+    check_seed,
+    check_state,
+    eval_score,
+)
 from sdekit.errors import SDEKitError
 from sdekit.targets import Gaussian
 
@@ -46,66 +54,6 @@ __all__ = [
     "gaussian_annealed_langevin_law",
     "geometric_sigmas",
 ]
-
-ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
-
-
-# --------------------------------------------------------------------------------------------
-# argument checks (shared with predictor_corrector)
-# --------------------------------------------------------------------------------------------
-
-
-def _state(x: Any, name: str) -> np.ndarray:
-    """x as a fresh C-contiguous float64 (n, d) array with n >= 1, d >= 1, all finite."""
-    try:
-        a = np.array(x, dtype=np.float64, copy=True, order="C")
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be a numeric array of shape (n, d); got {type(x).__name__}") from exc
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise SDEKitError(f"{name} must have shape (n, d) with n >= 1 and d >= 1; got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise SDEKitError(f"{name} must be finite")
-    return a
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
-        raise SDEKitError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
-
-
-def _count(v: Any, name: str, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or int(v) < minimum:
-        raise SDEKitError(f"{name} must be an integer >= {minimum}; got {v!r}")
-    return int(v)
-
-
-def _positive(v: Any, name: str) -> float:
-    if isinstance(v, bool):
-        raise SDEKitError(f"{name} must be a positive number; got {v!r}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be a positive number; got {v!r}") from exc
-    if not (math.isfinite(f) and f > 0):
-        raise SDEKitError(f"{name} must be a positive finite number; got {v!r}")
-    return f
-
-
-def _callable(fn: Any, name: str) -> None:
-    if not callable(fn):
-        raise SDEKitError(f"{name} must be callable as {name}(x, alpha, sigma); got {type(fn).__name__}")
-
-
-def _eval_score(score: ScoreFn, x: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
-    """score(x, alpha, sigma) as a float64 (n, d) array, checked for shape and finiteness."""
-    s = np.asarray(score(x, alpha, sigma), dtype=np.float64)
-    if s.shape != x.shape:
-        raise SDEKitError(f"score must return an array of shape {x.shape}; got shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise SDEKitError(f"score returned non-finite values at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
-    return s
-
 
 def _sigmas(sigmas: Any) -> np.ndarray:
     try:
@@ -129,8 +77,8 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> np.ndar
 
     Song & Ermon 2019 use sigma_1 = 1, sigma_10 = 0.01 (L = 10); returns a decreasing array of length L.
     """
-    hi, lo = _positive(sigma_max, "sigma_max"), _positive(sigma_min, "sigma_min")
-    levels = _count(levels, "levels", 2)
+    hi, lo = check_positive(sigma_max, "sigma_max"), check_positive(sigma_min, "sigma_min")
+    levels = check_count(levels, "levels", 2)
     if not hi > lo:
         raise SDEKitError(f"sigma_max must exceed sigma_min; got sigma_max = {hi}, sigma_min = {lo}")
     return hi * (lo / hi) ** (np.arange(levels) / (levels - 1))
@@ -147,24 +95,24 @@ def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, s
     final_denoise: finish with x <- x + sigma_L^2 s(x, 1, sigma_L) (Tweedie's E[x_0 | x]; not a draw of p_0).
     Biased at any finite eps0 and M: for Gaussian data `gaussian_annealed_langevin_law` gives the exact output law.
     """
-    _callable(score, "score")
+    check_callable(score, "score")
     sig = _sigmas(sigmas)
-    x = _state(x_init, "x_init")
-    m_steps = _count(steps_per_level, "steps_per_level")
-    eps0 = _positive(eps0, "eps0")
-    seed = _seed(seed)
+    x = check_state(x_init, "x_init")
+    m_steps = check_count(steps_per_level, "steps_per_level")
+    eps0 = check_positive(eps0, "eps0")
+    seed = check_seed(seed)
     n, d = x.shape
     k = 0
     for sigma in sig:
         eps = eps0 * (sigma / sig[-1]) ** 2
         root = math.sqrt(eps)
         for _ in range(m_steps):
-            s = _eval_score(score, x, 1.0, float(sigma))
+            s = eval_score(score, x, 1.0, float(sigma))
             x += 0.5 * eps * s
             x += root * step_normals(seed, n, d, k)
             k += 1
     if final_denoise:
-        x += sig[-1] ** 2 * _eval_score(score, x, 1.0, float(sig[-1]))
+        x += sig[-1] ** 2 * eval_score(score, x, 1.0, float(sig[-1]))
     return x
 
 
@@ -198,8 +146,8 @@ def gaussian_annealed_langevin_law(mean: ArrayLike, cov: ArrayLike, sigmas: Arra
     c = np.asarray(cov, dtype=np.float64).reshape(d, d)
     e = np.asarray(init_mean, dtype=np.float64).reshape(d) - m
     p = np.asarray(init_cov, dtype=np.float64).reshape(d, d).copy()
-    m_steps = _count(steps_per_level, "steps_per_level")
-    eps0 = _positive(eps0, "eps0")
+    m_steps = check_count(steps_per_level, "steps_per_level")
+    eps0 = check_positive(eps0, "eps0")
     eye = np.eye(d)
     for sigma in sig:
         eps = eps0 * (sigma / sig[-1]) ** 2

@@ -22,38 +22,18 @@ numbers as the DDPM step leaving level i of the respaced schedule; a path's outp
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.discrete import (
-    DiscreteSchedule,
-    ScoreFn,
-    as_levels,
-    check_score,
-    check_seed,
-    check_state,
-    eval_score,
-)
+from sdekit.diffusion.samplers.checks import ScoreFn, check_real, check_score, check_seed, check_state, eval_score
+from sdekit.diffusion.samplers.discrete import DiscreteSchedule, as_levels
 from sdekit.errors import SDEKitError
 
 __all__ = ["DEFAULT_DDIM_STEPS", "ddim_coefficients", "ddim_levels", "ddim_sample"]
 
 DEFAULT_DDIM_STEPS = 50
-
-
-def _real(v: Any, name: str) -> float:
-    if isinstance(v, bool):
-        raise SDEKitError(f"{name} must be a real number; got {v!r}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be a real number; got {v!r}") from exc
-    if not math.isfinite(f):
-        raise SDEKitError(f"{name} must be finite; got {f}")
-    return f
 
 
 def ddim_coefficients(alpha_bar: float, alpha_bar_prev: float, eta: float = 0.0) -> tuple[float, float, float]:
@@ -62,9 +42,9 @@ def ddim_coefficients(alpha_bar: float, alpha_bar_prev: float, eta: float = 0.0)
     c_x0 = sqrt(alphabar_prev), s = eta sqrt((1 - alphabar_prev) / (1 - alphabar)) sqrt(1 - alphabar / alphabar_prev),
     c_eps = sqrt(1 - alphabar_prev - s^2). Needs 0 < alphabar < alphabar_prev <= 1 and 0 <= eta <= 1.
     """
-    abar = _real(alpha_bar, "alpha_bar")
-    prev = _real(alpha_bar_prev, "alpha_bar_prev")
-    e = _real(eta, "eta")
+    abar = check_real(alpha_bar, "alpha_bar")
+    prev = check_real(alpha_bar_prev, "alpha_bar_prev")
+    e = check_real(eta, "eta")
     if not 0 < abar < 1:
         raise SDEKitError(f"alpha_bar must lie in (0, 1); got {abar!r}")
     if not abar < prev <= 1:
@@ -110,7 +90,7 @@ def ddim_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, s
     """
     score = check_score(score)
     levels = ddim_levels(schedule, steps=steps, indices=indices)
-    e = _real(eta, "eta")
+    e = check_real(eta, "eta")
     if not 0 <= e <= 1:
         raise SDEKitError(f"eta must lie in [0, 1]; got {e!r}")
     seed = check_seed(seed)

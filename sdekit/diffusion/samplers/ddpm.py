@@ -34,14 +34,8 @@ from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.parametrization import x0_from_score
-from sdekit.diffusion.samplers.discrete import (
-    DiscreteSchedule,
-    ScoreFn,
-    check_score,
-    check_seed,
-    check_state,
-    eval_score,
-)
+from sdekit.diffusion.samplers.checks import ScoreFn, check_score, check_seed, check_state, eval_score
+from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 from sdekit.errors import SDEKitError
 
 __all__ = ["DDPM_VARIANCES", "ddpm_coefficients", "ddpm_posterior_mean", "ddpm_sample"]

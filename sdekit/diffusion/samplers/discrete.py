@@ -19,34 +19,16 @@ levels and sets beta'_i = 1 - alphabar_{tau_i} / alphabar_{tau_{i-1}}.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.samplers.checks import check_count, check_real
 from sdekit.errors import SDEKitError
 
-__all__ = ["DiscreteSchedule", "ScoreFn", "as_levels", "check_score", "check_seed", "check_state", "eval_score"]
-
-
-def _positive_int(v: Any, name: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or int(v) < 1:
-        raise SDEKitError(f"{name} must be an integer >= 1; got {v!r}")
-    return int(v)
-
-
-def _real(v: Any, name: str) -> float:
-    if isinstance(v, bool):
-        raise SDEKitError(f"{name} must be a real number; got {v!r}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be a real number; got {v!r}") from exc
-    if not math.isfinite(f):
-        raise SDEKitError(f"{name} must be finite; got {f}")
-    return f
+__all__ = ["DiscreteSchedule", "as_levels"]
 
 
 def as_levels(indices: Any, n_steps: int, name: str = "indices") -> np.ndarray:
@@ -66,46 +48,6 @@ def as_levels(indices: Any, n_steps: int, name: str = "indices") -> np.ndarray:
     if np.any(np.diff(lv) <= 0):
         raise SDEKitError(f"{name} must be strictly increasing; got {lv.tolist()[:12]}")
     return lv
-
-
-ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
-
-
-def check_state(x: Any, name: str) -> np.ndarray:
-    """x as a fresh C-contiguous float64 (n, d) array with n >= 1, d >= 1, all finite (SDEKitError naming it)."""
-    try:
-        a = np.array(x, dtype=np.float64, copy=True, order="C")
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be a numeric array of shape (n, d); got {type(x).__name__}") from exc
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise SDEKitError(f"{name} must have shape (n, d) with n >= 1 and d >= 1; got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise SDEKitError(f"{name} must be finite")
-    return a
-
-
-def check_seed(seed: Any) -> int:
-    """seed as a non-negative int, or an SDEKitError naming it."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
-        raise SDEKitError(f"seed must be a non-negative integer; got {seed!r}")
-    return int(seed)
-
-
-def check_score(score: Any) -> ScoreFn:
-    """score if callable, else an SDEKitError naming it."""
-    if not callable(score):
-        raise SDEKitError(f"score must be a callable score(x, alpha, sigma) -> (n, d); got {type(score).__name__}")
-    return score
-
-
-def eval_score(score: ScoreFn, x: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
-    """score(x, alpha, sigma) as a float64 (n, d) array; an SDEKitError if it has the wrong shape or is not finite."""
-    s = np.asarray(score(x, alpha, sigma), dtype=np.float64)
-    if s.shape != x.shape:
-        raise SDEKitError(f"score(x, alpha, sigma) must return shape {x.shape} (that of x); got {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise SDEKitError(f"score returned non-finite values at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
-    return s
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -183,8 +125,8 @@ class DiscreteSchedule:
 
         Ho et al. use K = 1000, beta_1 = 1e-4, beta_K = 0.02 (alphabar_K ~ 4e-5). For K = 1 the single beta is beta_1.
         """
-        n = _positive_int(K, "K")
-        b1, bk = _real(beta_1, "beta_1"), _real(beta_K, "beta_K")
+        n = check_count(K, "K")
+        b1, bk = check_real(beta_1, "beta_1"), check_real(beta_K, "beta_K")
         for name, v in (("beta_1", b1), ("beta_K", bk)):
             if not 0 < v < 1:
                 raise SDEKitError(f"{name} must lie in (0, 1); got {v!r}")
@@ -198,8 +140,8 @@ class DiscreteSchedule:
         beta_k = min(1 - alphabar(k) / alphabar(k - 1), max_beta) for k = 1..K; alphas_bar is then recomputed as
         cumprod(1 - beta), so the clipping at max_beta (which keeps beta_K < 1) is reflected in it.
         """
-        n = _positive_int(K, "K")
-        off, cap = _real(s, "s"), _real(max_beta, "max_beta")
+        n = check_count(K, "K")
+        off, cap = check_real(s, "s"), check_real(max_beta, "max_beta")
         if not off > 0:
             raise SDEKitError(f"s must be > 0 (it keeps beta_1 away from 0); got {off!r}")
         if not 0 < cap < 1:
@@ -226,7 +168,7 @@ class DiscreteSchedule:
 
         The linear ("uniform") skip of DDIM (Song, Meng & Ermon 2021, appendix D.2); steps is capped at K.
         """
-        n = _positive_int(steps, "steps")
+        n = check_count(steps, "steps")
         if n > self.n_steps:
             raise SDEKitError(f"steps must be <= K = {self.n_steps}; got {n}")
         if n == 1:

@@ -66,6 +66,7 @@ from numpy.typing import ArrayLike
 
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.checks import check_state
 from sdekit.errors import SDEKitError
 
 __all__ = ["DPMSolverResult", "dpm_solver_sample", "lambda_grid", "vp_alpha_sigma"]
@@ -213,18 +214,6 @@ def _grid_pairs(grid: Any) -> tuple[np.ndarray, np.ndarray]:
     return a, s
 
 
-def _check_points(x: ArrayLike, name: str) -> np.ndarray:
-    try:
-        a = np.array(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"{name} must be an (n, d) array of numbers") from None
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise SDEKitError(f"{name} must have shape (n, d) with n, d >= 1; got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise SDEKitError(f"{name} must be finite")
-    return a
-
-
 class _Model:
     """eps / x0 predictions from the score by Tweedie, counting evaluations."""
 
@@ -311,7 +300,7 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         raise SDEKitError("algorithm 'sde-dpmsolver++' needs method='multistep'")
     if skip not in SKIPS:
         raise SDEKitError(f"skip must be one of {SKIPS}; got {skip!r}")
-    x = _check_points(x_T, "x_T")
+    x = check_state(x_T, "x_T")
     if stochastic:
         if seed is None or isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise SDEKitError(f"seed must be an integer >= 0 for algorithm 'sde-dpmsolver++'; got {seed!r}")

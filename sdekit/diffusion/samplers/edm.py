@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.checks import check_real, check_seed, check_state
 from sdekit.errors import SDEKitError
 
 __all__ = ["EDMResult", "edm_sample", "karras_sigmas"]
@@ -63,20 +64,6 @@ class EDMResult:
     sigmas: np.ndarray
 
 
-def _real(v: Any, name: str, *, lo: float | None = None, strict: bool = False, allow_inf: bool = False) -> float:
-    if isinstance(v, bool):
-        raise SDEKitError(f"{name} must be a real number; got {v!r}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"{name} must be a real number; got {v!r}") from None
-    if math.isnan(f) or (math.isinf(f) and not allow_inf):
-        raise SDEKitError(f"{name} must be finite; got {f}")
-    if lo is not None and (f <= lo if strict else f < lo):
-        raise SDEKitError(f"{name} must be {'>' if strict else '>='} {lo}; got {f}")
-    return f
-
-
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> np.ndarray:
     """The EDM noise levels (Karras et al. 2022, eq. 5) with the final 0 appended; shape (n + 1,).
 
@@ -85,11 +72,11 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
         raise SDEKitError(f"n must be an integer >= 2 (the number of noise levels); got {n!r}")
-    lo = _real(sigma_min, "sigma_min", lo=0.0, strict=True)
-    hi = _real(sigma_max, "sigma_max", lo=0.0, strict=True)
+    lo = check_real(sigma_min, "sigma_min", lo=0.0, strict=True)
+    hi = check_real(sigma_max, "sigma_max", lo=0.0, strict=True)
     if not hi > lo:
         raise SDEKitError(f"sigma_max must exceed sigma_min; got sigma_min = {lo}, sigma_max = {hi}")
-    rho = _real(rho, "rho", lo=0.0, strict=True)
+    rho = check_real(rho, "rho", lo=0.0, strict=True)
     ramp = np.linspace(0.0, 1.0, int(n))
     a, b = hi ** (1.0 / rho), lo ** (1.0 / rho)
     out = (a + ramp * (b - a)) ** rho
@@ -113,26 +100,12 @@ def _check_sigmas(sigmas: ArrayLike) -> np.ndarray:
     return s
 
 
-def _check_points(x: ArrayLike, name: str) -> np.ndarray:
-    try:
-        a = np.array(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"{name} must be an (n, d) array of numbers") from None
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise SDEKitError(f"{name} must have shape (n, d) with n, d >= 1; got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise SDEKitError(f"{name} must be finite")
-    return a
-
-
 def _check_seed(seed: Any, needed: bool) -> int | None:
     if seed is None:
         if needed:
             raise SDEKitError("seed must be given (an integer >= 0) when the sampler adds noise")
         return None
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise SDEKitError(f"seed must be an integer >= 0 or None; got {seed!r}")
-    return int(seed)
+    return check_seed(seed)
 
 
 def _call(score: ScoreFn, x: np.ndarray, sigma: float) -> np.ndarray:
@@ -159,15 +132,15 @@ def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: Arra
     if not callable(score):
         raise SDEKitError(f"score must be a callable score(x, alpha, sigma); got {type(score).__name__}")
     s = _check_sigmas(sigmas)
-    x = _check_points(x_init, "x_init")
+    x = check_state(x_init, "x_init")
     if method not in ("heun", "euler"):
         raise SDEKitError(f"method must be 'heun' or 'euler'; got {method!r}")
-    churn = _real(s_churn, "s_churn", lo=0.0)
-    tmin = _real(s_tmin, "s_tmin", lo=0.0, allow_inf=True)
-    tmax = _real(s_tmax, "s_tmax", lo=0.0, allow_inf=True)
+    churn = check_real(s_churn, "s_churn", lo=0.0)
+    tmin = check_real(s_tmin, "s_tmin", lo=0.0, allow_inf=True)
+    tmax = check_real(s_tmax, "s_tmax", lo=0.0, allow_inf=True)
     if tmax < tmin:
         raise SDEKitError(f"s_tmax must be >= s_tmin; got s_tmin = {tmin}, s_tmax = {tmax}")
-    noise = _real(s_noise, "s_noise", lo=0.0)
+    noise = check_real(s_noise, "s_noise", lo=0.0)
     if isinstance(path_offset, bool) or not isinstance(path_offset, int | np.integer) or path_offset < 0:
         raise SDEKitError(f"path_offset must be an integer >= 0; got {path_offset!r}")
     n_steps = s.size - 1

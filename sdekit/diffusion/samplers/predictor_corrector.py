@@ -53,7 +53,14 @@ from scipy.special import ndtr
 
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.annealed_langevin import _callable, _count, _eval_score, _positive, _seed, _state
+from sdekit.diffusion.samplers.checks import (
+    check_callable,
+    check_count,
+    check_positive,
+    check_seed,
+    check_state,
+    eval_score,
+)
 from sdekit.errors import SDEKitError
 
 __all__ = [
@@ -97,7 +104,7 @@ def snr_step_size(s: np.ndarray, z: np.ndarray, snr: float, ratio: float = 1.0,
     norms="batch": ||.|| is the batch mean of per-sample L2 norms (one eps for all rows);
     "per_sample": each row's own norms. r is alpha_i of the paper (1 for VE, 1 - beta_i for VP).
     """
-    snr = _positive(snr, "snr")
+    snr = check_positive(snr, "snr")
     if norms not in SNR_NORMS:
         raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {norms!r}")
     zn = np.sqrt(np.sum(z * z, axis=1))
@@ -114,8 +121,8 @@ def snr_step_size(s: np.ndarray, z: np.ndarray, snr: float, ratio: float = 1.0,
 def _step_rule(step_size: float | None, snr: float | None) -> tuple[float | None, float | None]:
     if (step_size is None) == (snr is None):
         raise SDEKitError("give exactly one of step_size (a fixed eps) and snr (score_sde's rule)")
-    return (None if step_size is None else _positive(step_size, "step_size"),
-            None if snr is None else _positive(snr, "snr"))
+    return (None if step_size is None else check_positive(step_size, "step_size"),
+            None if snr is None else check_positive(snr, "snr"))
 
 
 def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float, *, step_size: float | None = None,
@@ -127,13 +134,13 @@ def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float,
     eps: for a Gaussian p_t = N(m, v) its fixed point is N(m, v / (1 - eps / (2 v))). Sweep j draws z from
     step_normals(seed, n, d, step0 + 2 j).
     """
-    _callable(score, "score")
-    x = _state(x, "x")
+    check_callable(score, "score")
+    x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
-    n_steps, seed = _count(n_steps, "n_steps"), _seed(seed)
+    n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
     n, d = x.shape
     for j in range(n_steps):
-        s = _eval_score(score, x, alpha, sigma)
+        s = eval_score(score, x, alpha, sigma)
         z = step_normals(seed, n, d, step0 + 2 * j)
         eps = step_size if snr is None else snr_step_size(s, z, snr, ratio, snr_norms)
         x = _langevin_move(x, s, z, eps)
@@ -152,20 +159,20 @@ def mala_corrector(score: ScoreFn, log_prob: LogProbFn, x: ArrayLike, alpha: flo
     (batch norms) or on (x, z) (per-sample norms), which breaks exact invariance: use step_size for the exact chain.
     Sweep j draws z from step index step0 + 2 j and its uniform as Phi of the first normal of step0 + 2 j + 1.
     """
-    _callable(score, "score")
-    _callable(log_prob, "log_prob")
-    x = _state(x, "x")
+    check_callable(score, "score")
+    check_callable(log_prob, "log_prob")
+    x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
-    n_steps, seed = _count(n_steps, "n_steps"), _seed(seed)
+    n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
     n, d = x.shape
-    s_x = _eval_score(score, x, alpha, sigma)
+    s_x = eval_score(score, x, alpha, sigma)
     lp_x = _eval_log_prob(log_prob, x, alpha, sigma)
     accepted = 0
     for j in range(n_steps):
         z = step_normals(seed, n, d, step0 + 2 * j)
         eps = step_size if snr is None else snr_step_size(s_x, z, snr, ratio, snr_norms)
         y = _langevin_move(x, s_x, z, eps)
-        s_y = _eval_score(score, y, alpha, sigma)
+        s_y = eval_score(score, y, alpha, sigma)
         lp_y = _eval_log_prob(log_prob, y, alpha, sigma)
         log_ratio = _mala_log_ratio(x, y, s_x, s_y, lp_x, lp_y, eps)
         u = ndtr(step_normals(seed, n, 1, step0 + 2 * j + 1)[:, 0])
@@ -228,11 +235,11 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
     final_denoise: return Tweedie's E[x_0 | x_{t_N}] = (x + sigma_N^2 s) / alpha_N (score_sde's denoise=True
     analogue; not a draw). Song et al. 2021, Algorithms 2 (VE) and 3 (VP).
     """
-    _callable(score, "score")
+    check_callable(score, "score")
     if not isinstance(forward, ForwardSDE):
         raise SDEKitError(f"forward must be a ForwardSDE; got {type(forward).__name__}")
-    x = _state(x_T, "x_T")
-    steps, n_corrector, seed = _count(steps, "steps"), _count(n_corrector, "n_corrector", 0), _seed(seed)
+    x = check_state(x_T, "x_T")
+    steps, n_corrector, seed = check_count(steps, "steps"), check_count(n_corrector, "n_corrector", 0), check_seed(seed)
     if predictor not in PREDICTORS:
         raise SDEKitError(f"predictor must be one of {PREDICTORS}; got {predictor!r}")
     if corrector not in CORRECTORS:
@@ -240,13 +247,13 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
     if snr_norms not in SNR_NORMS:
         raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {snr_norms!r}")
     if corrector_step is None:
-        snr = _positive(snr, "snr")
+        snr = check_positive(snr, "snr")
     else:
-        corrector_step = _positive(corrector_step, "corrector_step")
+        corrector_step = check_positive(corrector_step, "corrector_step")
     if corrector == "mala":
         if log_prob is None:
             raise SDEKitError("log_prob is required for corrector='mala' (log p_t(x) as log_prob(x, alpha, sigma))")
-        _callable(log_prob, "log_prob")
+        check_callable(log_prob, "log_prob")
     if predictor == "none" and (corrector == "none" or n_corrector == 0):
         raise SDEKitError("predictor='none' needs a corrector with n_corrector >= 1")
     big_t, small_t = float(forward.T), float(forward.eps)
@@ -263,7 +270,7 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
         a = al / al1
         g2 = max(sg * sg - a * a * sg1 * sg1, 0.0)
         if predictor != "none":
-            s = _eval_score(score, x, al, sg)
+            s = eval_score(score, x, al, sg)
             nfe += 1
             z = step_normals(seed, n, d, i * block)
             f, g = forward.f(ts[i]), forward.g(ts[i])
@@ -287,6 +294,6 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
             tried += n * n_corrector
     if final_denoise:
         al, sg = kern[-1]
-        x = (x + sg * sg * _eval_score(score, x, al, sg)) / al
+        x = (x + sg * sg * eval_score(score, x, al, sg)) / al
         nfe += 1
     return PCResult(x, nfe, n_lp, accepted / tried if tried else None)

@@ -31,3 +31,14 @@ class StepSizeError(FloatingPointError):
     def __init__(self, path: int, step: int, t: float, reason: str):
         self.path, self.step, self.t = int(path), int(step), float(t)
         super().__init__(f"path {self.path}: {reason} at step {self.step}, t = {self.t:.6g}")
+
+
+class ChainNonFiniteError(FloatingPointError):
+    """An MCMC chain's state turned non-finite; `chain` and `step` (1-based; 0 = the initial position) say where."""
+
+    def __init__(self, chain: int, step: int, step_size: float, what: str = "state"):
+        self.chain, self.step, self.step_size = int(chain), int(step), float(step_size)
+        where = "at its initial position" if self.step == 0 else f"at step {self.step} (warm-up included)"
+        super().__init__(
+            f"chain {self.chain} became non-finite ({what}) {where}, step size {self.step_size:.6g}; "
+            "reduce the step size or use a Metropolis-adjusted sampler, which rejects such proposals")

@@ -66,6 +66,22 @@ def gaussian_log_prob(x, t, p):
     return out
 
 
+@nb.njit(cache=True)
+def gaussian_energy(x, p, grad):
+    """Energy of N(mu, S) at one point x (d,): U(x) = 1/2 (x - mu)^T P (x - mu); writes grad U = P (x - mu)."""
+    mu = p[0]
+    prec = p[1]
+    d = x.shape[0]
+    u = 0.0
+    for i in range(d):
+        s = 0.0
+        for j in range(d):
+            s += prec[i, j] * (x[j] - mu[j])
+        grad[i] = s
+        u += 0.5 * (x[i] - mu[i]) * s
+    return u
+
+
 # --------------------------------------------------------------------------------------------
 # validation helpers (shared with mixture.py)
 # --------------------------------------------------------------------------------------------
@@ -167,6 +183,8 @@ class Gaussian:
         with S = L L^T), contiguous float64 arrays: the ``p`` of the njit functions.
       score_fn(x, t, p) -> (n, d): njit, s(x) = -S^{-1} (x - mu).
       log_prob_fn(x, t, p) -> (n,): njit, log pi(x).
+      energy_fn(x, p, grad) -> U: njit, one point, U = -log pi + log_norm (the MCMC energy protocol).
+      log_normalizer: log Z = -log_norm with pi = exp(-U) / Z.
     """
 
     def __init__(self, mean: ArrayLike, cov: ArrayLike) -> None:
@@ -189,6 +207,8 @@ class Gaussian:
             np.ascontiguousarray(mu), prec, np.array([-0.5 * (d * LOG_2PI + logdet)]), chol)
         self.score_fn = gaussian_score
         self.log_prob_fn = gaussian_log_prob
+        self.energy_fn = gaussian_energy
+        self.log_normalizer: float = 0.5 * (d * LOG_2PI + logdet)
 
     def __repr__(self) -> str:
         return f"Gaussian(dim={self.dim}, mean={self._mean.tolist()})"

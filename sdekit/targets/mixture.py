@@ -111,6 +111,50 @@ def mixture_log_prob(x, t, p):
     return out
 
 
+@nb.njit(cache=True)
+def mixture_energy(x, p, grad):
+    """Energy U(x) = -log sum_k exp(l_k) of the mixture at one point x (d,) (l_k as in `mixture_score`);
+    writes grad U = sum_k gamma_k P_k (x - mu_k). One-pass log-sum-exp, no allocation."""
+    log_w = p[0]
+    mu = p[1]
+    prec = p[2]
+    log_norm = p[3]
+    d = x.shape[0]
+    n_comp = log_w.shape[0]
+    for i in range(d):
+        grad[i] = 0.0
+    m = -np.inf
+    s = 0.0
+    for k in range(n_comp):
+        quad = 0.0
+        for i in range(d):
+            vi = 0.0
+            for j in range(d):
+                vi += prec[k, i, j] * (x[j] - mu[k, j])
+            quad += (x[i] - mu[k, i]) * vi
+        lk = log_w[k] + log_norm[k] - 0.5 * quad
+        if lk > m:
+            c = math.exp(m - lk)
+            s = s * c + 1.0
+            for i in range(d):
+                vi = 0.0
+                for j in range(d):
+                    vi += prec[k, i, j] * (x[j] - mu[k, j])
+                grad[i] = grad[i] * c + vi
+            m = lk
+        else:
+            w = math.exp(lk - m)
+            s += w
+            for i in range(d):
+                vi = 0.0
+                for j in range(d):
+                    vi += prec[k, i, j] * (x[j] - mu[k, j])
+                grad[i] += w * vi
+    for i in range(d):
+        grad[i] /= s
+    return -(m + math.log(s))
+
+
 # --------------------------------------------------------------------------------------------
 # the target
 # --------------------------------------------------------------------------------------------
@@ -129,6 +173,7 @@ class GaussianMixture:
         contiguous float64 arrays: the ``p`` of the njit functions.
       score_fn(x, t, p) -> (n, d): njit, s(x) = -sum_k gamma_k(x) S_k^{-1} (x - mu_k).
       log_prob_fn(x, t, p) -> (n,): njit, log pi(x) by log-sum-exp.
+      energy_fn(x, p, grad) -> U: njit, one point, U = -log pi(x) (normalised: log_normalizer = 0).
     """
 
     def __init__(self, weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> None:
@@ -174,6 +219,8 @@ class GaussianMixture:
             np.log(w), np.ascontiguousarray(mu), precs, log_norm, chols)
         self.score_fn = mixture_score
         self.log_prob_fn = mixture_log_prob
+        self.energy_fn = mixture_energy
+        self.log_normalizer: float = 0.0
 
     def __repr__(self) -> str:
         return f"GaussianMixture(dim={self.dim}, n_components={self.n_components})"

@@ -320,3 +320,6 @@ def check_ddpm(n_paths: int, seed: int, alpha: float) -> Report:
     x_k = mm.sample(n_paths, *sched.level(sched.n_steps), seed=seed + 7)
     out = ddpm_sample(score, sched, x_k, seed=seed)
     return compare_with_law(out, mm.data, alpha=alpha, name="diffusion/DDPM ancestral, 1000")
+
+
+from sdekit.validate import mcmc_checks  # noqa: E402,F401  (registers the MCMC checks)

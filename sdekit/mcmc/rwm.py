@@ -1,0 +1,83 @@
+"""Random-walk Metropolis (Metropolis et al. 1953; the algorithm of the Gibbs-distribution tutorial):
+a symmetric proposal y = x + h L z, accepted with probability min(1, exp(-(U(y) - U(x)))): moves that
+lower the energy are always accepted, others with probability exp(-Delta E).
+
+Proposals: "gaussian" (z ~ N(0, I), so y - x ~ N(0, h^2 L L^T)) or "uniform" (z uniform on [-1, 1]^d).
+Both are symmetric, q(y | x) = q(x | y), so no proposal correction enters. L is the Cholesky factor of
+``proposal_cov`` (identity by default). Step size: dual averaging to ``target_accept`` (default
+0.234, the optimal-scaling value of Roberts, Gelman & Gilks 1997) during warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from sdekit.errors import SDEKitError
+from sdekit.mcmc.chains import run_chains
+from sdekit.mcmc.result import MCMCResult
+from sdekit.noise.streams import next_double_row, next_normal_row
+from sdekit.targets.gaussian import float_array, spd_factors
+
+PROPOSALS = {"gaussian": 0, "uniform": 1}
+DEFECTS = {0: "none", 2: "wrong acceptance ratio: exp(-Delta E / 2) (the energy at temperature 2)"}
+
+
+@nb.njit
+def rwm_step(energy, p, x, grad, u, work, h, kp, mats, rng, k_tab, w_tab, f_tab, defect):
+    """One random-walk Metropolis transition in place; returns (U, acceptance probability, 0)."""
+    d = x.shape[0]
+    z = work[0]
+    y = work[1]
+    gy = work[2]
+    uniform = kp[0] == 1.0
+    for i in range(d):
+        if uniform:
+            z[i] = 2.0 * next_double_row(rng, 0) - 1.0
+        else:
+            z[i] = next_normal_row(rng, 0, k_tab, w_tab, f_tab)
+    chol = mats[0]
+    for i in range(d):
+        s = 0.0
+        for j in range(i + 1):
+            s += chol[i, j] * z[j]
+        y[i] = x[i] + h * s
+    uy = energy(y, p, gy)
+    log_u = math.log(next_double_row(rng, 0) + 1e-300)
+    if not math.isfinite(uy):
+        return u, 0.0, 0
+    log_r = 0.5 * (u - uy) if defect == 2 else u - uy
+    accept_prob = 1.0 if log_r >= 0.0 else math.exp(log_r)
+    if log_u < log_r:
+        for i in range(d):
+            x[i] = y[i]
+            grad[i] = gy[i]
+        return uy, accept_prob, 0
+    return u, accept_prob, 0
+
+
+def rwm(target: Any, *, step_size: Any = 0.5, proposal: str = "gaussian", proposal_cov: Any = None,
+        n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000, thin: int = 1, adapt: bool = True,
+        target_accept: float = 0.234, seed: int = 0, x0: Any = None, defect: int = 0) -> MCMCResult:
+    """Run random-walk Metropolis chains, y = x + h L z (see the module docstring).
+
+    proposal: "gaussian" or "uniform"; proposal_cov: SPD (d, d) shape of the step (L L^T), identity by default.
+    """
+    if proposal not in PROPOSALS:
+        raise SDEKitError(f"proposal must be one of {tuple(PROPOSALS)}; got {proposal!r}")
+    d = target.dim
+    mats = np.broadcast_to(np.eye(d), (2, d, d)).copy()
+    if proposal_cov is not None:
+        c = float_array(proposal_cov, "proposal_cov")
+        if c.ndim == 0 and d == 1:
+            c = c.reshape(1, 1)
+        if c.shape != (d, d):
+            raise SDEKitError(f"proposal_cov must have shape ({d}, {d}); got {c.shape}")
+        mats[0] = spd_factors(c, "proposal_cov")[1]
+    return run_chains(rwm_step, target, sampler=f"rwm[{proposal}]", step_size=step_size,
+                      kernel_params=np.array([float(PROPOSALS[proposal])]), mats=mats, n_chains=n_chains,
+                      n_draws=n_draws, n_warmup=n_warmup, thin=thin, adapt=adapt, target_accept=target_accept,
+                      seed=seed, x0=x0, defect=defect)

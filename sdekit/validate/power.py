@@ -2,7 +2,9 @@
 
 Each *case* is a problem with a correct sampler and the bugs a sampler author makes on it:
 noise scaled by sqrt(2) or 1/sqrt(2), the drift's sign flipped, the time index off by one step,
-Itô/Stratonovich mislabelled, ULA used where an exactly pi-invariant sampler (MALA) was meant.
+Itô/Stratonovich mislabelled, ULA used where an exactly pi-invariant sampler (MALA) was meant, and
+the MCMC kernels' documented defects (missing or reversed proposal correction, kinetic energy missing,
+momentum not refreshed, acceptance at the wrong temperature).
 Each *check* answers "rejected?" for one (case, variant, seed), or None where it does not
 apply. `power_table` runs every applicable (variant, check) pair over the seeds; a correct
 variant's rejections are false alarms, a bug's rejections are power.
@@ -22,6 +24,7 @@ import numba as nb
 import numpy as np
 
 from sdekit.errors import NonFiniteError
+from sdekit.mcmc import hmc, mala, rwm
 from sdekit.processes import GeometricBrownianMotion, OrnsteinUhlenbeck, overdamped_langevin
 from sdekit.processes.gbm import gbm_diffusion, gbm_drift
 from sdekit.processes.ou import ou_diffusion, ou_drift
@@ -31,7 +34,7 @@ from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.targets.gaussian import gaussian_score
 from sdekit.targets.mixture import mixture_score
 from sdekit.validate.bias import classify_bias
-from sdekit.validate.closed_form import OU_2D
+from sdekit.validate.closed_form import MIXTURE_2D, OU_2D
 from sdekit.validate.compare import compare_with_law
 from sdekit.validate.fokker_planck import fokker_planck_chi2_test
 from sdekit.validate.generator import dynkin_test, generator_scan
@@ -245,14 +248,44 @@ def langevin_mixture_case() -> Case:
     correct = overdamped_langevin(1, target=target)
     half = SDE(mixture_score, langevin_noise_half, dim=1, noise="additive", params=target.params)
     variants = [Variant("correct (h=1e-3: bias below resolution)", correct, True, {"h": 1e-3}),
+                Variant("MALA (h=0.1), what was meant", "mala", True, {"h": 0.1}),
                 Variant("ULA where MALA was meant (h=0.1)", correct, False, {"h": 0.1}),
                 Variant("noise / sqrt2 (h=1e-3)", half, False, {"h": 1e-3})]
 
     def laws(v: Variant, seed: int, n: int) -> dict[str, bool]:
+        if v.sampler == "mala":  # sdekit.mcmc.mala: 100 MALA transitions from pi at the same h
+            res = mala(target, step_size=v.extra["h"], n_chains=n, n_draws=1, n_warmup=0, thin=100, adapt=False,
+                       seed=seed, x0="target")
+            return law_families(compare_with_law(res.final, target, alpha=ALPHA))
         rep = stationarity_check(v.sampler, target, h=v.extra["h"], steps=100, n_paths=n, seed=seed, alpha=ALPHA)
         return law_families(rep.against_target)
 
     return Case("Langevin on a 1-D two-mode mixture from pi, 100 steps (vs pi)", variants, {"laws": laws})
+
+
+# --- MCMC kernels on a 2-D mixture: the planted bugs of sdekit.mcmc's DEFECTS
+
+
+def mcmc_mixture_case() -> Case:
+    target = GaussianMixture(**MIXTURE_2D)
+    samplers = {"mala": (mala, dict(step_size=0.3)), "hmc": (hmc, dict(step_size=0.3, n_leapfrog=5)),
+                "rwm": (rwm, dict(step_size=1.5, proposal="uniform"))}
+    variants = [Variant("MALA h=0.3", "mala", True, {"defect": 0}),
+                Variant("MALA, proposal correction missing", "mala", False, {"defect": 1}),
+                Variant("MALA, proposal correction reversed", "mala", False, {"defect": 2}),
+                Variant("HMC h=0.3, L=5", "hmc", True, {"defect": 0}),
+                Variant("HMC, kinetic energy missing from the ratio", "hmc", False, {"defect": 1}),
+                Variant("HMC, momentum not refreshed", "hmc", False, {"defect": 3}),
+                Variant("RWM uniform h=1.5", "rwm", True, {"defect": 0}),
+                Variant("RWM accepting with exp(-dE/2)", "rwm", False, {"defect": 2})]
+
+    def laws(v: Variant, seed: int, n: int) -> dict[str, bool]:
+        fn, kw = samplers[v.sampler]
+        res = fn(target, n_chains=n, n_draws=1, n_warmup=0, thin=20, adapt=False, seed=seed, x0="target",
+                 defect=v.extra["defect"], **kw)
+        return law_families(compare_with_law(res.final, target, alpha=ALPHA))
+
+    return Case("MCMC on a 2-D two-mode mixture from pi, 20 transitions (vs pi)", variants, {"laws": laws})
 
 
 # --- double well with state-dependent noise: Fokker–Planck reference
@@ -343,7 +376,7 @@ def vp_case() -> Case:
 
 CASES: dict[str, Callable[[], Case]] = {
     "ou": ou_case, "langevin_gaussian": langevin_gaussian_case, "langevin_mixture": langevin_mixture_case,
-    "double_well": double_well_case, "gbm": gbm_case, "vp": vp_case,
+    "double_well": double_well_case, "gbm": gbm_case, "vp": vp_case, "mcmc_mixture": mcmc_mixture_case,
 }
 
 

@@ -1,9 +1,9 @@
 """MCMC samplers for Gibbs densities pi = exp(-U) / Z, many chains in parallel in Numba.
 
-Samplers (each a module with a pure compiled step and a driver returning an `MCMCResult`):
-`ula`, `mala`, `rwm` (random-walk Metropolis), `hmc`. Every chain's random numbers depend only on
-(seed, chain), so results do not change with the thread count. Diagnostics come from ArviZ via
-`MCMCResult.to_arviz`, `ess`, `rhat`, `mcse_mean`, `summary`.
+Samplers (each a module with a pure compiled step and a driver returning an `MCMCResult`): `ula`,
+`mala`, `rwm` (random-walk Metropolis), `hmc`, `underdamped_langevin` (BAOAB / OBABO). Every
+chain's random numbers depend only on (seed, chain), so results do not change with the thread
+count. Diagnostics come from ArviZ via `MCMCResult.to_arviz`, `ess`, `rhat`, `mcse_mean`, `summary`.
 """
 
 from sdekit.mcmc.hmc import hmc
@@ -11,5 +11,6 @@ from sdekit.mcmc.mala import mala
 from sdekit.mcmc.result import MCMCResult
 from sdekit.mcmc.rwm import rwm
 from sdekit.mcmc.ula import ula
+from sdekit.mcmc.underdamped import splitting_gaussian_law, underdamped_langevin
 
-__all__ = ["MCMCResult", "hmc", "mala", "rwm", "ula"]
+__all__ = ["MCMCResult", "hmc", "mala", "rwm", "splitting_gaussian_law", "ula", "underdamped_langevin"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdekit.mcmc import hmc, mala, rwm, splitting_gaussian_law, ula, underdamped_langevin
+from sdekit.mcmc import hmc, mala, replica_exchange, rwm, splitting_gaussian_law, ula, underdamped_langevin
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.validate.closed_form import MIXTURE_2D
 from sdekit.validate.compare import compare_with_law
@@ -81,3 +81,20 @@ def check_obabo(n_paths: int, seed: int, alpha: float) -> Report:
     vs_law = compare_with_law(res.final, law, alpha=alpha / 2, name="mcmc/OBABO vs its law")
     st = StationarityReport(classify_stationarity(vs_pi, vs_law), vs_pi, vs_law, steps, h)
     return verdict_report(f"mcmc/OBABO Gaussian h={h:.3g}", st, "biased as expected at this step")
+
+
+@register("mcmc_replica_exchange_gaussian", "replica exchange (mala)")
+def check_replica_exchange(n_paths: int, seed: int, alpha: float) -> Report:
+    """Replica exchange on a 2-D Gaussian with a Gaussian reference, betas (0, 0.2, 0.5, 1): every replica of
+    n_paths independent runs starts exactly in its tempered law (a product of Gaussians), 4 rounds of a MALA
+    step plus even/odd swaps; the beta = 1 replica must still follow pi."""
+    from sdekit.mcmc.tempering import tempered_gaussian_law
+
+    target = Gaussian(**LANGEVIN_GAUSSIAN)
+    as_mixture = GaussianMixture([1.0], [target.mean], [target.cov])
+    betas, reference = np.array([0.0, 0.2, 0.5, 1.0]), (np.array([-2.0, 1.5]), 2.5)
+    x0 = np.stack([tempered_gaussian_law(target, b, reference).sample(n_paths, seed=seed + k)
+                   for k, b in enumerate(betas)], axis=1)
+    res = replica_exchange(as_mixture, betas=betas, reference=reference, n_rounds=4, n_warmup=0, n_runs=n_paths,
+                           adapt=False, x0=x0, seed=seed)
+    return compare_with_law(res.final, target, alpha=alpha, name="mcmc/replica exchange, beta=1 replica")

@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from power import machine  # noqa: E402
 
+from sdekit.errors import ChainNonFiniteError  # noqa: E402
 from sdekit.mcmc import hmc, mala, rwm, ula, underdamped_langevin  # noqa: E402
 from sdekit.mcmc.result import MCMCResult  # noqa: E402
 from sdekit.targets import DoubleWell, Gaussian, GaussianMixture, NealFunnel, Rosenbrock  # noqa: E402
@@ -84,11 +85,11 @@ def floor_seconds(target, n_chains: int, n_evals: int) -> float:
 
 def tuned_step(name: str, target, seed: int) -> float:
     """The step size: dual averaging (2000 warm-up steps, 4 chains) for adjusted samplers; for ULA and BAOAB
-    a fixed fraction of the MALA step h (ULA: h / 4; BAOAB: 0.7 sqrt(2 h), the matching Langevin time step)."""
+    a fixed fraction of the MALA step h (ULA: h / 4; BAOAB: 0.5 sqrt(2 h), half the matching Langevin time step)."""
     run, _, goal = SAMPLERS[name]
     if goal is None:
         h = tuned_step("mala", target, seed)
-        return 0.25 * h if name == "ula" else min(1.0, 0.7 * np.sqrt(2.0 * h))
+        return 0.25 * h if name == "ula" else min(1.0, 0.5 * np.sqrt(2.0 * h))
     res = run(target, n_chains=4, n_draws=200, n_warmup=2000, seed=seed, target_accept=goal)
     return float(np.median(res.step_size))
 
@@ -203,7 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     for tname, target in targets().items():
         for sname, (_, evals, _) in SAMPLERS.items():
             h = tuned_step(sname, target, args.seed)
-            sec, xs = time_sdekit(sname, target, h, args.chains, args.steps, args.seed)
+            try:
+                sec, xs = time_sdekit(sname, target, h, args.chains, args.steps, args.seed)
+            except ChainNonFiniteError as exc:  # an unadjusted sampler blew up: say so in the table
+                rows.append({"target": tname, "sampler": sname, "step_size": h, "failed": str(exc)})
+                print(f"{tname:15s} {sname:6s} h={h:.3g}  FAILED: {exc}", flush=True)
+                continue
             fl = floor_seconds(target, args.chains, args.steps * evals)
             n_tr = args.chains * args.steps
             row = {"target": tname, "sampler": sname, "step_size": h, "chains": args.chains, "steps": args.steps,
@@ -260,6 +266,10 @@ def to_markdown(info: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in info["rows"]:
+        if "failed" in r:
+            lines.append(f"| {r['target']} | {r['sampler']} | {r['step_size']:.3g} | diverged: {r['failed']} "
+                         "| | | | | | |")
+            continue
         bj = (f"{r['blackjax_transitions_per_s']:.3g} | {r['blackjax_ess_per_s']:.3g} | "
               f"{r['speedup_vs_blackjax']:.1f}x") if "speedup_vs_blackjax" in r else "– | – | –"
         lines.append(f"| {r['target']} | {r['sampler']} | {r['step_size']:.3g} | {r['transitions_per_s']:.3g} | "

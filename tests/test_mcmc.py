@@ -164,6 +164,9 @@ def test_arviz_conversion_and_rhat_sees_chains_stuck_in_different_modes():
     assert data.posterior["x"].shape == (4, 500, 1)
     assert set(data.sample_stats.data_vars) >= {"acceptance_rate", "diverging", "lp", "step_size"}
     assert res.rhat()[0] > 1.5
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    assert np.size(res.plot_rank()) == 1 and np.shape(res.plot_trace()) == (1, 2)
     assert np.all(np.sign(res.samples[:, :, 0]) == np.array([-1, -1, 1, 1])[:, None])
 
 

@@ -110,6 +110,15 @@ class MCMCResult:
         """Monte Carlo standard error of each coordinate's mean, sd / sqrt(ESS_mean) (ArviZ ``mcse``), (d,)."""
         return self._per_dim(_arviz().mcse, method="mean")
 
+    def plot_trace(self, **kwargs: Any) -> Any:
+        """ArviZ trace plot (per-coordinate density and trace per chain); returns the matplotlib axes."""
+        return _arviz().plot_trace(self.to_arviz(), **kwargs)
+
+    def plot_rank(self, **kwargs: Any) -> Any:
+        """ArviZ rank plot (histograms of the ranks of each chain's draws among all draws: uniform when the
+        chains mix; Vehtari et al. 2021); returns the matplotlib axes."""
+        return _arviz().plot_rank(self.to_arviz(), **kwargs)
+
     def summary(self) -> Any:
         """ArviZ's summary table (mean, sd, HDI, MCSE, ESS bulk/tail, R-hat) as a pandas DataFrame."""
         return _arviz().summary(self.to_arviz())

@@ -35,3 +35,35 @@ def test_second_process_loads_cached_kernels(tmp_path):
     assert len(generated) == 2
     generic = run(tmp_path, SDEKIT_DISK_CACHE="0")  # the generic kernel with function arguments
     assert generic["y"] == first["y"] and generic["z"] == first["z"]
+
+
+MCMC_SCRIPT = textwrap.dedent("""
+    import json
+    from sdekit.mcmc import mala
+    from sdekit.mcmc.disk_cache import _KERNELS
+    from sdekit.targets import GaussianMixture
+    mix = GaussianMixture([0.4, 0.6], [[-1.0, 0.0], [1.5, 0.5]], [[[0.5, 0.1], [0.1, 0.4]], [[0.6, 0.0], [0.0, 0.3]]])
+    a = mala(mix, n_chains=3, n_draws=20, n_warmup=20, seed=4)
+    kernels = [k for k in _KERNELS.values() if k is not None]
+    print(json.dumps({"hits": sum(sum(k.stats.cache_hits.values()) for k in kernels), "n": len(kernels),
+                      "x": a.samples.ravel().tolist()}))
+""")
+
+
+def test_mcmc_kernels_of_builtin_energies_are_loaded_from_disk_by_a_second_process(tmp_path):
+    """The MALA kernel on a built-in target is generated with the energy bound as a global, cached by
+    Numba, loaded (cache hits) by a second process, and give the same numbers as the generic kernel."""
+    env = dict(os.environ, SDEKIT_CACHE_DIR=str(tmp_path / "kernels"))
+
+    def go(**extra):
+        out = subprocess.run([sys.executable, "-c", MCMC_SCRIPT], env={**env, **extra}, capture_output=True,
+                             text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = go(), go()
+    assert first["n"] == 1 and first["hits"] == 0
+    assert second["n"] == 1 and second["hits"] == 1
+    assert len(list((tmp_path / "kernels").glob("sdekit_mcmc_*.py"))) == 1
+    generic = go(SDEKIT_DISK_CACHE="0")
+    assert generic["n"] == 0
+    assert first["x"] == second["x"] == generic["x"]

@@ -174,10 +174,16 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     div = np.zeros((n_chains, n_draws), dtype=np.int64)
     h_final = h0.copy()
     status = np.full(n_chains, NO_FAILURE, dtype=np.int64)
+    args = (target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt), target_accept, np.uint64(seed),
+            int(defect), ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status)
+    from sdekit.mcmc.disk_cache import cached_kernel  # here: disk_cache imports this module
+
+    kernel = cached_kernel(step, target.energy_fn)
     start = time.perf_counter()
-    run_chains_kernel(step, target.energy_fn, target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt),
-                      target_accept, np.uint64(seed), int(defect), ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div,
-                      h_final, status)
+    if kernel is not None:
+        kernel(*args)
+    else:
+        run_chains_kernel(step, target.energy_fn, *args)
     seconds = time.perf_counter() - start
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:

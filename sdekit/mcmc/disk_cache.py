@@ -1,0 +1,83 @@
+"""Disk-cached MCMC kernels for importable energy functions.
+
+Numba cannot cache `chains.run_chains_kernel`, which takes the step and the energy function as
+arguments (it embeds process-specific pointers). When the energy can be imported by name (the
+built-in targets' energies, or a user's module-level njit function), sdekit writes a module that
+holds copies of the step's and the driver's source with the energy and the step bound as globals
+(copied from sdekit's own source at run time, never maintained twice), as
+`sdekit.backends.numba.disk_cache` does for the SDE kernels; Numba caches that module, so a later
+process loads the kernel instead of compiling it. The file name hashes the energy's and the
+step's bytecode and their files' modification times, so an edit produces a new kernel.
+SDEKIT_DISK_CACHE=0 turns it off; closures (e.g. the tempered energies) use the generic kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from typing import Any
+
+from sdekit.backends.numba.disk_cache import _HEADER, _body, _fingerprint, _global_imports, cache_dir, import_path
+from sdekit.mcmc import chains
+
+_KERNELS: dict[Any, Any] = {}
+
+
+def _source(step: Any) -> str:
+    name = step.py_func.__name__
+    step_src = _body(step, f"def {name}(energy, p, x,", "def step(p, x,")
+    kernel_src = _body(chains.run_chains_kernel, "def _run_chains(step, energy, p, x0,", "def kernel(p, x0,",
+                       ("step(energy, p, x, grad,", "step(p, x, grad,"))
+    return f"\n\n@nb.njit(cache=True)\n{step_src}\n\n@nb.njit(cache=True, parallel=True)\n{kernel_src}"
+
+
+def cached_kernel(step: Any, energy: Any) -> Any | None:
+    """kernel(p, x0, h0, kp, mats, ...) with ``step`` and ``energy`` bound as globals and cached on disk, or None
+    (caching off, or the energy not importable by name): then use `chains.run_chains_kernel`."""
+    memo = (step, energy)
+    try:
+        return _KERNELS[memo]
+    except (KeyError, TypeError):
+        pass
+    kernel = _build(step, energy)
+    try:
+        _KERNELS[memo] = kernel
+    except TypeError:
+        pass
+    return kernel
+
+
+def _build(step: Any, energy: Any) -> Any | None:
+    folder = cache_dir()
+    where = import_path(energy)
+    if folder is None or where is None or not hasattr(energy, "py_func"):
+        return None
+    step_mod = step.py_func.__module__
+    parts = ["mcmc", _fingerprint(energy, where[0]), _fingerprint(step, step_mod),
+             _fingerprint(chains.run_chains_kernel, chains.__name__), _fingerprint(_build, __name__)]
+    key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+    try:
+        body = _source(step)
+    except (OSError, TypeError, ValueError):
+        return None
+    own = ("step", "energy")
+    lines = _global_imports(chains.run_chains_kernel, own) + _global_imports(step, own)
+    lines.append(f"from {where[0]} import {where[1]} as energy")
+    source = _HEADER.format(kind="mcmc", imports="\n".join(sorted(set(lines)))) + body
+    file = folder / f"sdekit_mcmc_{key}.py"
+    try:
+        if not file.exists():
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(source)
+            os.replace(tmp, file)
+        spec = importlib.util.spec_from_file_location(file.stem, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[file.stem] = module
+        spec.loader.exec_module(module)
+    except (OSError, SyntaxError, ImportError):
+        return None
+    return module.kernel

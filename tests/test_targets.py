@@ -297,6 +297,8 @@ def test_gaussian_bad_inputs():
     with raises_naming("mean"):
         Gaussian([0.0, np.nan], np.eye(2))
     with raises_naming("mean"):
+        Gaussian(np.nan, 1.0)  # a 0-d NaN too
+    with raises_naming("mean"):
         Gaussian(np.zeros((2, 2)), np.eye(2))
     g = Gaussian([0.0, 0.0], np.eye(2))
     with raises_naming("x"):

@@ -92,6 +92,8 @@ def float_array(v: Any, name: str) -> np.ndarray:
         arr = np.array(v, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise SDEKitError(f"{name} must be numeric; got {v!r}") from exc
+    if arr.ndim == 0 and not np.isfinite(arr):
+        raise SDEKitError(f"{name} must be finite; got {arr.item()}")
     bad = np.argwhere(~np.isfinite(arr))
     if bad.size:
         idx = tuple(int(i) for i in bad[0])

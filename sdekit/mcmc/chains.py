@@ -53,6 +53,19 @@ def _finite_state(u, grad):
 finite_state = nb.njit(cache=True)(_finite_state)
 
 
+@nb.njit(cache=True)
+def metropolis_accept(log_u, log_r, x, grad, u, y, gy, uy):
+    """Accept the proposal (y, grad U(y), U(y)) when log u < log r, copying it into (x, grad); returns
+    (the chain's U, the acceptance probability min(1, e^{log r}))."""
+    accept_prob = 1.0 if log_r >= 0.0 else math.exp(log_r)
+    if log_u < log_r:
+        for i in range(x.shape[0]):
+            x[i] = y[i]
+            grad[i] = gy[i]
+        return uy, accept_prob
+    return u, accept_prob
+
+
 def _run_chains(step, energy, p, x0, h0, kp, mats, n_warmup, n_draws, thin, adapt, target_accept, seed, defect,
                 k_tab, w_tab, f_tab, draws, acc, pot, div, h_final, status):
     n_chains, d = x0.shape
@@ -117,18 +130,24 @@ def initial_positions(target: Any, x0: Any, n_chains: int, seed: int) -> np.ndar
             raise SDEKitError(f"x0='target' needs exact sampling, and {type(target).__name__} has no sample()")
         return np.ascontiguousarray(target.sample(n_chains, seed=np.random.SeedSequence([seed, 0x1A17])),
                                     dtype=np.float64)
+    return per_chain_array(x0, n_chains, d, "x0")
+
+
+def per_chain_array(value: Any, n_chains: int, d: int, name: str) -> np.ndarray:
+    """``value`` as a finite C-contiguous (n_chains, d) float64 array: shape (d,) is repeated for every chain
+    (a scalar too when d = 1), shape (n_chains, d) is used as is; else SDEKitError naming ``name``."""
     try:
-        arr = np.array(x0, dtype=np.float64)
+        arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"x0 must be numeric of shape ({d},) or (n_chains, {d}) = ({n_chains}, {d})") from exc
+        raise SDEKitError(f"{name} must be numeric of shape ({d},) or (n_chains, {d}) = ({n_chains}, {d})") from exc
     if arr.ndim == 0 and d == 1:
         arr = arr.reshape(1)
     if arr.shape == (d,):
         arr = np.tile(arr, (n_chains, 1))
     if arr.shape != (n_chains, d):
-        raise SDEKitError(f"x0 must have shape ({d},) or (n_chains, d) = ({n_chains}, {d}); got {arr.shape}")
+        raise SDEKitError(f"{name} must have shape ({d},) or (n_chains, d) = ({n_chains}, {d}); got {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise SDEKitError("x0 must be finite")
+        raise SDEKitError(f"{name} must be finite")
     return np.ascontiguousarray(arr)
 
 

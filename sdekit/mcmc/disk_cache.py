@@ -14,13 +14,17 @@ SDEKIT_DISK_CACHE=0 turns it off; closures (e.g. the tempered energies) use the 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
 from typing import Any
 
-from sdekit.backends.numba.disk_cache import _HEADER, _body, _fingerprint, _global_imports, cache_dir, import_path
+from sdekit.backends.numba.disk_cache import (
+    _HEADER,
+    _body,
+    _fingerprint,
+    _global_imports,
+    cache_dir,
+    import_path,
+    load_generated,
+)
 from sdekit.mcmc import chains
 
 _KERNELS: dict[Any, Any] = {}
@@ -67,17 +71,5 @@ def _build(step: Any, energy: Any) -> Any | None:
     lines = _global_imports(chains.run_chains_kernel, own) + _global_imports(step, own)
     lines.append(f"from {where[0]} import {where[1]} as energy")
     source = _HEADER.format(kind="mcmc", imports="\n".join(sorted(set(lines)))) + body
-    file = folder / f"sdekit_mcmc_{key}.py"
-    try:
-        if not file.exists():
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(source)
-            os.replace(tmp, file)
-        spec = importlib.util.spec_from_file_location(file.stem, file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[file.stem] = module
-        spec.loader.exec_module(module)
-    except (OSError, SyntaxError, ImportError):
-        return None
-    return module.kernel
+    module = load_generated(folder / f"sdekit_mcmc_{key}.py", source)
+    return None if module is None else module.kernel

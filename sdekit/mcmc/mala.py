@@ -19,7 +19,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from sdekit.mcmc.chains import run_chains
+from sdekit.mcmc.chains import metropolis_accept, run_chains
 from sdekit.mcmc.result import MCMCResult
 from sdekit.noise.streams import next_double_row, next_normal_row
 
@@ -59,13 +59,8 @@ def mala_step(energy, p, x, grad, u, work, h, kp, mats, rng, k_tab, w_tab, f_tab
         log_r = u - uy + (back - fwd) / (4.0 * h)
     else:
         log_r = u - uy + (fwd - back) / (4.0 * h)
-    accept_prob = 1.0 if log_r >= 0.0 else math.exp(log_r)
-    if log_u < log_r:
-        for i in range(d):
-            x[i] = y[i]
-            grad[i] = gy[i]
-        return uy, accept_prob, 0
-    return u, accept_prob, 0
+    u_new, accept_prob = metropolis_accept(log_u, log_r, x, grad, u, y, gy, uy)
+    return u_new, accept_prob, 0
 
 
 def mala(target: Any, *, step_size: Any = 0.1, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,

@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 
 from sdekit.errors import SDEKitError
-from sdekit.mcmc.chains import run_chains
+from sdekit.mcmc.chains import metropolis_accept, run_chains
 from sdekit.mcmc.result import MCMCResult
 from sdekit.noise.streams import next_double_row, next_normal_row
 from sdekit.targets.gaussian import float_array, spd_factors
@@ -50,13 +50,8 @@ def rwm_step(energy, p, x, grad, u, work, h, kp, mats, rng, k_tab, w_tab, f_tab,
     if not math.isfinite(uy):
         return u, 0.0, 0
     log_r = 0.5 * (u - uy) if defect == 2 else u - uy
-    accept_prob = 1.0 if log_r >= 0.0 else math.exp(log_r)
-    if log_u < log_r:
-        for i in range(d):
-            x[i] = y[i]
-            grad[i] = gy[i]
-        return uy, accept_prob, 0
-    return u, accept_prob, 0
+    u_new, accept_prob = metropolis_accept(log_u, log_r, x, grad, u, y, gy, uy)
+    return u_new, accept_prob, 0
 
 
 def rwm(target: Any, *, step_size: Any = 0.5, proposal: str = "gaussian", proposal_cov: Any = None,

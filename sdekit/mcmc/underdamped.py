@@ -49,7 +49,7 @@ import scipy.linalg
 
 from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real, check_seed
 from sdekit.errors import ChainNonFiniteError, SDEKitError
-from sdekit.mcmc.chains import NO_FAILURE, STREAM_MCMC, initial_positions, step_sizes
+from sdekit.mcmc.chains import NO_FAILURE, STREAM_MCMC, initial_positions, per_chain_array, step_sizes
 from sdekit.mcmc.result import MCMCResult
 from sdekit.noise.streams import next_normal_row, seed_stream
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
@@ -238,19 +238,7 @@ def _check_mass(mass: Any, d: int) -> np.ndarray:
 def _check_momenta(p0: Any, n_chains: int, d: int) -> np.ndarray:
     if isinstance(p0, str | bool):
         raise SDEKitError(f"p0 must be None or a numeric array of shape ({d},) or (n_chains, d); got {p0!r}")
-    try:
-        arr = np.array(p0, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"p0 must be numeric of shape ({d},) or (n_chains, d) = ({n_chains}, {d})") from exc
-    if arr.ndim == 0 and d == 1:
-        arr = arr.reshape(1)
-    if arr.shape == (d,):
-        arr = np.tile(arr, (n_chains, 1))
-    if arr.shape != (n_chains, d):
-        raise SDEKitError(f"p0 must have shape ({d},) or (n_chains, d) = ({n_chains}, {d}); got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise SDEKitError("p0 must be finite")
-    return np.ascontiguousarray(arr)
+    return per_chain_array(p0, n_chains, d, "p0")
 
 
 def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, scheme: str = "baoab",

@@ -183,19 +183,26 @@ def _specialise(kind: str, functions: dict[str, Any], step: Any) -> Any | None:
             lines.append(f"from {mod} import {name} as _{alias}_py\n{alias} = nb.njit(cache=True)(_{alias}_py)")
     imports = "\n".join(sorted(set(lines)))
     source = _HEADER.format(kind=kind, imports=imports) + body
-    file = folder / f"sdekit_{kind}_{key}.py"
-    try:
-        if not file.exists():
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(source)
-            os.replace(tmp, file)
-        module_name = file.stem
-        spec = importlib.util.spec_from_file_location(module_name, file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    except (OSError, SyntaxError, ImportError):
+    module = load_generated(folder / f"sdekit_{kind}_{key}.py", source)
+    if module is None:
         return None
     _KERNELS[key] = module.kernel
     return module.kernel
+
+
+def load_generated(file: Path, source: str) -> Any | None:
+    """Write ``source`` to ``file`` once (atomically: temp file, then rename) and import it as a module named
+    after the file; None if that fails."""
+    try:
+        if not file.exists():
+            fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(source)
+            os.replace(tmp, file)
+        spec = importlib.util.spec_from_file_location(file.stem, file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[file.stem] = module
+        spec.loader.exec_module(module)
+    except (OSError, SyntaxError, ImportError):
+        return None
+    return module

@@ -70,10 +70,11 @@ def _initial_state(x0: Any, dim: int, n_paths: int | None, dtype: type) -> np.nd
 
 def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, dt: float | None = None,
              n_paths: int | None = None, seed: int = 0, solver: str | None = None, save_at: Any = None,
-             dtype: Any = "float64", backend: str = "numba", noise_substeps: int = 1,
+             dtype: Any = None, backend: str = "numba", noise_substeps: int = 1,
              rtol: float = 1e-6, atol: float = 1e-9, dt0: float | None = None, max_steps: int = 1_000_000,
              threads: int | None = None, progress: bool = False, on_nonfinite: str = "raise",
-             max_save_bytes: int | None = None, chunk_size: int | None = None) -> Solution:
+             max_save_bytes: int | None = None, chunk_size: int | None = None, device: Any = None,
+             adjoint: bool = False) -> Solution:
     """Integrate an SDE or ODE on n_paths paths and return the states at the save times.
 
     SDE:  X_{t+h} = Phi(X_t, t, h, dW) for the chosen solver, dW ~ N(0, |h| I) from the
@@ -86,18 +87,33 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     path of a solve with steps * 2^k (strong-order coupling).
     Adaptive ODE solvers (dopri5) use rtol, atol, dt0 and max_steps, per path.
     on_nonfinite: 'raise' (NonFiniteError naming path, step, t) or 'mask' (NaN rows, counted).
-    Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats.
+    dtype: "float64" (default) or "float32"; on the torch backend the default is x0's dtype when x0 is a tensor.
+    backend: "numba" (compiled kernels), "numpy" (the reference) or "torch" (torchsde / torchdiffeq on the device
+    of x0, or ``device``; solver names are torchsde's or torchdiffeq's, or sdekit's for the same method; the
+    Brownian increments are the Numba backend's; adjoint=True solves an ODE with torchdiffeq's adjoint).
+    Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats; ys is a tensor on torch.
     """
     if not isinstance(problem, (SDE, ODE)):
         raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
     kind = "sde" if isinstance(problem, SDE) else "ode"
+    if backend == "torch":
+        for name, v, why in (("threads", threads, "set torch.set_num_threads (and NUMBA_NUM_THREADS for the noise)"),
+                             ("chunk_size", chunk_size, "the torch backend runs all paths as one batch")):
+            if v is not None:
+                raise SDEKitError(f"{name} is an option of backend='numba'; on backend='torch' {why}")
+        return _simulate_torch(problem, x0, t, steps=steps, dt=dt, n_paths=n_paths, seed=seed, solver=solver,
+                               save_at=save_at, dtype=dtype, device=device, noise_substeps=noise_substeps, rtol=rtol,
+                               atol=atol, dt0=dt0, max_steps=max_steps, on_nonfinite=on_nonfinite, adjoint=adjoint,
+                               progress=progress, max_save_bytes=max_save_bytes)
+    if device is not None or adjoint:
+        raise SDEKitError(f"device and adjoint are options of backend='torch'; got backend={backend!r}")
     solver_obj = get_solver(solver or ("euler_maruyama" if kind == "sde" and problem.calculus == "ito"
                                        else "heun" if kind == "sde" else "dopri5"), kind)
     if kind == "sde":
         check_compatible(solver_obj, problem)
     if backend not in BACKENDS:
-        raise SDEKitError(f"backend must be one of {sorted(BACKENDS)}; got {backend!r}")
-    dtype = _dtype(dtype)
+        raise SDEKitError(f"backend must be one of {sorted([*BACKENDS, 'torch'])}; got {backend!r}")
+    dtype = _dtype("float64" if dtype is None else dtype)
     seed = _int_arg(seed, "seed", 0, 2**64 - 1)
     noise_substeps = _int_arg(noise_substeps, "noise_substeps")
     if on_nonfinite not in ("raise", "mask"):
@@ -122,7 +138,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
             raise SDEKitError(f"solver {solver_obj.name!r} is adaptive; give rtol/atol (and dt0), not steps or dt")
         max_steps = _int_arg(max_steps, "max_steps")
         t0, save_ts = adaptive_saves(t, save_at)
-        _check_save_size(save_ts.size, x.shape, dtype, max_save_bytes)
+        check_save_size(save_ts.size, x.shape, dtype, max_save_bytes)
         x = np.ascontiguousarray(x)
         probe_problem(problem, functions, x, t0, params)
         ys, stats = BACKENDS[backend].run_adaptive(problem, solver_obj, functions, params, x, t0, save_ts,
@@ -130,7 +146,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
                                                    max_steps=max_steps, threads=threads)
         return Solution(save_ts, ys, stats)
     grid = fixed_grid(t, steps, dt, save_at)
-    _check_save_size(grid.save_steps.size, x.shape, dtype, max_save_bytes)
+    check_save_size(grid.save_steps.size, x.shape, dtype, max_save_bytes)
     x = np.ascontiguousarray(x)
     probe_problem(problem, functions, x, float(grid.ts[0]), params)
     ys, stats = BACKENDS[backend].run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
@@ -139,7 +155,24 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     return Solution(grid.save_ts.copy(), ys, stats)
 
 
-def _check_save_size(n_saves: int, shape: tuple, dtype: type, cap: int | None) -> None:
+def _simulate_torch(problem: SDE | ODE, x0: Any, t: Any, **kw: Any) -> Solution:
+    """Check the arguments shared with the other backends, then hand over to `sdekit.backends.torch`."""
+    from sdekit.backends.torch import require_torch
+
+    require_torch()
+    from sdekit.backends.torch.solve import simulate_torch
+
+    kw["seed"] = _int_arg(kw["seed"], "seed", 0, 2**64 - 1)
+    kw["noise_substeps"] = _int_arg(kw["noise_substeps"], "noise_substeps")
+    kw["max_steps"] = _int_arg(kw["max_steps"], "max_steps")
+    if kw["on_nonfinite"] not in ("raise", "mask"):
+        raise SDEKitError(f"on_nonfinite must be 'raise' or 'mask'; got {kw['on_nonfinite']!r}")
+    if not isinstance(kw["adjoint"], bool):
+        raise SDEKitError(f"adjoint must be True or False; got {kw['adjoint']!r}")
+    return simulate_torch(problem, x0, t, **kw)
+
+
+def check_save_size(n_saves: int, shape: tuple, dtype: type, cap: int | None) -> None:
     """Refuse a solve whose saves (plus the working state and noise streams) exceed the memory cap."""
     cap = default_save_cap() if cap is None else cap
     item = np.dtype(dtype).itemsize

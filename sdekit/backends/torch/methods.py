@@ -1,0 +1,85 @@
+"""Which torchsde and torchdiffeq methods the torch backend runs, and what each supports (data, not code).
+
+torchsde's solvers (Li, Wong, Chen & Duvenaud 2020; Kidger et al. 2021 for reversible Heun) declare the SDE
+type (Itô or Stratonovich calculus) and the noise types they integrate; the table below restates those
+declarations (a test checks it against the installed torchsde) so that a mismatch is refused before anything
+runs, with a message naming the method's property and the SDE's. sdekit's own solver names map to the
+torchsde method with the same update formula (derivative-free Milstein, Heun, SRA1 = torchsde's additive SRK).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sdekit.errors import IncompatibleSolverError, SDEKitError
+
+ALL_NOISE = frozenset({"diagonal", "scalar", "additive", "general"})
+NON_GENERAL = frozenset({"diagonal", "scalar", "additive"})
+
+
+@dataclass(frozen=True)
+class TorchsdeMethod:
+    """A torchsde method: the calculi and noise types it supports, the Lévy area it needs, its options."""
+
+    name: str
+    calculus: frozenset
+    noise_types: frozenset
+    levy_area: str = "none"
+    options: tuple = ()
+
+
+TORCHSDE_METHODS: dict[str, TorchsdeMethod] = {m.name: m for m in (
+    TorchsdeMethod("euler", frozenset({"ito"}), ALL_NOISE),
+    # derivative-free Milstein: the update sdekit's "milstein" uses (Kloeden & Platen 1992, eq. 11.1.5)
+    TorchsdeMethod("milstein", frozenset({"ito", "stratonovich"}), NON_GENERAL, options=(("grad_free", True),)),
+    TorchsdeMethod("srk", frozenset({"ito"}), NON_GENERAL, levy_area="space-time"),
+    TorchsdeMethod("midpoint", frozenset({"stratonovich"}), ALL_NOISE),
+    TorchsdeMethod("heun", frozenset({"stratonovich"}), ALL_NOISE),
+    TorchsdeMethod("euler_heun", frozenset({"stratonovich"}), ALL_NOISE),
+    TorchsdeMethod("reversible_heun", frozenset({"stratonovich"}), ALL_NOISE),
+)}
+
+# sdekit solver name -> torchsde method with the same one-step map (tested: paths agree to rounding)
+SDEKIT_TO_TORCHSDE = {"euler_maruyama": "euler", "milstein": "milstein", "heun": "heun", "sra1": "srk"}
+
+# torchdiffeq: fixed-grid and adaptive methods of the installed release; sdekit names mapped onto them
+ODE_FIXED = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams")
+ODE_ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
+SDEKIT_TO_TORCHDIFFEQ = {"heun": "heun2"}
+
+
+def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
+    """The torchsde method for ``name`` (torchsde's or sdekit's name; default: euler for Itô, heun for
+    Stratonovich), refused if it does not support the SDE's calculus or noise type."""
+    calculus, noise = sde.calculus, sde.noise
+    if name is None:
+        name = "euler" if calculus == "ito" else "heun"
+    key = SDEKIT_TO_TORCHSDE.get(name, name)
+    if key not in TORCHSDE_METHODS:
+        known = sorted(set(TORCHSDE_METHODS) | set(SDEKIT_TO_TORCHSDE))
+        hint = " (log_ode needs the space-space Lévy area, which sdekit's streams do not provide)" \
+            if key == "log_ode" else ""
+        raise SDEKitError(f"solver must be one of {known} for backend='torch'; got {name!r}{hint}")
+    method = TORCHSDE_METHODS[key]
+    if calculus not in method.calculus:
+        raise IncompatibleSolverError(
+            f"torchsde method {key!r} integrates {sorted(method.calculus)} SDEs but the SDE {sde.name!r} has "
+            f"calculus={calculus!r}; choose one of "
+            f"{sorted(k for k, m in TORCHSDE_METHODS.items() if calculus in m.calculus and noise in m.noise_types)}")
+    if noise not in method.noise_types:
+        raise IncompatibleSolverError(
+            f"torchsde method {key!r} supports noise types {sorted(method.noise_types)} but the SDE {sde.name!r} "
+            f"has noise={noise!r}; choose one of "
+            f"{sorted(k for k, m in TORCHSDE_METHODS.items() if calculus in m.calculus and noise in m.noise_types)}")
+    return method
+
+
+def ode_method(name: str | None) -> tuple[str, bool]:
+    """(torchdiffeq method, adaptive?) for ``name`` (torchdiffeq's or sdekit's name; default dopri5)."""
+    from torchdiffeq._impl.odeint import SOLVERS
+
+    key = SDEKIT_TO_TORCHDIFFEQ.get(name, name) if name is not None else "dopri5"
+    if key == "scipy_solver" or key not in SOLVERS:
+        known = sorted((set(SOLVERS) - {"scipy_solver"}) | set(SDEKIT_TO_TORCHDIFFEQ))
+        raise SDEKitError(f"solver must be one of {known} for an ODE on backend='torch'; got {name!r}")
+    return key, key not in ODE_FIXED

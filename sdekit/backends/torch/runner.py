@@ -1,0 +1,136 @@
+"""Run a lowered specification: SDEs by torchsde's one-step methods on sdekit's grid, ODEs by torchdiffeq.
+
+SDE: sdekit drives the time loop and calls the torchsde method's ``step(s_k, s_k+1, y, extra)`` on every grid
+step, with the Brownian increments of `StreamBrownian`. Driving the loop (instead of ``torchsde.sdeint``) keeps
+the grid exact (sdeint accumulates t + dt in floating point and interpolates at the output times), allows any
+grid (non-uniform, decreasing), saves only the requested steps, and checks finiteness on the device: each path's
+last finite step is recorded without a host synchronisation, and read every ``CHECK_EVERY`` steps.
+
+ODE: torchdiffeq's ``odeint`` (or ``odeint_adjoint``) with the fixed-grid methods on sdekit's grid (the
+``grid_constructor`` option) or the adaptive ones (dopri5, ...) with rtol / atol; the adaptive controller uses one
+error norm for the whole batch (torchdiffeq's design), unlike the Numba backend's per-path control.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torchdiffeq
+from torchsde._core import methods as torchsde_methods
+from torchsde._core.base_sde import ForwardSDE as TorchsdeForward
+
+from sdekit.backends.torch.brownian import StreamBrownian
+from sdekit.backends.torch.lowering import LoweredODE, LoweredSDE
+from sdekit.backends.torch.methods import TorchsdeMethod
+from sdekit.errors import NonFiniteError
+from sdekit.grid import Grid
+from sdekit.solution import SolveStats
+
+CHECK_EVERY = 32
+
+
+def _raise_first(last_good: torch.Tensor, ts: np.ndarray) -> None:
+    """NonFiniteError for the path that turned non-finite first (last_good[p] = its last finite step)."""
+    path = int(torch.argmin(last_good))
+    step = int(last_good[path]) + 1
+    raise NonFiniteError(path, step, float(ts[step]))
+
+
+def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, params: Any, *, seed: int,
+            substeps: int, mask: bool, progress: bool = False) -> tuple[torch.Tensor, SolveStats]:
+    """Fixed-step solve of an SDE with a torchsde method; returns (ys (n_saves, n, d), stats)."""
+    t_start = time.perf_counter()
+    n, d = x0.shape
+    ts = grid.ts
+    sign = 1.0 if ts[-1] > ts[0] else -1.0
+    s_grid = sign * ts
+    sde = LoweredSDE(problem, params, sign)
+    bm = StreamBrownian(s_grid, n, problem.m, seed=seed, dtype=x0.dtype, device=x0.device, substeps=substeps,
+                        levy_area=method.levy_area)
+    options = dict(method.options)
+    if method.name == "milstein" and problem.noise == "additive":
+        options = {}  # dg = 0: torchsde's additive Milstein is Euler's update
+    solver_cls = torchsde_methods.select(method=method.name, sde_type=problem.calculus)
+    solver = solver_cls(sde=TorchsdeForward(sde), bm=bm, dt=float(abs(ts[1] - ts[0])), adaptive=False, rtol=0.0,
+                        atol=0.0, dt_min=0.0, options=options)
+    s_times = torch.as_tensor(s_grid, dtype=torch.float64)  # CPU scalars: reading one never syncs a device
+    saves: dict[int, list[int]] = {}
+    for j, k in enumerate(grid.save_steps):
+        saves.setdefault(int(k), []).append(j)
+    out: list[Any] = [None] * grid.save_steps.size
+    last_good = torch.zeros(n, dtype=torch.int64, device=x0.device)
+    y = x0
+    for j in saves.get(0, []):
+        out[j] = y.clone()
+    extra = solver.init_extra_solver_state(s_times[0], y)
+    n_steps = ts.size - 1
+    steps_iter = range(n_steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps_iter = tqdm(steps_iter, desc=f"torchsde {method.name}", unit="step")
+    for k in steps_iter:
+        y, extra = solver.step(s_times[k], s_times[k + 1], y, extra)
+        # a NaN or infinity anywhere in a row makes its sum non-finite, and a non-finite row stays so (every update
+        # adds to the state): the step a row went bad is one after the last step it was finite
+        last_good = torch.where(torch.isfinite(y.sum(dim=1)), k + 1, last_good)
+        if not mask and ((k + 1) % CHECK_EVERY == 0 or k + 1 == n_steps) and bool((last_good <= k).any()):
+            _raise_first(last_good, ts)
+        for j in saves.get(k + 1, []):
+            out[j] = torch.where((last_good <= k)[:, None], torch.full_like(y, float("nan")), y) if mask else y
+    ys = torch.stack(out)
+    masked = int((last_good < n_steps).sum()) if mask else 0
+    stats = SolveStats(steps=n_steps, evals=sde.evals, path_steps=n_steps * n, masked_paths=masked,
+                       run_seconds=time.perf_counter() - t_start, backend="torch", solver=f"torchsde:{method.name}",
+                       threads=torch.get_num_threads(), extra={"device": str(x0.device)})
+    return ys, stats
+
+
+def run_ode(problem: Any, method: str, adaptive: bool, x0: torch.Tensor, t0: float, save_ts: np.ndarray,
+            grid_ts: np.ndarray | None, params: Any, *, rtol: float, atol: float, dt0: float | None,
+            max_steps: int, adjoint: bool, mask: bool) -> tuple[torch.Tensor, SolveStats]:
+    """Solve an ODE with torchdiffeq; save_ts are the output times, grid_ts the fixed grid (None if adaptive)."""
+    t_start = time.perf_counter()
+    n, d = x0.shape
+    sign = 1.0 if save_ts[-1] > t0 or (grid_ts is not None and grid_ts[-1] > grid_ts[0]) else -1.0
+    field = LoweredODE(problem, params, sign, n, x0.dtype, x0.device)
+    out_s = np.concatenate([[t0], save_ts]) * sign
+    keep = np.concatenate([[True], np.diff(out_s) > 0])  # odeint needs strictly increasing times
+    t_out = torch.as_tensor(out_s[keep], dtype=torch.float64, device=x0.device)
+    if adaptive:
+        # step_t: steps end exactly at the save times, so the field is never evaluated past the last one (torchdiffeq
+        # otherwise steps beyond t1 and interpolates back; past eps a diffusion schedule has sigma^2 < 0)
+        options: dict[str, Any] = {"max_num_steps": int(max_steps), "step_t": t_out}
+        if dt0 is not None:
+            options["first_step"] = float(dt0)
+    else:
+        grid_s = torch.as_tensor(grid_ts * sign, dtype=torch.float64, device=x0.device)
+        if t_out[-1] != grid_s[-1]:
+            t_out = torch.cat([t_out, grid_s[-1:]])
+        options = {"grid_constructor": lambda func, y0, t: grid_s}
+    integrate = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
+    kwargs: dict[str, Any] = {"rtol": rtol, "atol": atol, "method": method, "options": options}
+    if adjoint:
+        kwargs["adjoint_params"] = tuple(field.parameters())
+    sol = integrate(field, x0, t_out, **kwargs)
+    # map each requested save to its row of sol (saves equal to t0 are row 0; duplicates share rows)
+    rows = np.searchsorted(out_s[keep], save_ts * sign)
+    ys = sol[torch.as_tensor(rows, device=x0.device)]
+    bad = torch.isfinite(field.first_bad_s)
+    n_bad = int(bad.sum())
+    if n_bad and not mask:
+        path = int(torch.argmin(field.first_bad_s))
+        t_bad = float(field.first_bad_s[path]) * sign
+        step = int(np.argmin(np.abs(grid_ts - t_bad))) if grid_ts is not None else -1
+        raise NonFiniteError(path, step, t_bad)
+    if n_bad:
+        ys = torch.where(bad[None, :, None], torch.full_like(ys, float("nan")), ys)
+    n_steps = (grid_ts.size - 1) if grid_ts is not None else -1
+    stats = SolveStats(steps=n_steps, evals=field.evals, path_steps=max(n_steps, 0) * n, masked_paths=n_bad,
+                       run_seconds=time.perf_counter() - t_start, backend="torch",
+                       solver=f"torchdiffeq:{method}{' (adjoint)' if adjoint else ''}",
+                       threads=torch.get_num_threads(), extra={"device": str(x0.device)})
+    return ys, stats

@@ -25,6 +25,10 @@ It samples p_0 only in the limit sigma_L -> 0. `annealed_langevin_denoising` imp
 
 Noise: step k (0-based over all levels, k = i M + m) draws its normals from ``step_normals(seed, n, d, k)``, so
 each path's output depends only on (seed, path index), never on the batch size.
+
+Backends: x_init may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays
+in torch on that device and dtype, calls the score on tensors, uses the same float64 normals moved there
+(`arrays.noise_like`) and returns a tensor (equal to the NumPy run to rounding in float64).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.arrays import State, noise_like
 from sdekit.diffusion.samplers.checks import (
     ScoreFn,
     check_callable,
@@ -85,7 +90,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> np.ndar
 
 
 def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 100,
-                      eps0: float = 2e-5, seed: int = 0, final_denoise: bool = False) -> np.ndarray:
+                      eps0: float = 2e-5, seed: int = 0, final_denoise: bool = False) -> State:
     """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1), half-drift form; returns x of shape (n, d).
 
     For i = 1..L (sigmas decreasing), eps_i = eps0 sigma_i^2 / sigma_L^2, and M = steps_per_level times:
@@ -94,6 +99,7 @@ def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, s
 
     final_denoise: finish with x <- x + sigma_L^2 s(x, 1, sigma_L) (Tweedie's E[x_0 | x]; not a draw of p_0).
     Biased at any finite eps0 and M: for Gaussian data `gaussian_annealed_langevin_law` gives the exact output law.
+    A torch x_init runs in torch on its device and dtype and gives a tensor (module docstring).
     """
     check_callable(score, "score")
     sig = _sigmas(sigmas)
@@ -104,20 +110,20 @@ def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, s
     n, d = x.shape
     k = 0
     for sigma in sig:
-        eps = eps0 * (sigma / sig[-1]) ** 2
+        eps = float(eps0 * (sigma / sig[-1]) ** 2)
         root = math.sqrt(eps)
         for _ in range(m_steps):
             s = eval_score(score, x, 1.0, float(sigma))
-            x += 0.5 * eps * s
-            x += root * step_normals(seed, n, d, k)
+            x = x + 0.5 * eps * s
+            x = x + root * noise_like(step_normals(seed, n, d, k), x)
             k += 1
     if final_denoise:
-        x += sig[-1] ** 2 * eval_score(score, x, 1.0, float(sig[-1]))
+        x = x + float(sig[-1] ** 2) * eval_score(score, x, 1.0, float(sig[-1]))
     return x
 
 
 def annealed_langevin_denoising(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 1,
-                                seed: int = 0, final_denoise: bool = False) -> np.ndarray:
+                                seed: int = 0, final_denoise: bool = False) -> State:
     """The denoising form of annealed Langevin: X <- Denoise(X; sigma_i^2) + sqrt(2) sigma_i W.
 
     Denoise(x; sigma^2) = x + sigma^2 s(x, 1, sigma) (Tweedie, Efron 2011), so the update is the full-drift Langevin

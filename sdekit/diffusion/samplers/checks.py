@@ -1,4 +1,8 @@
-"""Argument checks shared by the samplers: every bad input is an SDEKitError naming the argument."""
+"""Argument checks shared by the samplers: every bad input is an SDEKitError naming the argument.
+
+States and model outputs may be float64 NumPy arrays or torch tensors (`sdekit.diffusion.samplers.arrays`); the
+checks answer in kind and never import torch for NumPy input.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +12,19 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.diffusion.samplers.arrays import State, all_finite, as_like, to_state
 from sdekit.errors import SDEKitError
 
-ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
+ScoreFn = Callable[[State, float, float], State]
 
 __all__ = ["ScoreFn", "check_callable", "check_count", "check_positive", "check_real", "check_score", "check_seed",
            "check_state", "eval_score"]
 
 
-def check_state(x: Any, name: str) -> np.ndarray:
-    """x as a fresh C-contiguous float64 (n, d) array with n >= 1, d >= 1, all finite."""
-    try:
-        a = np.array(x, dtype=np.float64, copy=True, order="C")
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be a numeric array of shape (n, d); got {type(x).__name__}") from exc
-    if a.ndim != 2 or a.shape[0] < 1 or a.shape[1] < 1:
-        raise SDEKitError(f"{name} must have shape (n, d) with n >= 1 and d >= 1; got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise SDEKitError(f"{name} must be finite")
-    return a
+def check_state(x: Any, name: str) -> State:
+    """x as a fresh (n, d) state with n >= 1, d >= 1, all finite: a C-contiguous float64 NumPy copy, or for a torch
+    tensor a copy on its device in its floating dtype (`arrays.to_state`)."""
+    return to_state(x, name)
 
 
 def check_seed(seed: Any) -> int:
@@ -75,11 +73,13 @@ def check_score(score: Any) -> ScoreFn:
     return check_callable(score, "score")
 
 
-def eval_score(score: ScoreFn, x: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
-    """score(x, alpha, sigma) as a float64 (n, d) array, checked for shape and finiteness."""
-    s = np.asarray(score(x, alpha, sigma), dtype=np.float64)
-    if s.shape != x.shape:
-        raise SDEKitError(f"score(x, alpha, sigma) must return shape {x.shape} (that of x); got {s.shape}")
-    if not np.all(np.isfinite(s)):
+def eval_score(score: ScoreFn, x: State, alpha: float, sigma: float) -> State:
+    """score(x, alpha, sigma) as an array of x's kind (float64 NumPy, or a tensor in x's dtype and on its device),
+    checked for shape (that of x) and finiteness (for a tensor the finiteness check is one host sync)."""
+    s = as_like(score(x, alpha, sigma), x, "score")
+    if tuple(s.shape) != tuple(x.shape):
+        raise SDEKitError(f"score(x, alpha, sigma) must return shape {tuple(x.shape)} (that of x); "
+                          f"got {tuple(s.shape)}")
+    if not all_finite(s):
         raise SDEKitError(f"score returned non-finite values at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
     return s

@@ -17,6 +17,10 @@ alphabar_prev = 1) has s = 0 and returns x0hat.
 
 Noise: the step leaving position i of the subsequence (level tau_i) draws ``step_normals(seed, n, d, i)``, the same
 numbers as the DDPM step leaving level i of the respaced schedule; a path's output depends only on (seed, path).
+
+Backends: x_K may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays in
+torch on that device and dtype, calls the score on tensors, uses the same float64 normals moved there
+(`arrays.noise_like`) and returns a tensor (equal to the NumPy run to rounding in float64).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.arrays import State, noise_like
 from sdekit.diffusion.samplers.checks import ScoreFn, check_real, check_score, check_seed, check_state, eval_score
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule, as_levels
 from sdekit.errors import SDEKitError
@@ -75,7 +80,7 @@ def ddim_levels(schedule: DiscreteSchedule, *, steps: int | None = None,
 
 def ddim_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, steps: int | None = None,  # noqa: N803
                 indices: ArrayLike | None = None, eta: float = 0.0, seed: int = 0,
-                path_offset: int = 0) -> np.ndarray:
+                path_offset: int = 0) -> State:
     """DDIM from level tau_S down to the data level 0 (Song, Meng & Ermon 2021, eq. 12); returns (n, d).
 
     For i = S, ..., 1 with alphabar = alphabar_{tau_i}, alphabar_prev = alphabar_{tau_{i-1}} (alphabar_{tau_0} = 1),
@@ -87,6 +92,7 @@ def ddim_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, s
     The subsequence is ``indices`` or ``steps`` evenly spaced levels (see `ddim_levels`; NFE = S). x_K: (n, d)
     draws at level tau_S (= K for ``steps``). eta in [0, 1]: 0 deterministic, 1 the DDPM posterior variance.
     z_i = ``step_normals(seed, n, d, i, path_offset=path_offset)``; row p belongs to path path_offset + p.
+    A torch x_K runs in torch on its device and dtype and gives a tensor (module docstring).
     """
     score = check_score(score)
     levels = ddim_levels(schedule, steps=steps, indices=indices)
@@ -108,5 +114,5 @@ def ddim_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, s
         c_x0, c_eps, std = ddim_coefficients(schedule.alpha_bar(k), schedule.alpha_bar(prev_k), e)
         x = c_x0 * x0 + c_eps * eps
         if std > 0:
-            x += std * step_normals(seed, n, d, i, path_offset=path_offset)
+            x = x + std * noise_like(step_normals(seed, n, d, i, path_offset=path_offset), x)
     return x

@@ -22,6 +22,10 @@ returns exactly the Tweedie denoiser x0hat(x_1) = E[x_0 | x_1].
 
 Noise: the step leaving level k draws ``step_normals(seed, n, d, k)``, so each path's output depends only on
 (seed, path index), never on the batch size.
+
+Backends: x_K may be a float64 NumPy array or a torch tensor (float32 / float64, any device). For a tensor the whole
+run stays in torch on that device and dtype, the score is called on tensors, the normals are the same float64 stream
+moved there (`arrays.noise_like`), and the result is a tensor; a float64 torch run equals the NumPy run to rounding.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.parametrization import x0_from_score
+from sdekit.diffusion.samplers.arrays import State, is_torch, noise_like
 from sdekit.diffusion.samplers.checks import ScoreFn, check_score, check_seed, check_state, eval_score
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 from sdekit.errors import SDEKitError
@@ -77,20 +82,27 @@ def ddpm_coefficients(schedule: DiscreteSchedule, k: int, variance: str = "poste
     return a, b, math.sqrt(var)
 
 
-def ddpm_posterior_mean(x: ArrayLike, x0hat: ArrayLike, schedule: DiscreteSchedule, k: int) -> np.ndarray:
+def ddpm_posterior_mean(x: ArrayLike | State, x0hat: ArrayLike | State, schedule: DiscreteSchedule, k: int) -> State:
     """Mean of q(x_{k-1} | x_k = x, x_0 = x0hat) (Ho et al. 2020, eq. 7), 1 <= k <= K:
 
     mu = sqrt(alphabar_{k-1}) beta_k / (1 - alphabar_k) x0hat
          + sqrt(1 - beta_k) (1 - alphabar_{k-1}) / (1 - alphabar_k) x.
+
+    x and x0hat: float64 NumPy arrays, or torch tensors of one dtype and device (then the result is a tensor).
     """
     schedule = _check_schedule(schedule)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= int(k) <= schedule.n_steps:
         raise SDEKitError(f"k must be an integer level in 1..{schedule.n_steps}; got {k!r}")
     k = int(k)
-    xa = np.asarray(x, dtype=np.float64)
-    x0 = np.asarray(x0hat, dtype=np.float64)
-    if xa.shape != x0.shape:
-        raise SDEKitError(f"x0hat must have the shape of x {xa.shape}; got {x0.shape}")
+    if is_torch(x) or is_torch(x0hat):
+        if not (is_torch(x) and is_torch(x0hat)):
+            raise SDEKitError("x and x0hat must both be torch tensors or both be arrays")
+        xa, x0 = x, x0hat
+    else:
+        xa = np.asarray(x, dtype=np.float64)
+        x0 = np.asarray(x0hat, dtype=np.float64)
+    if tuple(xa.shape) != tuple(x0.shape):
+        raise SDEKitError(f"x0hat must have the shape of x {tuple(xa.shape)}; got {tuple(x0.shape)}")
     beta = float(schedule.betas[k - 1])
     abar, prev = schedule.alpha_bar(k), schedule.alpha_bar(k - 1)
     c0 = math.sqrt(prev) * beta / (1.0 - abar)
@@ -100,7 +112,7 @@ def ddpm_posterior_mean(x: ArrayLike, x0hat: ArrayLike, schedule: DiscreteSchedu
 
 def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, variance: str = "posterior",  # noqa: N803
                 seed: int = 0, mean_form: str = "eps", final_denoise: bool = False,
-                path_offset: int = 0) -> np.ndarray:
+                path_offset: int = 0) -> State:
     """DDPM ancestral sampling from level K down to the data level 0 (Ho et al. 2020, Algorithm 2); returns (n, d).
 
     For k = K, ..., 1 (epshat = -sigma_k s(x_k, alpha_k, sigma_k)):
@@ -114,6 +126,7 @@ def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, v
 
     x_K: (n, d) draws at level K (x_K = alpha_K x_0 + sigma_K eps; for a respaced schedule its last level).
     z_k = ``step_normals(seed, n, d, k, path_offset=path_offset)``: row p belongs to path path_offset + p.
+    A torch x_K runs in torch on its device and dtype and gives a tensor (module docstring).
     """
     score = check_score(score)
     schedule = _check_schedule(schedule)
@@ -131,13 +144,21 @@ def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, v
         alpha, sigma = schedule.level(k)
         s = eval_score(score, x, alpha, sigma)
         if k == 1 and final_denoise:
-            x = x0_from_score(x, s, alpha, sigma)
+            x = _x0(x, s, alpha, sigma)
             break
         a, b, std = ddpm_coefficients(schedule, k, variance)
         if mean_form == "eps":
             x = a * x + b * (-sigma * s)
         else:
-            x = ddpm_posterior_mean(x, x0_from_score(x, s, alpha, sigma), schedule, k)
+            x = ddpm_posterior_mean(x, _x0(x, s, alpha, sigma), schedule, k)
         if k > 1 and std > 0:
-            x += std * step_normals(seed, n, d, k, path_offset=path_offset)
+            x = x + std * noise_like(step_normals(seed, n, d, k, path_offset=path_offset), x)
     return x
+
+
+def _x0(x: State, s: State, alpha: float, sigma: float) -> State:
+    """Tweedie's x0hat = (x + sigma^2 s) / alpha: `parametrization.x0_from_score` on NumPy, the same formula on
+    tensors."""
+    if is_torch(x):
+        return (x + sigma * sigma * s) / alpha
+    return x0_from_score(x, s, alpha, sigma)

@@ -52,6 +52,11 @@ to 40 NFE in 2-D / 4-D and passes at 50; DPM-Solver-3 passes at 21 NFE on the lo
 SDE-DPM-Solver++(2M) fails at 25 NFE and passes at 100. On Gaussian data (logSNR grid) the error against the exact
 flow map falls with fitted order ~2 / ~2 / ~3.5 (DPM-Solver-2 / ++(2M) / -3) over NFE 10 .. 80; the time-uniform
 grid of the linear-beta VP is still pre-asymptotic there (fitted 1.4 .. 1.8).
+
+Backends: x_T may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays in
+torch on that device and dtype (the grid and all coefficients are Python floats), calls the score on tensors, uses
+the same float64 normals moved there (`arrays.noise_like`, SDE variant) and returns a tensor (equal to the NumPy run
+to rounding in float64). The score output is checked for shape only (no host synchronisation in the loop).
 """
 
 from __future__ import annotations
@@ -66,12 +71,13 @@ from numpy.typing import ArrayLike
 
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.arrays import State, as_like, noise_like
 from sdekit.diffusion.samplers.checks import check_state
 from sdekit.errors import SDEKitError
 
 __all__ = ["DPMSolverResult", "dpm_solver_sample", "lambda_grid", "vp_alpha_sigma"]
 
-ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
+ScoreFn = Callable[[State, float, float], State]
 KernelFn = Callable[[float], tuple[float, float]]
 
 ALGORITHMS = ("dpmsolver", "dpmsolver++", "sde-dpmsolver++")
@@ -87,9 +93,10 @@ def _expm1(h: float) -> float:
 
 @dataclass(frozen=True)
 class DPMSolverResult:
-    """Output of `dpm_solver_sample`: samples x (n, d), score evaluations nfe, and the grid's alphas, sigmas."""
+    """Output of `dpm_solver_sample`: samples x (n, d) (a tensor for a torch run), score evaluations nfe, and the
+    grid's alphas, sigmas."""
 
-    x: np.ndarray
+    x: State
     nfe: int
     alphas: np.ndarray
     sigmas: np.ndarray
@@ -220,16 +227,16 @@ class _Model:
     def __init__(self, score: ScoreFn) -> None:
         self.score, self.nfe = score, 0
 
-    def __call__(self, x: np.ndarray, a: float, s: float) -> tuple[np.ndarray, np.ndarray]:
-        sc = np.asarray(self.score(x, a, s), dtype=np.float64)
-        if sc.shape != x.shape:
-            raise SDEKitError(f"score must return an array of shape {x.shape}; got {sc.shape}")
+    def __call__(self, x: State, a: float, s: float) -> tuple[State, State]:
+        sc = as_like(self.score(x, a, s), x, "score")
+        if tuple(sc.shape) != tuple(x.shape):
+            raise SDEKitError(f"score must return an array of shape {tuple(x.shape)}; got {tuple(sc.shape)}")
         self.nfe += 1
         return -s * sc, (x + (s * s) * sc) / a  # (epshat, x0hat)
 
 
-def _singlestep(model: _Model, sched: _Schedule, x: np.ndarray, pa: tuple[float, float], pb: tuple[float, float],
-                order: int, plus: bool) -> np.ndarray:
+def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, float], pb: tuple[float, float],
+                order: int, plus: bool) -> State:
     """One DPM-Solver(-++) single step of the given order from (alpha, sigma) = pa to pb."""
     (a_s, s_s), (a_t, s_t) = pa, pb
     lam_s = _lam(a_s, s_s)
@@ -284,7 +291,8 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     r1 = 1/2 for 2, r1 = 1/3, r2 = 2/3 for 3), 1 or 2 for "multistep" (NFE = steps). algorithm "dpmsolver" (noise
     prediction), "dpmsolver++" (data prediction) or "sde-dpmsolver++" (multistep only; needs seed, noise
     step_normals(seed, n, d, step, path_offset=...)). skip "time_uniform" (default) or "logSNR" (uniform lambda).
-    steps defaults to 20. Returns a `DPMSolverResult` (x, nfe, alphas, sigmas).
+    steps defaults to 20. Returns a `DPMSolverResult` (x, nfe, alphas, sigmas); a torch x_T runs in torch on its
+    device and dtype and gives a tensor x (module docstring).
     """
     if not callable(score):
         raise SDEKitError(f"score must be a callable score(x, alpha, sigma); got {type(score).__name__}")
@@ -331,7 +339,7 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         for i in range(len(pairs) - 1):
             x = _singlestep(model, sched, x, pairs[i], pairs[i + 1], order, plus)
         return DPMSolverResult(x, model.nfe, alphas, sigmas)
-    prev: np.ndarray | None = None
+    prev: State | None = None
     h_prev = 0.0
     for i in range(len(pairs) - 1):
         (a_s, s_s), (a_t, s_t) = pairs[i], pairs[i + 1]
@@ -342,7 +350,7 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         if order == 2 and prev is not None:
             pred = cur + (cur - prev) * (h / (2.0 * h_prev))  # (1 + 1/(2r)) cur - 1/(2r) prev, r = h_prev / h
         if stochastic:
-            z = step_normals(int(seed), n, dim, i, path_offset=int(path_offset))  # type: ignore[arg-type]
+            z = noise_like(step_normals(int(seed), n, dim, i, path_offset=int(path_offset)), x)  # type: ignore[arg-type]
             em2h = _expm1(-2.0 * h)
             x = (s_t / s_s * math.exp(-h)) * x - (a_t * em2h) * pred + (s_t * math.sqrt(-em2h)) * z
         elif plus:

@@ -38,6 +38,12 @@ Noise mapping: with B = 1 + 2 n_corrector, step i's predictor draws step_normals
 sweep j draws its proposal normals from step index i B + 1 + 2 j and (MALA) its acceptance uniform as
 Phi(z), z the first normal of step index i B + 2 + 2 j. Each path's output depends only on (seed, path index)
 whenever the step size does not depend on the batch (snr_norms="per_sample", or corrector "none" / fixed steps).
+
+Backends: the state may be a float64 NumPy array or a torch tensor (float32 / float64, any device). A tensor run
+stays in torch on that device and dtype: score and log_prob are called on tensors, the normals are the same float64
+streams moved there (`arrays.noise_like`), MALA's log-uniforms log Phi(z) are computed in float64 NumPy (scipy's
+ndtr) and moved likewise, accept / reject is a row-wise torch.where, and the result is a tensor. Inside the loop the
+only host synchronisations are the documented per-step finiteness checks (score, log_prob, the snr step size).
 """
 
 from __future__ import annotations
@@ -53,6 +59,20 @@ from scipy.special import ndtr
 
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.model import step_normals
+from sdekit.diffusion.samplers.arrays import (
+    State,
+    all_finite,
+    any_nan,
+    as_like,
+    count_true,
+    flat,
+    is_torch,
+    noise_like,
+    row_norms,
+    row_sums,
+    select_rows,
+    sqrt,
+)
 from sdekit.diffusion.samplers.checks import (
     check_callable,
     check_count,
@@ -77,16 +97,17 @@ PREDICTORS = ("reverse_diffusion", "euler_maruyama", "ancestral", "none")
 CORRECTORS = ("langevin", "mala", "none")
 SNR_NORMS = ("batch", "per_sample")
 
-ScoreFn = Callable[[np.ndarray, float, float], np.ndarray]
-LogProbFn = Callable[[np.ndarray, float, float], np.ndarray]
+ScoreFn = Callable[[State, float, float], State]
+LogProbFn = Callable[[State, float, float], State]
 
 
 @dataclass
 class PCResult:
     """Output of `pc_sample`: x (n, d); nfe, the number of score evaluations (batch calls); n_log_prob, the
-    number of log_prob calls; accept_rate, MALA's mean acceptance rate over all corrector steps (None otherwise)."""
+    number of log_prob calls; accept_rate, MALA's mean acceptance rate over all corrector steps (None otherwise).
+    x is a torch tensor when the sampler ran on one."""
 
-    x: np.ndarray
+    x: State
     nfe: int
     n_log_prob: int = 0
     accept_rate: float | None = None
@@ -97,23 +118,26 @@ class PCResult:
 # --------------------------------------------------------------------------------------------
 
 
-def snr_step_size(s: np.ndarray, z: np.ndarray, snr: float, ratio: float = 1.0,
-                  norms: str = "batch") -> np.ndarray:
+def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str = "batch") -> State:
     """score_sde's corrector step eps = 2 r (snr ||z|| / ||s||)^2 (Song et al. 2021, Alg. 4/5), shape (n, 1).
 
     norms="batch": ||.|| is the batch mean of per-sample L2 norms (one eps for all rows);
     "per_sample": each row's own norms. r is alpha_i of the paper (1 for VE, 1 - beta_i for VP).
+    s, z: NumPy arrays or torch tensors (the result is of their kind).
     """
     snr = check_positive(snr, "snr")
     if norms not in SNR_NORMS:
         raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {norms!r}")
-    zn = np.sqrt(np.sum(z * z, axis=1))
-    sn = np.sqrt(np.sum(s * s, axis=1))
+    zn = row_norms(z)
+    sn = row_norms(s)
     if norms == "batch":
-        zn, sn = np.full_like(zn, zn.mean()), np.full_like(sn, sn.mean())
+        if is_torch(zn):
+            zn, sn = zn.mean().expand_as(zn), sn.mean().expand_as(sn)
+        else:
+            zn, sn = np.full_like(zn, zn.mean()), np.full_like(sn, sn.mean())
     with np.errstate(divide="ignore"):
         eps = 2.0 * ratio * (snr * zn / sn) ** 2
-    if not np.all(np.isfinite(eps)):
+    if not all_finite(eps):
         raise SDEKitError("the snr step size is infinite: the score is zero (give step_size instead)")
     return eps[:, None]
 
@@ -127,21 +151,28 @@ def _step_rule(step_size: float | None, snr: float | None) -> tuple[float | None
 
 def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float, *, step_size: float | None = None,
                        snr: float | None = None, ratio: float = 1.0, snr_norms: str = "batch", n_steps: int = 1,
-                       seed: int = 0, step0: int = 0) -> np.ndarray:
+                       seed: int = 0, step0: int = 0) -> State:
     """n_steps unadjusted Langevin steps on p_t: x <- x + eps s(x, alpha, sigma) + sqrt(2 eps) z (Song et al. 2021).
 
     eps: the fixed step_size, or score_sde's rule 2 ratio (snr ||z|| / ||s||)^2 (`snr_step_size`). Biased at finite
     eps: for a Gaussian p_t = N(m, v) its fixed point is N(m, v / (1 - eps / (2 v))). Sweep j draws z from
-    step_normals(seed, n, d, step0 + 2 j).
+    step_normals(seed, n, d, step0 + 2 j). x: a NumPy array or a torch tensor (the result is of its kind).
     """
     check_callable(score, "score")
     x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
+    return _langevin(score, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0)
+
+
+def _langevin(score: ScoreFn, x: State, alpha: float, sigma: float, step_size: float | None, snr: float | None,
+              ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int) -> State:
+    """The Langevin sweeps of `langevin_corrector` on a checked state (no state re-check: a non-finite state shows
+    up in the per-step score check)."""
     n, d = x.shape
     for j in range(n_steps):
         s = eval_score(score, x, alpha, sigma)
-        z = step_normals(seed, n, d, step0 + 2 * j)
+        z = noise_like(step_normals(seed, n, d, step0 + 2 * j), x)
         eps = step_size if snr is None else snr_step_size(s, z, snr, ratio, snr_norms)
         x = _langevin_move(x, s, z, eps)
     return x
@@ -150,7 +181,7 @@ def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float,
 def mala_corrector(score: ScoreFn, log_prob: LogProbFn, x: ArrayLike, alpha: float, sigma: float, *,
                    step_size: float | None = None, snr: float | None = None, ratio: float = 1.0,
                    snr_norms: str = "batch", n_steps: int = 1, seed: int = 0,
-                   step0: int = 0) -> tuple[np.ndarray, float]:
+                   step0: int = 0) -> tuple[State, float]:
     """n_steps Metropolis-adjusted Langevin steps on p_t; returns (x, mean acceptance rate).
 
     Proposal y = x + eps s(x) + sqrt(2 eps) z; accept with probability min(1, exp(log p(y) - log p(x)
@@ -158,51 +189,60 @@ def mala_corrector(score: ScoreFn, log_prob: LogProbFn, x: ArrayLike, alpha: flo
     Besag 1994). Exactly p_t-invariant for any fixed eps. With the snr rule eps depends on the current batch
     (batch norms) or on (x, z) (per-sample norms), which breaks exact invariance: use step_size for the exact chain.
     Sweep j draws z from step index step0 + 2 j and its uniform as Phi of the first normal of step0 + 2 j + 1.
+    x: a NumPy array or a torch tensor (the returned state is of its kind; the rate is a float).
     """
     check_callable(score, "score")
     check_callable(log_prob, "log_prob")
     x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
+    x, accepted = _mala(score, log_prob, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0)
+    return x, float(accepted) / (x.shape[0] * n_steps)
+
+
+def _mala(score: ScoreFn, log_prob: LogProbFn, x: State, alpha: float, sigma: float, step_size: float | None,
+          snr: float | None, ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int) -> tuple[State, Any]:
+    """The MALA sweeps of `mala_corrector` on a checked state; returns (x, number of accepted moves), the count an
+    int for NumPy and a 0-d tensor for torch (so that the sampler loop need not synchronise to read it)."""
     n, d = x.shape
     s_x = eval_score(score, x, alpha, sigma)
     lp_x = _eval_log_prob(log_prob, x, alpha, sigma)
-    accepted = 0
+    accepted: Any = 0
     for j in range(n_steps):
-        z = step_normals(seed, n, d, step0 + 2 * j)
+        z = noise_like(step_normals(seed, n, d, step0 + 2 * j), x)
         eps = step_size if snr is None else snr_step_size(s_x, z, snr, ratio, snr_norms)
         y = _langevin_move(x, s_x, z, eps)
         s_y = eval_score(score, y, alpha, sigma)
         lp_y = _eval_log_prob(log_prob, y, alpha, sigma)
         log_ratio = _mala_log_ratio(x, y, s_x, s_y, lp_x, lp_y, eps)
-        u = ndtr(step_normals(seed, n, 1, step0 + 2 * j + 1)[:, 0])
-        acc = np.log(u) < log_ratio
-        x[acc], s_x[acc], lp_x[acc] = y[acc], s_y[acc], lp_y[acc]
-        accepted += int(acc.sum())
-    return x, accepted / (n * n_steps)
+        log_u = noise_like(np.log(ndtr(step_normals(seed, n, 1, step0 + 2 * j + 1)[:, 0])), lp_x)
+        acc = log_u < log_ratio
+        x, s_x, lp_x = select_rows(acc, y, x), select_rows(acc, s_y, s_x), select_rows(acc, lp_y, lp_x)
+        accepted = accepted + count_true(acc)
+    return x, accepted
 
 
-def _langevin_move(x: np.ndarray, s: np.ndarray, z: np.ndarray, eps: Any) -> np.ndarray:
-    """The full-drift Langevin move x + eps s + sqrt(2 eps) z (eps a scalar or an (n, 1) array)."""
-    return x + eps * s + np.sqrt(2.0 * eps) * z
+def _langevin_move(x: State, s: State, z: State, eps: Any) -> State:
+    """The full-drift Langevin move x + eps s + sqrt(2 eps) z (eps a scalar or an (n, 1) array / tensor)."""
+    return x + eps * s + sqrt(2.0 * eps) * z
 
 
-def _mala_log_ratio(x: np.ndarray, y: np.ndarray, s_x: np.ndarray, s_y: np.ndarray, lp_x: np.ndarray,
-                    lp_y: np.ndarray, eps: Any) -> np.ndarray:
+def _mala_log_ratio(x: State, y: State, s_x: State, s_y: State, lp_x: State, lp_y: State, eps: Any) -> State:
     """log [p(y) q(x | y) / (p(x) q(y | x))] with log q(b | a) = -||b - a - eps s(a)||^2 / (4 eps) + const."""
-    e = np.reshape(np.asarray(eps, dtype=np.float64), -1)
+    e = flat(eps)
     fwd = y - x - eps * s_x
     back = x - y - eps * s_y
-    return lp_y - lp_x + (np.sum(fwd * fwd, axis=1) - np.sum(back * back, axis=1)) / (4.0 * e)
+    return lp_y - lp_x + (row_sums(fwd * fwd) - row_sums(back * back)) / (4.0 * e)
 
 
-def _eval_log_prob(log_prob: LogProbFn, x: np.ndarray, alpha: float, sigma: float) -> np.ndarray:
-    lp = np.asarray(log_prob(x, alpha, sigma), dtype=np.float64).reshape(-1)
-    if lp.shape != (x.shape[0],):
-        raise SDEKitError(f"log_prob must return an array of shape ({x.shape[0]},); got shape {lp.shape}")
-    if np.any(np.isnan(lp)):
+def _eval_log_prob(log_prob: LogProbFn, x: State, alpha: float, sigma: float) -> State:
+    """log_prob(x, alpha, sigma) as an (n,) array of x's kind, checked for shape and NaN (one sync for a tensor)."""
+    lp = as_like(log_prob(x, alpha, sigma), x, "log_prob").reshape(-1)
+    if tuple(lp.shape) != (x.shape[0],):
+        raise SDEKitError(f"log_prob must return an array of shape ({x.shape[0]},); got shape {tuple(lp.shape)}")
+    if any_nan(lp):
         raise SDEKitError(f"log_prob returned NaN at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
-    return lp.copy()
+    return lp.clone() if is_torch(lp) else lp.copy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,8 +250,8 @@ def _eval_log_prob(log_prob: LogProbFn, x: np.ndarray, alpha: float, sigma: floa
 # --------------------------------------------------------------------------------------------
 
 
-def _predict(kind: str, x: np.ndarray, s: np.ndarray, z: np.ndarray, a: float, g2: float, sg: float, sg1: float,
-             f: float, g: float, h: float, ve: bool) -> np.ndarray:
+def _predict(kind: str, x: State, s: State, z: State, a: float, g2: float, sg: float, sg1: float,
+             f: float, g: float, h: float, ve: bool) -> State:
     """One predictor step t_i -> t_{i+1} (module docstring); s = score at t_i, z ~ N(0, I)."""
     if kind == "reverse_diffusion":
         return x - (a - 1.0) * x + g2 * s + math.sqrt(g2) * z
@@ -233,7 +273,8 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
     "mala" the same proposal Metropolis-adjusted with log_prob, or "none"); eps = 2 r_i (snr ||z|| / ||s||)^2
     (score_sde's rule, r_i = (alpha_i / alpha_{i+1})^2) unless corrector_step gives a fixed eps.
     final_denoise: return Tweedie's E[x_0 | x_{t_N}] = (x + sigma_N^2 s) / alpha_N (score_sde's denoise=True
-    analogue; not a draw). Song et al. 2021, Algorithms 2 (VE) and 3 (VP).
+    analogue; not a draw). Song et al. 2021, Algorithms 2 (VE) and 3 (VP). A torch x_T runs in torch on its
+    device and dtype and gives a tensor x (module docstring).
     """
     check_callable(score, "score")
     if not isinstance(forward, ForwardSDE):
@@ -264,7 +305,8 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
     kern = [forward.kernel(float(t)) for t in ts]
     n, d = x.shape
     block = 1 + 2 * n_corrector
-    nfe = n_lp = accepted = tried = 0
+    nfe = n_lp = tried = 0
+    accepted: Any = 0
     for i in range(steps):
         (al, sg), (al1, sg1) = kern[i], kern[i + 1]
         a = al / al1
@@ -272,28 +314,24 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
         if predictor != "none":
             s = eval_score(score, x, al, sg)
             nfe += 1
-            z = step_normals(seed, n, d, i * block)
-            f, g = forward.f(ts[i]), forward.g(ts[i])
+            z = noise_like(step_normals(seed, n, d, i * block), x)
+            f, g = float(forward.f(ts[i])), float(forward.g(ts[i]))
             x = _predict(predictor, x, s, z, a, g2, sg, sg1, f, g, h, forward.name == "ve")
         if corrector == "none" or n_corrector == 0:
             continue
-        kw: dict[str, Any] = {"n_steps": n_corrector, "seed": seed, "step0": i * block + 1, "snr_norms": snr_norms,
-                              "ratio": a * a}
-        if corrector_step is None:
-            kw["snr"] = snr
-        else:
-            kw["step_size"] = corrector_step
+        step0 = i * block + 1
+        rule = (None, snr) if corrector_step is None else (corrector_step, None)
         if corrector == "langevin":
-            x = langevin_corrector(score, x, al1, sg1, **kw)
+            x = _langevin(score, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0)
             nfe += n_corrector
         else:
-            x, rate = mala_corrector(score, log_prob, x, al1, sg1, **kw)
+            x, n_acc = _mala(score, log_prob, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0)
             nfe += n_corrector + 1
             n_lp += n_corrector + 1
-            accepted += rate * n * n_corrector
+            accepted = accepted + n_acc
             tried += n * n_corrector
     if final_denoise:
         al, sg = kern[-1]
         x = (x + sg * sg * eval_score(score, x, al, sg)) / al
         nfe += 1
-    return PCResult(x, nfe, n_lp, accepted / tried if tried else None)
+    return PCResult(x, nfe, n_lp, float(accepted) / tried if tried else None)

@@ -1,0 +1,149 @@
+"""Small array helpers that let the samplers run on float64 NumPy arrays or on torch tensors.
+
+A sampler's state is either a NumPy (n, d) float64 array or a torch (n, d) floating tensor; every helper here takes
+the state (or an array of the same kind) and answers in kind, so the update formulas are written once. torch is an
+optional dependency: a tensor is recognised by ``type(x).__module__.startswith("torch")`` and torch is imported only
+inside the functions that are reached with a tensor, never at import time.
+
+Noise stays NumPy: sdekit's per-path streams (`sdekit.diffusion.model.step_normals`) give float64 normals, which
+`noise_like` moves to the state's device and dtype (``torch.from_numpy(z).to(device=..., dtype=...)``), so a float64
+torch run equals the NumPy run to rounding and no result depends on the batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import numpy as np
+
+from sdekit.errors import SDEKitError
+
+if TYPE_CHECKING:
+    import torch
+
+    State: TypeAlias = np.ndarray | torch.Tensor
+else:
+    State: TypeAlias = Any
+
+__all__ = ["State", "all_finite", "any_nan", "as_like", "count_true", "flat", "is_torch", "noise_like", "row_norms",
+           "row_sums", "select_rows", "sqrt", "to_state"]
+
+
+def is_torch(x: Any) -> bool:
+    """True when x is a torch tensor (checked by its type's module, so torch is not imported)."""
+    return type(x).__module__.startswith("torch")
+
+
+def to_state(x: Any, name: str) -> State:
+    """x as a fresh (n, d) sampler state with n >= 1, d >= 1 and all entries finite, or an SDEKitError naming it.
+
+    A torch tensor stays a tensor on its device: floating dtypes are kept, integer / bool ones become float64.
+    Anything else becomes a C-contiguous float64 NumPy copy.
+    """
+    if is_torch(x):
+        import torch
+
+        if x.is_complex():
+            raise SDEKitError(f"{name} must be a real tensor of shape (n, d); got dtype {x.dtype}")
+        a = x.clone() if x.is_floating_point() else x.to(torch.float64)
+        shape = tuple(a.shape)
+    else:
+        try:
+            a = np.array(x, dtype=np.float64, copy=True, order="C")
+        except (TypeError, ValueError) as exc:
+            raise SDEKitError(f"{name} must be a numeric array of shape (n, d); got {type(x).__name__}") from exc
+        shape = a.shape
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
+        raise SDEKitError(f"{name} must have shape (n, d) with n >= 1 and d >= 1; got shape {shape}")
+    if not all_finite(a):
+        raise SDEKitError(f"{name} must be finite")
+    return a
+
+
+def as_like(v: Any, like: State, name: str) -> State:
+    """v (a model output) as an array of like's kind: float64 NumPy for a NumPy state; for a torch state a tensor in
+    like's dtype and on its device (a non-tensor v is converted through float64 NumPy)."""
+    if not is_torch(like):
+        return np.asarray(v, dtype=np.float64)
+    import torch
+
+    if not is_torch(v):
+        try:
+            v = torch.from_numpy(np.asarray(v, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise SDEKitError(f"{name} must return a numeric array or tensor; got {type(v).__name__}") from exc
+    if v.dtype != like.dtype or v.device != like.device:
+        v = v.to(device=like.device, dtype=like.dtype)
+    return v
+
+
+def noise_like(z: np.ndarray, like: State) -> State:
+    """The float64 NumPy normals z as an array of like's kind: z itself, or ``torch.from_numpy(z)`` moved to like's
+    device and dtype (the same numbers, rounded to float32 for a float32 state)."""
+    if not is_torch(like):
+        return z
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(z)).to(device=like.device, dtype=like.dtype)
+
+
+def all_finite(a: State) -> bool:
+    """True when every entry of a is finite (for a tensor on a device this is one host synchronisation)."""
+    if is_torch(a):
+        import torch
+
+        return bool(torch.isfinite(a).all())
+    return bool(np.all(np.isfinite(a)))
+
+
+def any_nan(a: State) -> bool:
+    """True when some entry of a is NaN (one host synchronisation for a tensor on a device)."""
+    if is_torch(a):
+        import torch
+
+        return bool(torch.isnan(a).any())
+    return bool(np.any(np.isnan(a)))
+
+
+def row_sums(a: State) -> State:
+    """sum_j a_ij for each row i: shape (n,)."""
+    return a.sum(1) if is_torch(a) else np.sum(a, axis=1)
+
+
+def row_norms(a: State) -> State:
+    """||a_i||_2 = sqrt(sum_j a_ij^2) for each row i: shape (n,)."""
+    return sqrt(row_sums(a * a))
+
+
+def sqrt(v: Any) -> Any:
+    """Square root of a number (math.sqrt), a NumPy array (np.sqrt) or a tensor (torch.sqrt)."""
+    if is_torch(v):
+        import torch
+
+        return torch.sqrt(v)
+    if isinstance(v, np.ndarray):
+        return np.sqrt(v)
+    return math.sqrt(v)
+
+
+def flat(v: Any) -> Any:
+    """A step size as used in a row-wise formula: a number stays a number, an (n, 1) array / tensor becomes (n,)."""
+    if is_torch(v) or isinstance(v, np.ndarray):
+        return v.reshape(-1)
+    return float(v)
+
+
+def select_rows(mask: State, a: State, b: State) -> State:
+    """Row i of a where mask_i, else row i of b (mask (n,) bool; a, b (n,) or (n, d)); out of place, no sync."""
+    m = mask if a.ndim == 1 else mask[:, None]
+    if is_torch(a):
+        import torch
+
+        return torch.where(m, a, b)
+    return np.where(m, a, b)
+
+
+def count_true(mask: State) -> Any:
+    """The number of True entries: an int for NumPy, a 0-d tensor for torch (so that no host sync is needed)."""
+    return mask.sum() if is_torch(mask) else int(np.count_nonzero(mask))

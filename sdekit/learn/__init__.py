@@ -1,0 +1,31 @@
+"""Learned scores in torch: networks, the `ScoreModel` wrapper (score / eps / x0 / v), training losses and a training
+loop. This package imports torch at its top; torch is optional, so nothing else in sdekit imports it."""
+
+from sdekit.learn.losses import (
+    dsm_loss,
+    eps_loss,
+    noise_conditional_ssm_loss,
+    sliced_score_matching_loss,
+    v_loss,
+    x0_loss,
+)
+from sdekit.learn.networks import FourierEmbedding, ScoreMLP
+from sdekit.learn.train import TrainingResult, train_score_model
+from sdekit.learn.wrappers import ScoreModel, convert_prediction, log_snr, time_from_logsnr
+
+__all__ = [
+    "FourierEmbedding",
+    "ScoreMLP",
+    "ScoreModel",
+    "TrainingResult",
+    "convert_prediction",
+    "dsm_loss",
+    "eps_loss",
+    "log_snr",
+    "noise_conditional_ssm_loss",
+    "sliced_score_matching_loss",
+    "time_from_logsnr",
+    "train_score_model",
+    "v_loss",
+    "x0_loss",
+]

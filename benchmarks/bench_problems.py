@@ -8,6 +8,14 @@ import math
 
 import numpy as np
 
+import sdekit.math as sm
+from sdekit.backends.torch import register_torch  # does not import torch
+
+try:
+    import torch
+except ImportError:  # torch is optional: the twin is registered but only called on the torch backend
+    torch = None
+
 
 def ou_drift(x, t, p):
     return -p[0] * x
@@ -49,3 +57,25 @@ def gmm_score(x, t, p):
                 s += logp[k] * pdiff[k, i]
             out[r, i] = -s / tot
     return out
+
+
+def gmm_score_torch(x, t, p):
+    """`gmm_score` in batched torch operations (its twin on sdekit's torch backend): r_k = x - mu_k, u_k = P_k r_k,
+    l_k = log w_k + log_norm_k - r_k^T u_k / 2, s = -sum_k softmax_k(l) u_k."""
+    means, precs, log_norm, log_w = p
+    r = x[:, None, :] - means  # (n, K, d)
+    u = torch.einsum("kij,nkj->nki", precs, r)
+    logits = log_w + log_norm - 0.5 * (r * u).sum(-1)  # (n, K)
+    return -(torch.softmax(logits, dim=1)[:, :, None] * u).sum(1)
+
+
+register_torch(gmm_score, gmm_score_torch)
+
+
+def pf_field(x, t, p):
+    """Probability-flow ODE of dX = -X dt + sqrt(2) dW from X_0 ~ N(0, v0), p = [v0]: dx/dt = x (1 / v(t) - 1),
+    v(t) = v0 e^{-2t} + 1 - e^{-2t} the marginal variance. Exact flow x(t) = x(0) sqrt(v(t) / v0). Written with
+    sdekit.math, so it runs as it is on both backends (t is a float in Numba, a 0-d tensor on torch)."""
+    e = sm.exp(-2.0 * t)
+    v = p[0] * e + 1.0 - e
+    return x * (1.0 / v - 1.0)

@@ -58,13 +58,13 @@ class Run:
     heldout: dict[str, float] = field(default_factory=dict)
 
 
-def train(steps: int = 3000, seed: int = 0) -> tuple[ScoreModel, Any]:
+def train(steps: int = 3000, seed: int = 0, batch_size: int = 512) -> tuple[ScoreModel, Any]:
     """A ScoreMLP (hidden 128, depth 3) in the eps parametrization, trained with DSM (sigma^2 weighting) on 20000
     draws of DATA, batch 512, Adam lr 3e-3 with cosine decay."""
     torch.manual_seed(seed)
     model = ScoreModel(ScoreMLP(2, hidden=128, depth=3, embedding_dim=32).double(), FORWARD, parametrization="eps")
     data = torch.as_tensor(DATA.sample(20_000, seed=seed + 1))
-    result = train_score_model(model, data, FORWARD, loss="dsm", weighting="sigma2", steps=steps, batch_size=512,
+    result = train_score_model(model, data, FORWARD, loss="dsm", weighting="sigma2", steps=steps, batch_size=batch_size,
                                lr=3e-3, seed=seed)
     return model, result
 

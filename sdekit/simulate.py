@@ -119,7 +119,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     if on_nonfinite not in ("raise", "mask"):
         raise SDEKitError(f"on_nonfinite must be 'raise' or 'mask'; got {on_nonfinite!r}")
     max_threads = nb.config.NUMBA_NUM_THREADS
-    threads = max_threads if threads is None else _int_arg(threads, "threads", 1, max_threads)
+    threads = nb.get_num_threads() if threads is None else _int_arg(threads, "threads", 1, max_threads)
     if chunk_size is not None:
         chunk_size = _int_arg(chunk_size, "chunk_size")
     x = _initial_state(x0, problem.dim, n_paths, dtype)

@@ -13,3 +13,11 @@ register_profiles(max_examples=15)
 settings.register_profile("ci", parent=settings.get_profile(CI_PROFILE))
 settings.register_profile("dev", parent=settings.get_profile(DEV_PROFILE))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker already has a core of its own: parallel kernels on more threads than that oversubscribe the
+    # machine (measured: the power-table test took 117 s in a 2-worker run, 24 s alone). Tests that compare thread
+    # counts set them explicitly (numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)).
+    import numba
+
+    numba.set_num_threads(1)

@@ -136,9 +136,10 @@ def test_same_seed_same_numbers_whatever_the_thread_count_or_number_of_chains():
     try:
         nb.set_num_threads(1)
         one = mala(TARGET, n_chains=6, n_draws=50, n_warmup=50, seed=9).samples
+        nb.set_num_threads(nb.config.NUMBA_NUM_THREADS)  # all cores (the test session runs on 1 by default)
+        many = mala(TARGET, n_chains=6, n_draws=50, n_warmup=50, seed=9).samples
     finally:
         nb.set_num_threads(before)
-    many = mala(TARGET, n_chains=6, n_draws=50, n_warmup=50, seed=9).samples
     fewer = mala(TARGET, n_chains=3, n_draws=50, n_warmup=50, seed=9).samples
     assert np.array_equal(one, many)
     assert np.array_equal(fewer, many[:3])

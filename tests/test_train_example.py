@@ -33,7 +33,7 @@ def example():
 
 @pytest.fixture(scope="module")
 def trained(example):
-    return example.train(steps=1000, seed=0)
+    return example.train(steps=800, seed=0, batch_size=256)
 
 
 def test_training_loss_decreases_and_is_reproducible(example, trained):

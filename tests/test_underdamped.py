@@ -208,9 +208,10 @@ def test_same_numbers_for_any_thread_count_and_chain_count():
     try:
         numba.set_num_threads(1)
         one = underdamped_langevin(TARGET, n_chains=64, **kw)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # all cores (the test session runs on 1 by default)
+        many = underdamped_langevin(TARGET, n_chains=64, **kw)
     finally:
         numba.set_num_threads(default_threads)
-    many = underdamped_langevin(TARGET, n_chains=64, **kw)
     np.testing.assert_array_equal(one.samples, many.samples)
     np.testing.assert_array_equal(one.extras["momentum"], many.extras["momentum"])
     np.testing.assert_array_equal(one.potential_energy, many.potential_energy)

@@ -129,9 +129,8 @@ class LoweredSDE(torch.nn.Module):
 
 
 class LoweredODE(torch.nn.Module):
-    """torchdiffeq's view of an sdekit ODE on s = sign * t. It records, per path, the first s at which it saw a
-    non-finite state (a device tensor: no host synchronisation): min over evaluations of s where the row sum of
-    the state is not finite (a NaN or an infinity anywhere in a row makes its sum non-finite)."""
+    """torchdiffeq's view of an sdekit ODE on s = sign * t. Each evaluation keeps the state's batch sum and its s
+    on the device (no host synchronisation); after the solve the first non-finite sum says when a path failed."""
 
     def __init__(self, problem: ODE, params: Any, sign: float, n_paths: int, dtype: Any, device: Any):
         super().__init__()
@@ -140,23 +139,18 @@ class LoweredODE(torch.nn.Module):
         self._v = torch_function(problem.field)
         self.user_modules = torch.nn.ModuleList(modules_of(problem.field))
         self.counts = [0]
-        self.state = {"first_bad_s": torch.full((n_paths,), float("inf"), dtype=torch.float64, device=device)}
+        self.sums: list[torch.Tensor] = []
+        self.times: list[torch.Tensor] = []
 
     @property
     def evals(self) -> int:
         return self.counts[0]
 
-    @property
-    def first_bad_s(self) -> torch.Tensor:
-        """Per path, the first s with a non-finite state (inf when none)."""
-        return self.state["first_bad_s"]
-
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """dy/ds = sign * v(y, sign * s)."""
         self.counts[0] += 1
-        with torch.no_grad():
-            bad_s = torch.where(torch.isfinite(y.sum(dim=1)), torch.inf, s.detach().to(torch.float64))
-            self.state["first_bad_s"] = torch.minimum(self.state["first_bad_s"], bad_s)
+        self.sums.append(y.detach().sum())
+        self.times.append(s.detach())
         # t stays a tensor: an adaptive solver's stage times depend on the parameters through the step-size
         # controller, and backpropagation through the solve must see that dependence (a float t would drop it)
         out = _as_state_shaped(self._v(y, s if self.sign > 0 else -s, self.params), y, "field")

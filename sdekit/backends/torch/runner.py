@@ -3,8 +3,11 @@
 SDE: sdekit drives the time loop and calls the torchsde method's ``step(s_k, s_k+1, y, extra)`` on every grid
 step, with the Brownian increments of `StreamBrownian`. Driving the loop (instead of ``torchsde.sdeint``) keeps
 the grid exact (sdeint accumulates t + dt in floating point and interpolates at the output times), allows any
-grid (non-uniform, decreasing), saves only the requested steps, and checks finiteness on the device: each path's
-last finite step is recorded without a host synchronisation, and read every ``CHECK_EVERY`` steps.
+grid (non-uniform, decreasing), saves only the requested steps, and checks finiteness without a host
+synchronisation per step: the batch sum after each step stays on the device (a NaN or infinity in any row makes
+it non-finite, and a non-finite row stays non-finite), and every ``CHECK_EVERY`` steps one read finds the first
+step where it failed. The error names that step and its time exactly, and the lowest-numbered path that is
+non-finite then (with several failures inside one window, not necessarily the earliest one).
 
 ODE: torchdiffeq's ``odeint`` (or ``odeint_adjoint``) with the fixed-grid methods on sdekit's grid (the
 ``grid_constructor`` option) or the adaptive ones (dopri5, ...) with rtol / atol; the adaptive controller uses one
@@ -32,11 +35,15 @@ from sdekit.solution import SolveStats
 CHECK_EVERY = 32
 
 
-def _raise_first(last_good: torch.Tensor, ts: np.ndarray) -> None:
-    """NonFiniteError for the path that turned non-finite first (last_good[p] = its last finite step)."""
-    path = int(torch.argmin(last_good))
-    step = int(last_good[path]) + 1
-    raise NonFiniteError(path, step, float(ts[step]))
+def _first_bad(sums: list[torch.Tensor]) -> int:
+    """Index of the first non-finite entry of a list of 0-d tensors (-1 if all are finite); one synchronisation."""
+    ok = torch.isfinite(torch.stack(sums))
+    return -1 if bool(ok.all()) else int(torch.argmin(ok.to(torch.int8)))
+
+
+def _bad_rows(y: torch.Tensor) -> torch.Tensor:
+    """Rows with a NaN or an infinity (their sum is not finite)."""
+    return ~torch.isfinite(y.sum(dim=1))
 
 
 def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, params: Any, *, seed: int,
@@ -61,7 +68,6 @@ def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, 
     for j, k in enumerate(grid.save_steps):
         saves.setdefault(int(k), []).append(j)
     out: list[Any] = [None] * grid.save_steps.size
-    last_good = torch.zeros(n, dtype=torch.int64, device=x0.device)
     y = x0
     for j in saves.get(0, []):
         out[j] = y.clone()
@@ -72,17 +78,21 @@ def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, 
         from tqdm.auto import tqdm
 
         steps_iter = tqdm(steps_iter, desc=f"torchsde {method.name}", unit="step")
+    window: list[torch.Tensor] = []  # the batch sum after each step of the current window (stays on the device)
     for k in steps_iter:
         y, extra = solver.step(s_times[k], s_times[k + 1], y, extra)
-        # a NaN or infinity anywhere in a row makes its sum non-finite, and a non-finite row stays so (every update
-        # adds to the state): the step a row went bad is one after the last step it was finite
-        last_good = torch.where(torch.isfinite(y.sum(dim=1)), k + 1, last_good)
-        if not mask and ((k + 1) % CHECK_EVERY == 0 or k + 1 == n_steps) and bool((last_good <= k).any()):
-            _raise_first(last_good, ts)
+        if not mask:
+            window.append(y.sum())
+            if len(window) == CHECK_EVERY or k + 1 == n_steps:
+                bad = _first_bad(window)
+                if bad >= 0:
+                    step = k + 2 - len(window) + bad
+                    raise NonFiniteError(int(torch.nonzero(_bad_rows(y))[0, 0]), step, float(ts[step]))
+                window.clear()
         for j in saves.get(k + 1, []):
-            out[j] = torch.where((last_good <= k)[:, None], torch.full_like(y, float("nan")), y) if mask else y
+            out[j] = torch.where(_bad_rows(y)[:, None], torch.full_like(y, float("nan")), y) if mask else y
     ys = torch.stack(out)
-    masked = int((last_good < n_steps).sum()) if mask else 0
+    masked = int(_bad_rows(y).sum()) if mask else 0
     stats = SolveStats(steps=n_steps, evals=sde.evals, path_steps=n_steps * n, masked_paths=masked,
                        run_seconds=time.perf_counter() - t_start, backend="torch", solver=f"torchsde:{method.name}",
                        threads=torch.get_num_threads(), extra={"device": str(x0.device)})
@@ -119,13 +129,13 @@ def run_ode(problem: Any, method: str, adaptive: bool, x0: torch.Tensor, t0: flo
     # map each requested save to its row of sol (saves equal to t0 are row 0; duplicates share rows)
     rows = np.searchsorted(out_s[keep], save_ts * sign)
     ys = sol[torch.as_tensor(rows, device=x0.device)]
-    bad = torch.isfinite(field.first_bad_s)
-    n_bad = int(bad.sum())
+    first = _first_bad(field.sums) if field.sums else -1
+    bad = _bad_rows(sol[-1])
+    n_bad = int(bad.sum()) if first >= 0 else 0
     if n_bad and not mask:
-        path = int(torch.argmin(field.first_bad_s))
-        t_bad = float(field.first_bad_s[path]) * sign
+        t_bad = float(field.times[first]) * sign
         step = int(np.argmin(np.abs(grid_ts - t_bad))) if grid_ts is not None else -1
-        raise NonFiniteError(path, step, t_bad)
+        raise NonFiniteError(int(torch.nonzero(bad)[0, 0]), step, t_bad)
     if n_bad:
         ys = torch.where(bad[None, :, None], torch.full_like(ys, float("nan")), ys)
     n_steps = (grid_ts.size - 1) if grid_ts is not None else -1

@@ -79,3 +79,21 @@ def pf_field(x, t, p):
     e = sm.exp(-2.0 * t)
     v = p[0] * e + 1.0 - e
     return x * (1.0 / v - 1.0)
+
+
+def make_gmm(dim: int = 16, n_comp: int = 4, seed: int = 0, scale: float = 2.0) -> tuple:
+    """(means, precisions, log normalising constants, log weights) of a random GMM.
+
+    Means ~ scale * N(0, I); covariances Q diag(lam) Q^T with Q random orthogonal, lam ~ U[0.5, 2]; equal weights.
+    """
+    rng = np.random.default_rng(seed)
+    means = scale * rng.standard_normal((n_comp, dim))
+    precs = np.empty((n_comp, dim, dim))
+    log_norm = np.empty(n_comp)
+    for k in range(n_comp):
+        q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        lam = rng.uniform(0.5, 2.0, dim)
+        prec = (q / lam) @ q.T
+        precs[k] = 0.5 * (prec + prec.T)
+        log_norm[k] = -0.5 * (np.sum(np.log(lam)) + dim * math.log(2.0 * math.pi))
+    return means, precs, log_norm, np.full(n_comp, -math.log(n_comp))

@@ -35,7 +35,8 @@ from typing import Any  # noqa: E402
 
 import numba as nb  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_problems import gmm_score, ou_drift, sqrt2_diffusion  # noqa: E402
+from bench_problems import gmm_score, make_gmm, ou_drift, sqrt2_diffusion  # noqa: E402
+from bench_timing import busy_jiffies, interleaved_repeats  # noqa: E402
 
 import sdekit  # noqa: E402
 from sdekit.noise.streams import next_normal_row, noise_tables, seed_stream  # noqa: E402
@@ -75,24 +76,6 @@ COLORS = {"sdekit": "C0", "hand": "C1", "floor": "C7", "numpy": "C2", "torch_f32
 # ---------------------------------------------------------------------------------------------------------------------
 # The problems, written for sdekit the way a user would (bench_problems.py): batch functions f(x, t, p), x of shape
 # (n, d), in a module of their own, so that sdekit can cache their kernels on disk across processes.
-
-
-def make_gmm(dim: int = 16, n_comp: int = 4, seed: int = 0, scale: float = 2.0) -> tuple:
-    """(means, precisions, log normalising constants, log weights) of a random GMM.
-
-    Means ~ scale * N(0, I); covariances Q diag(lam) Q^T with Q random orthogonal, lam ~ U[0.5, 2]; equal weights.
-    """
-    rng = np.random.default_rng(seed)
-    means = scale * rng.standard_normal((n_comp, dim))
-    precs = np.empty((n_comp, dim, dim))
-    log_norm = np.empty(n_comp)
-    for k in range(n_comp):
-        q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-        lam = rng.uniform(0.5, 2.0, dim)
-        prec = (q / lam) @ q.T
-        precs[k] = 0.5 * (prec + prec.T)
-        log_norm[k] = -0.5 * (np.sum(np.log(lam)) + dim * math.log(2.0 * math.pi))
-    return means, precs, log_norm, np.full(n_comp, -math.log(n_comp))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -347,40 +330,12 @@ RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "hand": run_hand
 # processes, because the benchmark machine may be shared.
 
 
-def _busy_jiffies() -> float | None:
-    try:
-        with open("/proc/stat") as fh:
-            vals = [float(v) for v in fh.readline().split()[1:]]
-    except OSError:
-        return None
-    return sum(vals) - vals[3] - (vals[4] if len(vals) > 4 else 0.0)  # all but idle and iowait
-
-
 def other_load(seconds: float = 1.0) -> float | None:
     """Cores kept busy by other processes over the next `seconds` (this one is idle meanwhile)."""
-    j0 = _busy_jiffies()
+    j0 = busy_jiffies()
     time.sleep(seconds)
-    j1 = _busy_jiffies()
+    j1 = busy_jiffies()
     return None if j0 is None or j1 is None else (j1 - j0) / os.sysconf("SC_CLK_TCK") / seconds
-
-
-@dataclass
-class Timed:
-    run: Run
-    cpu_s: float  # CPU time of this process (all threads) over the whole call
-    wall_s: float
-    other_cores: float | None  # cores busy with other processes meanwhile (None for runs under 0.2 s: jiffies)
-
-
-def timed(fn: Callable[[], Run]) -> Timed:
-    j0, c0, w0 = _busy_jiffies(), time.process_time(), time.perf_counter()
-    run = fn()
-    j1, c1, w1 = _busy_jiffies(), time.process_time(), time.perf_counter()
-    wall = w1 - w0
-    other = None
-    if j0 is not None and j1 is not None and wall >= 0.2:
-        other = max(0.0, (j1 - j0) / os.sysconf("SC_CLK_TCK") / wall - (c1 - c0) / wall)
-    return Timed(run, c1 - c0, wall, other)
 
 
 def pilot_steps(n: int, dim: int) -> int:
@@ -416,26 +371,10 @@ def run_group(prob: Problem, n: int, threads: int, impls: list[str], cfg: argpar
         except Exception as exc:  # one broken baseline must not lose the run
             recs.append({"problem": prob.key, "impl": impl, "n_paths": n, "threads": threads, "status": "error",
                          "reason": f"{type(exc).__name__}: {exc}"})
-    runs: dict[str, list[Timed]] = {r["impl"]: [] for r in recs}
-    finals: dict[str, np.ndarray] = {}
-    for rep in range(max((r.get("repeats", 0) for r in recs), default=0)):
-        for rec in recs:
-            if rec["status"] != "ok" or rep >= rec["repeats"]:
-                continue
-            impl = rec["impl"]
-            try:
-                t = timed(lambda: RUNNERS[impl](prob, n, rec["steps_run"], threads))
-            except Exception as exc:
-                rec.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-                continue
-            if t.run.final is not None:
-                finals[impl] = t.run.final
-            t.run.final = None
-            runs[impl].append(t)
-            spent = sum(x.wall_s for x in runs[impl])
-            if rep + 1 < rec["repeats"] and spent + t.wall_s > max(cfg.budget, cfg.max_single):
-                rec["repeats_planned"] = rec["repeats"]  # the pilot was optimistic (load changed): stop here
-                rec["repeats"] = rep + 1
+    def call(rec: dict) -> Any:
+        return RUNNERS[rec["impl"]](prob, n, rec["steps_run"], threads)
+
+    runs, finals = interleaved_repeats(recs, call, max(cfg.budget, cfg.max_single))
     for rec in recs:
         if rec["status"] != "ok":
             continue

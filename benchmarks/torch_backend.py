@@ -42,7 +42,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torchdiffeq  # noqa: E402
 import torchsde  # noqa: E402
-from bench_problems import gmm_score, gmm_score_torch, ou_drift, pf_field, sqrt2_diffusion  # noqa: E402
+from bench_problems import gmm_score, gmm_score_torch, make_gmm, ou_drift, pf_field, sqrt2_diffusion  # noqa: E402
+from bench_timing import interleaved_repeats  # noqa: E402
 
 import sdekit  # noqa: E402
 
@@ -92,21 +93,6 @@ def sync() -> None:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Problems
-
-
-def make_gmm(dim: int = 16, n_comp: int = 4, seed: int = 0, scale: float = 2.0) -> tuple:
-    """(means, precisions, log normalising constants, log weights): the same mixture as throughput.make_gmm."""
-    rng = np.random.default_rng(seed)
-    means = scale * rng.standard_normal((n_comp, dim))
-    precs = np.empty((n_comp, dim, dim))
-    log_norm = np.empty(n_comp)
-    for k in range(n_comp):
-        q, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-        lam = rng.uniform(0.5, 2.0, dim)
-        prec = (q / lam) @ q.T
-        precs[k] = 0.5 * (prec + prec.T)
-        log_norm[k] = -0.5 * (np.sum(np.log(lam)) + dim * math.log(2.0 * math.pi))
-    return means, precs, log_norm, np.full(n_comp, -math.log(n_comp))
 
 
 @dataclass
@@ -338,34 +324,6 @@ THREADS = 1  # set by main() from --threads
 # made under the same background load. Each run also records this process's CPU time and the CPU time of others.
 
 
-def _busy_jiffies() -> float | None:
-    try:
-        with open("/proc/stat") as fh:
-            vals = [float(v) for v in fh.readline().split()[1:]]
-    except OSError:
-        return None
-    return sum(vals) - vals[3] - (vals[4] if len(vals) > 4 else 0.0)  # all but idle and iowait
-
-
-@dataclass
-class Timed:
-    run: Run
-    cpu_s: float
-    wall_s: float
-    other_cores: float | None  # cores busy with other processes meanwhile (None for runs under 0.2 s)
-
-
-def timed(fn: Callable[[], Run]) -> Timed:
-    j0, c0, w0 = _busy_jiffies(), time.process_time(), time.perf_counter()
-    run = fn()
-    j1, c1, w1 = _busy_jiffies(), time.process_time(), time.perf_counter()
-    wall = w1 - w0
-    other = None
-    if j0 is not None and j1 is not None and wall >= 0.2:
-        other = max(0.0, (j1 - j0) / os.sysconf("SC_CLK_TCK") / wall - (c1 - c0) / wall)
-    return Timed(run, c1 - c0, wall, other)
-
-
 def plan_case(impl: str, prob: Problem, n: int, cfg: argparse.Namespace) -> dict:
     """Warm up, pilot, and choose (steps, repeats): 1000 steps if 2 repeats fit the budget, else 100, else 10."""
     runner = RUNNERS[prob.kind][impl]
@@ -408,24 +366,10 @@ def run_group(prob: Problem, n: int, impls: list[str], cfg: argparse.Namespace) 
         except Exception as exc:  # one broken implementation must not lose the run
             recs.append({"problem": prob.key, "impl": impl, "n_paths": n, "threads": THREADS, "status": "error",
                          "reason": f"{type(exc).__name__}: {exc}"})
-    runs: dict[str, list[Timed]] = {r["impl"]: [] for r in recs}
-    finals: dict[str, np.ndarray] = {}
-    for rep in range(max((r.get("repeats", 0) for r in recs), default=0)):
-        for rec in recs:
-            if rec["status"] != "ok" or rep >= rec["repeats"]:
-                continue
-            impl = rec["impl"]
-            try:
-                t = timed(lambda: RUNNERS[prob.kind][impl](prob, n, rec["steps_run"]))
-            except Exception as exc:
-                rec.update(status="error", reason=f"{type(exc).__name__}: {exc}")
-                continue
-            finals[impl] = t.run.final
-            t.run.final = None
-            runs[impl].append(t)
-            if rep + 1 < rec["repeats"] and sum(x.wall_s for x in runs[impl]) > 2 * cfg.budget:
-                rec["repeats_planned"] = rec["repeats"]  # the pilot was optimistic (the load changed): stop here
-                rec["repeats"] = rep + 1
+    def call(rec: dict) -> Any:
+        return RUNNERS[prob.kind][rec["impl"]](prob, n, rec["steps_run"])
+
+    runs, finals = interleaved_repeats(recs, call, 2 * cfg.budget)
     for rec in recs:
         if rec["status"] != "ok":
             continue

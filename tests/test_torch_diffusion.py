@@ -59,12 +59,16 @@ def _flipped(score):
     return lambda x, t: -score(x, t)
 
 
-def test_reverse_sde_with_torch_score_reaches_the_exact_law_and_the_flipped_sign_does_not():
+def _vp_setup(seed: int) -> tuple:
+    """(VP forward SDE, torch exact score, N exact draws of p_T as a tensor, the exact law p_eps)."""
     fw = ForwardSDE.vp()
     model = DiffusionModel.exact_mixture(fw, DATA)
-    torch_score = TorchMixtureScore(DATA, fw)
-    x_t = torch.as_tensor(model.sample_marginal(N, fw.T, seed=5))
-    law = model.marginal(fw.eps)
+    return fw, TorchMixtureScore(DATA, fw), torch.as_tensor(model.sample_marginal(N, fw.T, seed=seed)), \
+        model.marginal(fw.eps)
+
+
+def test_reverse_sde_with_torch_score_reaches_the_exact_law_and_the_flipped_sign_does_not():
+    fw, torch_score, x_t, law = _vp_setup(seed=5)
     good = simulate(reverse_sde(fw, torch_score.score_t, 2), x_t, (fw.T, fw.eps), steps=200, seed=6,
                     solver="sra1", backend="torch")
     rep = compare_with_law(good.final.numpy(), law, tests=TESTS, name="torch reverse SDE")
@@ -76,11 +80,7 @@ def test_reverse_sde_with_torch_score_reaches_the_exact_law_and_the_flipped_sign
 
 
 def test_probability_flow_dopri5_and_dpm_solver_on_torch_reach_the_exact_law():
-    fw = ForwardSDE.vp()
-    model = DiffusionModel.exact_mixture(fw, DATA)
-    torch_score = TorchMixtureScore(DATA, fw)
-    x_t = torch.as_tensor(model.sample_marginal(N, fw.T, seed=9))
-    law = model.marginal(fw.eps)
+    fw, torch_score, x_t, law = _vp_setup(seed=9)
     pf = simulate(probability_flow_ode(fw, torch_score.score_t, 2), x_t, (fw.T, fw.eps), rtol=1e-7, atol=1e-9,
                   backend="torch")
     rep = compare_with_law(pf.final.numpy(), law, tests=TESTS, name="torch PF-ODE dopri5")

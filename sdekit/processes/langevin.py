@@ -14,6 +14,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from sdekit.backends.torch.twins import register_torch, torch_function
 from sdekit.errors import SDEKitError
 from sdekit.sde import SDE, jitted
 
@@ -33,6 +34,10 @@ def _negated(grad_energy: Callable) -> Callable:
     def score_from_energy(x, t, p):
         return -1.0 * grad(x, t, p)
 
+    def score_from_energy_torch(x, t, p):
+        return -1.0 * torch_function(grad_energy)(x, t, p)
+
+    register_torch(score_from_energy, score_from_energy_torch)  # the same composition on the torch backend
     return score_from_energy
 
 

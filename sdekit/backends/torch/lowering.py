@@ -128,6 +128,9 @@ class LoweredSDE(torch.nn.Module):
         return vec * v
 
 
+RECORD_CHUNK = 512
+
+
 class LoweredODE(torch.nn.Module):
     """torchdiffeq's view of an sdekit ODE on s = sign * t. Each evaluation keeps the state's batch sum and its s
     on the device (no host synchronisation); after the solve the first non-finite sum says when a path failed."""
@@ -139,18 +142,34 @@ class LoweredODE(torch.nn.Module):
         self._v = torch_function(problem.field)
         self.user_modules = torch.nn.ModuleList(modules_of(problem.field))
         self.counts = [0]
-        self.sums: list[torch.Tensor] = []
-        self.times: list[torch.Tensor] = []
+        self._pending: tuple[list, list] = ([], [])  # batch sums and times of the latest evaluations
+        self._chunks: tuple[list, list] = ([], [])  # older ones, stacked every RECORD_CHUNK evaluations
 
     @property
     def evals(self) -> int:
         return self.counts[0]
 
+    def _flush(self) -> None:
+        for pending, chunks in zip(self._pending, self._chunks):
+            if pending:
+                chunks.append(torch.stack(pending).to(torch.float64))
+                pending.clear()
+
+    def record(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch sum of the state, s) at every evaluation so far, as two float64 device tensors."""
+        self._flush()
+        if not self._chunks[0]:
+            empty = torch.zeros(0, dtype=torch.float64)
+            return empty, empty
+        return torch.cat(self._chunks[0]), torch.cat(self._chunks[1])
+
     def forward(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """dy/ds = sign * v(y, sign * s)."""
         self.counts[0] += 1
-        self.sums.append(y.detach().sum())
-        self.times.append(s.detach())
+        self._pending[0].append(y.detach().sum())
+        self._pending[1].append(s.detach())
+        if len(self._pending[0]) >= RECORD_CHUNK:  # bounded bookkeeping for long adaptive solves
+            self._flush()
         # t stays a tensor: an adaptive solver's stage times depend on the parameters through the step-size
         # controller, and backpropagation through the solve must see that dependence (a float t would drop it)
         out = _as_state_shaped(self._v(y, s if self.sign > 0 else -s, self.params), y, "field")

@@ -35,10 +35,10 @@ from sdekit.solution import SolveStats
 CHECK_EVERY = 32
 
 
-def _first_bad(sums: list[torch.Tensor]) -> int:
-    """Index of the first non-finite entry of a list of 0-d tensors (-1 if all are finite); one synchronisation."""
-    ok = torch.isfinite(torch.stack(sums))
-    return -1 if bool(ok.all()) else int(torch.argmin(ok.to(torch.int8)))
+def _first_bad(sums: list[torch.Tensor] | torch.Tensor) -> int:
+    """Index of the first non-finite entry of 0-d tensors or a 1-D tensor (-1 if all finite); one synchronisation."""
+    ok = torch.isfinite(torch.stack(sums) if isinstance(sums, list) else sums)
+    return -1 if ok.numel() == 0 or bool(ok.all()) else int(torch.argmin(ok.to(torch.int8)))
 
 
 def _bad_rows(y: torch.Tensor) -> torch.Tensor:
@@ -129,11 +129,12 @@ def run_ode(problem: Any, method: str, adaptive: bool, x0: torch.Tensor, t0: flo
     # map each requested save to its row of sol (saves equal to t0 are row 0; duplicates share rows)
     rows = np.searchsorted(out_s[keep], save_ts * sign)
     ys = sol[torch.as_tensor(rows, device=x0.device)]
-    first = _first_bad(field.sums) if field.sums else -1
+    sums, times = field.record()
+    first = _first_bad(sums)
     bad = _bad_rows(sol[-1])
     n_bad = int(bad.sum()) if first >= 0 else 0
     if n_bad and not mask:
-        t_bad = float(field.times[first]) * sign
+        t_bad = float(times[first]) * sign
         step = int(np.argmin(np.abs(grid_ts - t_bad))) if grid_ts is not None else -1
         raise NonFiniteError(int(torch.nonzero(bad)[0, 0]), step, t_bad)
     if n_bad:

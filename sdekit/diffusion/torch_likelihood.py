@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from sdekit.backends.torch.methods import ode_method
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.likelihood import Likelihood
 from sdekit.diffusion.torch_schedule import torch_coefficients
@@ -97,8 +98,8 @@ def torch_log_likelihood(score: Callable, forward: ForwardSDE, x: Any, *, solver
     augmented.torch_modules = (owner,) if isinstance(owner, torch.nn.Module) else ()
     ode = ODE(augmented, dim=d + m)
     z0 = torch.cat([x, torch.zeros((n, m), dtype=x.dtype, device=x.device)], dim=1)
-    kw: dict[str, Any] = {"rtol": rtol, "atol": atol} if solver not in ("euler", "midpoint", "heun", "heun2",
-                                                                         "heun3", "rk4") else {"steps": steps}
+    _, adaptive = ode_method(solver)
+    kw: dict[str, Any] = {"rtol": rtol, "atol": atol} if adaptive else {"steps": steps}
     sol = simulate(ode, z0, (forward.eps, forward.T), solver=solver, backend="torch", **kw)
     z_t = sol.final
     x_t, integral = z_t[:, :d], z_t[:, d:].T  # (n, d), (m, n)

@@ -18,7 +18,6 @@ differentiable in x (and in tensor alpha, sigma) by autograd.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.mixture_marginals import MixtureMarginals, check_alpha_sigma
+from sdekit.diffusion.samplers.checks import check_real
 from sdekit.diffusion.torch_schedule import torch_kernel
 from sdekit.errors import SDEKitError
 from sdekit.targets.gaussian import LOG_2PI
@@ -157,14 +157,7 @@ class TorchMixtureScore(torch.nn.Module):
             raise SDEKitError("forward must be given (a ForwardSDE) to evaluate at times t")
         x = self._points(x)
         if not torch.is_tensor(t):
-            if isinstance(t, bool):
-                raise SDEKitError(f"t must be a real number or a tensor; got {t!r}")
-            try:
-                tf = float(t)
-            except (TypeError, ValueError) as exc:
-                raise SDEKitError(f"t must be a real number or a tensor; got {t!r}") from exc
-            if not math.isfinite(tf):
-                raise SDEKitError(f"t must be finite; got {tf}")
+            check_real(t, "t")
         alpha, sigma = torch_kernel(self.forward_sde, t, like=x)
         return x, alpha, sigma
 

@@ -40,6 +40,16 @@ def _time(t: Any, like: Any = None) -> Any:
     return torch.as_tensor(t, dtype=torch.float64)
 
 
+def _pairs_on_cpu(fn: Any, t: Any) -> tuple[Any, Any]:
+    """(a(t), b(t)) for a scalar function fn(float) -> (a, b) evaluated on the CPU at every entry of the tensor t,
+    returned in t's shape, dtype and device (a custom schedule has no closed form to write in torch)."""
+    import torch
+
+    flat = t.detach().to("cpu", torch.float64).reshape(-1).numpy()
+    pairs = np.array([fn(float(v)) for v in flat], dtype=float).reshape(-1, 2)
+    return tuple(torch.as_tensor(pairs[:, i], dtype=t.dtype, device=t.device).reshape(t.shape) for i in (0, 1))
+
+
 def _check_forward(forward: Any) -> ForwardSDE:
     if not isinstance(forward, ForwardSDE):
         raise SDEKitError(f"forward must be a ForwardSDE (ForwardSDE.vp(), .ve(), ...); got {type(forward).__name__}")
@@ -52,16 +62,11 @@ def torch_kernel(forward: ForwardSDE, t: Any, like: Any = None) -> tuple[Any, An
     t: a tensor, or a number made a tensor in the dtype and on the device of ``like``. Returns two tensors of t's
     shape, dtype and device.
     """
-    import torch
 
     forward = _check_forward(forward)
     t = _time(t, like)
     if forward.custom_kernel is not None:
-        flat = t.detach().to("cpu", torch.float64).reshape(-1).numpy()
-        pairs = np.array([forward.kernel(float(v)) for v in flat]).reshape(-1, 2)
-        a = torch.as_tensor(pairs[:, 0], dtype=t.dtype, device=t.device).reshape(t.shape)
-        s = torch.as_tensor(pairs[:, 1], dtype=t.dtype, device=t.device).reshape(t.shape)
-        return a, s
+        return _pairs_on_cpu(forward.kernel, t)
     return kernel_from_sp(t, forward.sp)
 
 
@@ -96,16 +101,11 @@ def kernel_from_sp(t: Any, sp: Any) -> tuple[Any, Any]:
 
 def torch_coefficients(forward: ForwardSDE, t: Any, like: Any = None) -> tuple[Any, Any]:
     """(f(t), g(t)) of dx = f(t) x dt + g(t) dW for a tensor of times t (any shape); see `torch_kernel` for t."""
-    import torch
 
     forward = _check_forward(forward)
     t = _time(t, like)
     if forward.custom_kernel is not None:
-        flat = t.detach().to("cpu", torch.float64).reshape(-1).numpy()
-        pairs = np.array([forward.coefficients_fn(float(v), forward.sp) for v in flat], dtype=float).reshape(-1, 2)
-        f = torch.as_tensor(pairs[:, 0], dtype=t.dtype, device=t.device).reshape(t.shape)
-        g = torch.as_tensor(pairs[:, 1], dtype=t.dtype, device=t.device).reshape(t.shape)
-        return f, g
+        return _pairs_on_cpu(lambda v: forward.coefficients_fn(v, forward.sp), t)
     return coefficients_from_sp(t, forward.sp)
 
 

@@ -135,7 +135,7 @@ class LoweredODE(torch.nn.Module):
     """torchdiffeq's view of an sdekit ODE on s = sign * t. Each evaluation keeps the state's batch sum and its s
     on the device (no host synchronisation); after the solve the first non-finite sum says when a path failed."""
 
-    def __init__(self, problem: ODE, params: Any, sign: float, n_paths: int, dtype: Any, device: Any):
+    def __init__(self, problem: ODE, params: Any, sign: float):
         super().__init__()
         self.sign = float(sign)
         self.params = params

@@ -50,7 +50,7 @@ def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, 
             substeps: int, mask: bool, progress: bool = False) -> tuple[torch.Tensor, SolveStats]:
     """Fixed-step solve of an SDE with a torchsde method; returns (ys (n_saves, n, d), stats)."""
     t_start = time.perf_counter()
-    n, d = x0.shape
+    n = x0.shape[0]
     ts = grid.ts
     sign = 1.0 if ts[-1] > ts[0] else -1.0
     s_grid = sign * ts
@@ -104,9 +104,9 @@ def run_ode(problem: Any, method: str, adaptive: bool, x0: torch.Tensor, t0: flo
             max_steps: int, adjoint: bool, mask: bool) -> tuple[torch.Tensor, SolveStats]:
     """Solve an ODE with torchdiffeq; save_ts are the output times, grid_ts the fixed grid (None if adaptive)."""
     t_start = time.perf_counter()
-    n, d = x0.shape
+    n = x0.shape[0]
     sign = 1.0 if save_ts[-1] > t0 or (grid_ts is not None and grid_ts[-1] > grid_ts[0]) else -1.0
-    field = LoweredODE(problem, params, sign, n, x0.dtype, x0.device)
+    field = LoweredODE(problem, params, sign)
     out_s = np.concatenate([[t0], save_ts]) * sign
     keep = np.concatenate([[True], np.diff(out_s) > 0])  # odeint needs strictly increasing times
     t_out = torch.as_tensor(out_s[keep], dtype=torch.float64, device=x0.device)

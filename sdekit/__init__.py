@@ -1,6 +1,6 @@
 """sdekit: simulate the SDEs and ODEs behind generative models, and prove the samplers right."""
 
-from sdekit.errors import IncompatibleSolverError, NonFiniteError, SDEKitError, StepSizeError
+from sdekit.errors import IncompatibleSolverError, NonFiniteError, SDEKitError, SDEKitWarning, StepSizeError
 from sdekit.sde import ODE, SDE
 from sdekit.simulate import simulate
 from sdekit.solution import Solution, SolveStats
@@ -9,4 +9,4 @@ from sdekit.solvers import ODE_SOLVERS, SDE_SOLVERS
 __version__ = "0.1.0"
 
 __all__ = ["ODE", "ODE_SOLVERS", "SDE", "SDE_SOLVERS", "IncompatibleSolverError", "NonFiniteError",
-           "SDEKitError", "Solution", "SolveStats", "StepSizeError", "simulate", "__version__"]
+           "SDEKitError", "SDEKitWarning", "Solution", "SolveStats", "StepSizeError", "simulate", "__version__"]

@@ -10,6 +10,11 @@ class SDEKitError(ValueError):
     """Bad input: the message names the argument and what was expected."""
 
 
+class SDEKitWarning(UserWarning):
+    """A result that ran but may be wrong (MCMC diagnostics, unresolved error tables, non-finite proposals):
+    one line naming the number behind it. sdekit never lets other libraries' warnings through in normal use."""
+
+
 class IncompatibleSolverError(SDEKitError):
     """A solver cannot integrate a problem: the message names the solver's and the problem's property."""
 

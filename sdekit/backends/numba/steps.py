@@ -10,7 +10,9 @@ Loops over (row, component) have a separate row-only loop for dim 1: LLVM versio
 inner loop of unknown trip count for vectorisation, which cost 3 ns per row at dim 1,
 more than the whole update. Element updates live in small helpers so each formula is
 written once; they are plain jitted functions (LLVM inlines them), not Numba IR-inlined,
-which measured slower.
+which measured slower. Helpers take the noise term's value, never the `gdw` function itself: a jitted
+function passed on as an argument makes Numba refuse to cache the caller ("dynamic globals") when it
+loops over a runtime length, as the matrix-noise term does.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from sdekit.backends.numba.access import at2, check_rows
 
 
 @nb.njit
-def _em_elem(x, fx, gx, gdw, dw, h, r, i):
-    x[r, i] += at2(fx, r, i) * h + gdw(gx, dw, r, i)
+def _em_elem(x, fx, noise, h, r, i):
+    x[r, i] += at2(fx, r, i) * h + noise
 
 
 @nb.njit
@@ -36,11 +38,11 @@ def step_euler_maruyama(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     gx = g(x, t, p)
     if d == 1:
         for r in range(n):
-            _em_elem(x, fx, gx, gdw, dw, h, r, 0)
+            _em_elem(x, fx, gdw(gx, dw, r, 0), h, r, 0)
     else:
         for r in range(n):
             for i in range(d):
-                _em_elem(x, fx, gx, gdw, dw, h, r, i)
+                _em_elem(x, fx, gdw(gx, dw, r, i), h, r, i)
 
 
 @nb.njit
@@ -92,15 +94,15 @@ def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab):
 
 
 @nb.njit
-def _heun_predict(xt, drift0, noise0, x, fx, gx, gdw, dw, h, r, i):
+def _heun_predict(xt, drift0, noise0, x, fx, noise, h, r, i):
     drift0[r, i] = at2(fx, r, i)
-    noise0[r, i] = gdw(gx, dw, r, i)
+    noise0[r, i] = noise
     xt[r, i] = x[r, i] + drift0[r, i] * h + noise0[r, i]
 
 
 @nb.njit
-def _heun_correct(x, drift0, noise0, f1, g1, gdw, dw, h, r, i):
-    x[r, i] += 0.5 * (drift0[r, i] + at2(f1, r, i)) * h + 0.5 * (noise0[r, i] + gdw(g1, dw, r, i))
+def _heun_correct(x, drift0, noise0, f1, noise, h, r, i):
+    x[r, i] += 0.5 * (drift0[r, i] + at2(f1, r, i)) * h + 0.5 * (noise0[r, i] + noise)
 
 
 @nb.njit
@@ -115,21 +117,21 @@ def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     noise0 = work[2]
     if d == 1:
         for r in range(n):
-            _heun_predict(xt, drift0, noise0, x, fx, gx, gdw, dw, h, r, 0)
+            _heun_predict(xt, drift0, noise0, x, fx, gdw(gx, dw, r, 0), h, r, 0)
     else:
         for r in range(n):
             for i in range(d):
-                _heun_predict(xt, drift0, noise0, x, fx, gx, gdw, dw, h, r, i)
+                _heun_predict(xt, drift0, noise0, x, fx, gdw(gx, dw, r, i), h, r, i)
     f1 = f(xt, t + h, p)
     check_rows(f1, n)
     g1 = g(xt, t + h, p)
     if d == 1:
         for r in range(n):
-            _heun_correct(x, drift0, noise0, f1, g1, gdw, dw, h, r, 0)
+            _heun_correct(x, drift0, noise0, f1, gdw(g1, dw, r, 0), h, r, 0)
     else:
         for r in range(n):
             for i in range(d):
-                _heun_correct(x, drift0, noise0, f1, g1, gdw, dw, h, r, i)
+                _heun_correct(x, drift0, noise0, f1, gdw(g1, dw, r, i), h, r, i)
 
 
 @nb.njit

@@ -1,5 +1,9 @@
 """Bad input raises a clear error naming the argument; non-finite paths stop with path, step and time."""
 
+import ast
+import dataclasses
+import re
+
 import numba as nb
 import numpy as np
 import pytest
@@ -61,7 +65,6 @@ def test_bad_specifications():
 
 @pytest.mark.parametrize("solver, sde, needle", [
     ("milstein", GENERAL, "noise"),
-    ("milstein", ADDITIVE, "matrix"),
     ("sra1", DIAGONAL, "additive"),
     ("euler_maruyama", DIAGONAL_STRAT, "stratonovich"),
     ("heun", DIAGONAL, "ito"),
@@ -70,6 +73,26 @@ def test_incompatible_pairs_are_refused_before_compiling(solver, sde, needle):
     with pytest.raises(IncompatibleSolverError, match=needle) as info:
         sdekit.simulate(sde, X0, (0.0, 1.0), steps=5, solver=solver)
     assert solver in str(info.value) and sde.name in str(info.value)
+    # every solver the hint suggests does run on this SDE (the hints used to suggest refused solvers)
+    suggested = re.search(r"choose one of (\[.*\])", str(info.value)).group(1)
+    for name in ast.literal_eval(suggested):
+        sol = sdekit.simulate(sde, X0, (0.0, 1.0), steps=5, n_paths=3, solver=name)
+        assert np.all(np.isfinite(sol.final)), name
+
+
+def test_additive_noise_takes_heun_in_ito_and_milstein_with_a_noise_matrix():
+    """On additive noise Itô = Stratonovich and Milstein's correction vanishes: Heun on the Itô label equals Heun on
+    the Stratonovich label, and Milstein on a (dim, m) noise matrix equals Euler–Maruyama, path by path."""
+    strat = dataclasses.replace(ADDITIVE, calculus="stratonovich")
+    heun_ito = sdekit.simulate(ADDITIVE, X0, (0.0, 1.0), steps=20, n_paths=16, seed=4, solver="heun")
+    heun_strat = sdekit.simulate(strat, X0, (0.0, 1.0), steps=20, n_paths=16, seed=4, solver="heun")
+    np.testing.assert_array_equal(heun_ito.ys, heun_strat.ys)
+    assert ADDITIVE.matrix_noise
+    mil = sdekit.simulate(ADDITIVE, X0, (0.0, 1.0), steps=20, n_paths=16, seed=4, solver="milstein")
+    em = sdekit.simulate(ADDITIVE, X0, (0.0, 1.0), steps=20, n_paths=16, seed=4, solver="euler_maruyama")
+    np.testing.assert_array_equal(mil.ys, em.ys)
+    ref = sdekit.simulate(ADDITIVE, X0, (0.0, 1.0), steps=20, n_paths=16, seed=4, solver="milstein", backend="numpy")
+    np.testing.assert_allclose(ref.ys, mil.ys, rtol=1e-12, atol=1e-14)
 
 
 def test_wrong_output_shapes_and_uncompilable_functions():
@@ -133,3 +156,12 @@ def test_adaptive_solver_reports_nonfinite_and_budget():
         sdekit.simulate(ode, np.array([[0.1]]), (0.0, 1.0), solver="dopri5", max_steps=3)
     with pytest.raises(SDEKitError, match="adaptive"):
         sdekit.simulate(ode, np.array([[0.1]]), (0.0, 1.0), solver="dopri5", steps=10)
+
+
+def test_heun_on_ito_additive_noise_runs_on_torch_as_on_numba():
+    torch = pytest.importorskip("torch")
+    sde = sdekit.SDE(lambda x, t, p: -1.0 * x, lambda x, t, p: 0.7, dim=2, noise="additive")
+    a = sdekit.simulate(sde, np.ones(2), (0.0, 1.0), steps=10, n_paths=5, seed=2, solver="heun")
+    b = sdekit.simulate(sde, torch.ones(2, dtype=torch.float64), (0.0, 1.0), steps=10, n_paths=5, seed=2,
+                        solver="heun", backend="torch")
+    np.testing.assert_allclose(b.ys.numpy(), a.ys, rtol=1e-12, atol=1e-13)

@@ -18,7 +18,7 @@ from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN
 from sdekit.solution import SolveStats
-from sdekit.solvers import Solver
+from sdekit.solvers import Solver, step_family
 
 
 def _vec(a: Any, n: int, d: int) -> np.ndarray:
@@ -102,7 +102,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     m = problem.m if is_sde else 0
     streams_w = PathStreams(seed, n, STREAM_BROWNIAN)
     streams_z = PathStreams(seed, n, STREAM_AUX) if solver.aux_noise else None
-    step = STEPS[solver.family]
+    step = STEPS[step_family(solver, problem)]
     calculus = getattr(problem, "calculus", "ito")
     x = x0.astype(x0.dtype, copy=True)
     dead = np.zeros(n, dtype=bool)
@@ -112,27 +112,28 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
         saves[int(k)].append(s)
     for s in saves.get(0, []):
         out[s] = x
-    for k in range(grid.ts.size - 1):
-        t, h = grid.ts[k], grid.ts[k + 1] - grid.ts[k]
-        dw = np.zeros((n, max(m, 1)))
-        dz = np.zeros((n, max(m, 1)))
-        hf = abs(h) / substeps
-        for _q in range(substeps):
-            for j in range(m):
-                xi = math.sqrt(hf) * streams_w.normal()
-                if streams_z is not None:
-                    eta = math.sqrt(hf) * streams_z.normal()
-                    dz[:, j] += dw[:, j] * hf + 0.5 * hf * (xi + eta / math.sqrt(3.0))
-                dw[:, j] += xi
-        x = step(f, g, noise, x, t, h, dw, dz, params, solver, calculus).astype(x0.dtype)
-        bad = ~np.all(np.isfinite(x), axis=1) & ~dead
-        if np.any(bad):
-            if not mask:
-                raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1])
-            dead |= bad
-        x[dead] = np.nan
-        for s in saves.get(k + 1, []):
-            out[s] = x
+    with np.errstate(all="ignore"):  # overflow shows as a non-finite path (NonFiniteError or mask)
+        for k in range(grid.ts.size - 1):
+            t, h = grid.ts[k], grid.ts[k + 1] - grid.ts[k]
+            dw = np.zeros((n, max(m, 1)))
+            dz = np.zeros((n, max(m, 1)))
+            hf = abs(h) / substeps
+            for _q in range(substeps):
+                for j in range(m):
+                    xi = math.sqrt(hf) * streams_w.normal()
+                    if streams_z is not None:
+                        eta = math.sqrt(hf) * streams_z.normal()
+                        dz[:, j] += dw[:, j] * hf + 0.5 * hf * (xi + eta / math.sqrt(3.0))
+                    dw[:, j] += xi
+            x = step(f, g, noise, x, t, h, dw, dz, params, solver, calculus).astype(x0.dtype)
+            bad = ~np.all(np.isfinite(x), axis=1) & ~dead
+            if np.any(bad):
+                if not mask:
+                    raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1])
+                dead |= bad
+            x[dead] = np.nan
+            for s in saves.get(k + 1, []):
+                out[s] = x
     n_steps = grid.ts.size - 1
     stats = SolveStats(steps=n_steps, evals=n_steps * solver.evals, path_steps=n_steps * n,
                        masked_paths=int(dead.sum()), run_seconds=time.perf_counter() - t_start,

@@ -5,8 +5,11 @@ from sdekit.solvers.base import (
     SDE_SOLVERS,
     Solver,
     check_compatible,
+    compatible_solvers,
     get_solver,
+    incompatibility,
     register,
+    step_family,
 )
 from sdekit.solvers.tableaus import DOPRI5, EULER, HEUN2, MIDPOINT, RK4, SRA1, ButcherTableau, SRATableau
 
@@ -21,7 +24,8 @@ register(Solver("milstein", "sde", "milstein", strong_order=1.0, weak_order=1.0,
                 reference="Kloeden & Platen (1992), §11.1 (derivative-free Milstein)"))
 register(Solver("heun", "sde", "heun", strong_order=0.5, weak_order=1.0,
                 calculus=frozenset({"stratonovich"}), noise_types=_ALL, evals=2,
-                reference="Rümelin (1982), SIAM J. Numer. Anal. 19(3); strong order 1 for commutative noise"))
+                reference="Rümelin (1982), SIAM J. Numer. Anal. 19(3); strong order 1 for commutative noise; "
+                          "on additive noise it solves the Itô equation too (they coincide)"))
 register(Solver("sra1", "sde", "sra", strong_order=1.5, weak_order=2.0,
                 calculus=frozenset({"ito", "stratonovich"}), noise_types=frozenset({"additive"}),
                 tableau=SRA1, aux_noise=True, evals=2,
@@ -33,5 +37,6 @@ for _tab in (EULER, HEUN2, MIDPOINT, RK4):
 register(Solver("dopri5", "ode", "rk_adaptive", strong_order=5, weak_order=5, tableau=DOPRI5,
                 adaptive=True, evals=6, reference="Dormand & Prince (1980), J. Comput. Appl. Math. 6"))
 
-__all__ = ["ODE_SOLVERS", "SDE_SOLVERS", "Solver", "check_compatible", "get_solver", "register",
+__all__ = ["ODE_SOLVERS", "SDE_SOLVERS", "Solver", "check_compatible", "compatible_solvers", "get_solver",
+           "incompatibility", "register", "step_family",
            "ButcherTableau", "SRATableau", "DOPRI5", "EULER", "HEUN2", "MIDPOINT", "RK4", "SRA1"]

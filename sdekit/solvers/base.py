@@ -65,18 +65,38 @@ def get_solver(name: str, kind: str) -> Solver:
     return registry[name]
 
 
-def check_compatible(solver: Solver, sde: Any) -> None:
-    """Refuse (solver, SDE) pairs the solver does not support, naming both sides."""
-    if sde.calculus not in solver.calculus:
-        raise IncompatibleSolverError(
-            f"solver {solver.name!r} converges in {sorted(solver.calculus)} calculus but the SDE "
-            f"{sde.name!r} has calculus={sde.calculus!r}; choose "
-            f"{'heun or milstein' if sde.calculus == 'stratonovich' else 'euler_maruyama, milstein or sra1'}")
+def incompatibility(solver: Solver, sde: Any) -> str | None:
+    """Why ``solver`` cannot integrate ``sde`` (naming the solver's and the problem's property), or None.
+
+    Additive noise makes Itô and Stratonovich the same equation (the correction 1/2 g g' vanishes), so any calculus
+    goes there; and Milstein's correction g'g (dW^2 - h)/2 vanishes, so Milstein takes additive noise in any form,
+    a (dim, m) matrix included (it is then Euler–Maruyama, see `step_family`).
+    """
+    if sde.calculus not in solver.calculus and sde.noise != "additive":
+        return (f"solver {solver.name!r} converges in {sorted(solver.calculus)} calculus but the SDE {sde.name!r} has "
+                f"calculus={sde.calculus!r} and noise={sde.noise!r} (Itô and Stratonovich differ unless the noise "
+                "is additive)")
     if sde.noise not in solver.noise_types:
-        raise IncompatibleSolverError(
-            f"solver {solver.name!r} supports noise types {sorted(solver.noise_types)} but the SDE "
-            f"{sde.name!r} has noise={sde.noise!r}")
-    if solver.family == "milstein" and sde.noise == "additive" and sde.matrix_noise:
-        raise IncompatibleSolverError(
-            f"solver {solver.name!r} needs diagonal or scalar noise but the SDE {sde.name!r} has "
-            f"additive noise with a (dim, m) matrix (brownian_dim={sde.brownian_dim})")
+        return (f"solver {solver.name!r} supports noise types {sorted(solver.noise_types)} but the SDE {sde.name!r} "
+                f"has noise={sde.noise!r}")
+    return None
+
+
+def compatible_solvers(sde: Any) -> list[str]:
+    """Names of the registered SDE solvers that can integrate ``sde``."""
+    return [name for name, solver in SDE_SOLVERS.items() if incompatibility(solver, sde) is None]
+
+
+def check_compatible(solver: Solver, sde: Any) -> None:
+    """Refuse (solver, SDE) pairs the solver does not support, naming both sides and the solvers that fit."""
+    reason = incompatibility(solver, sde)
+    if reason is not None:
+        raise IncompatibleSolverError(f"{reason}; choose one of {compatible_solvers(sde)}")
+
+
+def step_family(solver: Solver, sde: Any) -> str:
+    """The stepper that runs ``solver`` on ``sde``: Milstein on additive noise is Euler–Maruyama (its correction
+    term is zero), run as such so that a (dim, m) noise matrix works and g is not evaluated twice for nothing."""
+    if solver.family == "milstein" and getattr(sde, "noise", None) == "additive":
+        return "euler_maruyama"
+    return solver.family

@@ -67,10 +67,10 @@ def _as_state_shaped(out: Any, y: torch.Tensor, role: str) -> torch.Tensor:
 class LoweredSDE(torch.nn.Module):
     """torchsde's view of an sdekit SDE on the time axis s = sign * t (sign = -1 for a decreasing grid)."""
 
-    def __init__(self, problem: SDE, params: Any, sign: float):
+    def __init__(self, problem: SDE, params: Any, sign: float, sde_type: str | None = None):
         super().__init__()
         self.noise_type = problem.noise
-        self.sde_type = problem.calculus
+        self.sde_type = sde_type or problem.calculus
         self.sign = float(sign)
         self.params = params
         self.dim, self.m = problem.dim, problem.m

@@ -61,7 +61,7 @@ def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
             if key == "log_ode" else ""
         raise SDEKitError(f"solver must be one of {known} for backend='torch'; got {name!r}{hint}")
     method = TORCHSDE_METHODS[key]
-    if calculus not in method.calculus:
+    if calculus not in method.calculus and noise != "additive":  # additive noise: Itô = Stratonovich
         raise IncompatibleSolverError(
             f"torchsde method {key!r} integrates {sorted(method.calculus)} SDEs but the SDE {sde.name!r} has "
             f"calculus={calculus!r}; choose one of "
@@ -83,3 +83,9 @@ def ode_method(name: str | None) -> tuple[str, bool]:
         known = sorted((set(SOLVERS) - {"scipy_solver"}) | set(SDEKIT_TO_TORCHDIFFEQ))
         raise SDEKitError(f"solver must be one of {known} for an ODE on backend='torch'; got {name!r}")
     return key, key not in ODE_FIXED
+
+
+def run_calculus(method: TorchsdeMethod, sde: object) -> str:
+    """The calculus torchsde is told: the SDE's own, or on additive noise (where Itô = Stratonovich) the method's
+    when the method takes only the other one."""
+    return sde.calculus if sde.calculus in method.calculus else sorted(method.calculus)[0]

@@ -27,7 +27,7 @@ from torchsde._core.base_sde import ForwardSDE as TorchsdeForward
 
 from sdekit.backends.torch.brownian import StreamBrownian
 from sdekit.backends.torch.lowering import LoweredODE, LoweredSDE
-from sdekit.backends.torch.methods import TorchsdeMethod
+from sdekit.backends.torch.methods import TorchsdeMethod, run_calculus
 from sdekit.errors import NonFiniteError
 from sdekit.grid import Grid
 from sdekit.solution import SolveStats
@@ -54,13 +54,14 @@ def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, 
     ts = grid.ts
     sign = 1.0 if ts[-1] > ts[0] else -1.0
     s_grid = sign * ts
-    sde = LoweredSDE(problem, params, sign)
+    calculus = run_calculus(method, problem)
+    sde = LoweredSDE(problem, params, sign, sde_type=calculus)
     bm = StreamBrownian(s_grid, n, problem.m, seed=seed, dtype=x0.dtype, device=x0.device, substeps=substeps,
                         levy_area=method.levy_area)
     options = dict(method.options)
     if method.name == "milstein" and problem.noise == "additive":
         options = {}  # dg = 0: torchsde's additive Milstein is Euler's update
-    solver_cls = torchsde_methods.select(method=method.name, sde_type=problem.calculus)
+    solver_cls = torchsde_methods.select(method=method.name, sde_type=calculus)
     solver = solver_cls(sde=TorchsdeForward(sde), bm=bm, dt=float(abs(ts[1] - ts[0])), adaptive=False, rtol=0.0,
                         atol=0.0, dt_min=0.0, options=options)
     s_times = torch.as_tensor(s_grid, dtype=torch.float64)  # CPU scalars: reading one never syncs a device

@@ -1,12 +1,11 @@
 """sdekit: simulate the SDEs and ODEs behind generative models, and prove the samplers right."""
 
+from sdekit._version import __version__
 from sdekit.errors import IncompatibleSolverError, NonFiniteError, SDEKitError, SDEKitWarning, StepSizeError
 from sdekit.sde import ODE, SDE
 from sdekit.simulate import simulate
 from sdekit.solution import Solution, SolveStats
 from sdekit.solvers import ODE_SOLVERS, SDE_SOLVERS
-
-__version__ = "0.1.0"
 
 __all__ = ["ODE", "ODE_SOLVERS", "SDE", "SDE_SOLVERS", "IncompatibleSolverError", "NonFiniteError",
            "SDEKitError", "SDEKitWarning", "Solution", "SolveStats", "StepSizeError", "simulate", "__version__"]

@@ -59,10 +59,14 @@ def _positive_int(v: Any, name: str) -> int:
     return int(v)
 
 
-def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None) -> Grid:
+GRID_BYTES_PER_POINT = 16  # the time grid (float64) and its save/step bookkeeping
+
+
+def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None, max_bytes: int | None = None) -> Grid:
     """The grid of a fixed-step solve; save times off the grid are inserted into it.
 
-    save_at: None (final time only), "steps" (every grid time), or times inside the span.
+    save_at: None (final time only), "steps" (every grid time), or times inside the span. max_bytes: a grid
+    needing more memory than this (GRID_BYTES_PER_POINT per point) is refused with its size, never a MemoryError.
     """
     span = time_span(t)
     if isinstance(span, tuple):
@@ -75,8 +79,13 @@ def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None) -
             dt = _finite_float(dt, "dt")
             if dt <= 0:
                 raise SDEKitError(f"dt must be positive (the direction comes from t); got {dt}")
-            steps = max(1, int(np.ceil(abs(t1 - t0) / dt - 1e-9)))
+            ratio = abs(t1 - t0) / dt
+            if not np.isfinite(ratio) or ratio > 2**62:
+                raise SDEKitError(f"dt = {dt!r} over [{t0}, {t1}] would take {ratio:.3g} steps; use a larger dt")
+            steps = max(1, int(np.ceil(ratio - 1e-9)))
+            _check_grid_size(steps, f"dt = {dt!r} over [{t0}, {t1}] gives {steps} steps", max_bytes)
         steps = _positive_int(steps, "steps")
+        _check_grid_size(steps, f"steps = {steps}", max_bytes)
         ts = t0 + (t1 - t0) * (np.arange(steps + 1) / steps)
         ts[-1] = t1
     else:
@@ -84,6 +93,15 @@ def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None) -
             raise SDEKitError("steps and dt are implied by an explicit grid t; leave them None")
         ts = span
     return Grid(*_insert_saves(ts, save_at))
+
+
+def _check_grid_size(steps: int, what: str, max_bytes: int | None) -> None:
+    if max_bytes is None:
+        return
+    need = (steps + 1) * GRID_BYTES_PER_POINT
+    if need > max_bytes:
+        raise SDEKitError(f"{what}: a time grid of {steps + 1} points needs {need / 2**30:.3g} GiB, above the memory "
+                          f"cap of {max_bytes / 2**30:.3g} GiB (max_save_bytes); use fewer steps or a larger dt")
 
 
 def _insert_saves(ts: np.ndarray, save_at: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -1,21 +1,64 @@
-"""Check user functions once, before a solve: they compile, and return the shapes the noise type needs."""
+"""Check user functions once, before a solve: they run, read only what exists, leave x alone, return real finite
+values of the shapes the noise type needs.
+
+The probe calls each function's Python source (``py_func`` of a jitted function) on a small batch built from x0,
+so it compiles nothing (a later process that loads its kernel from the disk cache starts in milliseconds) and
+reads arrays with Python's bounds checks: ``p[1]`` on one parameter is an IndexError here, where a compiled kernel
+would read past the end. A function that runs only under Numba is probed compiled, with Numba's ``boundscheck``
+on. The probe batch has n = 2 rows (3 when dim = 2), so (n,) and (dim,) outputs cannot be confused.
+"""
 
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from sdekit.errors import SDEKitError
 
+_CAUSES = re.compile(r"(Untyped global name[^\n]*|Cannot determine Numba type[^\n]*|No implementation of function"
+                     r"[^\n]*|Unknown attribute[^\n]*|NameError[^\n]*|Use of unsupported[^\n]*|"
+                     r"Cannot unify[^\n]*|non-precise type[^\n]*)")
+_WHERE = re.compile(r'File "([^"]+)", line (\d+):\s*\n(?:<source[^\n]*>\n)?\s*(?:[^\n]*\n)*?\s*>\s*([^\n]+)')
 
-def _compile_error(role: str, exc: Exception) -> SDEKitError:
-    first = str(exc).strip().splitlines()
-    msg = first[0] if first else type(exc).__name__
+
+def explain(exc: Exception) -> str:
+    """The informative part of an exception raised while compiling or running a user function: the first line,
+    and for Numba typing errors the actual cause (e.g. "Untyped global name 'helper'", a helper that is not
+    @njit) with the file, line and source line it points at."""
+    text = str(exc).strip()
+    lines = text.splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    causes = []
+    for match in _CAUSES.finditer(text):
+        cause = match.group(1).strip()
+        if cause not in causes and cause != first:
+            causes.append(cause)
+    where = _WHERE.search(text)
+    parts = [first] + causes[:3]
+    if where:
+        parts.append(f"at {where.group(1)}, line {where.group(2)}: {where.group(3).strip()}")
+    return "; ".join(parts)
+
+
+def compile_error(role: str, exc: Exception) -> SDEKitError:
     return SDEKitError(
-        f"{role} could not be evaluated on a batch x of shape (n, dim): {msg}\n"
-        "Write it with NumPy-style array math on x (shape (n, dim)), a float t and the parameters p; "
-        "see README 'Writing f and g' for the constructs Numba supports.")
+        f"{role} could not be evaluated on a batch x of shape (n, dim): {explain(exc)}\n"
+        "Write it with NumPy-style array math on x (shape (n, dim)), a float t and the parameters p; a helper it "
+        "calls must be @numba.njit itself; see README 'Writing f and g' for the constructs Numba supports.")
+
+
+def _index_error(role: str, exc: Exception, params: Any) -> SDEKitError:
+    if isinstance(params, tuple):
+        have = f"params is a tuple of {len(params)} entries with shapes {[np.shape(v) for v in params]}"
+    else:
+        have = f"params has {np.size(params)} entries {np.asarray(params).tolist()!r}"
+    return SDEKitError(
+        f"{role} reads past the end of an array ({exc}); {have}. Give every parameter the function reads "
+        "(SDE(..., params=...) or .with_params(...)); a compiled kernel would have read memory beyond the array")
 
 
 def call(fn: Any, role: str, x: np.ndarray, t: float, p: Any) -> np.ndarray:
@@ -24,9 +67,39 @@ def call(fn: Any, role: str, x: np.ndarray, t: float, p: Any) -> np.ndarray:
         out = fn(x, t, p)
     except SDEKitError:
         raise
+    except IndexError as exc:
+        raise _index_error(role, exc, p) from exc
     except Exception as exc:  # numba TypingError, NumPy broadcasting errors, user bugs
-        raise _compile_error(role, exc) from exc
+        raise compile_error(role, exc) from exc
     return np.asarray(out)
+
+
+def evaluate(fn: Any, role: str, x: np.ndarray, t: float, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(fn(x', t, p), x') with x' a copy of x, run as Python (compiled with bounds checks when only Numba can run
+    it) and checked for writes into x'. NumPy's floating-point warnings are silenced: non-finite values are
+    reported instead."""
+    py = getattr(fn, "py_func", fn)
+    x_in = x.copy()
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            out = np.asarray(py(x_in, t, p))
+        except IndexError as exc:
+            raise _index_error(role, exc, p) from exc
+        except Exception:  # numba-only constructs: probe the compiled function, bounds-checked
+            x_in = x.copy()
+            out = call(_bounds_checked(py), role, x_in, t, p)
+    if not np.array_equal(x_in, x, equal_nan=True):
+        r, i = (int(v[0]) for v in np.nonzero(~((x_in == x) | (np.isnan(x_in) & np.isnan(x)))))
+        raise SDEKitError(
+            f"{role} writes into its input x (x[{r}, {i}] went from {float(x[r, i])!r} to {float(x_in[r, i])!r}); "
+            "the solvers reuse x after the call, so return a new array and leave x unchanged "
+            "(e.g. out = -1.0 * x, not x *= -1)")
+    return out, x_in
+
+
+def _bounds_checked(py: Any) -> Any:
+    return nb.njit(boundscheck=True)(py)
 
 
 def check_vector(out: np.ndarray, role: str, n: int, dim: int) -> None:
@@ -47,29 +120,49 @@ def check_matrix(out: np.ndarray, role: str, n: int, dim: int, m: int) -> None:
             f"(noise='general' or additive with brownian_dim) must be ({dim}, {m}) or ({n}, {dim}, {m})")
 
 
-def probe_problem(problem: Any, functions: tuple, x0: np.ndarray, t0: float, params: Any) -> None:
-    """Evaluate f (and g) once on the first rows of x0 at t0 and check shapes, aliasing and finiteness."""
+def check_real(out: np.ndarray, role: str) -> None:
+    """Values must be real numbers (bool, integer or floating): sdekit integrates real equations."""
+    if out.dtype.kind not in "biuf":
+        what = "complex values" if out.dtype.kind == "c" else f"values of dtype {out.dtype}"
+        raise SDEKitError(f"{role} returned {what}; sdekit integrates real equations: return real floats "
+                          "(split a complex state into real and imaginary components of x)")
+
+
+def probe_batch(x0: np.ndarray, dim: int) -> np.ndarray:
+    """The probe's rows: the first rows of x0, repeated to n = 2 (3 when dim = 2) rows."""
+    n = 3 if dim == 2 else 2
+    if x0.shape[0] == 0:
+        raise SDEKitError("x0 has 0 rows; give at least one path")
+    rows = x0[: min(n, x0.shape[0])]
+    return np.ascontiguousarray(np.concatenate([rows] * (n // rows.shape[0] + 1))[:n])
+
+
+def probe_problem(problem: Any, x0: np.ndarray, t0: float, params: Any) -> None:
+    """Evaluate f (and g) once on the first rows of x0 at t0 and check reads, writes, shapes, dtype and
+    finiteness; for additive noise, that g does not change with x."""
     from sdekit.sde import SDE
 
     dim = problem.dim
-    n = dim + 2  # a batch size unequal to dim, so (n,) and (dim,) outputs cannot be confused
-    rows = x0[: min(n, x0.shape[0])]
-    x = np.ascontiguousarray(np.concatenate([rows] * (n // rows.shape[0] + 1))[:n])
+    x = probe_batch(x0, dim)
+    n = x.shape[0]
     roles = ("drift", "diffusion") if isinstance(problem, SDE) else ("field",)
-    for fn, role in zip(functions, roles):
-        out = call(fn, role, x, t0, params)
+    outputs = {}
+    for role in roles:
+        out, x_in = evaluate(getattr(problem, role), role, x, t0, params)
+        check_real(out, role)
         if role == "diffusion" and problem.matrix_noise:
             check_matrix(out, role, n, dim, problem.m)
         else:
             check_vector(out, role, n, dim)
-        if np.shares_memory(out, x):
+        if np.shares_memory(out, x_in):
             raise SDEKitError(f"{role} returned a view of x; return a new array (e.g. x.copy() or -1.0 * x)")
         if not np.all(np.isfinite(out)):
             raise SDEKitError(f"{role}(x0, t0) is not finite: {out.ravel()[:6]}")
+        outputs[role] = out
     if isinstance(problem, SDE) and problem.noise == "additive":
-        shifted = call(functions[1], "diffusion", x + 1.0 + np.abs(x), t0, params)
-        base = call(functions[1], "diffusion", x, t0, params)
-        if not np.array_equal(np.broadcast_to(shifted, np.broadcast_shapes(shifted.shape, base.shape)),
-                              np.broadcast_to(base, np.broadcast_shapes(shifted.shape, base.shape))):
+        shifted, _ = evaluate(problem.diffusion, "diffusion", x + 1.0 + np.abs(x), t0, params)
+        base = outputs["diffusion"]
+        shape = np.broadcast_shapes(shifted.shape, base.shape)
+        if not np.array_equal(np.broadcast_to(shifted, shape), np.broadcast_to(base, shape)):
             raise SDEKitError(
                 "noise='additive' but the diffusion changes with x; use noise='diagonal', 'scalar' or 'general'")

@@ -11,39 +11,20 @@ The same function runs on the NumPy reference (n = all paths), inside Numba kern
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numba as nb
 import numpy as np
 
 from sdekit.errors import SDEKitError
 from sdekit.params import normalize_params
+from sdekit.user_functions import jitted
 
 NOISE_TYPES = ("diagonal", "scalar", "additive", "general")
 CALCULI = ("ito", "stratonovich")
 
-_JIT_CACHE: weakref.WeakKeyDictionary[Callable, Any] = weakref.WeakKeyDictionary()
-
-
-def jitted(fn: Callable, role: str) -> Any:
-    """The Numba-compiled version of a user function, made once per function object."""
-    if isinstance(fn, nb.core.registry.CPUDispatcher):
-        return fn
-    if not callable(fn):
-        raise SDEKitError(f"{role} must be callable f(x, t, p); got {type(fn).__name__}")
-    try:
-        return _JIT_CACHE[fn]
-    except (KeyError, TypeError):
-        pass
-    compiled = nb.njit(fn)
-    try:
-        _JIT_CACHE[fn] = compiled
-    except TypeError:
-        pass
-    return compiled
+__all__ = ["CALCULI", "NOISE_TYPES", "ODE", "SDE", "jitted"]
 
 
 def _check_dim(dim: Any, name: str = "dim") -> int:

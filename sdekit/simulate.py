@@ -47,9 +47,16 @@ def _int_arg(v: Any, name: str, lo: int = 1, hi: int | None = None) -> int:
 
 def _initial_state(x0: Any, dim: int, n_paths: int | None, dtype: type) -> np.ndarray:
     try:
-        arr = np.array(x0, dtype=dtype)
+        raw = np.asarray(x0)
     except (TypeError, ValueError) as exc:
         raise SDEKitError(f"x0 must be numeric (a scalar, shape ({dim},) or (n_paths, {dim})); got {x0!r}") from exc
+    if raw.dtype.kind == "c":
+        raise SDEKitError(f"x0 is complex (dtype {raw.dtype}); sdekit integrates real equations: split the real and "
+                          "imaginary parts into separate components of x")
+    if raw.dtype.kind not in "iuf":
+        raise SDEKitError(f"x0 must hold real numbers (a scalar, shape ({dim},) or (n_paths, {dim})); got dtype "
+                          f"{raw.dtype}: {x0!r}"[:300])
+    arr = np.array(raw, dtype=dtype)
     if arr.ndim == 0:
         arr = np.full((1, dim), arr, dtype=dtype)
     elif arr.ndim == 1:
@@ -60,6 +67,8 @@ def _initial_state(x0: Any, dim: int, n_paths: int | None, dtype: type) -> np.nd
         raise SDEKitError(f"x0 has shape {arr.shape}; expected a scalar, ({dim},) or (n_paths, {dim})")
     elif n_paths is not None and arr.shape[0] != n_paths:
         raise SDEKitError(f"x0 has {arr.shape[0]} rows but n_paths = {n_paths}; give one or make them agree")
+    elif arr.shape[0] == 0:
+        raise SDEKitError("x0 has 0 rows; give at least one path")
     bad = np.argwhere(~np.isfinite(arr))
     if bad.size:
         raise SDEKitError(f"x0 must be finite; x0[{', '.join(map(str, bad[0]))}] = {arr[tuple(bad[0])]}")
@@ -72,7 +81,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
              n_paths: int | None = None, seed: int = 0, solver: str | None = None, save_at: Any = None,
              dtype: Any = None, backend: str = "numba", noise_substeps: int = 1,
              rtol: float = 1e-6, atol: float = 1e-9, dt0: float | None = None, max_steps: int = 1_000_000,
-             threads: int | None = None, progress: bool = False, on_nonfinite: str = "raise",
+             threads: int | None = None, progress: bool | None = None, on_nonfinite: str = "raise",
              max_save_bytes: int | None = None, chunk_size: int | None = None, device: Any = None,
              adjoint: bool = False) -> Solution:
     """Integrate an SDE or ODE on n_paths paths and return the states at the save times.
@@ -96,6 +105,9 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     if not isinstance(problem, (SDE, ODE)):
         raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
     kind = "sde" if isinstance(problem, SDE) else "ode"
+    max_save_bytes = save_cap(max_save_bytes)
+    if progress is not None and not isinstance(progress, bool):
+        raise SDEKitError(f"progress must be None (automatic), True or False; got {progress!r}")
     if backend == "torch":
         for name, v, why in (("threads", threads, "set torch.set_num_threads (and NUMBA_NUM_THREADS for the noise)"),
                              ("chunk_size", chunk_size, "the torch backend runs all paths as one batch")):
@@ -124,10 +136,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
         chunk_size = _int_arg(chunk_size, "chunk_size")
     x = _initial_state(x0, problem.dim, n_paths, dtype)
     params = cast_params(problem.params, dtype)
-    functions = problem.compiled() if backend == "numba" else (
-        (problem.drift, problem.diffusion) if kind == "sde" else (problem.field,))
-    if not isinstance(functions, tuple):
-        functions = (functions,)
+    functions = (problem.drift, problem.diffusion) if kind == "sde" else (problem.field,)
     if solver_obj.adaptive:
         for name, v in (("rtol", rtol), ("atol", atol)):
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
@@ -140,15 +149,15 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
         t0, save_ts = adaptive_saves(t, save_at)
         check_save_size(save_ts.size, x.shape, dtype, max_save_bytes)
         x = np.ascontiguousarray(x)
-        probe_problem(problem, functions, x, t0, params)
+        probe_problem(problem, x, t0, params)
         ys, stats = BACKENDS[backend].run_adaptive(problem, solver_obj, functions, params, x, t0, save_ts,
                                                    rtol=float(rtol), atol=float(atol), dt0=dt0,
                                                    max_steps=max_steps, threads=threads)
         return Solution(save_ts, ys, stats)
-    grid = fixed_grid(t, steps, dt, save_at)
+    grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
     check_save_size(grid.save_steps.size, x.shape, dtype, max_save_bytes)
     x = np.ascontiguousarray(x)
-    probe_problem(problem, functions, x, float(grid.ts[0]), params)
+    probe_problem(problem, x, float(grid.ts[0]), params)
     ys, stats = BACKENDS[backend].run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
                                             substeps=noise_substeps, threads=threads, progress=progress,
                                             mask=on_nonfinite == "mask", chunk=chunk_size)
@@ -172,9 +181,19 @@ def _simulate_torch(problem: SDE | ODE, x0: Any, t: Any, **kw: Any) -> Solution:
     return simulate_torch(problem, x0, t, **kw)
 
 
+def save_cap(cap: Any) -> int:
+    """The memory cap of a solve in bytes: ``max_save_bytes`` checked (a non-negative integer), or the default."""
+    if cap is None:
+        return default_save_cap()
+    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 0:
+        raise SDEKitError(f"max_save_bytes must be None (a quarter of RAM, at most 16 GiB) or a non-negative "
+                          f"integer number of bytes; got {cap!r}")
+    return int(cap)
+
+
 def check_save_size(n_saves: int, shape: tuple, dtype: type, cap: int | None) -> None:
     """Refuse a solve whose saves (plus the working state and noise streams) exceed the memory cap."""
-    cap = default_save_cap() if cap is None else cap
+    cap = save_cap(cap)
     item = np.dtype(dtype).itemsize
     saves = n_saves * shape[0] * shape[1] * item
     need = saves + shape[0] * (shape[1] * item + 64)

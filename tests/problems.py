@@ -61,3 +61,18 @@ def compatible(solver, sde):
     """Whether the solver declares support for the SDE's calculus and noise type."""
     return sde.calculus in solver.calculus and sde.noise in solver.noise_types and not (
         solver.family == "milstein" and sde.matrix_noise)
+
+
+DRIFT_SCALE = 1.0  # a module global read by a compiled drift (tests/test_user_functions.py rebinds it)
+
+
+@nb.njit
+def global_scaled_drift(x, t, p):
+    """f = -DRIFT_SCALE x, the scale read from a module global."""
+    return -DRIFT_SCALE * x
+
+
+@nb.njit
+def unit_diffusion(x, t, p):
+    """g = 1."""
+    return 1.0

@@ -37,3 +37,22 @@ def test_torch_tensors_dispatch_to_torch():
     out = drift(x, 0.3, torch.tensor([0.7], dtype=torch.float64))
     assert isinstance(out, torch.Tensor)
     assert np.allclose(out.numpy(), drift(x.numpy(), 0.3, np.array([0.7])))
+
+
+def masked(x, t, p):
+    """Uses where, clip, zeros_like and stack: backend-neutral piecewise drift."""
+    pieces = sm.stack((sm.clip(x[:, 0], -1.0, 1.0), sm.maximum(x[:, 1], 0.0)), axis=1)
+    return sm.where(x > 0.0, -x, 0.5 * pieces) + sm.zeros_like(x) * p[0]
+
+
+def test_where_clip_zeros_like_stack_agree_on_numpy_numba_and_torch():
+    x = np.linspace(-2.0, 2.0, 12).reshape(6, 2)
+    p = np.array([0.3])
+    expected = np.where(x > 0.0, -x, 0.5 * np.stack((np.clip(x[:, 0], -1, 1), np.maximum(x[:, 1], 0)), axis=1))
+    np.testing.assert_array_equal(masked(x, 0.0, p), expected)
+    np.testing.assert_array_equal(nb.njit(masked)(x, 0.0, p), expected)
+    np.testing.assert_array_equal(nb.njit(lambda a: sm.stack((a[0], a[1])))(x), np.stack((x[0], x[1])))
+    torch = pytest.importorskip("torch")
+    out = masked(torch.tensor(x), 0.0, torch.tensor(p))
+    assert isinstance(out, torch.Tensor)
+    np.testing.assert_array_equal(out.numpy(), expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,16 +11,23 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from sdekit.backends.numba import disk_cache, kernels
+from sdekit.backends.numba import disk_cache, first_class, kernels
 from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.steps import STEPS, work_arrays
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
+from sdekit.probe import compile_error
 from sdekit.solution import SolveStats
-from sdekit.solvers import Solver
+from sdekit.solvers import Solver, step_family
+from sdekit.user_functions import jitted
 
 SERIAL_BELOW_PATHS = 2048  # below this many paths one thread beats splitting the work
+# progress=None shows a bar when a solve is expected to take longer than AUTO_PROGRESS_SECONDS: solves of at least
+# AUTO_PROGRESS_WORK element-evaluations (paths x steps x evals x dim, about 0.1 s and up) run in segments, and the
+# first segment's time, times the number of segments, is the estimate
+AUTO_PROGRESS_SECONDS = 5.0
+AUTO_PROGRESS_WORK = 10**7
 
 
 @nb.njit(cache=True)
@@ -75,16 +83,16 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
               seed: int, substeps: int, threads: int, progress: bool, mask: bool,
               chunk: int | None) -> tuple[np.ndarray, SolveStats]:
     """Fixed-step solve of an SDE (or ODE with an RK tableau) on all paths; returns (ys, stats)."""
+    t_compile = time.perf_counter()
     is_sde = solver.kind == "sde"
     n_paths, dim = x0.shape
-    f = functions[0]
-    g = functions[1] if is_sde else _no_diffusion
     gdw = noise_term_for(problem.noise, problem.matrix_noise) if is_sde else noise_term_for("diagonal", False)
     m = problem.m if is_sde else 0
     stages = solver.tableau.stages if solver.tableau is not None else 1
-    n_work = work_arrays(solver.family, stages)
+    family = step_family(solver, problem)
+    n_work = work_arrays(family, stages)
     tab = solver_tab(solver, getattr(problem, "calculus", "ito"))
-    step = STEPS[solver.family]
+    step = STEPS[family]
     chunk = chunk or default_chunk(dim)
     use_aux = bool(solver.aux_noise)
     parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
@@ -102,28 +110,31 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     tables = noise_tables()
     n_steps = grid.ts.size - 1
 
+    roles = ("drift", "diffusion") if is_sde else ("field", "diffusion")
     originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
-    cached = disk_cache.specialised("fixed", {"f": originals[0], "g": originals[1], "gdw": gdw}, step=step)
+    kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params)
 
     def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1):
-        args = (xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux, chunk,
-                c0, c1, n_work, mask, dead_, es, ep, *tables)
-        if cached is not None:
-            cached(*args)
-        else:
-            kernels.fixed_step(step, f, g, gdw, *args)
+        kernel(*leading, xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux,
+               chunk, c0, c1, n_work, mask, dead_, es, ep, *tables)
 
-    t_compile = time.perf_counter()
     empty = np.empty((0, dim), dtype=x0.dtype)
-    call(empty, rng_w[:0], rng_z[:0], 0, 0, np.empty((grid.save_steps.size, 0, dim), x0.dtype),
-         dead[:0], err_step[:0], err_path[:0], 0, 0)
+    with user_compile_errors(originals, roles, x0, params):
+        call(empty, rng_w[:0], rng_z[:0], 0, 0, np.empty((grid.save_steps.size, 0, dim), x0.dtype),
+             dead[:0], err_step[:0], err_path[:0], 0, 0)
     t_run = time.perf_counter()
-    bar = _progress_bar(n_steps, progress)
-    for k0, k1 in _segments(n_steps, progress):
+    bar = _progress_bar(n_steps, progress is True)
+    large = n_paths * n_steps * solver.evals * dim >= AUTO_PROGRESS_WORK
+    segments = _segments(n_steps, progress is True or (progress is None and large))
+    for k0, k1 in segments:
         run_threads(lambda c0, c1, k0=k0, k1=k1: call(xs, rng_w, rng_z, k0, k1, out, dead, err_step, err_path,
                                                        c0, c1),
                     n_chunks, threads if parallel else 1, pieces=4)
-        if bar is not None:
+        if bar is None and progress is None and k0 == 0 and len(segments) > 1:
+            if (time.perf_counter() - t_run) * len(segments) > AUTO_PROGRESS_SECONDS:
+                bar = _progress_bar(n_steps, True)  # expected to run long: show where it is
+                bar.update(k1)
+        elif bar is not None:
             bar.update(k1 - k0)
         if np.any(err_step >= 0):
             break
@@ -146,6 +157,7 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
                  save_ts: np.ndarray, *, rtol: float, atol: float, dt0: float | None, max_steps: int,
                  threads: int) -> tuple[np.ndarray, SolveStats]:
     """Adaptive ODE solve, each path with its own step sequence; returns (ys, stats)."""
+    t_compile = time.perf_counter()
     n_paths, dim = x0.shape
     tab = solver.tableau
     parallel = threads > 1 and n_paths > 1
@@ -155,19 +167,15 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     err_t = np.zeros(n_paths)
     a, b, be, c = np.ascontiguousarray(tab.a), tab.b, np.ascontiguousarray(tab.b_err), tab.c
 
-    cached = disk_cache.specialised("adaptive", {"f": problem.field})
+    kernel, leading = adaptive_kernel(problem.field, x0, params)
 
     def call(xs_, out_, cs, et, p0, p1):
-        args = (xs_, t0, save_ts, out_, params, a, b, be, c, tab.fsal, rtol, atol, float(dt0 or 0.0), max_steps,
-                *cs, et, p0, p1)
-        if cached is not None:
-            cached(*args)
-        else:
-            kernels.adaptive(functions[0], *args)
+        kernel(*leading, xs_, t0, save_ts, out_, params, a, b, be, c, tab.fsal, rtol, atol, float(dt0 or 0.0),
+               max_steps, *cs, et, p0, p1)
 
-    t_compile = time.perf_counter()
-    call(np.empty((0, dim), x0.dtype), np.empty((save_ts.size, 0, dim), x0.dtype),
-         [cc[:0] for cc in counts], err_t[:0], 0, 0)
+    with user_compile_errors((problem.field,), ("field",), x0, params):
+        call(np.empty((0, dim), x0.dtype), np.empty((save_ts.size, 0, dim), x0.dtype),
+             [cc[:0] for cc in counts], err_t[:0], 0, 0)
     t_run = time.perf_counter()
     run_threads(lambda p0, p1: call(xs, out, counts, err_t, p0, p1), n_paths, threads if parallel else 1, pieces=4)
     t_end = time.perf_counter()
@@ -186,8 +194,69 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     return out, stats
 
 
-def _segments(n_steps: int, progress: bool) -> list[tuple[int, int]]:
-    if not progress or n_steps < 2:
+@contextlib.contextmanager
+def user_compile_errors(functions: tuple, roles: tuple, x0: np.ndarray, params: Any):
+    """Turn a Numba error while compiling a kernel into an SDEKitError naming the user function at fault (found by
+    compiling each alone for the kernel's argument types); errors of sdekit's own code pass through."""
+    try:
+        yield
+    except nb.core.errors.NumbaError as exc:
+        args = first_class.argument_types(x0, params)
+        for fn, role in zip(functions, roles):
+            if fn is _no_diffusion:
+                continue
+            try:
+                jitted(fn, role).compile(args)
+            except nb.core.errors.NumbaError as own:
+                raise compile_error(role, own) from exc
+        raise
+
+
+def function_pointer(fn: Any, role: str, x0: np.ndarray, params: Any) -> first_class.FunctionPointer:
+    """fn's adapter compiled for the kernels' argument types, as a first-class function value."""
+    try:
+        return first_class.FunctionPointer(disk_cache.adapter(fn, role), first_class.argument_types(x0, params))
+    except nb.core.errors.NumbaError as exc:
+        raise compile_error(role, exc) from exc
+
+
+def fixed_kernel(step: Any, gdw: Any, functions: tuple, roles: tuple, x0: np.ndarray,
+                 params: Any) -> tuple[Callable, tuple]:
+    """(kernel, its leading function arguments) of a fixed-step solve, the fastest available:
+
+    1. functions importable by name: a kernel generated with them as globals (inlined), cached on disk;
+    2. any other functions: the kernel cached on disk for this step and noise term, taking the functions as
+       first-class pointers to their adapters (compiles only the adapters, about 0.4 s each);
+    3. disk cache off: the generic kernel, compiled in this process for these function objects.
+    """
+    f, g = functions
+    cached = disk_cache.specialised("fixed", {"f": f, "g": g, "gdw": gdw}, step=step)
+    if cached is not None:
+        return cached, ()
+    pointers = disk_cache.pointer_kernel("fixed", step, gdw)
+    if pointers is not None:
+        return pointers, tuple(function_pointer(fn, role, x0, params) for fn, role in zip(functions, roles))
+    return kernels.fixed_step, (step, _compiled(f, roles[0]), _compiled(g, roles[1]), gdw)
+
+
+def adaptive_kernel(field: Any, x0: np.ndarray, params: Any) -> tuple[Callable, tuple]:
+    """(kernel, its leading function arguments) of an adaptive ODE solve, chosen as in `fixed_kernel`."""
+    cached = disk_cache.specialised("adaptive", {"f": field})
+    if cached is not None:
+        return cached, ()
+    pointers = disk_cache.pointer_kernel("adaptive")
+    if pointers is not None:
+        return pointers, (function_pointer(field, "field", x0, params),)
+    return kernels.adaptive, (_compiled(field, "field"),)
+
+
+def _compiled(fn: Any, role: str) -> Any:
+    return fn if fn is _no_diffusion else jitted(fn, role)
+
+
+def _segments(n_steps: int, split: bool) -> list[tuple[int, int]]:
+    """[0, n_steps) whole, or in up to 50 segments between which progress is reported (same numbers either way)."""
+    if not split or n_steps < 2:
         return [(0, n_steps)]
     edges = np.unique(np.linspace(0, n_steps, min(n_steps, 50) + 1).astype(int))
     return list(zip(edges[:-1], edges[1:]))

@@ -1,0 +1,135 @@
+"""User functions are never silently wrong: reads past the parameters, writes into x, stale captured values and
+uncompilable helpers are caught before or at the solve, with the role named.
+
+Each test here failed on the code before issue 12: the solve ran and returned numbers (out-of-bounds reads of p,
+writes into x, stale closures and globals), or ended in a raw Numba/NumPy exception.
+"""
+
+import math
+
+import numba as nb
+import numpy as np
+import pytest
+
+import sdekit
+from sdekit import SDEKitError
+from tests import problems
+
+RUN = dict(t=(0.0, 1.0), steps=20, n_paths=8, seed=3)
+
+
+def solve(sde, x0=0.5, **kw):
+    return sdekit.simulate(sde, x0, **{**RUN, **kw}).final
+
+
+def test_params_shorter_than_what_the_drift_reads_are_refused():
+    sde = sdekit.SDE(lambda x, t, p: -p[0] * x + p[1], lambda x, t, p: 0.3, dim=1, noise="additive", params=[1.0])
+    with pytest.raises(SDEKitError, match=r"drift reads past the end.*params has 1 entries"):
+        solve(sde)
+    fixed = sde.with_params([1.0, 0.2])
+    assert np.all(np.isfinite(solve(fixed)))
+
+
+def test_params_shorter_than_what_the_diffusion_reads_are_refused():
+    sde = sdekit.SDE(lambda x, t, p: -p[0] * x, lambda x, t, p: p[2] * (1.0 + 0.0 * x), dim=2, params=[1.0, 2.0])
+    with pytest.raises(SDEKitError, match=r"diffusion reads past the end.*params has 2 entries"):
+        solve(sde, x0=np.zeros(2))
+
+
+def test_a_drift_that_writes_into_x_is_refused():
+    def drift(x, t, p):
+        x[:, 0] = 0.0
+        return -1.0 * x
+
+    sde = sdekit.SDE(drift, lambda x, t, p: 1.0, dim=1, noise="additive")
+    with pytest.raises(SDEKitError, match=r"drift writes into its input x \(x\[0, 0\] went from 0.5 to 0.0\)"):
+        solve(sde)
+
+
+def test_a_diffusion_that_writes_into_x_in_place_is_refused():
+    def diffusion(x, t, p):
+        x *= 2.0
+        return np.ones_like(x)
+
+    sde = sdekit.SDE(lambda x, t, p: -x, diffusion, dim=1)
+    with pytest.raises(SDEKitError, match="diffusion writes into its input x"):
+        solve(sde)
+
+
+def test_a_rebound_closure_variable_is_recompiled_not_stale():
+    scale = 1.0
+    sde = sdekit.SDE(lambda x, t, p: -scale * x, lambda x, t, p: 0.5, dim=1, noise="additive")
+    first = solve(sde)
+    scale = 3.0  # noqa: F841 (read by the lambda)
+    second = solve(sde)
+    fresh = solve(sdekit.SDE(lambda x, t, p: -3.0 * x, lambda x, t, p: 0.5, dim=1, noise="additive"))
+    np.testing.assert_array_equal(second, fresh)
+    assert not np.array_equal(first, second)
+
+
+def test_an_array_edited_in_place_after_a_solve_is_seen_by_the_next_solve():
+    a = np.array([1.0, 0.5])
+    sde = sdekit.SDE(lambda x, t, p: -a[0] * x, lambda x, t, p: a[1], dim=1, noise="additive")
+    first = solve(sde)
+    a[0] = 4.0
+    second = solve(sde)
+    b = np.array([4.0, 0.5])
+    fresh = solve(sdekit.SDE(lambda x, t, p: -b[0] * x, lambda x, t, p: b[1], dim=1, noise="additive"))
+    np.testing.assert_array_equal(second, fresh)
+    assert not np.array_equal(first, second)
+
+
+def test_a_user_jitted_function_compiled_before_an_edit_is_not_trusted():
+    a = np.array([1.0])
+    drift = nb.njit(lambda x, t, p: -a[0] * x)
+    drift(np.ones((2, 1)), 0.0, np.zeros(0))  # compiled with a[0] = 1 baked in
+    a[0] = 5.0
+    got = solve(sdekit.SDE(drift, lambda x, t, p: 0.5, dim=1, noise="additive"))
+    b = np.array([5.0])
+    fresh = solve(sdekit.SDE(lambda x, t, p: -b[0] * x, lambda x, t, p: 0.5, dim=1, noise="additive"))
+    np.testing.assert_array_equal(got, fresh)
+
+
+def test_a_module_global_rebound_at_run_time_is_seen(monkeypatch):
+    sde = sdekit.SDE(problems.global_scaled_drift, problems.unit_diffusion, dim=1, noise="additive")
+    first = solve(sde)
+    monkeypatch.setattr(problems, "DRIFT_SCALE", 2.5)
+    second = solve(sde)
+    fresh = solve(sdekit.SDE(lambda x, t, p: -2.5 * x, problems.unit_diffusion, dim=1, noise="additive"))
+    np.testing.assert_allclose(second, fresh, rtol=0, atol=1e-15)
+    assert not np.allclose(first, second)
+
+
+def test_x0_with_zero_rows_is_refused():
+    with pytest.raises(SDEKitError, match="x0 has 0 rows"):
+        solve(problems.DIAGONAL, x0=np.zeros((0, 3)), n_paths=None)
+
+
+def test_a_complex_diffusion_is_refused_before_numba_sees_it():
+    sde = sdekit.SDE(lambda x, t, p: -x, lambda x, t, p: (1.0 + 1.0j) * np.ones(x.shape), dim=1)
+    with pytest.raises(SDEKitError, match="diffusion returned complex values"):
+        solve(sde)
+
+
+def _plain_helper(x):
+    return 2.0 * x
+
+
+def test_a_helper_that_is_not_njit_is_named_as_the_cause():
+    sde = sdekit.SDE(lambda x, t, p: -_plain_helper(x), lambda x, t, p: 1.0, dim=1, noise="additive")
+    with pytest.raises(SDEKitError, match=r"drift could not be evaluated.*Untyped global name '_plain_helper'"):
+        solve(sde)
+
+
+def test_a_function_only_numba_can_run_is_probed_compiled():
+    # math.sqrt(-1) raises in Python but is NaN in Numba: the compiled probe reports the non-finite value
+    sde = sdekit.SDE(lambda x, t, p: math.sqrt(-1.0) * x, lambda x, t, p: 1.0, dim=1, noise="additive")
+    with pytest.raises(SDEKitError, match=r"drift\(x0, t0\) is not finite"):
+        solve(sde)
+
+
+def test_compile_seconds_include_the_user_functions_compile():
+    sde = sdekit.SDE(lambda x, t, p: -1.5 * x, lambda x, t, p: 0.25, dim=1, noise="additive")
+    first = sdekit.simulate(sde, 0.0, **RUN).stats.compile_seconds
+    again = sdekit.simulate(sde, 0.0, **RUN).stats.compile_seconds
+    assert first > again

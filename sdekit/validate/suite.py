@@ -1,8 +1,9 @@
 """The battery `sdekit validate` runs: every closed-form check plus stationarity, generator,
 Fokker–Planck, convergence-order and bias-or-bug checks over the processes and solvers sdekit ships.
 
-Each entry is a `Check` (name, solver, run(n_paths, seed, alpha) -> Report, quick); ``SUITE``
-maps names to checks in the order they run. Checks marked quick make up `sdekit validate --quick`.
+Each entry is a `Check` (`sdekit.validate.registry`: name, solver, run(n_paths, seed, alpha) -> Report,
+quick); ``SUITE`` joins the closed-form checks, this module's and the MCMC checks, in the order they run.
+Checks marked quick make up `sdekit validate --quick`. A check's report carries its name.
 """
 
 from __future__ import annotations

@@ -1,93 +1,138 @@
 """The `sdekit` command: `sdekit validate` runs the validation battery over everything sdekit ships.
 
 Each check returns a `Report`; the command prints one summary row per check, writes the full
-report (Markdown, one table per check) and figures (QQ plots and histograms against the exact
-laws) to a folder, and exits 1 if any check failed.
+report (Markdown, one table per check, with the versions, machine and command line of the run)
+and figures (QQ plots and histograms against the exact laws, figures/<check>.png) to a folder,
+and exits 1 if any check failed, 2 on a bad argument (before anything runs).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from sdekit.validate.report import Report
-
-
-def summary_rows(reports: list[tuple[Report, float]]) -> list[tuple[str, ...]]:
-    """(check, verdict, gating tests, min p-value, seconds) per report, with a header row."""
-    rows = [("check", "verdict", "tests", "min p-value", "seconds")]
-    for report, seconds in reports:
-        gating = [r for r in report.results if r.gating]
-        p = report.min_pvalue
-        rows.append((report.name, "pass" if report.passed else "FAIL", str(len(gating)),
-                     "-" if p != p else f"{p:.3g}", f"{seconds:.1f}"))
-    return rows
+# --paths bounds. Every gating test's threshold comes from a large-sample law (the Kolmogorov and
+# Cramér–von Mises limits, the chi-square of the moment test, the normal limit of the Stein statistic)
+# read far in its tail: alpha = 1e-6 per check, Bonferroni over ~10-30 tests, ~1e-8 per test. Below
+# about a thousand paths those approximations are not accurate there, so the stated false-alarm rate
+# would not hold (and the checks lose the power to see the planted bugs). The upper bound keeps the
+# largest arrays (the generator check draws 5 N one-step samples) within a few GB.
+MIN_PATHS, MAX_PATHS = 1_000, 10_000_000
+MAX_SEED = 2**64 - 1  # the seeds sdekit.simulate accepts: 0 .. 2**64 - 1
 
 
-def format_summary(reports: list[tuple[Report, float]]) -> str:
-    """Plain-text summary table, one row per check."""
-    rows = summary_rows(reports)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def paths_arg(text: str) -> int:
+    """--paths: an integer in [MIN_PATHS, MAX_PATHS]."""
+    bounds = f"an integer from {MIN_PATHS} to {MAX_PATHS}"
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {bounds}; got {text!r}") from None
+    if n < MIN_PATHS:
+        raise argparse.ArgumentTypeError(f"must be {bounds} (the tests' large-sample thresholds need at least "
+                                         f"{MIN_PATHS} paths to hold their false-alarm rate); got {text!r}")
+    if n > MAX_PATHS:
+        raise argparse.ArgumentTypeError(f"must be {bounds} (memory); got {text!r}")
+    return n
 
 
-def write_report(folder: Path, reports: list[tuple[Report, float]], header: str, figures: bool,
-                 failed_only: bool = False) -> Path:
-    """Write report.md (summary table and one section per check) and figures/<n>.png to ``folder``
-    (for every check with 1-D panels, or only the failed ones when ``failed_only``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["# sdekit validation report", "", header, ""]
-    rows = summary_rows(reports)
-    lines.append("| " + " | ".join(rows[0]) + " |")
-    lines.append("|" + "---|" * len(rows[0]))
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    lines.append("")
-    fig_dir = folder / "figures"
-    plotted = 0
-    for i, (report, _) in enumerate(reports):
-        lines.append(report.to_markdown())
-        if figures and report.panels and not (failed_only and report.passed):
-            fig_dir.mkdir(exist_ok=True)
-            name = f"{i:02d}.png"
-            report.figure(fig_dir / name, max_panels=4)
-            lines.append(f"![{report.name}](figures/{name})\n")
-            plotted += 1
-    path = folder / "report.md"
-    path.write_text("\n".join(lines))
-    return path
+def alpha_arg(text: str) -> float:
+    """--alpha: a finite number strictly between 0 and 1."""
+    try:
+        a = float(text)
+    except ValueError:
+        a = math.nan
+    if not 0.0 < a < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), the false-alarm rate per check; got {text!r}")
+    return a
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from sdekit.validate.suite import SUITE
+def seed_arg(text: str) -> int:
+    """--seed: an integer in [0, 2**64 - 1], the range of sdekit.simulate's seeds."""
+    try:
+        s = int(text)
+    except ValueError:
+        s = -1
+    if not 0 <= s <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, 2**64 - 1] (the seeds sdekit.simulate "
+                                         f"accepts); got {text!r}")
+    return s
+
+
+def out_folder_problem(value: str) -> str | None:
+    """Why report.md and figures cannot be written to the folder ``value``, or None when they can.
+
+    Refuses an existing file, a path under a file and a folder (or nearest existing parent) in which
+    nothing can be created; the probe creates and removes a temporary folder, leaving nothing behind.
+    """
+    path = Path(value).expanduser()
+    try:
+        if path.exists() and not path.is_dir():
+            return f"{value!r} is a file, not a folder"
+        existing = path
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            return f"{value!r} lies under {str(existing)!r}, which is a file"
+        with tempfile.TemporaryDirectory(dir=existing, prefix=".sdekit-write-probe-"):
+            pass
+    except OSError as exc:
+        return f"cannot write to {value!r} ({exc.strerror or exc})"
+    return None
+
+
+def check_names(names: Sequence[str], known: Sequence[str]) -> str | None:
+    """Why ``names`` is not a list of distinct known check names, or None."""
+    for i, name in enumerate(names):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            return f"unknown check {name!r}; {hint}`sdekit validate --list` shows the {len(known)} checks"
+        if name in names[:i]:
+            return f"check {name!r} is given twice"
+    return None
+
+
+def _validate(args: argparse.Namespace, argv: Sequence[str] | None, error: Callable[[str], NoReturn]) -> int:
+    if not args.list and args.out:
+        problem = out_folder_problem(args.out)
+        if problem:
+            error(f"argument --out: {problem}")
+    from sdekit.validate.suite import SUITE  # the battery (imports numba kernels): only after the flags passed
 
     if args.list:
         for name, check in SUITE.items():
             print(f"{name:36s} {'quick' if check.quick else '     '}  {check.solver}")
         return 0
+    problem = check_names(args.checks, list(SUITE))
+    if problem:
+        error(f"argument checks: {problem}")
     names = args.checks or [n for n, c in SUITE.items() if c.quick or not args.quick]
-    unknown = [n for n in names if n not in SUITE]
-    if unknown:
-        print(f"unknown check(s) {unknown}; known: {sorted(SUITE)}", file=sys.stderr)
-        return 2
+
+    from sdekit.validate.battery_report import CheckRun, format_summary, write_report
+
     n_paths = args.paths if args.paths is not None else (5_000 if args.quick else 20_000)
     start = time.perf_counter()
-    reports: list[tuple[Report, float]] = []
+    runs: list[CheckRun] = []
     for name in names:
         t0 = time.perf_counter()
         report = SUITE[name].run(n_paths, args.seed, args.alpha)
-        reports.append((report, time.perf_counter() - t0))
+        runs.append(CheckRun(report, time.perf_counter() - t0, SUITE[name].description))
         if args.verbose:
-            print(f"  {name}: {'pass' if report.passed else 'FAIL'} ({reports[-1][1]:.1f} s)", file=sys.stderr)
-    print(format_summary(reports))
-    failed = sum(not r.passed for r, _ in reports)
-    n_tests = sum(sum(x.gating for x in r.results) for r, _ in reports)
-    header = (f"{len(reports) - failed} of {len(reports)} checks passed; {n_tests} gating tests; N = {n_paths} paths; "
+            print(f"  {name}: {'pass' if report.passed else 'FAIL'} ({runs[-1].seconds:.1f} s)", file=sys.stderr)
+    print(format_summary(runs))
+    failed = sum(not r.report.passed for r in runs)
+    n_tests = sum(sum(x.gating for x in r.report.results) for r in runs)
+    header = (f"{len(runs) - failed} of {len(runs)} checks passed; {n_tests} gating tests; N = {n_paths} paths; "
               f"seed {args.seed}; overall alpha = {args.alpha:g} per check (Bonferroni inside), so "
-              f"P(any false alarm) <= {args.alpha * len(reports):.2g}")
+              f"P(any false alarm) <= {args.alpha * len(runs):.2g}")
     if args.out:
         figures = not args.no_figures
         if figures:
@@ -97,30 +142,40 @@ def _validate(args: argparse.Namespace) -> int:
                 figures = False
                 print("matplotlib is not installed (pip install 'sdekit[plots]'): writing the report without figures",
                       file=sys.stderr)
-        path = write_report(Path(args.out), reports, header, figures, failed_only=args.quick)
+        path = write_report(Path(args.out).expanduser(), runs, header, figures, failed_only=args.quick, argv=argv)
         print(f"\nreport: {path}")
     print(f"\n{header}  ({time.perf_counter() - start:.1f} s)")
     return 1 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `sdekit` console script."""
+def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The `sdekit` parser and its `validate` subparser; every flag value is checked by its type."""
     parser = argparse.ArgumentParser(prog="sdekit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     val = sub.add_parser("validate", help="run the validation battery over sdekit's processes, solvers and samplers")
     val.add_argument("checks", nargs="*", help="names of checks to run (default: all; see --list)")
     val.add_argument("--quick", action="store_true",
                      help="the quick subset with N = 5000 paths, figures of failed checks only (under a minute)")
-    val.add_argument("--paths", type=int, default=None, help="independent paths per check (default 20000)")
-    val.add_argument("--seed", type=int, default=2026, help="seed of the noise streams (default 2026)")
-    val.add_argument("--alpha", type=float, default=1e-6, help="false-alarm rate per check (default 1e-6)")
-    val.add_argument("--out", default="sdekit-validation",
+    val.add_argument("--paths", type=paths_arg, default=None, metavar="N",
+                     help=f"independent paths per check, {MIN_PATHS} to {MAX_PATHS} (default 20000; 5000 with "
+                          "--quick)")
+    val.add_argument("--seed", type=seed_arg, default=2026, metavar="S",
+                     help="seed of the noise streams, 0 to 2**64 - 1 (default 2026)")
+    val.add_argument("--alpha", type=alpha_arg, default=1e-6, metavar="A",
+                     help="false-alarm rate per check, in (0, 1) (default 1e-6)")
+    val.add_argument("--out", default="sdekit-validation", metavar="DIR",
                      help="folder for report.md and figures (default ./sdekit-validation; '' for none)")
     val.add_argument("--no-figures", action="store_true", help="write the Markdown report without figures")
     val.add_argument("--list", action="store_true", help="list the checks and exit")
     val.add_argument("-v", "--verbose", action="store_true", help="print each check's verdict and time as it runs")
+    return parser, val
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `sdekit` console script: 0 all checks passed, 1 a check failed, 2 a bad argument."""
+    parser, val = build_parser()
     args = parser.parse_args(argv)
-    return _validate(args)
+    return _validate(args, argv, val.error)
 
 
 if __name__ == "__main__":

@@ -99,10 +99,12 @@ def test_cli_prints_table_writes_report_and_returns_status(capsys, tmp_path):
     assert main(["validate", "ou_1d_reverse_time", "gbm_ito_em", "--paths", "5000", "--out", str(tmp_path),
                  "--no-figures"]) == 0
     out = capsys.readouterr().out
-    assert "ou_1d/reverse-time grid" in out and "min p-value" in out and "2 of 2 checks passed" in out
+    assert "ou_1d_reverse_time" in out and "min p-value" in out and "2 of 2 checks passed" in out
     md = (tmp_path / "report.md").read_text()
-    assert "### gbm_ito/euler_maruyama" in md and "| CvM x |" in md.replace("CvM x[0]", "CvM x")
-    assert main(["validate", "no_such_check"]) == 2
+    assert "### gbm_ito_em" in md and "| CvM x |" in md.replace("CvM x[0]", "CvM x")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "no_such_check"])
+    assert exit_info.value.code == 2
     assert main(["validate", "--list"]) == 0 and "strong_order_em_gbm" in capsys.readouterr().out
 
 

@@ -10,7 +10,6 @@ linear SDEs) the check is bias-aware: it tests against that law, exactly, at any
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
@@ -21,30 +20,12 @@ from sdekit.sde import ODE, SDE
 from sdekit.simulate import simulate
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.validate.compare import compare_with_law
+from sdekit.validate.registry import Check, registrar
 from sdekit.validate.report import Report
 from sdekit.validate.stats import deterministic_check
 
-
-@dataclass(frozen=True)
-class Check:
-    """A named closed-form check: run(n_paths, seed, alpha) -> Report. quick: part of `sdekit validate --quick`."""
-
-    name: str
-    solver: str
-    run: Callable[[int, int, float], Report]
-    quick: bool = True
-
-
 CHECKS: dict[str, Check] = {}
-
-
-def _register(name: str, solver: str, quick: bool = True):
-    def deco(fn):
-        if name in CHECKS:
-            raise ValueError(f"check {name!r} is already registered")
-        CHECKS[name] = Check(name, solver, fn, quick)
-        return fn
-    return deco
+_register = registrar(CHECKS)
 
 
 def law_check(name: str, sde: SDE, solver: str, x0: np.ndarray, t: tuple, steps: int, mean: np.ndarray,
@@ -58,23 +39,26 @@ def law_check(name: str, sde: SDE, solver: str, x0: np.ndarray, t: tuple, steps:
 
 OU_1D = ([[1.0]], [[2.0**0.5]])
 OU_2D = ([[1.0, 0.4], [-0.3, 1.5]], [[1.0, 0.0, 0.4], [0.3, 0.8, 0.0]])
+LANGEVIN_GAUSSIAN = dict(mean=[1.0, -1.0], cov=[[1.0, 0.3], [0.3, 0.5]])
 
 
-@_register("brownian_motion_2d", "euler_maruyama")
-def check_brownian(n_paths: int, seed: int, alpha: float, solver: str = "euler_maruyama",
-                   sde: SDE | None = None) -> Report:
-    """W_t ~ N(x0, t I): exact for any solver of additive noise."""
+def _brownian_check(name: str, solver: str, n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     bm = BrownianMotion(dim=2)
     x0 = np.array([0.5, -1.0])
     mean, cov = bm.transition(x0, 1.5)
-    return law_check(f"brownian_motion/{solver}", sde or bm.sde, solver, x0, (0.0, 1.5), 30, mean, cov,
-                     n_paths, seed, alpha)
+    return law_check(name, sde or bm.sde, solver, x0, (0.0, 1.5), 30, mean, cov, n_paths, seed, alpha)
+
+
+@_register("brownian_motion_2d", "euler_maruyama")
+def check_brownian(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
+    """W_t ~ N(x0, t I) after 30 Euler–Maruyama steps: exact for any solver of additive noise."""
+    return _brownian_check("brownian_motion_2d", "euler_maruyama", n_paths, seed, alpha, sde)
 
 
 @_register("brownian_motion_2d_sra1", "sra1", quick=False)
 def check_brownian_sra(n_paths: int, seed: int, alpha: float) -> Report:
     """SRA1 on Brownian motion is exact."""
-    return check_brownian(n_paths, seed, alpha, solver="sra1")
+    return _brownian_check("brownian_motion_2d_sra1", "sra1", n_paths, seed, alpha)
 
 
 @_register("ou_2d_em_law", "euler_maruyama")
@@ -85,7 +69,7 @@ def check_ou_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None,
     x0 = np.array([1.0, -0.5])
     steps = 40
     mean, cov = ou.euler_maruyama_law(x0, np.zeros((2, 2)), h, steps)
-    return law_check("ou_2d/euler_maruyama (exact EM law)", sde or ou.sde, "euler_maruyama", x0,
+    return law_check("ou_2d_em_law", sde or ou.sde, "euler_maruyama", x0,
                      (0.0, h * steps), steps, mean, cov, n_paths, seed, alpha)
 
 
@@ -97,7 +81,7 @@ def check_ou_stationary(n_paths: int, seed: int, alpha: float, sde: SDE | None =
     h, steps = 0.02, 50
     x0 = np.random.default_rng(seed + 1).multivariate_normal(np.zeros(2), s_inf, size=n_paths)
     mean, cov = ou.euler_maruyama_law(np.zeros(2), s_inf, h, steps)
-    return law_check("ou_2d/stationary start", sde or ou.sde, "euler_maruyama", x0, (0.0, h * steps), steps,
+    return law_check("ou_2d_stationary", sde or ou.sde, "euler_maruyama", x0, (0.0, h * steps), steps,
                      mean, cov, n_paths, seed, alpha)
 
 
@@ -106,7 +90,7 @@ def check_ou_sra(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) 
     """SRA1 (weak order 2) at h = 0.01 against the exact OU transition law from x0 = 2."""
     ou = OrnsteinUhlenbeck(*OU_1D)
     mean, cov = ou.transition(np.array([2.0]), 1.0)
-    return law_check("ou_1d/sra1 transition", sde or ou.sde, "sra1", np.array([2.0]), (0.0, 1.0), 100, mean,
+    return law_check("ou_1d_sra1_transition", sde or ou.sde, "sra1", np.array([2.0]), (0.0, 1.0), 100, mean,
                      cov, n_paths, seed, alpha)
 
 
@@ -118,7 +102,7 @@ def check_ou_backward(n_paths: int, seed: int, alpha: float) -> Report:
     """
     ou = OrnsteinUhlenbeck(*OU_1D)
     mean, cov = ou.euler_maruyama_law(np.array([2.0]), np.zeros((1, 1)), -0.01, 100)
-    return law_check("ou_1d/reverse-time grid", ou.sde, "euler_maruyama", np.array([2.0]), (1.0, 0.0), 100,
+    return law_check("ou_1d_reverse_time", ou.sde, "euler_maruyama", np.array([2.0]), (1.0, 0.0), 100,
                      mean, cov, n_paths, seed, alpha)
 
 
@@ -133,25 +117,25 @@ def _gbm_check(name: str, calculus: str, solver: str, n_paths: int, seed: int, a
 @_register("gbm_ito_em", "euler_maruyama")
 def check_gbm_em(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """log X_1 ~ N(log x0 + mu - sigma^2/2, sigma^2) (Itô), EM at h = 1e-3."""
-    return _gbm_check("gbm_ito/euler_maruyama", "ito", "euler_maruyama", n_paths, seed, alpha, sde)
+    return _gbm_check("gbm_ito_em", "ito", "euler_maruyama", n_paths, seed, alpha, sde)
 
 
 @_register("gbm_ito_milstein", "milstein", quick=False)
 def check_gbm_milstein(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """Milstein on Itô GBM."""
-    return _gbm_check("gbm_ito/milstein", "ito", "milstein", n_paths, seed, alpha, sde)
+    return _gbm_check("gbm_ito_milstein", "ito", "milstein", n_paths, seed, alpha, sde)
 
 
 @_register("gbm_stratonovich_heun", "heun")
 def check_gbm_heun(n_paths: int, seed: int, alpha: float, sde: SDE | None = None) -> Report:
     """log X_1 ~ N(log x0 + mu, sigma^2) (Stratonovich), stochastic Heun."""
-    return _gbm_check("gbm_stratonovich/heun", "stratonovich", "heun", n_paths, seed, alpha, sde)
+    return _gbm_check("gbm_stratonovich_heun", "stratonovich", "heun", n_paths, seed, alpha, sde)
 
 
 @_register("gbm_stratonovich_milstein", "milstein")
 def check_gbm_milstein_strat(n_paths: int, seed: int, alpha: float) -> Report:
     """Stratonovich Milstein on Stratonovich GBM."""
-    return _gbm_check("gbm_stratonovich/milstein", "stratonovich", "milstein", n_paths, seed, alpha)
+    return _gbm_check("gbm_stratonovich_milstein", "stratonovich", "milstein", n_paths, seed, alpha)
 
 
 @_register("langevin_gaussian_ula_bias", "euler_maruyama")
@@ -166,7 +150,7 @@ def check_langevin_gaussian(n_paths: int, seed: int, alpha: float, sde: SDE | No
     h, steps = 0.2, 40
     x0 = target.sample(n_paths, seed=seed + 7)
     _, v_k = OrnsteinUhlenbeck(np.linalg.inv(cov), 2**0.5 * np.eye(2)).euler_maruyama_law(np.zeros(2), cov, h, steps)
-    return law_check("langevin_gaussian/ULA exact bias", sde or overdamped_langevin(2, target=target),
+    return law_check("langevin_gaussian_ula_bias", sde or overdamped_langevin(2, target=target),
                      "euler_maruyama", x0, (0.0, h * steps), steps, mu, v_k, n_paths, seed, alpha)
 
 
@@ -183,7 +167,7 @@ def check_langevin_mixture(n_paths: int, seed: int, alpha: float, sde: SDE | Non
     target = GaussianMixture(**MIXTURE_2D)
     x0 = target.sample(n_paths, seed=seed + 11)
     sol = simulate(sde or overdamped_langevin(2, target=target), x0, (0.0, 0.1), steps=100, seed=seed)
-    return compare_with_law(sol.final, target, alpha=alpha, name="langevin_mixture/stationary")
+    return compare_with_law(sol.final, target, alpha=alpha, name="langevin_mixture_stationary")
 
 
 @_register("linear_ode_solvers", "euler, heun, midpoint, rk4, dopri5", quick=False)
@@ -198,12 +182,12 @@ def check_odes(n_paths: int, seed: int, alpha: float) -> Report:
         sol = simulate(ode, x0, (0.0, 2.0), steps=steps, solver=solver)
         err = float(np.max(np.abs(sol.final - exact)))
         # constants for this problem: errors ~ C (2 / steps)^order with C <= 5 (measured C < 1.5)
-        out.append(deterministic_check(f"linear_ode/{solver}", f"max error (order {order})", err,
+        out.append(deterministic_check(f"linear_ode_solvers/{solver}", f"max error (order {order})", err,
                                        5.0 * (2.0 / steps) ** order))
     sol = simulate(ode, x0, (0.0, 2.0), solver="dopri5", rtol=1e-9, atol=1e-12)
     err = float(np.max(np.abs(sol.final - exact)))
-    out.append(deterministic_check("linear_ode/dopri5", "max error (rtol 1e-9)", err, 1e-7))
-    return Report("linear_ode", float("nan"), out, n=len(x0))
+    out.append(deterministic_check("linear_ode_solvers/dopri5", "max error (rtol 1e-9)", err, 1e-7))
+    return Report("linear_ode_solvers", float("nan"), out, n=len(x0))
 
 
 def run_checks(names: list[str] | None = None, n_paths: int = 20_000, seed: int = 2026,

@@ -9,11 +9,14 @@ import numpy as np
 
 from sdekit.mcmc import hmc, mala, replica_exchange, rwm, splitting_gaussian_law, ula, underdamped_langevin
 from sdekit.targets import Gaussian, GaussianMixture
-from sdekit.validate.closed_form import MIXTURE_2D
+from sdekit.validate.closed_form import LANGEVIN_GAUSSIAN, MIXTURE_2D
 from sdekit.validate.compare import compare_with_law
+from sdekit.validate.registry import Check, registrar
 from sdekit.validate.report import Report
-from sdekit.validate.stationarity import StationarityReport, classify_stationarity, ula_law
-from sdekit.validate.suite import LANGEVIN_GAUSSIAN, register, verdict_report
+from sdekit.validate.stationarity import StationarityReport, classify_stationarity, ula_law, verdict_report
+
+MCMC_CHECKS: dict[str, Check] = {}
+register = registrar(MCMC_CHECKS)
 
 
 def _from_pi(sampler, target, steps: int, n_paths: int, seed: int, **kw):
@@ -26,7 +29,7 @@ def check_mala_mixture(n_paths: int, seed: int, alpha: float) -> Report:
     incl. Stein."""
     target = GaussianMixture(**MIXTURE_2D)
     res = _from_pi(mala, target, 20, n_paths, seed, step_size=0.3, adapt=False)
-    return compare_with_law(res.final, target, alpha=alpha, name="mcmc/MALA mixture h=0.3, K=20")
+    return compare_with_law(res.final, target, alpha=alpha, name="mcmc_mala_mixture")
 
 
 @register("mcmc_hmc_gaussian_dense_mass", "hmc")
@@ -35,7 +38,7 @@ def check_hmc_gaussian(n_paths: int, seed: int, alpha: float) -> Report:
     target = Gaussian(**LANGEVIN_GAUSSIAN)
     res = _from_pi(hmc, target, 10, n_paths, seed, step_size=0.5, n_leapfrog=5, mass=[[2.0, 0.5], [0.5, 1.0]],
                    adapt=False)
-    return compare_with_law(res.final, target, alpha=alpha, name="mcmc/HMC dense mass, K=10")
+    return compare_with_law(res.final, target, alpha=alpha, name="mcmc_hmc_gaussian_dense_mass")
 
 
 @register("mcmc_rwm_mixture_uniform", "random-walk metropolis")
@@ -43,7 +46,7 @@ def check_rwm_mixture(n_paths: int, seed: int, alpha: float) -> Report:
     """Random-walk Metropolis with uniform proposals of half-width 1.5 on the 2-D mixture from pi, K = 20."""
     target = GaussianMixture(**MIXTURE_2D)
     res = _from_pi(rwm, target, 20, n_paths, seed, step_size=1.5, proposal="uniform", adapt=False)
-    return compare_with_law(res.final, target, alpha=alpha, name="mcmc/RWM uniform mixture, K=20")
+    return compare_with_law(res.final, target, alpha=alpha, name="mcmc_rwm_mixture_uniform")
 
 
 @register("mcmc_ula_gaussian_bias", "ula")
@@ -53,10 +56,11 @@ def check_ula_bias(n_paths: int, seed: int, alpha: float) -> Report:
     target = Gaussian(**LANGEVIN_GAUSSIAN)
     h, steps = 0.2, 40
     res = _from_pi(ula, target, steps, n_paths, seed, step_size=h)
-    vs_pi = compare_with_law(res.final, target, alpha=alpha / 2, name="mcmc/ULA vs pi")
-    vs_law = compare_with_law(res.final, ula_law(target, h, steps), alpha=alpha / 2, name="mcmc/ULA vs its law")
+    vs_pi = compare_with_law(res.final, target, alpha=alpha / 2, name="mcmc_ula_gaussian_bias vs pi")
+    vs_law = compare_with_law(res.final, ula_law(target, h, steps), alpha=alpha / 2,
+                              name="mcmc_ula_gaussian_bias vs scheme law")
     st = StationarityReport(classify_stationarity(vs_pi, vs_law), vs_pi, vs_law, steps, h)
-    return verdict_report("mcmc/ULA Gaussian h=0.2", st, "biased as expected at this step")
+    return verdict_report("mcmc_ula_gaussian_bias", st, "biased as expected at this step")
 
 
 @register("mcmc_baoab_gaussian_large_step", "underdamped baoab")
@@ -66,7 +70,7 @@ def check_baoab(n_paths: int, seed: int, alpha: float) -> Report:
     target = Gaussian(**LANGEVIN_GAUSSIAN)
     h = 0.8 * 2.0 / float(np.sqrt(np.linalg.eigvalsh(np.linalg.inv(target.cov)).max()))
     res = _from_pi(underdamped_langevin, target, 20, n_paths, seed, step_size=h, friction=1.0, scheme="baoab")
-    return compare_with_law(res.final, target, alpha=alpha, name=f"mcmc/BAOAB h={h:.3g}, K=20")
+    return compare_with_law(res.final, target, alpha=alpha, name="mcmc_baoab_gaussian_large_step")
 
 
 @register("mcmc_obabo_gaussian_law", "underdamped obabo", quick=False)
@@ -76,11 +80,11 @@ def check_obabo(n_paths: int, seed: int, alpha: float) -> Report:
     target = Gaussian(**LANGEVIN_GAUSSIAN)
     h, steps = 0.8 * 2.0 / float(np.sqrt(np.linalg.eigvalsh(np.linalg.inv(target.cov)).max())), 20
     res = _from_pi(underdamped_langevin, target, steps, n_paths, seed, step_size=h, friction=1.0, scheme="obabo")
-    vs_pi = compare_with_law(res.final, target, alpha=alpha / 2, name="mcmc/OBABO vs pi")
+    vs_pi = compare_with_law(res.final, target, alpha=alpha / 2, name="mcmc_obabo_gaussian_law vs pi")
     law = splitting_gaussian_law(target, "obabo", 1.0, h, steps)
-    vs_law = compare_with_law(res.final, law, alpha=alpha / 2, name="mcmc/OBABO vs its law")
+    vs_law = compare_with_law(res.final, law, alpha=alpha / 2, name="mcmc_obabo_gaussian_law vs scheme law")
     st = StationarityReport(classify_stationarity(vs_pi, vs_law), vs_pi, vs_law, steps, h)
-    return verdict_report(f"mcmc/OBABO Gaussian h={h:.3g}", st, "biased as expected at this step")
+    return verdict_report("mcmc_obabo_gaussian_law", st, "biased as expected at this step")
 
 
 @register("mcmc_replica_exchange_gaussian", "replica exchange (mala)")
@@ -97,4 +101,4 @@ def check_replica_exchange(n_paths: int, seed: int, alpha: float) -> Report:
                    for k, b in enumerate(betas)], axis=1)
     res = replica_exchange(as_mixture, betas=betas, reference=reference, n_rounds=4, n_warmup=0, n_runs=n_paths,
                            adapt=False, x0=x0, seed=seed)
-    return compare_with_law(res.final, target, alpha=alpha, name="mcmc/replica exchange, beta=1 replica")
+    return compare_with_law(res.final, target, alpha=alpha, name="mcmc_replica_exchange_gaussian")

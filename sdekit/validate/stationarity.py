@@ -19,6 +19,7 @@ fixed point is V_h = Sigma (I - h Sigma^{-1} / 2)^{-1} (`ula_law`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.validate.compare import ALL_TESTS, compare_with_law
 from sdekit.validate.onesample import check_alpha
 from sdekit.validate.report import Report
+from sdekit.validate.stats import CheckResult
 
 VERDICTS = ("stationary", "biased as expected at this step", "wrong")
 
@@ -136,3 +138,20 @@ def stationarity_check(sde: SDE, target: Gaussian | GaussianMixture, *, h: float
         vs_scheme = compare_with_law(end, scheme_law, alpha=alpha, tests=tests,
                                      name=label + " vs scheme law")
     return StationarityReport(classify_stationarity(vs_target, vs_scheme), vs_target, vs_scheme, int(steps), float(h))
+
+
+def verdict_report(name: str, st: StationarityReport, expected: str) -> Report:
+    """A Report that passes when the stationarity verdict is ``expected``: the scheme-law battery gates,
+    the battery against pi is shown as diagnostics, and one row states the verdict. (Checks with a
+    scheme law run each of the two batteries at alpha / 2, so the check's rate stays alpha.)"""
+    results: list[CheckResult] = []
+    if st.against_scheme is not None:
+        results += st.against_scheme.results
+    if expected == "stationary":
+        results += st.against_target.results
+    else:
+        results += [dataclasses.replace(r, gating=False, name=r.name) for r in st.against_target.results]
+    ok = st.verdict == expected
+    results.append(CheckResult(name, f"verdict: {st.verdict}", float(ok), 1.0, float("nan"), ok,
+                               note=f"expected: {expected}"))
+    return Report(name, st.against_target.alpha, results, st.against_target.panels, st.against_target.n)

@@ -1,8 +1,9 @@
 """The battery `sdekit validate` runs: every closed-form check plus stationarity, generator,
 Fokker–Planck, convergence-order and bias-or-bug checks over the processes and solvers sdekit ships.
 
-Each entry is a `Check` (name, solver, run(n_paths, seed, alpha) -> Report, quick); ``SUITE``
-maps names to checks in the order they run. Checks marked quick make up `sdekit validate --quick`.
+Each entry is a `Check` (`sdekit.validate.registry`: name, solver, run(n_paths, seed, alpha) -> Report,
+quick); ``SUITE`` joins the closed-form checks, this module's and the MCMC checks, in the order they run.
+Checks marked quick make up `sdekit validate --quick`. A check's report carries its name.
 """
 
 from __future__ import annotations
@@ -18,68 +19,43 @@ from sdekit.simulate import simulate
 from sdekit.solvers import SDE_SOLVERS
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.validate.bias import classify_bias
-from sdekit.validate.closed_form import CHECKS, MIXTURE_2D, OU_2D, Check
+from sdekit.validate.closed_form import CHECKS, LANGEVIN_GAUSSIAN, MIXTURE_2D, OU_2D
 from sdekit.validate.compare import compare_with_law
 from sdekit.validate.fokker_planck import fokker_planck_chi2_test
 from sdekit.validate.generator import dynkin_test, generator_scan
+from sdekit.validate.mcmc_checks import MCMC_CHECKS
 from sdekit.validate.order import fit_order, fit_order_deterministic, gbm_problem, s3_sine_problem, strong_errors
+from sdekit.validate.registry import Check, join_tables, registrar
 from sdekit.validate.report import Report
-from sdekit.validate.stationarity import StationarityReport, stationarity_check, ula_law
+from sdekit.validate.stationarity import stationarity_check, ula_law, verdict_report
 from sdekit.validate.stats import CheckResult
 from sdekit.validate.weak import em_weak_errors_linear, fit_weak_order, weak_errors
 
-SUITE: dict[str, Check] = dict(CHECKS)
-
-
-def register(name: str, solver: str, quick: bool = True):
-    """Decorator adding run(n_paths, seed, alpha) -> Report to SUITE under ``name``."""
-    def deco(fn):
-        if name in SUITE:
-            raise ValueError(f"check {name!r} is already registered")
-        SUITE[name] = Check(name, solver, fn, quick)
-        return fn
-    return deco
-
-
-def verdict_report(name: str, st: StationarityReport, expected: str) -> Report:
-    """A Report that passes when the stationarity verdict is ``expected``: the scheme-law battery gates,
-    the battery against pi is shown as diagnostics, and one row states the verdict. (Checks with a
-    scheme law run each of the two batteries at alpha / 2, so the check's rate stays alpha.)"""
-    results: list[CheckResult] = []
-    if st.against_scheme is not None:
-        results += st.against_scheme.results
-    if expected == "stationary":
-        results += st.against_target.results
-    else:
-        results += [dataclasses.replace(r, gating=False, name=r.name) for r in st.against_target.results]
-    ok = st.verdict == expected
-    results.append(CheckResult(name, f"verdict: {st.verdict}", float(ok), 1.0, float("nan"), ok,
-                               note=f"expected: {expected}"))
-    return Report(name, st.against_target.alpha, results, st.against_target.panels, st.against_target.n)
-
-
-LANGEVIN_GAUSSIAN = dict(mean=[1.0, -1.0], cov=[[1.0, 0.3], [0.3, 0.5]])
+BATTERY_CHECKS: dict[str, Check] = {}
+register = registrar(BATTERY_CHECKS)
 
 
 @register("stationarity_ula_gaussian_biased", "euler_maruyama")
 def check_ula_biased(n_paths: int, seed: int, alpha: float) -> Report:
     """ULA on N(mu, Sigma) from pi at h = 0.2 (40% of the stability limit), K = 40: fails against pi,
     passes against its own law N(mu, S_K): verdict "biased as expected at this step"."""
+    name = "stationarity_ula_gaussian_biased"
     target = Gaussian(**LANGEVIN_GAUSSIAN)
     h, steps = 0.2, 40
     st = stationarity_check(overdamped_langevin(2, target=target), target, h=h, steps=steps, n_paths=n_paths,
-                            seed=seed, scheme_law=ula_law(target, h, steps), alpha=alpha / 2)
-    return verdict_report("stationarity/ULA Gaussian h=0.2", st, "biased as expected at this step")
+                            seed=seed, scheme_law=ula_law(target, h, steps), alpha=alpha / 2, name=name)
+    return verdict_report(name, st, "biased as expected at this step")
 
 
 @register("stationarity_ula_gaussian_small_step", "euler_maruyama")
 def check_ula_small(n_paths: int, seed: int, alpha: float) -> Report:
     """ULA on N(mu, Sigma) from pi at h = 1e-3, K = 100: the bias is below resolution: "stationary"."""
+    name = "stationarity_ula_gaussian_small_step"
     target = Gaussian(**LANGEVIN_GAUSSIAN)
     h, steps = 1e-3, 100
     st = stationarity_check(overdamped_langevin(2, target=target), target, h=h, steps=steps, n_paths=n_paths,
-                            seed=seed, scheme_law=ula_law(target, h, steps), alpha=alpha / 2)
-    return verdict_report("stationarity/ULA Gaussian h=1e-3", st, "stationary")
+                            seed=seed, scheme_law=ula_law(target, h, steps), alpha=alpha / 2, name=name)
+    return verdict_report(name, st, "stationary")
 
 
 @register("stationarity_langevin_mixture", "sra1", quick=False)
@@ -87,8 +63,8 @@ def check_langevin_mixture_stationary(n_paths: int, seed: int, alpha: float) -> 
     """Langevin on a 2-D two-mode mixture from pi, SRA1 (weak order 2) at h = 0.01, K = 50: "stationary"."""
     target = GaussianMixture(**MIXTURE_2D)
     st = stationarity_check(overdamped_langevin(2, target=target), target, h=0.01, steps=50, n_paths=n_paths,
-                            seed=seed, solver="sra1", alpha=alpha)
-    return verdict_report("stationarity/Langevin mixture SRA1 h=0.01", st, "stationary")
+                            seed=seed, solver="sra1", alpha=alpha, name="stationarity_langevin_mixture")
+    return verdict_report("stationarity_langevin_mixture", st, "stationary")
 
 
 def order_report(name: str, solver: str, problem, x0: float, exact_fn, base_steps: int, levels: int, n_paths: int,
@@ -108,7 +84,7 @@ def order_report(name: str, solver: str, problem, x0: float, exact_fn, base_step
 def check_order_em(n_paths: int, seed: int, alpha: float) -> Report:
     """Euler–Maruyama on Itô GBM (mu = 0.5, sigma = 1): strong order 0.5."""
     gbm = gbm_problem(0.5, 1.0, "ito")
-    return order_report("order/EM GBM", "euler_maruyama", gbm.sde, 1.0, gbm.exact_at(1.0), 8, 6,
+    return order_report("strong_order_em_gbm", "euler_maruyama", gbm.sde, 1.0, gbm.exact_at(1.0), 8, 6,
                         min(n_paths, 4000), seed, SDE_SOLVERS["euler_maruyama"].strong_order)
 
 
@@ -116,14 +92,14 @@ def check_order_em(n_paths: int, seed: int, alpha: float) -> Report:
 def check_order_milstein(n_paths: int, seed: int, alpha: float) -> Report:
     """Milstein on Itô GBM: strong order 1."""
     gbm = gbm_problem(0.5, 1.0, "ito")
-    return order_report("order/Milstein GBM", "milstein", gbm.sde, 1.0, gbm.exact_at(1.0), 8, 6,
+    return order_report("strong_order_milstein_gbm", "milstein", gbm.sde, 1.0, gbm.exact_at(1.0), 8, 6,
                         min(n_paths, 4000), seed, SDE_SOLVERS["milstein"].strong_order)
 
 
 @register("strong_order_sra1", "sra1", quick=False)
 def check_order_sra1(n_paths: int, seed: int, alpha: float) -> Report:
     """SRA1 on S3 + 2 sin X (additive noise, nonlinear drift): strong order 1.5 against a reference solve."""
-    return order_report("order/SRA1 S3+sin", "sra1", s3_sine_problem(1.0, 2.0, 2.0), 1.0, None, 4, 6,
+    return order_report("strong_order_sra1", "sra1", s3_sine_problem(1.0, 2.0, 2.0), 1.0, None, 4, 6,
                         min(n_paths, 4000), seed, SDE_SOLVERS["sra1"].strong_order)
 
 
@@ -154,8 +130,8 @@ def check_fokker_planck(n_paths: int, seed: int, alpha: float) -> Report:
     Chang–Cooper finite-volume reference law (histogram chi-square, reference error non-centrality <= 0.5)."""
     sol = simulate(DOUBLE_WELL, 0.5, (0.0, 1.0), steps=400, n_paths=n_paths, seed=seed)
     res = fokker_planck_chi2_test(sol.final[:, 0], DOUBLE_WELL, 0.5, (0.0, 1.0), -3.5, 3.5, cells=300,
-                                  time_steps=200, alpha=alpha, name="fokker_planck/double well EM")
-    return Report("fokker_planck/double well EM", alpha, [res], n=n_paths)
+                                  time_steps=200, alpha=alpha, name="fokker_planck_double_well")
+    return Report("fokker_planck_double_well", alpha, [res], n=n_paths)
 
 
 @register("weak_order_em_ou_exact", "euler_maruyama")
@@ -166,9 +142,9 @@ def check_weak_em(n_paths: int, seed: int, alpha: float) -> Report:
     hs, errors = em_weak_errors_linear(a, b, np.array([1.0, -0.5]), 1.0, 8, 6)
     fit = fit_order_deterministic(hs, errors)
     ok = fit.passes(1.0)
-    res = [CheckResult("weak order/EM OU", "weak order in [0.8, 1.25]", fit.order, 1.25, float("nan"), ok,
+    res = [CheckResult("weak_order_em_ou_exact", "weak order in [0.8, 1.25]", fit.order, 1.25, float("nan"), ok,
                        note=fit.summary())]
-    return Report("weak order/EM OU (exact recursion)", float("nan"), res, n=0)
+    return Report("weak_order_em_ou_exact", float("nan"), res, n=0)
 
 
 @register("weak_order_milstein_gbm", "milstein", quick=False)
@@ -178,11 +154,11 @@ def check_weak_milstein(n_paths: int, seed: int, alpha: float) -> Report:
     weak = weak_errors(gbm, "milstein", 1.0, 1.0, _identity, base_steps=4, levels=6, n_paths=max(n_paths, 20_000),
                        seed=seed)
     fit = fit_weak_order(weak, alpha=alpha)
-    res = [CheckResult("weak order/Milstein GBM", "weak order in [0.8, 1.25]", fit.order, 1.25, float("nan"),
+    res = [CheckResult("weak_order_milstein_gbm", "weak order in [0.8, 1.25]", fit.order, 1.25, float("nan"),
                        0.8 <= fit.order <= 1.25, note=fit.summary()),
-           CheckResult("weak order/Milstein GBM", "CI half-width", fit.halfwidth, 0.15, float("nan"),
+           CheckResult("weak_order_milstein_gbm", "CI half-width", fit.halfwidth, 0.15, float("nan"),
                        fit.halfwidth < 0.15)]
-    return Report("weak order/Milstein GBM (coupled)", alpha, res, n=weak.diffs.shape[1])
+    return Report("weak_order_milstein_gbm", alpha, res, n=weak.diffs.shape[1])
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
@@ -207,7 +183,7 @@ def check_bias_ula(n_paths: int, seed: int, alpha: float) -> Report:
         return law.mean, law.cov
 
     rep = classify_bias(run, h, seed=seed, order=1, exact_law=(target.mean, target.cov), scheme_law=scheme_law,
-                        alpha=alpha, name="bias/ULA Gaussian h=0.2")
+                        alpha=alpha, name="bias_or_bug_ula_gaussian")
     expected = "biased as expected for order 1"
     results = [dataclasses.replace(c, gating=False) for c in rep.discrepancy_checks] + list(rep.explanation_checks)
     ok = rep.verdict == expected
@@ -227,9 +203,9 @@ def check_generator(n_paths: int, seed: int, alpha: float) -> Report:
     results: list[CheckResult] = []
     for solver in ("euler_maruyama", "milstein"):
         scan = generator_scan(DOUBLE_WELL, np.array([[0.3], [-1.2], [2.0]]), h=1e-4, n=5 * n_paths, seed=seed,
-                              solver=solver, alpha=alpha / 2, name=f"generator/double well {solver}")
+                              solver=solver, alpha=alpha / 2, name=f"generator_double_well/{solver}")
         results += [r for state in scan.results for r in state]
-    return Report("generator/double well (EM, Milstein)", alpha, results, n=5 * n_paths)
+    return Report("generator_double_well", alpha, results, n=5 * n_paths)
 
 
 @register("dynkin_ou_2d", "euler_maruyama")
@@ -238,8 +214,8 @@ def check_dynkin(n_paths: int, seed: int, alpha: float) -> Report:
     for x_i, x_i x_j, cos and sin."""
     ou = OrnsteinUhlenbeck(*OU_2D)
     res = dynkin_test(ou.sde, np.array([1.0, -0.5]), (0.0, 1.0), steps=200, n_paths=n_paths, seed=seed, alpha=alpha,
-                      name="dynkin/OU 2-D EM")
-    return Report("dynkin/OU 2-D EM", alpha, res, n=n_paths)
+                      name="dynkin_ou_2d")
+    return Report("dynkin_ou_2d", alpha, res, n=n_paths)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +236,7 @@ def check_reverse_sde(n_paths: int, seed: int, alpha: float) -> Report:
     fw = model.forward
     x_t = model.sample_marginal(n_paths, fw.T, seed=seed + 3)
     out = simulate(model.reverse_sde(), x_t, (fw.T, fw.eps), steps=1000, seed=seed).final
-    return compare_with_law(out, model.marginal(fw.eps), alpha=alpha, name="diffusion/reverse VP SDE, EM 1000")
+    return compare_with_law(out, model.marginal(fw.eps), alpha=alpha, name="diffusion_reverse_sde_vp")
 
 
 @register("diffusion_pf_ode_ve", "rk4", quick=False)
@@ -270,7 +246,7 @@ def check_pf_ode(n_paths: int, seed: int, alpha: float) -> Report:
     fw = model.forward
     x_t = model.sample_marginal(n_paths, fw.T, seed=seed + 4)
     out = simulate(model.probability_flow(), x_t, (fw.T, fw.eps), steps=200, solver="rk4").final
-    return compare_with_law(out, model.marginal(fw.eps), alpha=alpha, name="diffusion/PF-ODE VE, RK4 200")
+    return compare_with_law(out, model.marginal(fw.eps), alpha=alpha, name="diffusion_pf_ode_ve")
 
 
 def _mixture_score():
@@ -295,7 +271,7 @@ def check_dpm_solver(n_paths: int, seed: int, alpha: float) -> Report:
     x_t = mm.sample(n_paths, *vp.kernel(vp.T), seed=seed + 5)
     out = dpm_solver_sample(score, vp, x_t, order=2, steps=30, method="multistep", algorithm="dpmsolver++",
                             skip="logSNR").x
-    return compare_with_law(out, mm.marginal(*vp.kernel(vp.eps)), alpha=alpha, name="diffusion/DPM-Solver++(2M), 30")
+    return compare_with_law(out, mm.marginal(*vp.kernel(vp.eps)), alpha=alpha, name="diffusion_dpm_solver_pp_2m")
 
 
 @register("diffusion_edm_heun", "edm heun")
@@ -306,7 +282,7 @@ def check_edm(n_paths: int, seed: int, alpha: float) -> Report:
     mm, score = _mixture_score()
     x0 = mm.sample(n_paths, 1.0, 80.0, seed=seed + 6)
     out = edm_sample(score, karras_sigmas(32, 0.002, 80.0), x0, method="heun").x
-    return compare_with_law(out, mm.data, alpha=alpha, name="diffusion/EDM Heun, 63 NFE")
+    return compare_with_law(out, mm.data, alpha=alpha, name="diffusion_edm_heun")
 
 
 @register("diffusion_ddpm", "ddpm ancestral", quick=False)
@@ -319,7 +295,8 @@ def check_ddpm(n_paths: int, seed: int, alpha: float) -> Report:
     sched = DiscreteSchedule.linear()
     x_k = mm.sample(n_paths, *sched.level(sched.n_steps), seed=seed + 7)
     out = ddpm_sample(score, sched, x_k, seed=seed)
-    return compare_with_law(out, mm.data, alpha=alpha, name="diffusion/DDPM ancestral, 1000")
+    return compare_with_law(out, mm.data, alpha=alpha, name="diffusion_ddpm")
 
 
-from sdekit.validate import mcmc_checks  # noqa: E402,F401  (registers the MCMC checks)
+
+SUITE: dict[str, Check] = join_tables(CHECKS, BATTERY_CHECKS, MCMC_CHECKS)

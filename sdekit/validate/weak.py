@@ -137,7 +137,8 @@ class WeakErrors:
         i = int(np.argmax(z))
         return (f"weak errors unresolved: every level's |mean| is within one standard error (largest |z| = {z[i]:.2f} "
                 f"at h = {self.hs[i]:.4g}: mean {self.means[i]:+.3g}, se {self.stderr[i]:.2g}; P = {self.n_paths} "
-                f"paths): the table is Monte Carlo noise, not a weak error; raise n_paths or use the coupled estimator")
+                f"paths): the table is Monte Carlo noise, not a weak error; "
+                + ("raise n_paths" if self.coupled else "raise n_paths or use the coupled estimator"))
 
     def summary(self, alpha: float = DEFAULT_ALPHA) -> str:
         """One line per level: h, mean, se, z and whether it is resolved at rate alpha (a last line says so when

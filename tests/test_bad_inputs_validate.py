@@ -24,8 +24,11 @@ from sdekit.validate import (
     brownian_problem,
     check_fokker_planck_identity,
     classify_bias,
+    classify_stationarity,
     compare_with_law,
+    cvm_sf,
     cvm_test,
+    deterministic_check,
     dynkin_test,
     em_weak_errors_linear,
     fit_order,
@@ -33,17 +36,21 @@ from sdekit.validate import (
     fit_weak_order,
     fokker_planck_chi2_test,
     fokker_planck_reference,
+    gaussian_law_tests,
     gbm_problem,
     generator,
     generator_scan,
     generator_test,
+    ks_law_test,
     ks_test,
     law_1d,
     linear_moment_test,
     linear_scheme_law,
     loglog_slope,
     mmd_test,
+    moment_chi2,
     moment_test,
+    random_directions,
     stationarity_check,
     stein_test,
     strong_errors,
@@ -52,7 +59,8 @@ from sdekit.validate import (
     work_precision,
 )
 from sdekit.validate.generator import coordinate, cosine, derivative_errors
-from sdekit.validate.order import OrderFit
+from sdekit.validate.order import OrderFit, brownian_terminal
+from sdekit.validate.work_precision import WorkPrecision
 
 RNG = np.random.default_rng(7)
 G1 = Gaussian([0.0], [[1.0]])
@@ -63,7 +71,7 @@ PI = (G2.mean, G2.cov)
 GBM = gbm_problem(0.5, 1.0)
 BM2 = brownian_problem(2)
 HS = 0.5 ** np.arange(3)
-E_HALF = float(np.exp(0.5))
+REPORT = compare_with_law(S1, G1, tests=("ks",))
 WP = dict(base_steps=4, levels=2, n_paths=8, repeats=1)
 SE = dict(base_steps=4, levels=2, n_paths=8, seed=0)
 
@@ -283,6 +291,37 @@ BAD_INPUTS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
      lambda: check_fokker_planck_identity(_ou_drift, _unit_diffusion, _normal_log_prob, [[1.0, 0.0]], 0.5,
                                           eps=[1e-3, 1e-3, 1e-3]),
      SDEKitError, r"eps must be a number or one step per coordinate, shape \(2,\)"),
+    # building blocks: law tests, fits, reports
+    ("gaussian-law-tests-complex", lambda: gaussian_law_tests("x", S2 + 1j, *PI), SDEKitError, r"^sample must be real"),
+    ("gaussian-law-tests-cov-not-positive-definite", lambda: gaussian_law_tests("x", S2, G2.mean, -np.eye(2)),
+     SDEKitError, r"^cov must be positive definite"),
+    ("gaussian-law-tests-mean-wrong-size", lambda: gaussian_law_tests("x", S2, [0.0, 1.0, 2.0], G2.cov), SDEKitError,
+     r"mean of shape \(2,\).*got mean \(3,\)"),
+    ("gaussian-law-tests-alpha-two", lambda: gaussian_law_tests("x", S2, *PI, alpha=2.0), SDEKitError,
+     r"alpha must be in \(0, 1\)"),
+    ("ks-law-test-complex", lambda: ks_law_test("x", S1 + 1j, scipy.stats.norm.cdf), SDEKitError,
+     r"^sample must be real"),
+    ("moment-chi2-one-dimensional", lambda: moment_chi2(S1), SDEKitError, r"z must be whitened samples of shape"),
+    ("deterministic-check-error-string", lambda: deterministic_check("ode", "max error", "x", 1e-6), SDEKitError,
+     r"error must be a real number"),
+    ("cvm-sf-string", lambda: cvm_sf("a"), SDEKitError, r"w must be a real number"),
+    ("random-directions-float-dim", lambda: random_directions(2.5, 3), SDEKitError, r"d must be an integer >= 1"),
+    ("em-weak-linear-recursion-wrong-shape",
+     lambda: em_weak_errors_linear(np.eye(2), np.eye(2), np.ones(2), 1.0, 4, 3,
+                                   recursion=lambda m, s, h, n: (m[:, None], s)),
+     SDEKitError, r"recursion's mean returned shape \(2, 1\); expected \(2,\)"),
+    ("brownian-terminal-zero-steps", lambda: brownian_terminal(0, 4, 1, 0.0, 1.0, 0), SDEKitError,
+     r"fine_steps must be an integer >= 1"),
+    ("linear-moment-test-negative-time", lambda: linear_moment_test(S2, np.eye(2), np.eye(2), np.zeros(2), -1.0),
+     SDEKitError, r"t must be >= 0"),
+    ("classify-stationarity-not-a-report", lambda: classify_stationarity("passed", None), SDEKitError,
+     r"against_target must be a Report"),
+    ("report-figure-missing-folder", lambda: REPORT.figure("/nonexistent-sdekit-folder/qq.png"), SDEKitError,
+     r"path: the folder '/nonexistent-sdekit-folder' does not exist"),
+    ("report-figure-path-int", lambda: REPORT.figure(3), SDEKitError, r"path must be a file path"),
+    ("work-precision-plot-missing-folder",
+     lambda: WorkPrecision({}, "strong", 8, "gbm").plot("/nonexistent-sdekit-folder/wp.png"), SDEKitError,
+     r"path: the folder '/nonexistent-sdekit-folder' does not exist"),
     # sdekit.testing
     ("testing-stable-step-negative-fraction", lambda: sdtest.stable_step(G1, -0.5), SDEKitError,
      r"fraction must be in \(0, 1\)"),

@@ -39,8 +39,14 @@ import numpy as np
 import scipy.stats as st
 
 from sdekit.errors import SDEKitError
-from sdekit.targets import Gaussian
-from sdekit.validate.checks import check_alpha, check_callable, check_number, checked_output, real_array
+from sdekit.validate.checks import (
+    check_alpha,
+    check_callable,
+    check_gaussian_law,
+    check_number,
+    checked_output,
+    real_array,
+)
 from sdekit.validate.stats import CheckResult, gaussian_law_tests
 from sdekit.validate.weak import two_sided_z
 
@@ -192,33 +198,6 @@ def _samples(x: Any, what: str, dim: int | None) -> np.ndarray:
     return arr
 
 
-def _gaussian_law(law: Any, name: str, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (d,), cov (d, d)) from a pair or a `Gaussian`, cov symmetric positive definite, or an error naming
-    `name`."""
-    if isinstance(law, Gaussian):
-        return law.mean, law.cov
-    try:
-        mean, cov = law
-    except (TypeError, ValueError):
-        raise SDEKitError(f"{name} must be a pair (mean, cov) or a Gaussian; got {type(law).__name__}") from None
-    m = np.atleast_1d(real_array(mean, f"{name}'s mean"))
-    c = np.atleast_2d(real_array(cov, f"{name}'s cov"))
-    d = m.shape[0] if dim is None else dim
-    if m.shape != (d,) or c.shape != (d, d):
-        raise SDEKitError(f"{name} must be (mean of shape ({d},), cov of shape ({d}, {d})); got mean {m.shape}, "
-                          f"cov {c.shape}")
-    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(c))):
-        raise SDEKitError(f"{name} must be finite; got mean {m}, cov {c.tolist()}")
-    if not np.allclose(c, c.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(c).max()))):
-        raise SDEKitError(f"{name}'s cov must be symmetric; got {c.tolist()}")
-    try:
-        np.linalg.cholesky(c)
-    except np.linalg.LinAlgError:
-        raise SDEKitError(f"{name}'s cov must be positive definite; its smallest eigenvalue is "
-                          f"{float(np.linalg.eigvalsh(c).min()):.4g}") from None
-    return m, c
-
-
 def _feature_test(name: str, label: str, d: float, se: float, each: float) -> CheckResult:
     z = _z(d, se)
     thr = two_sided_z(each)
@@ -253,7 +232,7 @@ def classify_bias(run: Sampler, h: float, *, seed: int = 0, order: float = 1.0, 
         check_callable(scheme_law, "scheme_law", "scheme_law(h) -> (mean, cov)")
     dim = None
     if exact_law is not None:
-        exact_law = _gaussian_law(exact_law, "exact_law")
+        exact_law = check_gaussian_law(exact_law, "exact_law")
         dim = exact_law[0].shape[0]
     if features is None:
         if exact_law is None:
@@ -311,7 +290,7 @@ def classify_bias(run: Sampler, h: float, *, seed: int = 0, order: float = 1.0, 
     if scheme_law is not None:
         stage_b = []
         for hh, xs in ((h, x_h), (h / 2.0, x_h2)):
-            mean, cov = _gaussian_law(scheme_law(hh), f"scheme_law({hh:g})", n_dim)
+            mean, cov = check_gaussian_law(scheme_law(hh), f"scheme_law({hh:g})", n_dim)
             stage_b += gaussian_law_tests(f"{name} at h = {hh:g} vs scheme law", xs, mean, cov, alpha=alpha / 2.0)
         ok = all(c.passed for c in stage_b)
         note = ("discrepancy from pi matches the scheme's own law at h and h/2" if ok

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sdekit.errors import SDEKitError
+from sdekit.targets import Gaussian
 
-__all__ = ["check_alpha", "check_callable", "check_count", "check_number", "check_sample", "check_seed",
-           "checked_output", "real_array"]
+__all__ = ["check_alpha", "check_callable", "check_count", "check_gaussian_law", "check_number", "check_output_path",
+           "check_sample", "check_seed", "checked_output", "real_array"]
 
 
 def check_alpha(alpha: Any, name: str = "alpha") -> float:
@@ -127,3 +130,46 @@ def checked_output(value: Any, name: str, shape: tuple[int, ...], meaning: str, 
             raise SDEKitError(f"{name} returned {int(bad.sum())} non-finite values (first at index "
                               f"{tuple(int(i) for i in first)}: {arr[first]})")
     return arr
+
+
+def check_gaussian_law(law: Any, name: str, dim: int | None = None, *,
+                       parts: tuple[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (d,), cov (d, d)) from a pair or a `Gaussian`, cov finite, symmetric and positive definite, d = dim
+    when given; errors name `name` (or the two arguments in `parts`, e.g. ("mean", "cov"))."""
+    if isinstance(law, Gaussian):
+        if dim is not None and law.dim != dim:
+            raise SDEKitError(f"{name} must have dim {dim}; got a Gaussian of dim {law.dim}")
+        return law.mean, law.cov
+    try:
+        mean, cov = law
+    except (TypeError, ValueError):
+        raise SDEKitError(f"{name} must be a pair (mean, cov) or a Gaussian; got {type(law).__name__}") from None
+    mean_name, cov_name = parts or (f"{name}'s mean", f"{name}'s cov")
+    m = np.atleast_1d(real_array(mean, mean_name))
+    c = np.atleast_2d(real_array(cov, cov_name))
+    d = m.shape[0] if dim is None else dim
+    if m.shape != (d,) or c.shape != (d, d):
+        raise SDEKitError(f"{name} must be (mean of shape ({d},), cov of shape ({d}, {d})); got mean {m.shape}, "
+                          f"cov {c.shape}")
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(c))):
+        raise SDEKitError(f"{mean_name} and {cov_name} must be finite; got {m.tolist()} and {c.tolist()}")
+    if not np.allclose(c, c.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(c).max()))):
+        raise SDEKitError(f"{cov_name} must be symmetric; got {c.tolist()}")
+    try:
+        np.linalg.cholesky(c)
+    except np.linalg.LinAlgError:
+        raise SDEKitError(f"{cov_name} must be positive definite; its smallest eigenvalue is "
+                          f"{float(np.linalg.eigvalsh(c).min()):.4g}") from None
+    return m, c
+
+
+def check_output_path(path: Any, name: str = "path") -> Path:
+    """path as a Path to a file that can be written: its folder exists and it is not itself a folder."""
+    if not isinstance(path, str | os.PathLike):
+        raise SDEKitError(f"{name} must be a file path (str or os.PathLike); got {type(path).__name__}")
+    out = Path(path)
+    if out.is_dir():
+        raise SDEKitError(f"{name} must be a file, not the folder {str(out)!r}")
+    if not out.parent.is_dir():
+        raise SDEKitError(f"{name}: the folder {str(out.parent)!r} does not exist (or is a file); create it first")
+    return out

@@ -459,7 +459,7 @@ def linear_moment_test(sample: Any, A: Any, B: Any, x0: Any, t: float, *, cov0: 
     """
     check_alpha(alpha)
     ou, m0, s0 = _linear_setup(A, B, x0, cov0)
-    t = _finite(t, "t")
+    t = _nonneg(t, "t")
     x = real_array(sample, "sample")
     if x.ndim != 2 or x.shape[1] != ou.dim or x.shape[0] < 2:
         raise SDEKitError(f"sample must have shape (N, {ou.dim}) with N >= 2 (d from A); got shape {x.shape}")

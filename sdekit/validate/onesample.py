@@ -47,7 +47,7 @@ def cvm_sf(w: float) -> float:
     inverse-square-root singularities at both ends. Accurate to ~1e-10 relative down to 1e-12;
     reproduces the critical values 0.461 (5%), 0.743 (1%) and 2.495 (1e-6).
     """
-    w = float(w)
+    w = check_number(w, "w")
     if w <= 0.0:
         return 1.0
     if w < 0.05:  # below the 0.9999... region the series needs many terms; the CDF is ~0 there
@@ -85,15 +85,19 @@ def cvm_statistic(u: np.ndarray) -> float:
     return float(1.0 / (12.0 * n) + np.sum((u - grid) ** 2))
 
 
+CDF_ROUNDING = 1e-9  # a quadrature CDF may overshoot [0, 1] by rounding; such values are clipped, larger ones refused
+
+
 def cdf_values(law: Law1D, x: np.ndarray) -> np.ndarray:
-    """u_i = F(x_i) for a 1-D sample x, checked: real, one value per draw, finite and in [0, 1] (a density or a
-    survival function passed as the law's CDF is refused instead of giving a statistic that means nothing)."""
+    """u_i = F(x_i) for a 1-D sample x, checked: real, one value per draw, finite and in [0, 1] up to
+    ``CDF_ROUNDING`` (a density passed as the law's CDF is refused instead of giving a statistic that means
+    nothing)."""
     u = checked_output(law.cdf(x), "law's cdf", x.shape, "one value F(x_i) per draw")
-    outside = (u < 0.0) | (u > 1.0)
+    outside = (u < -CDF_ROUNDING) | (u > 1.0 + CDF_ROUNDING)
     if outside.any():
         raise SDEKitError(f"law's cdf must return probabilities in [0, 1]; got {int(outside.sum())} values outside "
                           f"(range [{u.min():.4g}, {u.max():.4g}]): is it a density rather than a CDF?")
-    return u
+    return np.clip(u, 0.0, 1.0)
 
 
 def _mean_bias(x: np.ndarray, law: Law1D) -> tuple[float, ...]:
@@ -263,8 +267,7 @@ def random_directions(d: int, count: int, seed: int = 0) -> np.ndarray:
 
     Fixed means independent of the sample under test: the same directions for every run.
     """
-    if d < 1 or count < 0:
-        raise SDEKitError(f"need d >= 1 and count >= 0; got d = {d}, count = {count}")
+    d, count = check_count(d, "d"), check_count(count, "count", 0)
     u = np.random.default_rng(seed).standard_normal((count, d))
     return u / np.linalg.norm(u, axis=1, keepdims=True)
 

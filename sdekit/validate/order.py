@@ -194,6 +194,7 @@ def brownian_terminal(seed: int, n_paths: int, m: int, t0: float, t1: float, fin
     most ``max_block`` numbers); method="simulate" integrates dX = 0 dt + 1 dW (diagonal noise,
     dim m) with Euler–Maruyama, which is exact for it, and returns X(t1).
     """
+    n_paths, m, fine_steps = check_count(n_paths, "n_paths"), check_count(m, "m"), check_count(fine_steps, "fine_steps")
     if method == "simulate":
         sol = simulate(brownian_problem(m), np.zeros(m), (t0, t1), steps=fine_steps, n_paths=n_paths, seed=seed,
                        solver="euler_maruyama")

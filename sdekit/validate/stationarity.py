@@ -115,6 +115,9 @@ class StationarityReport:
 
 def classify_stationarity(against_target: Report, against_scheme: Report | None) -> str:
     """'stationary' / 'biased as expected at this step' / 'wrong' from the two reports."""
+    for name, r in (("against_target", against_target), ("against_scheme", against_scheme)):
+        if not (isinstance(r, Report) or (r is None and name == "against_scheme")):
+            raise SDEKitError(f"{name} must be a Report (from compare_with_law); got {type(r).__name__}")
     if against_scheme is not None and not against_scheme.passed:
         return "wrong"
     if against_target.passed:

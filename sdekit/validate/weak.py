@@ -48,7 +48,15 @@ from sdekit.errors import SDEKitError, SDEKitWarning
 from sdekit.processes.ou import OrnsteinUhlenbeck
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
-from sdekit.validate.checks import check_alpha, check_callable, check_count, check_number, check_seed, real_array
+from sdekit.validate.checks import (
+    check_alpha,
+    check_callable,
+    check_count,
+    check_number,
+    check_seed,
+    checked_output,
+    real_array,
+)
 from sdekit.validate.order import (
     ClosedForm,
     OrderFit,
@@ -335,8 +343,12 @@ def em_weak_errors_linear(A: Any, B: Any, x0: Any, T: float, base_steps: int, le
     for lev in range(levels):
         n = base_steps * 2**lev
         hs[lev] = T / n
-        m, s = law(m0, s0, hs[lev], n)
-        e_mean = float(np.linalg.norm(np.asarray(m) - m_exact))
-        e_cov = float(np.linalg.norm(np.asarray(s) - s_exact))
+        law_h = law(m0.copy(), s0.copy(), hs[lev], n)
+        if not (isinstance(law_h, tuple | list) and len(law_h) == 2):
+            raise SDEKitError(f"recursion must return a pair (mean, cov); got {type(law_h).__name__}")
+        m = checked_output(law_h[0], "recursion's mean", (d,), f"the mean after {n} steps")
+        s = checked_output(law_h[1], "recursion's cov", (d, d), f"the covariance after {n} steps")
+        e_mean = float(np.linalg.norm(m - m_exact))
+        e_cov = float(np.linalg.norm(s - s_exact))
         errors[lev] = {"both": e_mean + e_cov, "mean": e_mean, "cov": e_cov}[moments]
     return hs, errors

@@ -31,7 +31,7 @@ from sdekit.errors import SDEKitError
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
 from sdekit.solvers import SDE_SOLVERS, get_solver
-from sdekit.validate.checks import check_callable, check_count, check_seed
+from sdekit.validate.checks import check_callable, check_count, check_output_path, check_seed
 from sdekit.validate.order import ClosedForm, initial_states, strong_errors, time_span
 from sdekit.validate.weak import weak_errors
 
@@ -104,6 +104,7 @@ class WorkPrecision:
         """
         if cost not in COSTS:
             raise SDEKitError(f"cost must be one of {COSTS}; got {cost!r}")
+        out = check_output_path(path)
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
@@ -122,7 +123,6 @@ class WorkPrecision:
         ax.set_title(title or f"work-precision: {self.problem} ({self.n_paths} paths)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        out = Path(path)
         fig.savefig(out, dpi=100)
         return out
 

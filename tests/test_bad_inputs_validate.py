@@ -371,6 +371,11 @@ def _bias_features(exact_law: Any) -> list[tuple[float, ...]]:
     return [(f.name, f.exact, f.d_h, f.se_h) for f in report.features] + [(report.verdict,)]
 
 
+def _scheme_ks(scheme_law: Any) -> list[float]:
+    report = _st(scheme_law=scheme_law, n_paths=40, tests=("ks",))
+    return [r.statistic for r in report.against_scheme.results]
+
+
 HANDLED: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
     # exact_fn returning (n,) for a one-dimensional problem is read as the single column
     ("exact-fn-flat-for-dim-1", lambda: _strong(_gbm_exact_flat), lambda: _strong(_gbm_exact)),
@@ -386,6 +391,8 @@ HANDLED: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
      lambda: [r.test for r in compare_with_law(S1, G1, tests=("ks",)).results]),
     # a Gaussian as classify_bias's exact_law
     ("bias-exact-law-gaussian", lambda: _bias_features(G2), lambda: _bias_features(PI)),
+    # in 1-D a scheme law may be anything law_1d takes, e.g. a frozen scipy distribution
+    ("stationarity-scheme-law-scipy-1d", lambda: _scheme_ks(scipy.stats.norm(0.0, 1.0)), lambda: _scheme_ks(G1)),
     # a 1-D score returning (n,)
     ("stein-score-flat-1d", lambda: stein_test(S1, lambda x: -x[:, 0]).statistic,
      lambda: stein_test(S1, lambda x: -x).statistic),

@@ -30,6 +30,7 @@ from sdekit.simulate import simulate
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.validate.checks import check_alpha, check_count, check_number, check_seed, real_array
 from sdekit.validate.compare import ALL_TESTS, check_tests, compare_with_law
+from sdekit.validate.laws import law_1d
 from sdekit.validate.report import Report
 
 VERDICTS = ("stationary", "biased as expected at this step", "wrong")
@@ -125,6 +126,20 @@ def classify_stationarity(against_target: Report, against_scheme: Report | None)
     return "biased as expected at this step" if against_scheme is not None else "wrong"
 
 
+def _check_scheme_law(scheme_law: Any, dim: int) -> None:
+    """scheme_law must be a law of the target's dim (in 1-D also anything `law_1d` takes, e.g. a scipy law)."""
+    law_dim = getattr(scheme_law, "dim", None)
+    if law_dim is None and dim == 1:
+        try:
+            law_1d(scheme_law)
+            return
+        except SDEKitError:
+            pass
+    if law_dim != dim:
+        raise SDEKitError(f"scheme_law must be a law of the same dim as the target ({dim}), e.g. a Gaussian from "
+                          f"ula_law; got {type(scheme_law).__name__} of dim {law_dim}")
+
+
 def stationarity_check(sde: SDE, target: Gaussian | GaussianMixture, *, h: float, steps: int, n_paths: int = 20_000,
                        seed: int = 0, solver: str = "euler_maruyama", scheme_law: Gaussian | None = None,
                        alpha: float = 1e-6, tests: tuple[str, ...] = ALL_TESTS, name: str | None = None,
@@ -148,9 +163,8 @@ def stationarity_check(sde: SDE, target: Gaussian | GaussianMixture, *, h: float
     tests = check_tests(tests)
     if sde.dim != target.dim:
         raise SDEKitError(f"target has dim {target.dim} but the sde has dim {sde.dim}")
-    if scheme_law is not None and getattr(scheme_law, "dim", None) != target.dim:
-        raise SDEKitError(f"scheme_law must be a law of the same dim as the target ({target.dim}), e.g. a Gaussian "
-                          f"from ula_law; got {type(scheme_law).__name__} of dim {getattr(scheme_law, 'dim', None)}")
+    if scheme_law is not None:
+        _check_scheme_law(scheme_law, target.dim)
     label = name or f"{sde.name}/{solver} from pi, K={steps}, h={h:g}"
     x0 = target.sample(n_paths, seed=np.random.SeedSequence([seed, 0x57A7]))
     sol = simulate(sde, x0, (0.0, h * steps), steps=int(steps), n_paths=n_paths, seed=seed, solver=solver,

@@ -351,3 +351,50 @@ def test_bad_input_raises_naming_the_argument() -> None:
     with pytest.raises(sdekit.SDEKitError, match="solver"):
         work_precision(GBM, ["no_such_solver"], 1.0, T, base_steps=4, levels=3, n_paths=10)
     assert isinstance(WeakErrors(hs5, np.ones((5, 3)), True).summary(), str)
+
+
+# ------------------------------------------------------------------------------------------ unresolved tables warn
+
+
+def test_weak_errors_within_their_stderr_warn() -> None:
+    """Milstein on GBM against the exact expectation with 200 paths: |z| = 0.69, 0.57, 0.58 at h = 1/4 .. 1/16,
+    every level within one standard error (se 0.14 against a true weak error of 0.047 at h = 1/4), so the
+    table is noise: weak_errors warns once, naming the largest |z|, summary() says so and the work-precision
+    table flags the solver."""
+    with pytest.warns(sdekit.SDEKitWarning, match=r"unresolved.*largest \|z\| = 0\.69 at h = 0\.25") as record:
+        weak = weak_errors(GBM, "milstein", 1.0, T, _x, exact_expectation=float(np.exp(0.5 * T)), coupled=False,
+                           base_steps=4, levels=3, n_paths=200, seed=0)
+    from sdekit.validate.weak import UnresolvedWeakWarning
+
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    assert isinstance(record[0].message, UnresolvedWeakWarning)
+    assert np.all(np.abs(weak.z) <= 1.0) and weak.all_within_stderr, weak.summary()
+    assert "weak errors unresolved" in weak.summary()
+    with pytest.warns(UnresolvedWeakWarning):
+        wp = work_precision(GBM, ["milstein"], 1.0, T, base_steps=4, levels=3, n_paths=200, seed=0, error="weak",
+                            phi=_x, coupled=False, exact_expectation=float(np.exp(0.5 * T)), repeats=1)
+    assert "milstein: UNRESOLVED" in wp.to_markdown()
+
+
+def test_resolved_weak_errors_do_not_warn() -> None:
+    """Coupled Milstein differences on GBM with 2000 paths: z = -4.95, -3.95, -5.14, resolved: no warning, and
+    neither summary() nor the work-precision table flags anything."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sdekit.SDEKitWarning)
+        weak = weak_errors(GBM, "milstein", 1.0, T, _x, base_steps=4, levels=3, n_paths=2000, seed=SEED)
+    assert np.all(np.abs(weak.z) > 3.0) and not weak.all_within_stderr, weak.summary()
+    assert "unresolved" not in weak.summary()
+
+
+def test_unresolved_rule_on_synthetic_tables() -> None:
+    """The rule itself: means exactly 0 with se > 0 is unresolved; one level beyond its se resolves the table;
+    exact zeros everywhere (se = 0, an exact scheme) are a result, not noise."""
+    hs = 0.5 ** np.arange(2, 5)
+    noise = np.tile([1.0, -1.0], (3, 50))
+    assert WeakErrors(hs, noise, True).all_within_stderr
+    shifted = noise.copy()
+    shifted[1] += 0.2  # mean 0.2 against se 0.1
+    assert not WeakErrors(hs, shifted, True).all_within_stderr
+    assert not WeakErrors(hs, np.zeros((3, 100)), True).all_within_stderr

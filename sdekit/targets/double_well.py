@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 from sdekit.errors import SDEKitError
 from sdekit.targets.energy import EnergyTarget, energy_and_grad
 from sdekit.targets.gaussian import Seed, as_points, float_array, readonly, sample_count
+from sdekit.targets.law1d import Law1D
 
 # the grid covers {x : U(x) - min U <= MASS_CUT}; the mass outside is below exp(-MASS_CUT) / |U'| ~ 1e-26
 MASS_CUT = 60.0
@@ -282,11 +283,9 @@ class DoubleWell(ClosedFormTarget):
             out[:, i] = well.ppf(u[:, i])
         return out
 
-    def marginal_law(self, i: int) -> Any:
-        """The exact law of x_i (a `sdekit.validate.Law1D`): f_i(z) = exp(-(z^2 - 1)^2 / eps_i - tilt_i z) / Z_i,
+    def marginal_law(self, i: int) -> Law1D:
+        """The exact law of x_i (a `sdekit.targets.law1d.Law1D`): f_i(z) = exp(-(z^2 - 1)^2 / eps_i - tilt_i z) / Z_i,
         F_i by Gauss–Legendre quadrature (~1e-13), E X^k, k = 1..4, by quadrature."""
-        from sdekit.validate.laws import Law1D
-
         i = check_index(i, self.dim)
         w = self._wells[i]
         return Law1D(w.cdf, w.pdf, w.moments, f"DoubleWell x[{i}] (eps={w.eps:g}, tilt={w.tilt:g})")

@@ -12,7 +12,6 @@ over v (exponentially convergent here: the integrands are analytic in the strip 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numba as nb
 import numpy as np
@@ -22,6 +21,7 @@ from scipy.special import ndtr
 from sdekit.errors import SDEKitError
 from sdekit.targets.double_well import ClosedFormTarget, check_dim, check_index, finite_scalar
 from sdekit.targets.gaussian import Seed, readonly, sample_count
+from sdekit.targets.law1d import Law1D, gaussian_raw_moments
 
 LOG_2PI = math.log(2.0 * math.pi)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -103,12 +103,10 @@ class NealFunnel(ClosedFormTarget):
         out = out.reshape(z.shape)
         return float(out) if out.ndim == 0 else out
 
-    def marginal_law(self, i: int) -> Any:
-        """The exact law of x_i (a `sdekit.validate.Law1D`): i = 0: N(0, scale^2); i >= 1: the scale mixture
+    def marginal_law(self, i: int) -> Law1D:
+        """The exact law of x_i (a `sdekit.targets.law1d.Law1D`): i = 0: N(0, scale^2); i >= 1: the scale mixture
         F(z) = E_v[Phi(z e^{-v/2})], f(z) = E_v[phi(z e^{-v/2}) e^{-v/2}] (trapezoidal rule over v, ~1e-12), with
         E X = E X^3 = 0, E X^2 = e^{scale^2/2}, E X^4 = 3 e^{2 scale^2}."""
-        from sdekit.validate.laws import Law1D, gaussian_raw_moments
-
         i = check_index(i, self.dim)
         sd = self.scale
         if i == 0:

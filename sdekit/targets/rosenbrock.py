@@ -23,6 +23,7 @@ from scipy.special import ndtr
 from sdekit.errors import SDEKitError
 from sdekit.targets.double_well import ClosedFormTarget, check_dim, check_index, finite_scalar
 from sdekit.targets.gaussian import Seed, readonly, sample_count
+from sdekit.targets.law1d import Law1D, gaussian_raw_moments
 
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # x_2's CDF and density: an integral over e ~ N(0, 1) on [-E_MAX, E_MAX] (mass outside ~ 1e-23): PANELS
@@ -221,11 +222,9 @@ class Rosenbrock(ClosedFormTarget):
         t = self._t
         return (float(m[2]), float(m[4] + t), float(m[6] + 3 * t * m[2]), float(m[8] + 6 * t * m[4] + 3 * t * t))
 
-    def marginal_law(self, i: int) -> Any:
-        """The exact law of x_i (a `sdekit.validate.Law1D`) for i = 0 (N(mu, 1/(2a))) and i = 1
+    def marginal_law(self, i: int) -> Law1D:
+        """The exact law of x_i (a `sdekit.targets.law1d.Law1D`) for i = 0 (N(mu, 1/(2a))) and i = 1
         (x_2 = x_1^2 + N(0, 1/(2b)): F and f by quadrature, ~1e-12; E X^k, k = 1..4, exact)."""
-        from sdekit.validate.laws import Law1D, gaussian_raw_moments
-
         i = check_index(i, self.dim)
         if i == 0:
             mu, sd = self.mu, math.sqrt(self._s2)

@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.errors import SDEKitError
 from sdekit.sde import SDE
 from sdekit.targets import Gaussian, GaussianMixture
+from sdekit.validate.checks import check_number
 from sdekit.validate.compare import compare_with_law
 from sdekit.validate.order import OrderFit
 from sdekit.validate.report import Report, format_text
@@ -36,6 +38,9 @@ def assert_stationary(sde: SDE, target: Gaussian | GaussianMixture, *, h: float,
 
     allow_bias=True also accepts "biased as expected at this step" (needs ``scheme_law=``).
     """
+    if allow_bias and kwargs.get("scheme_law") is None:
+        raise SDEKitError("allow_bias=True needs scheme_law= (the scheme's own law after K steps, e.g. ula_law): "
+                          "without it the verdict can never be 'biased as expected at this step'")
     report = stationarity_check(sde, target, h=h, steps=steps, **kwargs)
     ok = report.verdict == "stationary" or (allow_bias and report.verdict == "biased as expected at this step")
     if not ok:
@@ -60,6 +65,12 @@ def assert_moment_evolution(sde: SDE, x0: Any, t: tuple[float, float], **kwargs:
 def assert_order(fit: OrderFit, expected: float, *, lo: float = 0.2, hi: float = 0.25,
                  max_halfwidth: float = 0.15) -> OrderFit:
     """Assert the fitted order is in [p - lo, p + hi] with a bootstrap CI half-width below max_halfwidth."""
+    if not isinstance(fit, OrderFit):
+        raise SDEKitError(f"fit must be an OrderFit (from fit_order, fit_weak_order or fit_order_deterministic); "
+                          f"got {type(fit).__name__}")
+    expected = check_number(expected, "expected")
+    lo, hi = check_number(lo, "lo", minimum=0.0), check_number(hi, "hi", minimum=0.0)
+    max_halfwidth = check_number(max_halfwidth, "max_halfwidth", minimum=0.0, strict=True)
     if not (np.isfinite(fit.order) and fit.passes(expected, lo=lo, hi=hi, max_halfwidth=max_halfwidth)):
         raise StatisticalAssertionError(
             f"order {fit.order:.3f} (CI [{fit.ci_low:.3f}, {fit.ci_high:.3f}], half-width {fit.halfwidth:.3f}) "

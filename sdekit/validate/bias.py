@@ -38,8 +38,17 @@ from typing import Any
 import numpy as np
 import scipy.stats as st
 
+from sdekit.errors import SDEKitError
+from sdekit.validate.checks import (
+    check_alpha,
+    check_callable,
+    check_gaussian_law,
+    check_number,
+    checked_output,
+    real_array,
+)
 from sdekit.validate.stats import CheckResult, gaussian_law_tests
-from sdekit.validate.weak import check_alpha, two_sided_z
+from sdekit.validate.weak import two_sided_z
 
 CONSISTENT = "consistent"
 BUG = "inconsistent: likely bug"
@@ -61,11 +70,12 @@ def gaussian_features(mean: Any, cov: Any) -> tuple[FeatureFn, np.ndarray, list[
     Returns (features, exact_values, names); the exact values hold for any law with that mean and
     covariance, Gaussian or not.
     """
-    m = np.atleast_1d(np.asarray(mean, dtype=float))
-    s = np.atleast_2d(np.asarray(cov, dtype=float))
+    m = np.atleast_1d(real_array(mean, "mean"))
+    s = np.atleast_2d(real_array(cov, "cov"))
     d = m.size
-    if s.shape != (d, d):
-        raise ValueError(f"cov must have shape ({d}, {d}) to match mean; got {s.shape}")
+    if m.ndim != 1 or s.shape != (d, d):
+        raise SDEKitError(f"cov must have shape ({d}, {d}) to match mean of shape ({d},); got mean {m.shape}, "
+                          f"cov {s.shape}")
     iu, ju = np.triu_indices(d)
 
     def features(x: np.ndarray) -> np.ndarray:
@@ -174,13 +184,17 @@ class BiasReport:
         return "\n".join(lines)
 
 
-def _samples(x: Any, what: str) -> np.ndarray:
-    arr = np.asarray(x, dtype=float)
+def _samples(x: Any, what: str, dim: int | None) -> np.ndarray:
+    """run's output at one step size as (n, d) real samples, d = dim when pi's dimension is known."""
+    arr = real_array(x, f"run(h, seed)'s output at {what}")
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] < 2:
-        raise ValueError(f"run(h, seed) must return samples of shape (n, d) with n >= 2; got shape {arr.shape} "
-                         f"for {what}")
+        raise SDEKitError(f"run(h, seed) must return samples of shape (n, d) with n >= 2; got shape {arr.shape} "
+                          f"for {what}")
+    if dim is not None and arr.shape[1] != dim:
+        raise SDEKitError(f"run(h, seed) returned samples of shape {arr.shape} for {what}; expected (n, {dim}) "
+                          f"to match exact_law's dimension {dim}")
     return arr
 
 
@@ -205,43 +219,51 @@ def classify_bias(run: Sampler, h: float, *, seed: int = 0, order: float = 1.0, 
     its mean and covariance are known). Or give features(x) -> (n, k) with exact_values (k,) =
     E_pi phi. scheme_law(h) -> (mean, cov) of the scheme's own law at step h; without it stage B is
     Richardson at order p. alpha: the false-alarm rate of each stage (module docstring).
+
+    exact_law may also be a ``Gaussian``. Bad input is refused before the sampler runs, or as soon as its output
+    is seen: run's samples must be real of shape (n, d) with d the dimension of exact_law, exact_law's and
+    scheme_law's covariances symmetric positive definite.
     """
     alpha = check_alpha(alpha)
-    if not (isinstance(h, (int, float, np.floating)) and np.isfinite(h) and h > 0):
-        raise ValueError(f"h must be a positive step size; got {h!r}")
-    if not (isinstance(order, (int, float, np.floating)) and np.isfinite(order) and order > 0):
-        raise ValueError(f"order must be a positive weak order p; got {order!r}")
-    if not callable(run):
-        raise ValueError(f"run must be callable run(h, seed) -> samples (n, d); got {run!r}")
-    if scheme_law is not None and not callable(scheme_law):
-        raise ValueError(f"scheme_law must be callable scheme_law(h) -> (mean, cov); got {scheme_law!r}")
+    h = check_number(h, "h", minimum=0.0, strict=True)
+    order = check_number(order, "order", minimum=0.0, strict=True)
+    check_callable(run, "run", "run(h, seed) -> samples (n, d)")
+    if scheme_law is not None:
+        check_callable(scheme_law, "scheme_law", "scheme_law(h) -> (mean, cov)")
+    dim = None
+    if exact_law is not None:
+        exact_law = check_gaussian_law(exact_law, "exact_law")
+        dim = exact_law[0].shape[0]
     if features is None:
         if exact_law is None:
-            raise ValueError("give exact_law = (mean, cov) of pi, or features with exact_values (E_pi phi)")
+            raise SDEKitError("give exact_law = (mean, cov) of pi, or features with exact_values (E_pi phi)")
         features, exact_values, default_names = gaussian_features(*exact_law)
         feature_names = feature_names or default_names
-    elif exact_values is None:
-        raise ValueError("exact_values (E_pi phi per feature) is required with features")
-    exact = np.atleast_1d(np.asarray(exact_values, dtype=float))
+    else:
+        check_callable(features, "features", "features(x) -> (n, k)")
+        if exact_values is None:
+            raise SDEKitError("exact_values (E_pi phi per feature) is required with features")
+    exact = np.atleast_1d(real_array(exact_values, "exact_values"))
+    if exact.ndim != 1 or not np.all(np.isfinite(exact)):
+        raise SDEKitError(f"exact_values must be a finite 1-D array (one E_pi phi per feature); got {exact_values!r}")
 
-    x_h = _samples(run(float(h), seed), f"h = {h}")
-    x_h2 = _samples(run(float(h) / 2.0, seed), f"h / 2 = {h / 2}")
+    x_h = _samples(run(h, seed), f"h = {h:g}", dim)
+    x_h2 = _samples(run(h / 2.0, seed), f"h / 2 = {h / 2:g}", dim)
     if x_h.shape != x_h2.shape:
-        raise ValueError(f"run must return the same shape at h and h/2; got {x_h.shape} and {x_h2.shape}")
-    n = x_h.shape[0]
+        raise SDEKitError(f"run must return the same shape at h and h/2; got {x_h.shape} and {x_h2.shape}")
+    n, n_dim = x_h.shape
     kp = 2.0**order
-    base = dict(name=name, h=float(h), order=float(order), alpha=alpha, n=n)
+    base = dict(name=name, h=h, order=order, alpha=alpha, n=n)
     if not (np.all(np.isfinite(x_h)) and np.all(np.isfinite(x_h2))):
         return BiasReport(verdict=BUG, kind="bug", path="none", features=(), discrepancy_checks=(),
                           note="the sampler returned non-finite samples", **base)
-    f_h = np.asarray(features(x_h), dtype=float)
-    f_h2 = np.asarray(features(x_h2), dtype=float)
     k = exact.size
-    if f_h.shape != (n, k) or f_h2.shape != (n, k):
-        raise ValueError(f"features must map (n, d) to (n, {k}) (one column per exact value); got {f_h.shape}")
+    meaning = f"(n, {k}), one column per exact value"
+    f_h = checked_output(features(x_h.copy()), "features", (n, k), meaning, flat_ok=True)
+    f_h2 = checked_output(features(x_h2.copy()), "features", (n, k), meaning, flat_ok=True)
     names = list(feature_names) if feature_names is not None else [f"phi[{j}]" for j in range(k)]
     if len(names) != k:
-        raise ValueError(f"feature_names must have {k} entries; got {len(names)}")
+        raise SDEKitError(f"feature_names must have {k} entries; got {len(names)}")
     sqn = np.sqrt(n)
     r = (kp * f_h2 - f_h) / (kp - 1.0)
     feats = []
@@ -267,8 +289,8 @@ def classify_bias(run: Sampler, h: float, *, seed: int = 0, order: float = 1.0, 
     # stage B: the scheme's own law, or Richardson
     if scheme_law is not None:
         stage_b = []
-        for hh, xs in ((float(h), x_h), (float(h) / 2.0, x_h2)):
-            mean, cov = scheme_law(hh)
+        for hh, xs in ((h, x_h), (h / 2.0, x_h2)):
+            mean, cov = check_gaussian_law(scheme_law(hh), f"scheme_law({hh:g})", n_dim)
             stage_b += gaussian_law_tests(f"{name} at h = {hh:g} vs scheme law", xs, mean, cov, alpha=alpha / 2.0)
         ok = all(c.passed for c in stage_b)
         note = ("discrepancy from pi matches the scheme's own law at h and h/2" if ok

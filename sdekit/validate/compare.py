@@ -19,10 +19,9 @@ import numpy as np
 
 from sdekit.errors import SDEKitError
 from sdekit.targets import Gaussian, GaussianMixture
+from sdekit.validate.checks import check_alpha, check_callable, check_count, check_sample
 from sdekit.validate.laws import law_1d
 from sdekit.validate.onesample import (
-    check_alpha,
-    check_sample,
     cvm_test,
     ks_test,
     mmd_test,
@@ -38,6 +37,19 @@ ALL_TESTS = ("ks", "cvm", "moments", "stein", "mmd")
 PROJECTION_SEED = 20_260_101
 
 
+def check_tests(tests: Any) -> tuple[str, ...]:
+    """tests as a tuple of names from ``ALL_TESTS`` (a single name may be given as a string)."""
+    tests = (tests,) if isinstance(tests, str) else tests
+    try:
+        tests = tuple(tests)
+    except TypeError:
+        raise SDEKitError(f"tests must be a sequence of names from {ALL_TESTS}; got {tests!r}") from None
+    unknown = [t for t in tests if t not in ALL_TESTS]
+    if unknown:
+        raise SDEKitError(f"tests must be drawn from {ALL_TESTS}; got unknown {unknown}")
+    return tests
+
+
 def compare_with_law(sample: Any, target: Any, *, alpha: float = 1e-6, projections: int = 12,
                      tests: Sequence[str] = ALL_TESTS, score: Callable[[np.ndarray], np.ndarray] | None = None,
                      name: str = "sample") -> Report:
@@ -48,17 +60,17 @@ def compare_with_law(sample: Any, target: Any, *, alpha: float = 1e-6, projectio
     closed-form marginal, plus the Stein test); or for 1-D samples any law `law_1d` accepts (a CDF
     callable, a frozen scipy distribution). score: the exact score for the Stein test
     (default: the target's own). The samples must be independent (one per chain or path, never
-    consecutive MCMC states).
+    consecutive MCMC states). tests: names from ``ALL_TESTS`` (a single name may be a string).
+    The sample must hold real numbers (complex values are refused, never cast) and no non-finite rows.
 
     Returns a `Report`: each result has its statistic, threshold, p-value, standardized bias per
     feature and verdict; ``report.passed`` is the battery's verdict.
     """
     alpha = check_alpha(alpha)
-    unknown = [t for t in tests if t not in ALL_TESTS]
-    if unknown:
-        raise SDEKitError(f"tests must be drawn from {ALL_TESTS}; got unknown {unknown}")
-    if projections < 0:
-        raise SDEKitError(f"projections must be >= 0; got {projections}")
+    tests = check_tests(tests)
+    projections = check_count(projections, "projections", 0)
+    if score is not None:
+        check_callable(score, "score", "score(x) -> (n, d), the gradient of log pi")
     multivariate = isinstance(target, Gaussian | GaussianMixture)
     by_marginals = not multivariate and hasattr(target, "marginal_law") and hasattr(target, "dim")
     dim = target.dim if (multivariate or by_marginals) else 1

@@ -39,6 +39,7 @@ from scipy.linalg import lapack
 from sdekit.errors import SDEKitError
 from sdekit.params import normalize_params
 from sdekit.sde import SDE
+from sdekit.validate.checks import real_array
 from sdekit.validate.stats import CheckResult
 
 __all__ = ["FPSolution", "FokkerPlanck1D", "PointMass", "bernoulli", "check_fokker_planck_identity",
@@ -99,7 +100,7 @@ class _Coefficients:
     def _call(self, fn: Callable, with_p: bool, x: np.ndarray, t: float) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float64)
         out = fn(x, float(t), self.params) if with_p else fn(x, float(t))
-        return np.asarray(out, dtype=np.float64)
+        return real_array(out, f"{getattr(fn, '__name__', 'coefficient')}'s output")
 
     def b(self, x: np.ndarray, t: float) -> np.ndarray:
         """The drift as given (Itô or Stratonovich), shape (n, d)."""
@@ -254,7 +255,7 @@ class FPSolution:
 
     def bin_masses(self, edges: Any) -> np.ndarray:
         """Masses of the bins [e_j, e_{j+1}): F(e_{j+1}) - F(e_j) with `cdf` (edges increasing, +-inf allowed)."""
-        e = np.asarray(edges, dtype=np.float64)
+        e = real_array(edges, "edges")
         if e.ndim != 1 or e.shape[0] < 2 or np.any(np.isnan(e)) or np.any(np.diff(e) <= 0):
             raise SDEKitError(f"edges must be a strictly increasing 1-D array of at least 2 values; got {edges!r}")
         return np.diff(self.cdf(e))
@@ -382,7 +383,7 @@ class FokkerPlanck1D:
     def cell_masses(self, density: Callable[[np.ndarray], Any]) -> np.ndarray:
         """m_i = integral of density over cell i (6-point Gauss–Legendre per cell), not renormalised."""
         xq = self.centers[:, None] + 0.5 * self.dx * _GAUSS_NODES[None, :]
-        vals = np.asarray(density(xq.ravel()), dtype=np.float64)
+        vals = real_array(density(xq.ravel()), "p0's output (a density)")
         if vals.shape != (xq.size,):
             raise SDEKitError(f"p0 as a density must map points of shape ({xq.size},) to densities of the same "
                               f"shape; got shape {vals.shape}")
@@ -420,10 +421,13 @@ class FokkerPlanck1D:
             masses = self.cell_masses(p0)
         else:
             try:
-                masses = np.array(p0, dtype=np.float64)
+                kind = np.asarray(p0).dtype.kind
             except (TypeError, ValueError):
+                kind = "O"
+            if kind not in "iufc":
                 raise SDEKitError("p0 must be a density callable, an array of cell masses, a number (a point "
-                                  f"mass) or a PointMass; got {type(p0).__name__}") from None
+                                  f"mass) or a PointMass; got {type(p0).__name__}")
+            masses = np.array(real_array(p0, "p0 (cell masses)"))
             if masses.shape != (self.cells,):
                 raise SDEKitError(f"p0 as cell masses must have shape ({self.cells},); got shape {masses.shape}")
             if not np.all(np.isfinite(masses)) or np.any(masses < 0):
@@ -552,10 +556,7 @@ def fokker_planck_reference(sde: SDE, p0: Any, t_span: tuple[float, float], x_mi
 
 
 def _samples_1d(samples: Any) -> np.ndarray:
-    try:
-        x = np.asarray(samples, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"samples must be a numeric array of shape (N,) or (N, 1); got {type(samples)}") from None
+    x = real_array(samples, "samples")
     if x.ndim == 2 and x.shape[1] == 1:
         x = x[:, 0]
     if x.ndim != 1:
@@ -681,10 +682,7 @@ def fokker_planck_chi2_test(samples: Any, sde: SDE, p0: Any, t_span: tuple[float
 
 
 def _points(x: Any) -> np.ndarray:
-    try:
-        pts = np.array(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"x must be a numeric array of shape (n, d) or (d,); got {type(x).__name__}") from None
+    pts = np.array(real_array(x, "x"))
     if pts.ndim == 1:
         pts = pts[None, :]
     if pts.ndim != 2 or pts.shape[0] < 1 or pts.shape[1] < 1:
@@ -712,7 +710,7 @@ def _stencil(d: int, eps: np.ndarray) -> np.ndarray:
 
 
 def _log_prob_values(log_prob: Callable, x: np.ndarray, t: float) -> np.ndarray:
-    out = np.asarray(log_prob(np.ascontiguousarray(x), float(t)), dtype=np.float64).reshape(-1)
+    out = real_array(log_prob(np.ascontiguousarray(x), float(t)), "log_prob's output").reshape(-1)
     if out.shape != (x.shape[0],):
         raise SDEKitError(f"log_prob(x, t) must return shape ({x.shape[0]},) for x of shape {x.shape}; "
                           f"got {out.shape}")
@@ -807,7 +805,10 @@ def _fd_steps(pts: np.ndarray, t: Any, eps: Any, eps_t: Any) -> tuple[np.ndarray
     if eps is None:
         e = np.full(d, 1e-3)
     else:
-        e = np.broadcast_to(np.asarray(eps, dtype=np.float64), (d,)).copy()
+        e = real_array(eps, "eps")
+        if e.shape not in ((), (1,), (d,)):
+            raise SDEKitError(f"eps must be a number or one step per coordinate, shape ({d},); got shape {e.shape}")
+        e = np.broadcast_to(e, (d,)).copy()
         if not np.all(np.isfinite(e)) or np.any(e <= 0):
             raise SDEKitError(f"eps must be positive and finite (a number or one per coordinate); got {eps!r}")
     if eps_t is None:
@@ -841,7 +842,7 @@ def check_fokker_planck_identity(drift: Callable, diffusion: Callable, log_prob:
     """
     pts = _points(x)
     coef = _Coefficients(drift, diffusion, pts.shape[1], params, noise, calculus)
-    times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    times = np.atleast_1d(real_array(t, "t"))
     if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)):
         raise SDEKitError(f"t must be a finite time or a 1-D sequence of them; got {t!r}")
     if not (math.isfinite(safety) and safety >= 1):

@@ -40,7 +40,7 @@ from sdekit.noise.streams import STREAM_BROWNIAN, path_normals
 from sdekit.processes.ou import OrnsteinUhlenbeck
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
-from sdekit.validate.onesample import check_alpha
+from sdekit.validate.checks import check_alpha, real_array
 from sdekit.validate.stats import CheckResult, moment_chi2, whiten
 
 ArrayFn = Callable[[np.ndarray], np.ndarray]
@@ -171,7 +171,9 @@ def derivative_errors(phi: TestFunction, x: Any, step: float = 1e-5) -> tuple[fl
     grad_k ~ (phi(x + s e_k) - phi(x - s e_k)) / 2s and Hess_kl ~ (grad_l(x + s e_k) - grad_l(x - s e_k)) / 2s,
     both O(s^2); use it to check a hand-written TestFunction (errors ~1e-9 are fine, a wrong sign gives O(1)).
     """
-    x = np.atleast_2d(np.asarray(x, dtype=float))
+    x = np.atleast_2d(real_array(x, "x"))
+    if x.ndim != 2:
+        raise SDEKitError(f"x must be a state (d,) or states (n, d); got shape {x.shape}")
     n, d = x.shape
     g, h = phi.grad(x), phi.hess(x)
     g_fd, h_fd = np.empty((n, d)), np.empty((n, d, d))
@@ -457,8 +459,8 @@ def linear_moment_test(sample: Any, A: Any, B: Any, x0: Any, t: float, *, cov0: 
     """
     check_alpha(alpha)
     ou, m0, s0 = _linear_setup(A, B, x0, cov0)
-    t = _finite(t, "t")
-    x = np.asarray(sample, dtype=float)
+    t = _nonneg(t, "t")
+    x = real_array(sample, "sample")
     if x.ndim != 2 or x.shape[1] != ou.dim or x.shape[0] < 2:
         raise SDEKitError(f"sample must have shape (N, {ou.dim}) with N >= 2 (d from A); got shape {x.shape}")
     if em_steps is None:
@@ -526,7 +528,7 @@ def _estimate_states(sde: SDE, states: np.ndarray, phis: Sequence[TestFunction] 
         row = []
         for phi in phis:
             phi0 = float(_values(phi, x)[0])
-            g0 = np.asarray(phi.grad(x), dtype=float).reshape(d)
+            g0 = _shaped(phi.grad(x), (1, d), f"{phi.name}.grad").reshape(d)
             exact = float(_apply_generator(phi, x, b[s:s + 1], a[s:s + 1])[0])
             loading = sig[s].T @ g0  # sigma(x)^T grad phi(x), shape (m,)
             mart_unit = z[rows] @ loading  # grad phi^T sigma z: the martingale increment is sqrt(h) times this
@@ -586,7 +588,7 @@ def _values(phi: TestFunction, x: np.ndarray) -> np.ndarray:
 
 
 def _shaped(v: Any, shape: tuple[int, ...], role: str) -> np.ndarray:
-    arr = np.asarray(v, dtype=float)
+    arr = real_array(v, role)
     try:
         return np.broadcast_to(arr, shape)
     except ValueError as exc:
@@ -642,7 +644,7 @@ def _stratonovich_correction(sde: SDE, x: np.ndarray, t: float, sig: np.ndarray)
 
 
 def _step_output(v: Any, n: int, d: int) -> np.ndarray:
-    arr = np.asarray(v, dtype=float)
+    arr = real_array(v, "sampler step's output")
     if arr.shape != (n, d):
         raise SDEKitError(f"sampler step returned shape {arr.shape}; expected ({n}, {d})")
     return arr
@@ -674,10 +676,7 @@ def _check_phis(phis: Any, dim: int) -> list[TestFunction]:
 
 
 def _states(x: Any, dim: int, name: str) -> np.ndarray:
-    try:
-        arr = np.array(x, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be numeric of shape ({dim},) or (n, {dim}); got {x!r}") from exc
+    arr = np.array(real_array(x, name))
     if arr.ndim == 0 and dim == 1:
         arr = arr.reshape(1, 1)
     elif arr.ndim == 1 and arr.shape[0] == dim:
@@ -691,7 +690,7 @@ def _states(x: Any, dim: int, name: str) -> np.ndarray:
 
 
 def _initial(x0: Any, dim: int, n_paths: int | None) -> np.ndarray:
-    arr = np.asarray(x0, dtype=float)
+    arr = real_array(x0, "x0")
     if arr.ndim <= 1:
         if n_paths is None:
             raise SDEKitError("n_paths is needed when x0 is one state; or pass samples of shape (N, dim) as x0")
@@ -708,7 +707,7 @@ def _initial(x0: Any, dim: int, n_paths: int | None) -> np.ndarray:
 def _linear_setup(A: Any, B: Any, mean0: Any, cov0: Any) -> tuple[OrnsteinUhlenbeck, np.ndarray, np.ndarray]:
     ou = OrnsteinUhlenbeck(A, B)
     d = ou.dim
-    m0 = np.asarray(mean0, dtype=float)
+    m0 = real_array(mean0, "x0")
     if m0.ndim == 0 and d == 1:
         m0 = m0.reshape(1)
     if m0.shape != (d,) or not np.all(np.isfinite(m0)):
@@ -717,7 +716,7 @@ def _linear_setup(A: Any, B: Any, mean0: Any, cov0: Any) -> tuple[OrnsteinUhlenb
     if cov0 is None:
         s0 = np.zeros((d, d))
     else:
-        s0 = np.atleast_2d(np.asarray(cov0, dtype=float))
+        s0 = np.atleast_2d(real_array(cov0, "cov0"))
         if s0.shape != (d, d) or not np.all(np.isfinite(s0)) or not np.allclose(s0, s0.T):
             raise SDEKitError(f"cov0 must be a finite symmetric ({d}, {d}) matrix; got shape {s0.shape}")
         if np.linalg.eigvalsh(s0).min() < -1e-12 * max(1.0, np.abs(s0).max()):
@@ -762,7 +761,7 @@ def _index(i: Any, dim: int | None, name: str) -> int:
 
 
 def _direction(u: Any) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(u, dtype=float))
+    arr = np.atleast_1d(real_array(u, "u"))
     if arr.ndim != 1 or not np.all(np.isfinite(arr)):
         raise SDEKitError(f"u must be a finite vector; got {u!r}")
     return arr

@@ -28,41 +28,9 @@ import scipy.stats as st
 from scipy import integrate, optimize
 
 from sdekit.errors import SDEKitError
+from sdekit.validate.checks import check_alpha, check_callable, check_count, check_number, check_sample, checked_output
 from sdekit.validate.laws import Law1D, exact_feature_moments, feature_names, features, law_1d, mixture_components
 from sdekit.validate.stats import CheckResult
-
-# ---------------------------------------------------------------------------------------------
-# input checks
-
-
-def check_alpha(alpha: float, name: str = "alpha") -> float:
-    """alpha as a float in (0, 1), or a clear error."""
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"{name} must be a number in (0, 1); got {alpha!r}") from None
-    if not 0.0 < a < 1.0:
-        raise SDEKitError(f"{name} must be in (0, 1); got {alpha!r}")
-    return a
-
-
-def check_sample(sample: Any, name: str = "sample", dim: int | None = None, min_size: int = 20) -> np.ndarray:
-    """sample as a finite float array of shape (N, d) (1-D input becomes (N, 1)), or a clear error."""
-    x = np.asarray(sample, dtype=float)
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise SDEKitError(f"{name} must have shape (N,) or (N, d); got shape {x.shape}")
-    if dim is not None and x.shape[1] != dim:
-        raise SDEKitError(f"{name} must have shape (N, {dim}) to match the target of dim {dim}; got shape {x.shape}")
-    if x.shape[0] < min_size:
-        raise SDEKitError(f"{name} must hold at least {min_size} draws; got {x.shape[0]}")
-    bad = ~np.isfinite(x).all(axis=1)
-    if bad.any():
-        raise SDEKitError(f"{name} has {int(bad.sum())} non-finite rows (first: row {int(np.flatnonzero(bad)[0])}); "
-                          "a sampler that diverged cannot be tested against a law")
-    return x
-
 
 # ---------------------------------------------------------------------------------------------
 # Cramér–von Mises: asymptotic tail and critical values
@@ -79,7 +47,7 @@ def cvm_sf(w: float) -> float:
     inverse-square-root singularities at both ends. Accurate to ~1e-10 relative down to 1e-12;
     reproduces the critical values 0.461 (5%), 0.743 (1%) and 2.495 (1e-6).
     """
-    w = float(w)
+    w = check_number(w, "w")
     if w <= 0.0:
         return 1.0
     if w < 0.05:  # below the 0.9999... region the series needs many terms; the CDF is ~0 there
@@ -117,6 +85,21 @@ def cvm_statistic(u: np.ndarray) -> float:
     return float(1.0 / (12.0 * n) + np.sum((u - grid) ** 2))
 
 
+CDF_ROUNDING = 1e-9  # a quadrature CDF may overshoot [0, 1] by rounding; such values are clipped, larger ones refused
+
+
+def cdf_values(law: Law1D, x: np.ndarray) -> np.ndarray:
+    """u_i = F(x_i) for a 1-D sample x, checked: real, one value per draw, finite and in [0, 1] up to
+    ``CDF_ROUNDING`` (a density passed as the law's CDF is refused instead of giving a statistic that means
+    nothing)."""
+    u = checked_output(law.cdf(x), "law's cdf", x.shape, "one value F(x_i) per draw")
+    outside = (u < -CDF_ROUNDING) | (u > 1.0 + CDF_ROUNDING)
+    if outside.any():
+        raise SDEKitError(f"law's cdf must return probabilities in [0, 1]; got {int(outside.sum())} values outside "
+                          f"(range [{u.min():.4g}, {u.max():.4g}]): is it a density rather than a CDF?")
+    return np.clip(u, 0.0, 1.0)
+
+
 def _mean_bias(x: np.ndarray, law: Law1D) -> tuple[float, ...]:
     """(xbar - E X) / (sd / sqrt(N)) when the law's first two moments are known."""
     if not np.isfinite(law.sd) or law.sd <= 0:
@@ -133,6 +116,7 @@ def ks_test(sample: Any, law: Any, alpha: float = 1e-6, *, name: str = "sample",
         raise SDEKitError(f"sample must be 1-D for a KS test; got shape {x.shape}")
     x = x[:, 0]
     law = law_1d(law)
+    cdf_values(law, x)
     res = st.kstest(x, law.cdf)
     thr = float(st.kstwo.isf(alpha, x.shape[0]))
     return CheckResult(name, label, float(res.statistic), thr, float(res.pvalue), bool(res.pvalue > alpha),
@@ -151,7 +135,7 @@ def cvm_test(sample: Any, law: Any, alpha: float = 1e-6, *, name: str = "sample"
         raise SDEKitError(f"sample must be 1-D for a CvM test; got shape {x.shape}")
     x = x[:, 0]
     law = law_1d(law)
-    w2 = cvm_statistic(law.cdf(x))
+    w2 = cvm_statistic(cdf_values(law, x))
     thr = cvm_critical_value(alpha)
     return CheckResult(name, label, w2, thr, cvm_sf(round(w2, 12)), bool(w2 <= thr), bias=_mean_bias(x, law),
                        alpha=alpha)
@@ -198,9 +182,8 @@ def stein_test(sample: Any, score: Callable[[np.ndarray], np.ndarray], alpha: fl
     alpha = check_alpha(alpha)
     x = check_sample(sample)
     n, d = x.shape
-    s = np.asarray(score(x), dtype=float).reshape(n, d)
-    if not np.isfinite(s).all():
-        raise SDEKitError("score returned non-finite values on the sample")
+    check_callable(score, "score", "score(x) -> (n, d), the gradient of log pi")
+    s = checked_output(score(x.copy()), "score", (n, d), "(n, d), one gradient per draw", flat_ok=True)
     psi = np.concatenate([s, 1.0 + x * s], axis=1)
     q = 2 * d
     if n <= q + 10:
@@ -235,13 +218,15 @@ def mmd_test(sample: Any, target: Any, alpha: float = 1e-6, *, lengthscale: floa
     sum costs N^2 kernel evaluations).
     """
     alpha = check_alpha(alpha)
+    max_points = check_count(max_points, "max_points", 2)
     weights, means, covs = mixture_components(target)
     d = means.shape[1]
     x = check_sample(sample, dim=d)[:max_points]
     n = x.shape[0]
-    ell = float(lengthscale) if lengthscale is not None else mmd_lengthscale(target)
-    if not ell > 0:
-        raise SDEKitError(f"lengthscale must be positive; got {lengthscale!r}")
+    if lengthscale is None:
+        ell = mmd_lengthscale(target)
+    else:
+        ell = check_number(lengthscale, "lengthscale", minimum=0.0, strict=True)
     l2 = ell * ell
     eye = np.eye(d)
     mu_x = np.zeros(n)
@@ -282,8 +267,7 @@ def random_directions(d: int, count: int, seed: int = 0) -> np.ndarray:
 
     Fixed means independent of the sample under test: the same directions for every run.
     """
-    if d < 1 or count < 0:
-        raise SDEKitError(f"need d >= 1 and count >= 0; got d = {d}, count = {count}")
+    d, count = check_count(d, "d"), check_count(count, "count", 0)
     u = np.random.default_rng(seed).standard_normal((count, d))
     return u / np.linalg.norm(u, axis=1, keepdims=True)
 

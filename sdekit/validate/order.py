@@ -29,9 +29,19 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.errors import SDEKitError
 from sdekit.noise.streams import STREAM_BROWNIAN, path_normals
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
+from sdekit.validate.checks import (
+    check_alpha,
+    check_callable,
+    check_count,
+    check_number,
+    check_seed,
+    checked_output,
+    real_array,
+)
 
 ArrayFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -87,17 +97,25 @@ class OrderFit:
 
 def _check_levels(hs: np.ndarray, n_levels: int) -> None:
     if hs.ndim != 1 or hs.size != n_levels:
-        raise ValueError(f"hs must be 1-D with one entry per level ({n_levels}); got shape {hs.shape}")
+        raise SDEKitError(f"hs must be 1-D with one entry per level ({n_levels}); got shape {hs.shape}")
     if hs.size < 2:
-        raise ValueError("need at least two levels to fit an order (VALIDATION.md asks for five)")
-    if np.any(hs <= 0) or np.any(np.diff(hs) >= 0):
-        raise ValueError(f"hs must be positive and strictly decreasing; got {hs}")
+        raise SDEKitError("levels: need at least two levels to fit an order (VALIDATION.md asks for five)")
+    if not np.all(np.isfinite(hs)) or np.any(hs <= 0) or np.any(np.diff(hs) >= 0):
+        raise SDEKitError(f"hs must be finite, positive and strictly decreasing; got {hs}")
 
 
 def loglog_slope(hs: Any, errors: Any) -> tuple[float, float]:
     """OLS fit of log e = log C + p log h; returns (p, log C)."""
-    x = np.log(np.asarray(hs, dtype=float))
-    y = np.log(np.asarray(errors, dtype=float))
+    h = real_array(hs, "hs")
+    e = real_array(errors, "errors")
+    if h.ndim != 1 or e.shape != h.shape or h.size < 2:
+        raise SDEKitError(f"hs and errors must be 1-D of one common length >= 2; got shapes {h.shape} and {e.shape}")
+    if not (np.all(np.isfinite(h)) and np.all(h > 0) and np.all(np.isfinite(e)) and np.all(e > 0)):
+        raise SDEKitError(f"hs and errors must be finite and positive for a log-log fit; got hs {h}, errors {e}")
+    if np.ptp(h) == 0:
+        raise SDEKitError(f"hs must hold at least two distinct step sizes; got {h}")
+    x = np.log(h)
+    y = np.log(e)
     xc = x - x.mean()
     p = float(np.dot(xc, y - y.mean()) / np.dot(xc, xc))
     return p, float(y.mean() - p * x.mean())
@@ -114,17 +132,23 @@ def fit_order(hs: Any, sq_errors: Any, *, n_boot: int = 400, level: float = 0.99
     """
     if callable(sq_errors):
         sq_errors = sq_errors()
-    hs = np.asarray(hs, dtype=float)
-    sq = np.asarray(sq_errors, dtype=float)
+    hs = real_array(hs, "hs")
+    sq = real_array(sq_errors, "sq_errors")
+    n_boot = check_count(n_boot, "n_boot", 10)
+    level = check_alpha(level, "level")
+    seed = check_seed(seed)
     if sq.ndim != 2:
-        raise ValueError(f"sq_errors must have shape (levels, paths); got {sq.shape}")
+        raise SDEKitError(f"sq_errors must have shape (levels, paths); got {sq.shape}")
     _check_levels(hs, sq.shape[0])
     if not np.all(np.isfinite(sq)) or np.any(sq < 0):
-        raise ValueError("sq_errors must be finite and non-negative")
+        raise SDEKitError("sq_errors must be finite and non-negative")
     n_levels, n_paths = sq.shape
+    if n_paths < 2:
+        raise SDEKitError(f"sq_errors must hold at least 2 paths per level for a bootstrap CI; got {n_paths}")
     errors = np.sqrt(sq.mean(axis=1))
     if np.any(errors == 0):
-        raise ValueError("an error level is exactly zero: the order is undefined (is the solver exact here?)")
+        raise SDEKitError("sq_errors: an error level is exactly zero, so the order is undefined (is the solver "
+                          "exact here?)")
     order, _ = loglog_slope(hs, errors)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n_paths, size=(n_boot, n_paths))
@@ -145,13 +169,13 @@ def fit_order_deterministic(hs: Any, errors: Any) -> OrderFit:
     order = OLS slope of log e_l on log h_l; no resampling, so ci_low = ci_high = order and
     the gate reduces to the window test. Drop coarse (pre-asymptotic) levels before calling.
     """
-    hs = np.asarray(hs, dtype=float)
-    errors = np.abs(np.asarray(errors, dtype=float))
+    hs = real_array(hs, "hs")
+    errors = np.abs(real_array(errors, "errors"))
     if errors.ndim != 1:
-        raise ValueError(f"errors must be 1-D (one per level); got shape {errors.shape}")
+        raise SDEKitError(f"errors must be 1-D (one per level); got shape {errors.shape}")
     _check_levels(hs, errors.size)
     if np.any(errors == 0) or not np.all(np.isfinite(errors)):
-        raise ValueError(f"errors must be finite and non-zero; got {errors}")
+        raise SDEKitError(f"errors must be finite and non-zero; got {errors}")
     order, _ = loglog_slope(hs, errors)
     return OrderFit(order, order, order, errors, hs)
 
@@ -170,12 +194,13 @@ def brownian_terminal(seed: int, n_paths: int, m: int, t0: float, t1: float, fin
     most ``max_block`` numbers); method="simulate" integrates dX = 0 dt + 1 dW (diagonal noise,
     dim m) with Euler–Maruyama, which is exact for it, and returns X(t1).
     """
+    n_paths, m, fine_steps = check_count(n_paths, "n_paths"), check_count(m, "m"), check_count(fine_steps, "fine_steps")
     if method == "simulate":
         sol = simulate(brownian_problem(m), np.zeros(m), (t0, t1), steps=fine_steps, n_paths=n_paths, seed=seed,
                        solver="euler_maruyama")
         return sol.ys[-1]
     if method != "normals":
-        raise ValueError(f"method must be 'normals' or 'simulate'; got {method!r}")
+        raise SDEKitError(f"method (brownian) must be 'normals' or 'simulate'; got {method!r}")
     n_draws = fine_steps * m
     sq = np.sqrt(abs(t1 - t0) / fine_steps)
     out = np.empty((n_paths, m))
@@ -187,7 +212,40 @@ def brownian_terminal(seed: int, n_paths: int, m: int, t0: float, t1: float, fin
     return out
 
 
-def strong_errors(problem: SDE, solver: str, x0: Any, t1: float, exact_fn: ArrayFn | None, base_steps: int,
+def initial_states(x0: Any, dim: int, n_paths: int, name: str = "x0") -> np.ndarray:
+    """x0 as a fresh (n_paths, dim) array: one state (a number when dim = 1, shape (dim,) or (1, dim)) repeated on
+    every path, or one state per path, shape (n_paths, dim) ((n_paths,) when dim = 1). Finite real values only."""
+    arr = real_array(x0, name)
+    if arr.shape in ((), (dim,), (1, dim)) and arr.size == dim:
+        arr = np.broadcast_to(arr.reshape(1, dim), (n_paths, dim))
+    elif dim == 1 and arr.shape == (n_paths,):
+        arr = arr.reshape(n_paths, 1)
+    elif arr.shape != (n_paths, dim):
+        raise SDEKitError(f"{name} must be one state of shape ({dim},) or one per path of shape ({n_paths}, {dim}) "
+                          f"(n_paths = {n_paths}, dim = {dim}); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise SDEKitError(f"{name} must be finite; got {np.asarray(x0).ravel()[:4].tolist()}...")
+    return np.array(arr)
+
+
+def exact_terminal(exact_fn: ArrayFn, x0: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """X(T) = exact_fn(x0, W_T), checked: real, finite, of shape (n_paths, dim) (or (n_paths,) when dim = 1, read
+    as one column). Any other shape is refused, never reshaped or broadcast: a (dim, n_paths) array or an (n, n)
+    outer broadcast would otherwise pair paths with the wrong exact values."""
+    n, d = x0.shape
+    return checked_output(exact_fn(x0.copy(), w.copy()), "exact_fn", (n, d), "(n_paths, dim), X(T) for each path",
+                          flat_ok=True)
+
+
+def time_span(t0: Any, t1: Any) -> tuple[float, float]:
+    """(t0, t1) as finite floats with t1 > t0."""
+    t0, t1 = check_number(t0, "t0"), check_number(t1, "t1")
+    if not t1 > t0:
+        raise SDEKitError(f"t1 must be > t0; got t0 = {t0:g}, t1 = {t1:g}")
+    return t0, t1
+
+
+def strong_errors(problem: SDE | ClosedForm, solver: str, x0: Any, t1: float, exact_fn: ArrayFn | None, base_steps: int,
                   levels: int, n_paths: int, seed: int, *, t0: float = 0.0, threads: int | None = None,
                   brownian: str = "normals", reference_levels: int = 2,
                   reference_solver: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -205,16 +263,29 @@ def strong_errors(problem: SDE, solver: str, x0: Any, t1: float, exact_fn: Array
     (default: `solver` itself) ``reference_levels`` halvings finer than the finest level, on the
     same Brownian path (and I_(1,0)); every level then uses noise_substeps =
     2^(levels-1-l+reference_levels). diffrax's test_sde.py uses two levels.
+
+    problem may be a `ClosedForm`: with exact_fn=None and t0 = 0 its exact solution is the reference. x0 is one
+    state or one per path (`initial_states`); exact_fn's output must have shape (n_paths, dim) ((n_paths,) is read
+    as one column when dim = 1; nothing else is reshaped) and be finite (`exact_terminal`).
     """
-    if levels < 2:
-        raise ValueError(f"levels must be >= 2; got {levels}")
-    extra = 0 if exact_fn is not None else int(reference_levels)
-    if extra < 0:
-        raise ValueError(f"reference_levels must be >= 0; got {reference_levels}")
-    x0_arr = np.broadcast_to(np.asarray(x0, dtype=float).reshape(-1, problem.dim), (n_paths, problem.dim))
+    if isinstance(problem, ClosedForm):
+        if exact_fn is None and t0 == 0.0:
+            exact_fn = problem.exact_at(t1)
+        problem = problem.sde
+    if not isinstance(problem, SDE):
+        raise SDEKitError(f"problem must be an sdekit.SDE or a ClosedForm; got {type(problem).__name__}")
+    base_steps = check_count(base_steps, "base_steps")
+    levels = check_count(levels, "levels", 2)
+    n_paths = check_count(n_paths, "n_paths")
+    seed = check_seed(seed)
+    t0, t1 = time_span(t0, t1)
+    if exact_fn is not None:
+        check_callable(exact_fn, "exact_fn", "exact_fn(x0, w) -> X(T) of shape (n_paths, dim)")
+    extra = 0 if exact_fn is not None else check_count(reference_levels, "reference_levels", 0)
+    x0_arr = initial_states(x0, problem.dim, n_paths)
     if exact_fn is not None:
         w = brownian_terminal(seed, n_paths, problem.m, t0, t1, base_steps * 2 ** (levels - 1), method=brownian)
-        exact = np.asarray(exact_fn(np.array(x0_arr), w), dtype=float).reshape(n_paths, problem.dim)
+        exact = exact_terminal(exact_fn, x0_arr, w)
     else:
         exact = simulate(problem, np.array(x0_arr), (t0, t1), steps=base_steps * 2 ** (levels - 1 + extra),
                          n_paths=n_paths, seed=seed, solver=reference_solver or solver, threads=threads).ys[-1]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.validate.checks import check_output_path
 from sdekit.validate.laws import Law1D
 from sdekit.validate.stats import CheckResult
 
@@ -125,6 +126,8 @@ class Report:
 
 def plot_panels(panels: Sequence[Panel], title: str = "", path: str | Path | None = None) -> Any:
     """Figure with a QQ plot and a density-overlaid histogram per panel."""
+    if path is not None:
+        path = check_output_path(path)
     import matplotlib
 
     if path is not None:

@@ -29,22 +29,35 @@ from sdekit.errors import SDEKitError
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
 from sdekit.targets import Gaussian, GaussianMixture
-from sdekit.validate.compare import ALL_TESTS, compare_with_law
-from sdekit.validate.onesample import check_alpha
+from sdekit.validate.checks import check_alpha, check_count, check_number, check_seed, real_array
+from sdekit.validate.compare import ALL_TESTS, check_tests, compare_with_law
+from sdekit.validate.laws import law_1d
 from sdekit.validate.report import Report
 from sdekit.validate.stats import CheckResult
 
 VERDICTS = ("stationary", "biased as expected at this step", "wrong")
+MIN_PATHS = 20  # the one-sample battery needs at least 20 draws
 
 
 def linear_scheme_law(m: np.ndarray, gg: np.ndarray, mean0: np.ndarray, cov0: np.ndarray, steps: int,
                       c: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Law of X_K for X' = M X + c + G xi, X_0 ~ N(mean0, cov0): m' = M m + c, S' = M S M^T + G G^T."""
-    m = np.atleast_2d(np.asarray(m, dtype=float))
-    mean = np.asarray(mean0, dtype=float).copy()
-    cov = np.atleast_2d(np.asarray(cov0, dtype=float)).copy()
-    shift = np.zeros_like(mean) if c is None else np.asarray(c, dtype=float)
-    for _ in range(int(steps)):
+    mean = np.atleast_1d(real_array(mean0, "mean0")).copy()
+    d = mean.shape[0]
+    shapes = {"m": (d, d), "gg": (d, d), "cov0": (d, d), "c": (d,)}
+    given = {"m": m, "gg": gg, "cov0": cov0, "c": np.zeros(d) if c is None else c}
+    arrays = {}
+    for name, v in given.items():
+        a = real_array(v, name)
+        a = a.reshape(shapes[name]) if a.size == 1 and d == 1 else a
+        if a.shape != shapes[name] or not np.all(np.isfinite(a)):
+            raise SDEKitError(f"{name} must be finite of shape {shapes[name]} (d = {d} from mean0); "
+                              f"got shape {a.shape}")
+        arrays[name] = a
+    if mean.ndim != 1 or not np.all(np.isfinite(mean)):
+        raise SDEKitError(f"mean0 must be a finite vector; got shape {mean.shape}")
+    m, gg, cov, shift = arrays["m"], arrays["gg"], arrays["cov0"].copy(), arrays["c"]
+    for _ in range(check_count(steps, "steps", 0)):
         mean = m @ mean + shift
         cov = m @ cov @ m.T + gg
     return mean, 0.5 * (cov + cov.T)
@@ -56,6 +69,7 @@ def ula_law(target: Gaussian, h: float, steps: int | None = None) -> Gaussian:
     point V_h = Sigma (I - h Sigma^{-1} / 2)^{-1} (stable iff h < 2 lambda_min(Sigma))."""
     if not isinstance(target, Gaussian):
         raise SDEKitError(f"target must be a Gaussian (ULA's law is closed-form only there); got {type(target)}")
+    h = check_number(h, "h", minimum=0.0, strict=True)
     cov = target.cov
     lam_min = float(np.linalg.eigvalsh(cov).min())
     if not 0 < h < 2 * lam_min:
@@ -66,7 +80,7 @@ def ula_law(target: Gaussian, h: float, steps: int | None = None) -> Gaussian:
         v = cov @ np.linalg.inv(np.eye(d) - 0.5 * h * prec)
         return Gaussian(target.mean, 0.5 * (v + v.T))
     m = np.eye(d) - h * prec
-    _, s = linear_scheme_law(m, 2 * h * np.eye(d), target.mean, cov, steps)
+    _, s = linear_scheme_law(m, 2 * h * np.eye(d), target.mean, cov, check_count(steps, "steps", 0))
     return Gaussian(target.mean, s)
 
 
@@ -104,11 +118,28 @@ class StationarityReport:
 
 def classify_stationarity(against_target: Report, against_scheme: Report | None) -> str:
     """'stationary' / 'biased as expected at this step' / 'wrong' from the two reports."""
+    for name, r in (("against_target", against_target), ("against_scheme", against_scheme)):
+        if not (isinstance(r, Report) or (r is None and name == "against_scheme")):
+            raise SDEKitError(f"{name} must be a Report (from compare_with_law); got {type(r).__name__}")
     if against_scheme is not None and not against_scheme.passed:
         return "wrong"
     if against_target.passed:
         return "stationary"
     return "biased as expected at this step" if against_scheme is not None else "wrong"
+
+
+def _check_scheme_law(scheme_law: Any, dim: int) -> None:
+    """scheme_law must be a law of the target's dim (in 1-D also anything `law_1d` takes, e.g. a scipy law)."""
+    law_dim = getattr(scheme_law, "dim", None)
+    if law_dim is None and dim == 1:
+        try:
+            law_1d(scheme_law)
+            return
+        except SDEKitError:
+            pass
+    if law_dim != dim:
+        raise SDEKitError(f"scheme_law must be a law of the same dim as the target ({dim}), e.g. a Gaussian from "
+                          f"ula_law; got {type(scheme_law).__name__} of dim {law_dim}")
 
 
 def stationarity_check(sde: SDE, target: Gaussian | GaussianMixture, *, h: float, steps: int, n_paths: int = 20_000,
@@ -119,14 +150,23 @@ def stationarity_check(sde: SDE, target: Gaussian | GaussianMixture, *, h: float
 
     Tests X_K against pi and, when ``scheme_law`` (the scheme's exact law of X_K) is given, against
     it too; each battery at overall rate alpha (so the check's false-alarm rate is <= 2 alpha).
+    Every argument is checked before the solve (n_paths >= 20, scheme_law of the target's dim).
     """
     alpha = check_alpha(alpha)
-    if not isinstance(steps, int | np.integer) or steps < 1:
-        raise SDEKitError(f"steps must be a positive int; got {steps!r}")
-    if not np.isfinite(h) or h <= 0:
-        raise SDEKitError(f"h must be a positive finite step size; got {h!r}")
+    if not isinstance(sde, SDE):
+        raise SDEKitError(f"sde must be an sdekit.SDE; got {type(sde).__name__}")
+    if not (hasattr(target, "dim") and hasattr(target, "sample")):
+        raise SDEKitError(f"target must be a Gaussian, a GaussianMixture or another target with dim and an exact "
+                          f"sample(n, seed); got {type(target).__name__}")
+    steps = check_count(steps, "steps")
+    h = check_number(h, "h", minimum=0.0, strict=True)
+    n_paths = check_count(n_paths, "n_paths", MIN_PATHS)
+    seed = check_seed(seed)
+    tests = check_tests(tests)
     if sde.dim != target.dim:
         raise SDEKitError(f"target has dim {target.dim} but the sde has dim {sde.dim}")
+    if scheme_law is not None:
+        _check_scheme_law(scheme_law, target.dim)
     label = name or f"{sde.name}/{solver} from pi, K={steps}, h={h:g}"
     x0 = target.sample(n_paths, seed=np.random.SeedSequence([seed, 0x57A7]))
     sol = simulate(sde, x0, (0.0, h * steps), steps=int(steps), n_paths=n_paths, seed=seed, solver=solver,

@@ -5,13 +5,16 @@ A battery of k tests at overall rate alpha gates each at alpha / k (Bonferroni).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats as st
 
+from sdekit.errors import SDEKitError
 from sdekit.validate.budget import BUDGET
+from sdekit.validate.checks import check_alpha, check_gaussian_law, check_number, check_sample, real_array
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ def moment_chi2(z: np.ndarray) -> float:
     2 (z_i^2), so T = N [sum_i zbar_i^2 + sum_i (mean z_i^2 - 1)^2 / 2 + sum_{i<j} mean(z_i z_j)^2]
     ~ chi^2 with d + d(d+1)/2 degrees of freedom (asymptotically, by the CLT).
     """
+    z = real_array(z, "z")
+    if z.ndim != 2 or z.shape[0] < 1:
+        raise SDEKitError(f"z must be whitened samples of shape (N, d); got shape {z.shape}")
     n, d = z.shape
     t = n * np.sum(z.mean(axis=0) ** 2)
     second = z.T @ z / n
@@ -74,8 +80,13 @@ def moment_chi2(z: np.ndarray) -> float:
 
 def gaussian_law_tests(name: str, sample: np.ndarray, mean: np.ndarray, cov: np.ndarray,
                        alpha: float = 1e-6) -> list[CheckResult]:
-    """KS on each whitened coordinate and the moment chi-square: d + 1 tests sharing alpha."""
-    z = whiten(sample, np.asarray(mean, dtype=float), np.asarray(cov, dtype=float))
+    """KS on each whitened coordinate and the moment chi-square: d + 1 tests sharing alpha.
+
+    mean (d,) and cov (d, d) (symmetric positive definite) must match the sample's shape (N, d)."""
+    alpha = check_alpha(alpha)
+    x = check_sample(sample, min_size=2)
+    mean, cov = check_gaussian_law((mean, cov), "(mean, cov)", x.shape[1], parts=("mean", "cov"))
+    z = whiten(x, mean, cov)
     n, d = z.shape
     each = alpha / (d + 1)
     out = []
@@ -94,11 +105,18 @@ def gaussian_law_tests(name: str, sample: np.ndarray, mean: np.ndarray, cov: np.
 def ks_law_test(name: str, sample: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray],
                 alpha: float = 1e-6, label: str = "KS") -> CheckResult:
     """One-sample Kolmogorov–Smirnov of a 1-D sample against an exact CDF, rejected when p <= alpha."""
-    res = st.kstest(np.asarray(sample).ravel(), cdf)
+    alpha = check_alpha(alpha)
+    x = check_sample(sample, min_size=2)
+    if x.shape[1] != 1:
+        raise SDEKitError(f"sample must be 1-D for a KS test; got shape {x.shape}")
+    res = st.kstest(x[:, 0], cdf)
     return CheckResult(name, label, float(res.statistic), alpha, float(res.pvalue), bool(res.pvalue > alpha),
                        alpha=alpha)
 
 
 def deterministic_check(name: str, label: str, error: float, tolerance: float) -> CheckResult:
     """A non-random comparison (ODE against its closed form): passes when error <= tolerance."""
+    if isinstance(error, bool) or not isinstance(error, numbers.Real):  # NaN or inf errors fail the check
+        raise SDEKitError(f"error must be a real number; got {error!r}")
+    tolerance = check_number(tolerance, "tolerance", minimum=0.0)
     return CheckResult(name, label, float(error), float(tolerance), float("nan"), bool(error <= tolerance))

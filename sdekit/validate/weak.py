@@ -35,6 +35,7 @@ errors that plateau at 0.28 (order 0.003), and a correct order-1 fit fails the g
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,11 +44,28 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.stats as st
 
+from sdekit.errors import SDEKitError, SDEKitWarning
 from sdekit.processes.ou import OrnsteinUhlenbeck
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
-from sdekit.validate.onesample import check_alpha
-from sdekit.validate.order import ClosedForm, OrderFit, brownian_terminal, loglog_slope
+from sdekit.validate.checks import (
+    check_alpha,
+    check_callable,
+    check_count,
+    check_number,
+    check_seed,
+    checked_output,
+    real_array,
+)
+from sdekit.validate.order import (
+    ClosedForm,
+    OrderFit,
+    brownian_terminal,
+    exact_terminal,
+    initial_states,
+    loglog_slope,
+    time_span,
+)
 
 PhiFn = Callable[[np.ndarray], np.ndarray]
 ExactFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -58,6 +76,10 @@ DEFAULT_ALPHA = 1e-6
 
 class UnresolvedWeakError(ValueError):
     """A weak-error level's mean difference is not significantly nonzero: the order cannot be fitted."""
+
+
+class UnresolvedWeakWarning(SDEKitWarning):
+    """Every level of a weak-error table lies within one standard error of zero: the table is Monte Carlo noise."""
 
 
 def two_sided_z(alpha: float) -> float:
@@ -110,22 +132,54 @@ class WeakErrors:
         alpha = check_alpha(alpha)
         return np.abs(self.z) > two_sided_z(alpha / self.hs.size)
 
+    @property
+    def all_within_stderr(self) -> bool:
+        """True when every level's |mean| is at most its standard error (and some se > 0): no level is resolved
+        even at one standard error, so the errors are Monte Carlo noise, not a convergence result."""
+        se = self.stderr
+        return bool(np.all(np.abs(self.means) <= se) and np.any(se > 0))
+
+    def unresolved_message(self) -> str:
+        """One line naming the numbers behind `all_within_stderr`: the largest |z|, its level and P."""
+        z = np.abs(self.z)
+        i = int(np.argmax(z))
+        return (f"weak errors unresolved: every level's |mean| is within one standard error (largest |z| = {z[i]:.2f} "
+                f"at h = {self.hs[i]:.4g}: mean {self.means[i]:+.3g}, se {self.stderr[i]:.2g}; P = {self.n_paths} "
+                f"paths): the table is Monte Carlo noise, not a weak error; "
+                + ("raise n_paths" if self.coupled else "raise n_paths or use the coupled estimator"))
+
     def summary(self, alpha: float = DEFAULT_ALPHA) -> str:
-        """One line per level: h, mean, se, z and whether it is resolved at rate alpha."""
+        """One line per level: h, mean, se, z and whether it is resolved at rate alpha (a last line says so when
+        every level is within one standard error)."""
         ok = self.resolved(alpha)
         lines = [f"weak errors ({'coupled' if self.coupled else 'vs exact expectation'}, P = {self.n_paths}; "
                  f"resolved: |z| > {two_sided_z(alpha / self.hs.size):.2f} at alpha = {alpha:g})"]
         for h, m, s, z, r in zip(self.hs, self.means, self.stderr, self.z, ok):
             lines.append(f"  h = {h:.4g}: mean {m:+.4g} +- {s:.2g} (z = {z:+.1f}) {'ok' if r else 'UNRESOLVED'}")
+        if self.all_within_stderr:
+            lines.append("  " + self.unresolved_message())
         return "\n".join(lines)
 
 
+def warn_if_unresolved(weak: WeakErrors, what: str, stacklevel: int = 3) -> bool:
+    """Warn (`UnresolvedWeakWarning`, one line) when every level of `weak` is within one standard error of zero;
+    returns whether it warned."""
+    if not weak.all_within_stderr:
+        return False
+    warnings.warn(f"{what}: {weak.unresolved_message()}", UnresolvedWeakWarning, stacklevel=stacklevel)
+    return True
+
+
 def _phi_values(phi: PhiFn, x: np.ndarray) -> np.ndarray:
-    v = np.asarray(phi(x), dtype=float)
+    """phi(x) as (n,) finite real values ((n, 1) is read as one column; nothing else is reshaped)."""
+    v = real_array(phi(x.copy()), "phi's output")
     if v.ndim == 2 and v.shape[1] == 1:
         v = v[:, 0]
     if v.shape != (x.shape[0],):
-        raise ValueError(f"phi must map states (n, dim) to values (n,); got shape {v.shape} for n = {x.shape[0]}")
+        raise SDEKitError(f"phi must map states (n, dim) to values (n,); got shape {v.shape} for states of shape "
+                          f"{x.shape}")
+    if not np.all(np.isfinite(v)):
+        raise SDEKitError(f"phi returned {int(np.sum(~np.isfinite(v)))} non-finite values on states of shape {x.shape}")
     return v
 
 
@@ -141,31 +195,39 @@ def weak_errors(problem: SDE | ClosedForm, solver: str, x0: Any, t1: float, phi:
     phi maps states (n, dim) to (n,). Every level integrates the finest grid's Brownian path
     (noise_substeps = 2^(levels-1-l)), so levels are positively correlated and a bootstrap over
     paths (`fit_weak_order`) accounts for it.
+
+    x0 is one state or one per path; phi is probed on x0 before any solve; exact_fn's output must have shape
+    (n_paths, dim) ((n_paths,) when dim = 1). When every level's |mean| is within one standard error the errors
+    are noise: an `UnresolvedWeakWarning` (an `SDEKitWarning`) says so, naming the largest |z|.
     """
     sde = problem.sde if isinstance(problem, ClosedForm) else problem
     if not isinstance(sde, SDE):
-        raise ValueError(f"problem must be an sdekit.SDE or a ClosedForm; got {type(problem).__name__}")
-    for name, v, lo in (("base_steps", base_steps, 1), ("levels", levels, 2), ("n_paths", n_paths, 2)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
-    if not callable(phi):
-        raise ValueError(f"phi must be callable phi(x) -> (n,); got {phi!r}")
+        raise SDEKitError(f"problem must be an sdekit.SDE or a ClosedForm; got {type(problem).__name__}")
+    base_steps = check_count(base_steps, "base_steps")
+    levels = check_count(levels, "levels", 2)
+    n_paths = check_count(n_paths, "n_paths", 2)
+    seed = check_seed(seed)
+    t0, t1 = time_span(t0, t1)
+    check_callable(phi, "phi", "phi(x) -> (n,)")
     if coupled:
         if exact_fn is None and isinstance(problem, ClosedForm) and t0 == 0.0:
             exact_fn = problem.exact_at(t1)
         if exact_fn is None:
-            raise ValueError("coupled=True needs exact_fn(x0, W_T) -> X(T) (or a ClosedForm problem with t0 = 0); "
-                             "pass coupled=False with exact_expectation for plain Monte Carlo")
-    elif exact_expectation is None or not np.isfinite(exact_expectation):
-        raise ValueError(f"coupled=False needs a finite exact_expectation = E phi(X(T)); got {exact_expectation!r}")
-    x0_arr = np.array(np.broadcast_to(np.asarray(x0, dtype=float).reshape(-1, sde.dim), (n_paths, sde.dim)))
+            raise SDEKitError("coupled=True needs exact_fn(x0, W_T) -> X(T) (or a ClosedForm problem with t0 = 0); "
+                              "pass coupled=False with exact_expectation for plain Monte Carlo")
+        check_callable(exact_fn, "exact_fn", "exact_fn(x0, w) -> X(T) of shape (n_paths, dim)")
+    elif exact_expectation is None:
+        raise SDEKitError("coupled=False needs a finite exact_expectation = E phi(X(T)); got None")
+    else:
+        exact_expectation = check_number(exact_expectation, "exact_expectation")
+    x0_arr = initial_states(x0, sde.dim, n_paths)
+    _phi_values(phi, x0_arr)  # probe phi before any solve
     fine = base_steps * 2 ** (levels - 1)
     if coupled:
         w = brownian_terminal(seed, n_paths, sde.m, t0, t1, fine, method=brownian)
-        exact = np.asarray(exact_fn(x0_arr.copy(), w), dtype=float).reshape(n_paths, sde.dim)
-        reference = _phi_values(phi, exact)
+        reference = _phi_values(phi, exact_terminal(exact_fn, x0_arr, w))
     else:
-        reference = np.full(n_paths, float(exact_expectation))
+        reference = np.full(n_paths, exact_expectation)
     hs = np.empty(levels)
     diffs = np.empty((levels, n_paths))
     for lev in range(levels):
@@ -174,7 +236,9 @@ def weak_errors(problem: SDE | ClosedForm, solver: str, x0: Any, t1: float, phi:
                        noise_substeps=2 ** (levels - 1 - lev), threads=threads)
         hs[lev] = abs(t1 - t0) / steps
         diffs[lev] = _phi_values(phi, sol.final) - reference
-    return WeakErrors(hs, diffs, bool(coupled))
+    weak = WeakErrors(hs, diffs, bool(coupled))
+    warn_if_unresolved(weak, f"{sde.name}/{solver}")
+    return weak
 
 
 def fit_weak_order(weak: WeakErrors | tuple[Any, Any], *, n_boot: int = 400, level: float = 0.99, seed: int = 0,
@@ -191,23 +255,26 @@ def fit_weak_order(weak: WeakErrors | tuple[Any, Any], *, n_boot: int = 400, lev
     if isinstance(weak, WeakErrors):
         hs, diffs = weak.hs, weak.diffs
     else:
-        hs, diffs = weak
-    hs = np.asarray(hs, dtype=float)
-    diffs = np.asarray(diffs, dtype=float)
+        try:
+            hs, diffs = weak
+        except (TypeError, ValueError):
+            raise SDEKitError(f"weak must be a WeakErrors or a pair (hs, diffs); got {type(weak).__name__}") from None
+    hs = real_array(hs, "hs")
+    diffs = real_array(diffs, "diffs")
     alpha = check_alpha(alpha)
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be a confidence level in (0, 1); got {level!r}")
+    level = check_alpha(level, "level")
+    seed = check_seed(seed)
+    min_levels = check_count(min_levels, "min_levels", 2)
     if diffs.ndim != 2:
-        raise ValueError(f"diffs must have shape (levels, paths); got {diffs.shape}")
+        raise SDEKitError(f"diffs must have shape (levels, paths); got {diffs.shape}")
     n_levels, n_paths = diffs.shape
     if n_levels < min_levels:
-        raise ValueError(f"levels: a weak-order fit needs >= {min_levels} levels (VALIDATION.md §4); got {n_levels}")
-    if hs.shape != (n_levels,) or np.any(hs <= 0) or np.any(np.diff(hs) >= 0):
-        raise ValueError(f"hs must be positive, strictly decreasing, one per level ({n_levels}); got {hs}")
+        raise SDEKitError(f"levels: a weak-order fit needs >= {min_levels} levels (VALIDATION.md §4); got {n_levels}")
+    if hs.shape != (n_levels,) or not np.all(np.isfinite(hs)) or np.any(hs <= 0) or np.any(np.diff(hs) >= 0):
+        raise SDEKitError(f"hs must be positive, strictly decreasing, one per level ({n_levels}); got {hs}")
     if n_paths < 2 or not np.all(np.isfinite(diffs)):
-        raise ValueError("diffs must be finite with at least 2 paths per level")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 10:
-        raise ValueError(f"n_boot must be an integer >= 10; got {n_boot!r}")
+        raise SDEKitError("diffs must be finite with at least 2 paths per level")
+    n_boot = check_count(n_boot, "n_boot", 10)
     data = WeakErrors(hs, diffs, True)
     ok = data.resolved(alpha)
     if not np.all(ok):
@@ -249,16 +316,23 @@ def em_weak_errors_linear(A: Any, B: Any, x0: Any, T: float, base_steps: int, le
     linear one-step scheme X' = M X + G xi, or a planted bug).
     """
     if moments not in ("both", "mean", "cov"):
-        raise ValueError(f"moments must be 'both', 'mean' or 'cov'; got {moments!r}")
-    for name, v, lo in (("base_steps", base_steps, 1), ("levels", levels, 2)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
-    if not (np.isfinite(T) and T > 0):
-        raise ValueError(f"T must be a positive time; got {T!r}")
+        raise SDEKitError(f"moments must be 'both', 'mean' or 'cov'; got {moments!r}")
+    base_steps = check_count(base_steps, "base_steps")
+    levels = check_count(levels, "levels", 2)
+    T = check_number(T, "T", minimum=0.0, strict=True)
+    if recursion is not None:
+        check_callable(recursion, "recursion", "recursion(mean0, cov0, h, steps) -> (mean, cov)")
     ou = OrnsteinUhlenbeck(A, B)
     d = ou.dim
-    m0 = np.asarray(x0, dtype=float).reshape(d)
-    s0 = np.zeros((d, d)) if cov0 is None else np.asarray(cov0, dtype=float).reshape(d, d)
+    m0 = real_array(x0, "x0")
+    if m0.size != d or m0.ndim > 1 or not np.all(np.isfinite(m0)):
+        raise SDEKitError(f"x0 must be a finite state of shape ({d},) (d from A); got shape {m0.shape}")
+    m0 = m0.reshape(d)
+    s0 = np.zeros((d, d)) if cov0 is None else real_array(cov0, "cov0")
+    if d == 1 and s0.size == 1:
+        s0 = s0.reshape(1, 1)
+    if s0.shape != (d, d) or not np.all(np.isfinite(s0)):
+        raise SDEKitError(f"cov0 must be a finite ({d}, {d}) matrix (d from A); got shape {s0.shape}")
     law = ou.euler_maruyama_law if recursion is None else recursion
     decay = sla.expm(-ou.A * T)
     _, sigma_t = ou.transition(m0, T)
@@ -269,8 +343,12 @@ def em_weak_errors_linear(A: Any, B: Any, x0: Any, T: float, base_steps: int, le
     for lev in range(levels):
         n = base_steps * 2**lev
         hs[lev] = T / n
-        m, s = law(m0, s0, hs[lev], n)
-        e_mean = float(np.linalg.norm(np.asarray(m) - m_exact))
-        e_cov = float(np.linalg.norm(np.asarray(s) - s_exact))
+        law_h = law(m0.copy(), s0.copy(), hs[lev], n)
+        if not (isinstance(law_h, tuple | list) and len(law_h) == 2):
+            raise SDEKitError(f"recursion must return a pair (mean, cov); got {type(law_h).__name__}")
+        m = checked_output(law_h[0], "recursion's mean", (d,), f"the mean after {n} steps")
+        s = checked_output(law_h[1], "recursion's cov", (d, d), f"the covariance after {n} steps")
+        e_mean = float(np.linalg.norm(m - m_exact))
+        e_cov = float(np.linalg.norm(s - s_exact))
         errors[lev] = {"both": e_mean + e_cov, "mean": e_mean, "cov": e_cov}[moments]
     return hs, errors

@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.errors import SDEKitError
 from sdekit.sde import SDE
 from sdekit.simulate import simulate
 from sdekit.solvers import SDE_SOLVERS, get_solver
-from sdekit.validate.order import ClosedForm, strong_errors
+from sdekit.validate.checks import check_callable, check_count, check_output_path, check_seed
+from sdekit.validate.order import ClosedForm, initial_states, strong_errors, time_span
 from sdekit.validate.weak import weak_errors
 
 ERROR_KINDS = ("strong", "weak")
@@ -57,7 +59,7 @@ class SolverCurve:
     def cost(self, kind: str = "seconds") -> np.ndarray:
         """The cost axis: wall seconds or function evaluations."""
         if kind not in COSTS:
-            raise ValueError(f"cost must be one of {COSTS}; got {kind!r}")
+            raise SDEKitError(f"cost must be one of {COSTS}; got {kind!r}")
         return self.seconds if kind == "seconds" else self.evals
 
 
@@ -75,7 +77,8 @@ class WorkPrecision:
     problem: str
 
     def to_markdown(self) -> str:
-        """A markdown table with one row per (solver, level): steps, h, error (+- se if weak), seconds, evals."""
+        """A markdown table with one row per (solver, level): steps, h, error (+- se if weak), seconds, evals; for
+        weak errors a line after the table flags each solver whose every error is within one standard error."""
         weak = self.error_kind == "weak"
         lines = [f"| solver | steps | h | {self.error_kind} error |{' se |' if weak else ''} seconds | evals |",
                  "|---|---:|---:|---:|" + ("---:|" if weak else "") + "---:|---:|"]
@@ -84,6 +87,13 @@ class WorkPrecision:
                 ev = "n/a" if not np.isfinite(v) else f"{int(v)}"
                 se_col = f" {se:.2e} |" if weak else ""
                 lines.append(f"| {name} | {int(n)} | {h:.4g} | {e:.3e} |{se_col} {s:.3e} | {ev} |")
+        if weak:
+            for name, c in self.curves.items():
+                live = c.stderr > 0
+                if np.all(c.errors <= c.stderr) and np.any(live):
+                    lines.append(f"\n{name}: UNRESOLVED, every weak error is within one standard error (largest "
+                                 f"error / se = {float(np.max(c.errors[live] / c.stderr[live])):.2f}): Monte Carlo "
+                                 "noise, not a result")
         return "\n".join(lines)
 
     def plot(self, path: str | Path, *, cost: str = "seconds", title: str | None = None) -> Path:
@@ -93,7 +103,8 @@ class WorkPrecision:
         ``plots`` extra); uses an Agg canvas, so no display and no global backend change.
         """
         if cost not in COSTS:
-            raise ValueError(f"cost must be one of {COSTS}; got {cost!r}")
+            raise SDEKitError(f"cost must be one of {COSTS}; got {cost!r}")
+        out = check_output_path(path)
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
@@ -112,7 +123,6 @@ class WorkPrecision:
         ax.set_title(title or f"work-precision: {self.problem} ({self.n_paths} paths)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        out = Path(path)
         fig.savefig(out, dpi=100)
         return out
 
@@ -141,28 +151,37 @@ def work_precision(problem: SDE | ClosedForm, solvers: Sequence[str], x0: Any, t
     exact solution when t0 = 0). error="weak": e = |E phi(X_h(T)) - E phi(X(T))| by `weak_errors`
     (coupled with exact_fn, or against exact_expectation with coupled=False). Cost: wall seconds of a
     plain solve (min over ``repeats`` after a warm-up) and steps x evals per step from the registry.
+
+    exact_fn(x0, w) gets x0 of shape (n_paths, dim) and W_T of shape (n_paths, m) and must return X(T) of shape
+    (n_paths, dim); (n_paths,) is accepted when dim = 1 (read as the one column), any other shape is an error
+    naming exact_fn with both shapes (never reshaped or broadcast). Weak errors that are all within one
+    standard error warn (`sdekit.validate.weak.UnresolvedWeakWarning`).
     """
     sde = problem.sde if isinstance(problem, ClosedForm) else problem
     if not isinstance(sde, SDE):
-        raise ValueError(f"problem must be an sdekit.SDE or a ClosedForm; got {type(problem).__name__}")
-    if isinstance(solvers, str) or len(solvers) == 0:
-        raise ValueError(f"solvers must be a non-empty list of solver names; got {solvers!r}")
+        raise SDEKitError(f"problem must be an sdekit.SDE or a ClosedForm; got {type(problem).__name__}")
+    if isinstance(solvers, str) or not hasattr(solvers, "__len__") or len(solvers) == 0:
+        raise SDEKitError(f"solvers must be a non-empty list of solver names; got {solvers!r}")
     names = [get_solver(s, "sde").name for s in solvers]
     if len(set(names)) != len(names):
-        raise ValueError(f"solvers must be distinct; got {list(solvers)}")
+        raise SDEKitError(f"solvers must be distinct; got {list(solvers)}")
     if error not in ERROR_KINDS:
-        raise ValueError(f"error must be one of {ERROR_KINDS}; got {error!r}")
-    for name, v, lo in (("base_steps", base_steps, 1), ("levels", levels, 2), ("n_paths", n_paths, 2),
-                        ("repeats", repeats, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}; got {v!r}")
+        raise SDEKitError(f"error must be one of {ERROR_KINDS}; got {error!r}")
+    base_steps = check_count(base_steps, "base_steps")
+    levels = check_count(levels, "levels", 2)
+    n_paths = check_count(n_paths, "n_paths", 2)
+    repeats = check_count(repeats, "repeats")
+    seed = check_seed(seed)
+    t0, t1 = time_span(t0, t1)
     if exact_fn is None and isinstance(problem, ClosedForm) and t0 == 0.0:
         exact_fn = problem.exact_at(t1)
     if error == "strong" and exact_fn is None:
-        raise ValueError("error='strong' needs exact_fn(x0, W_T) -> X(T) (or a ClosedForm problem with t0 = 0)")
+        raise SDEKitError("error='strong' needs exact_fn(x0, W_T) -> X(T) (or a ClosedForm problem with t0 = 0)")
     if error == "weak" and phi is None:
-        raise ValueError("error='weak' needs phi(x) -> (n,), the test function")
-    x0_arr = np.array(np.broadcast_to(np.asarray(x0, dtype=float).reshape(-1, sde.dim), (n_paths, sde.dim)))
+        raise SDEKitError("error='weak' needs phi(x) -> (n,), the test function")
+    if exact_fn is not None:
+        check_callable(exact_fn, "exact_fn", "exact_fn(x0, w) -> X(T) of shape (n_paths, dim)")
+    x0_arr = initial_states(x0, sde.dim, n_paths)
     steps = base_steps * 2 ** np.arange(levels)
     curves = {}
     for name in names:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from sdekit.errors import SDEKitError
+from sdekit.memory import default_save_cap, human_size
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,10 @@ def _finite_float(v: Any, name: str) -> float:
 
 def time_span(t: Any) -> tuple[float, float] | np.ndarray:
     """Either (t0, t1) or an explicit 1-D grid, validated."""
-    arr = np.asarray(t, dtype=float) if not isinstance(t, tuple) or len(t) != 2 else None
+    try:
+        arr = np.asarray(t, dtype=float) if not isinstance(t, tuple) or len(t) != 2 else None
+    except (TypeError, ValueError) as exc:
+        raise SDEKitError(f"t must be (t0, t1) or a 1-D grid of at least 2 times; got {t!r}") from exc
     if isinstance(t, tuple) and len(t) == 2:
         t0, t1 = _finite_float(t[0], "t[0]"), _finite_float(t[1], "t[1]")
         if t0 == t1:
@@ -65,8 +69,9 @@ GRID_BYTES_PER_POINT = 16  # the time grid (float64) and its save/step bookkeepi
 def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None, max_bytes: int | None = None) -> Grid:
     """The grid of a fixed-step solve; save times off the grid are inserted into it.
 
-    save_at: None (final time only), "steps" (every grid time), or times inside the span. max_bytes: a grid
-    needing more memory than this (GRID_BYTES_PER_POINT per point) is refused with its size, never a MemoryError.
+    save_at: None (final time only), "steps" (every grid time), or times inside the span. max_bytes (default: the
+    solve's memory cap, `sdekit.memory`): a grid needing more memory than this (GRID_BYTES_PER_POINT per point) is
+    refused with its size, never a MemoryError.
     """
     span = time_span(t)
     if isinstance(span, tuple):
@@ -96,12 +101,11 @@ def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None, m
 
 
 def _check_grid_size(steps: int, what: str, max_bytes: int | None) -> None:
-    if max_bytes is None:
-        return
+    max_bytes = default_save_cap() if max_bytes is None else max_bytes
     need = (steps + 1) * GRID_BYTES_PER_POINT
     if need > max_bytes:
-        raise SDEKitError(f"{what}: a time grid of {steps + 1} points needs {need / 2**30:.3g} GiB, above the memory "
-                          f"cap of {max_bytes / 2**30:.3g} GiB (max_save_bytes); use fewer steps or a larger dt")
+        raise SDEKitError(f"{what}: a time grid of {steps + 1} points needs {human_size(need)}, above the memory "
+                          f"cap of {human_size(max_bytes)} (max_save_bytes); use fewer steps or a larger dt")
 
 
 def _insert_saves(ts: np.ndarray, save_at: Any) -> tuple[np.ndarray, np.ndarray]:

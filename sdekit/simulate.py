@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numba as nb
@@ -12,6 +11,7 @@ from sdekit.backends import reference
 from sdekit.backends.numba import runner
 from sdekit.errors import SDEKitError
 from sdekit.grid import adaptive_saves, fixed_grid
+from sdekit.memory import check_save_size, save_cap
 from sdekit.params import cast_params
 from sdekit.probe import probe_problem
 from sdekit.sde import ODE, SDE
@@ -20,15 +20,6 @@ from sdekit.solvers import check_compatible, get_solver
 
 BACKENDS = {"numba": runner, "numpy": reference}
 DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-def default_save_cap() -> int:
-    """Largest save request accepted by default: a quarter of physical memory, at most 16 GiB."""
-    try:
-        phys = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        phys = 8 * 2**30
-    return int(min(16 * 2**30, phys // 4))
 
 
 def _dtype(dtype: Any) -> type:
@@ -179,26 +170,3 @@ def _simulate_torch(problem: SDE | ODE, x0: Any, t: Any, **kw: Any) -> Solution:
     if not isinstance(kw["adjoint"], bool):
         raise SDEKitError(f"adjoint must be True or False; got {kw['adjoint']!r}")
     return simulate_torch(problem, x0, t, **kw)
-
-
-def save_cap(cap: Any) -> int:
-    """The memory cap of a solve in bytes: ``max_save_bytes`` checked (a non-negative integer), or the default."""
-    if cap is None:
-        return default_save_cap()
-    if isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 0:
-        raise SDEKitError(f"max_save_bytes must be None (a quarter of RAM, at most 16 GiB) or a non-negative "
-                          f"integer number of bytes; got {cap!r}")
-    return int(cap)
-
-
-def check_save_size(n_saves: int, shape: tuple, dtype: type, cap: int | None) -> None:
-    """Refuse a solve whose saves (plus the working state and noise streams) exceed the memory cap."""
-    cap = save_cap(cap)
-    item = np.dtype(dtype).itemsize
-    saves = n_saves * shape[0] * shape[1] * item
-    need = saves + shape[0] * (shape[1] * item + 64)
-    if need > cap:
-        raise SDEKitError(
-            f"save_at asks for {n_saves} saves x {shape[0]} paths x {shape[1]} dims of {np.dtype(dtype).name} = "
-            f"{saves / 2**30:.2f} GiB ({need / 2**30:.2f} GiB with the working state), above the cap of "
-            f"{cap / 2**30:.2f} GiB (max_save_bytes); save fewer times or fewer paths, or raise max_save_bytes")

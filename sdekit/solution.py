@@ -115,7 +115,7 @@ class Solution:
         at the last save time; saved to ``path`` when given. Needs matplotlib (``pip install 'sdekit[plots]'``)."""
         from sdekit.solution_plot import plot_solution
 
-        return plot_solution(self, path, n_paths=n_paths, dim=dim, bins=bins)
+        return plot_solution(_numpy(self.ts), _numpy(self.ys), path, n_paths=n_paths, dim=dim, bins=bins)
 
 
 def _numpy(a: Any) -> np.ndarray:

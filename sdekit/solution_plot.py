@@ -9,16 +9,16 @@ import numpy as np
 from sdekit.errors import SDEKitError
 
 
-def plot_solution(sol: Any, path: Any = None, *, n_paths: int = 20, dim: int = 0, bins: int = 60) -> Any:
-    """A figure with two panels: component ``dim`` of the first ``n_paths`` paths over the save times, and the
-    histogram (density) of that component over all finite paths at the last save time. Saved to ``path`` if given."""
+def plot_solution(ts: np.ndarray, ys: np.ndarray, path: Any = None, *, n_paths: int = 20, dim: int = 0,
+                  bins: int = 60) -> Any:
+    """A figure with two panels: component ``dim`` of the first ``n_paths`` paths (ys: (n_saves, n_paths, dim))
+    over the save times ts, and the histogram (density) of that component over all finite paths at the last save
+    time. Saved to ``path`` if given."""
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise SDEKitError("Solution.plot needs matplotlib: pip install 'sdekit[plots]'") from exc
-    from sdekit.solution import _numpy
-
-    ys, ts = _numpy(sol.ys), np.asarray(_numpy(sol.ts), dtype=float)
+    ts = np.asarray(ts, dtype=float)
     for name, v, hi in (("n_paths", n_paths, None), ("dim", dim, ys.shape[2] - 1), ("bins", bins, None)):
         lo = 0 if name == "dim" else 1
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):

@@ -12,8 +12,8 @@ from sdekit.backends.torch.methods import ode_method, sde_method
 from sdekit.backends.torch.runner import run_ode, run_sde
 from sdekit.errors import SDEKitError
 from sdekit.grid import adaptive_saves, fixed_grid
+from sdekit.memory import check_save_size
 from sdekit.sde import SDE
-from sdekit.simulate import check_save_size
 from sdekit.solution import Solution
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -81,7 +81,7 @@ def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: floa
             raise SDEKitError("adjoint=True is for ODEs (torchdiffeq's adjoint); backpropagate through an SDE "
                               "solve directly")
         method = sde_method(solver, problem)
-        grid = fixed_grid(t, steps, dt, save_at)
+        grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
         check_save_size(grid.save_steps.size, tuple(x.shape), DTYPE_NAMES[tdtype], max_save_bytes)
         probe((torch_function(problem.drift), torch_function(problem.diffusion)), ("drift", "diffusion"), problem,
               x, float(grid.ts[0]), params)
@@ -102,7 +102,7 @@ def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: floa
         ys, stats = run_ode(problem, name, True, x, t0, save_ts, None, params, rtol=float(rtol), atol=float(atol),
                             dt0=dt0, max_steps=max_steps, adjoint=adjoint, mask=mask)
         return Solution(save_ts, ys, stats)
-    grid = fixed_grid(t, steps, dt, save_at)
+    grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
     check_save_size(grid.save_steps.size, tuple(x.shape), DTYPE_NAMES[tdtype], max_save_bytes)
     probe(field, ("field",), problem, x, float(grid.ts[0]), params)
     ys, stats = run_ode(problem, name, False, x, float(grid.ts[0]), grid.save_ts, grid.ts, params, rtol=float(rtol),

@@ -76,3 +76,11 @@ def global_scaled_drift(x, t, p):
 def unit_diffusion(x, t, p):
     """g = 1."""
     return 1.0
+
+
+@nb.njit
+def drift_raising_late(x, t, p):
+    """f = -x until t = 0.5, then a ZeroDivisionError (a user function failing in the middle of a solve)."""
+    if t > 0.5:
+        return (1.0 / (t - t)) * x  # a scalar division by zero raises under Numba's Python error model
+    return -1.0 * x

@@ -133,3 +133,16 @@ def test_compile_seconds_include_the_user_functions_compile():
     first = sdekit.simulate(sde, 0.0, **RUN).stats.compile_seconds
     again = sdekit.simulate(sde, 0.0, **RUN).stats.compile_seconds
     assert first > again
+
+
+def test_an_exception_in_the_middle_of_a_solve_stops_it_naming_the_function_and_time():
+    # importable (kernel with the function inlined): the exception itself, wrapped with the time span
+    sde = sdekit.SDE(problems.drift_raising_late, problems.unit_diffusion, dim=1, noise="additive")
+    with pytest.raises(SDEKitError, match=r"t = 0 and t = 1: drift or diffusion raised ZeroDivisionError"):
+        solve(sde)
+    # a lambda (called through a function pointer, which no exception can cross): the step and time where it
+    # happened, never garbage (Numba would print 'Exception ignored' and go on)
+    late = sdekit.SDE(lambda x, t, p: problems.drift_raising_late(x, t, p), lambda x, t, p: 1.0, dim=1,
+                      noise="additive")
+    with pytest.raises(sdekit.NonFiniteError, match=r"drift or diffusion raised an exception there.*step 12, t = 0.6"):
+        solve(late)

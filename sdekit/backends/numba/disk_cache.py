@@ -228,6 +228,14 @@ def load_generated(file: Path, source: str) -> Any | None:
     return module
 
 
+def _weakrefable(obj: Any) -> bool:
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+
+
 def pointer_kernel(kind: str, step: Any = None, gdw: Any = None) -> Any | None:
     """The kernel taking the user's functions as first-class function pointers (`first_class`): for kind "fixed"
     ``kernel(f, g, xs, ...)`` with ``step`` and the noise term ``gdw`` bound as globals, for "adaptive"
@@ -259,27 +267,25 @@ _ADAPTER_SOURCE = """
 
 @nb.njit(cache=True)
 def adapter(x, t, p):
-    return canonical(user(x, t, p), x)
+    try:
+        return canonical(user(x, t, p), x)
+    except Exception:
+        return poison(user, x, t, p, {m})
 """
 
 
-def adapter(fn: Any, role: str) -> Any:
+def adapter(fn: Any, role: str, m: int) -> Any:
     """The dispatcher of fn's adapter (`first_class`): generated and cached on disk when fn is importable by name
-    (a later process loads it instead of compiling), otherwise a closure compiled once per process."""
+    (a later process loads it instead of compiling), otherwise a closure compiled once per process. m: the number
+    of Brownian components (the last axis of a matrix diffusion)."""
     path = cacheable(fn, role) if cache_dir() is not None else None
     if path is None:
         compiled = jitted(fn, role)
-        try:
-            return _CLOSURE_ADAPTERS[compiled]
-        except (KeyError, TypeError):
-            pass
-        found = first_class.closure_adapter(compiled)
-        try:
-            _CLOSURE_ADAPTERS[compiled] = found
-        except TypeError:
-            pass
-        return found
-    key = hashlib.sha256(f"adapter|{_sdekit_stamp()}|{_fingerprint(fn, path[0])}".encode()).hexdigest()[:24]
+        memo = _CLOSURE_ADAPTERS.setdefault(compiled, {}) if _weakrefable(compiled) else {}
+        if m not in memo:
+            memo[m] = first_class.closure_adapter(compiled, m)
+        return memo[m]
+    key = hashlib.sha256(f"adapter|{m}|{_sdekit_stamp()}|{_fingerprint(fn, path[0])}".encode()).hexdigest()[:24]
     if key in _KERNELS:
         return _KERNELS[key]
     mod, name = path
@@ -287,9 +293,9 @@ def adapter(fn: Any, role: str) -> Any:
         imports = f"from {mod} import {name} as user"
     else:  # a plain Python function: compile it here, cached next to its own module
         imports = f"from {mod} import {name} as _user_py\nuser = nb.njit(cache=True)(_user_py)"
-    imports += "\nfrom sdekit.backends.numba.first_class import canonical"
-    source = _HEADER.format(kind="adapter", imports=imports) + _ADAPTER_SOURCE
+    imports += "\nfrom sdekit.backends.numba.first_class import canonical, poison"
+    source = _HEADER.format(kind="adapter", imports=imports) + _ADAPTER_SOURCE.format(m=int(m))
     module = load_generated(cache_dir() / f"sdekit_adapter_{key}.py", source)
-    found = first_class.closure_adapter(jitted(fn, role)) if module is None else module.adapter
+    found = first_class.closure_adapter(jitted(fn, role), m) if module is None else module.adapter
     _KERNELS[key] = found
     return found

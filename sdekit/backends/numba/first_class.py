@@ -45,6 +45,30 @@ def _canonical_impl(v, x):
     return None
 
 
+def poison(fn, x, t, p, m):
+    """What the adapter returns when fn raised: NaN of fn's canonical type ((n, dim, m) for a matrix), so that the
+    kernel stops on the non-finite state with the path, step and time (an exception cannot cross a function
+    pointer: Numba would print it and go on with garbage)."""
+    raise NotImplementedError  # only compiled (see the overload)
+
+
+@overload(poison)
+def _poison_impl(fn, x, t, p, m):
+    dispatcher = fn.dispatcher
+    args = (x, t, p)
+    dispatcher.compile(args)
+    ret = dispatcher.overloads[args].signature.return_type
+    dtype = nb.np.numpy_support.as_dtype(x.dtype).type
+    rank = ret.ndim if isinstance(ret, types.Array) else 0
+    if rank == 0:
+        return lambda fn, x, t, p, m: dtype(np.nan)
+    if rank == 1:
+        return lambda fn, x, t, p, m: np.full(x.shape[1], np.nan, dtype)
+    if rank == 2:
+        return lambda fn, x, t, p, m: np.full((x.shape[0], x.shape[1]), np.nan, dtype)
+    return lambda fn, x, t, p, m: np.full((x.shape[0], x.shape[1], m), np.nan, dtype)
+
+
 class FunctionPointer(WrapperAddressProtocol):
     """A compiled adapter as a first-class function value: Numba types it FunctionType(signature) and calls it
     through its address, so a kernel taking it compiles once per signature, whatever function it points to."""
@@ -74,8 +98,12 @@ def argument_types(x: np.ndarray, params: Any) -> tuple:
     return (types.Array(nb.from_dtype(x.dtype), 2, "C"), types.float64, nb.typeof(params))
 
 
-def closure_adapter(fn: Any) -> Any:
-    """An adapter (not cached: a closure) around a jitted user function that cannot be imported by name."""
+def closure_adapter(fn: Any, m: int) -> Any:
+    """An adapter (not cached: a closure) around a jitted user function that cannot be imported by name; m is the
+    number of Brownian components (the last axis of a matrix diffusion)."""
     def adapter(x, t, p):
-        return canonical(fn(x, t, p), x)
+        try:
+            return canonical(fn(x, t, p), x)
+        except Exception:  # any exception becomes a non-finite state, see `poison`
+            return poison(fn, x, t, p, m)
     return nb.njit(adapter)

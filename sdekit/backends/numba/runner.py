@@ -14,7 +14,7 @@ import numpy as np
 from sdekit.backends.numba import disk_cache, first_class, kernels
 from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.steps import STEPS, work_arrays
-from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
+from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
 from sdekit.probe import compile_error
@@ -112,7 +112,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
 
     roles = ("drift", "diffusion") if is_sde else ("field", "diffusion")
     originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
-    kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params)
+    kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params, m)
 
     def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1):
         kernel(*leading, xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux,
@@ -127,9 +127,10 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     large = n_paths * n_steps * solver.evals * dim >= AUTO_PROGRESS_WORK
     segments = _segments(n_steps, progress is True or (progress is None and large))
     for k0, k1 in segments:
-        run_threads(lambda c0, c1, k0=k0, k1=k1: call(xs, rng_w, rng_z, k0, k1, out, dead, err_step, err_path,
-                                                       c0, c1),
-                    n_chunks, threads if parallel else 1, pieces=4)
+        with user_run_errors(roles, grid.ts[k0], grid.ts[k1]):
+            run_threads(lambda c0, c1, k0=k0, k1=k1: call(xs, rng_w, rng_z, k0, k1, out, dead, err_step, err_path,
+                                                           c0, c1),
+                        n_chunks, threads if parallel else 1, pieces=4)
         if bar is None and progress is None and k0 == 0 and len(segments) > 1:
             if (time.perf_counter() - t_run) * len(segments) > AUTO_PROGRESS_SECONDS:
                 bar = _progress_bar(n_steps, True)  # expected to run long: show where it is
@@ -145,7 +146,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
         bad = np.flatnonzero(err_step >= 0)
         order = np.lexsort((err_path[bad], err_step[bad]))
         c = bad[order[0]]
-        raise NonFiniteError(err_path[c], err_step[c], grid.ts[err_step[c]])
+        raise NonFiniteError(err_path[c], err_step[c], grid.ts[err_step[c]], what=_nonfinite_what(leading, roles))
     stats = SolveStats(steps=n_steps, evals=n_steps * solver.evals, path_steps=n_steps * n_paths,
                        masked_paths=int(dead.sum()), compile_seconds=t_run - t_compile,
                        run_seconds=t_end - t_run, backend="numba", solver=solver.name,
@@ -177,13 +178,16 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
         call(np.empty((0, dim), x0.dtype), np.empty((save_ts.size, 0, dim), x0.dtype),
              [cc[:0] for cc in counts], err_t[:0], 0, 0)
     t_run = time.perf_counter()
-    run_threads(lambda p0, p1: call(xs, out, counts, err_t, p0, p1), n_paths, threads if parallel else 1, pieces=4)
+    with user_run_errors(("field",), t0, save_ts[-1]):
+        run_threads(lambda p0, p1: call(xs, out, counts, err_t, p0, p1), n_paths, threads if parallel else 1,
+                    pieces=4)
     t_end = time.perf_counter()
     n_steps, n_rejected, n_evals, code = counts
     if np.any(code != 0):
         p = int(np.flatnonzero(code != 0)[0])
         if code[p] == 3:
-            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=STEP_SIZE_COLLAPSED)
+            what = STEP_SIZE_COLLAPSED + ("" if not leading else "; or the field raised an exception there")
+            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=what)
         reason = "step budget max_steps exhausted" if code[p] == 1 else STEP_SIZE_UNDERFLOW
         raise StepSizeError(p, n_steps[p] + n_rejected[p], err_t[p], reason)
     stats = SolveStats(steps=int(n_steps.max(initial=0)), rejected=int(n_rejected.sum()),
@@ -212,16 +216,42 @@ def user_compile_errors(functions: tuple, roles: tuple, x0: np.ndarray, params: 
         raise
 
 
-def function_pointer(fn: Any, role: str, x0: np.ndarray, params: Any) -> first_class.FunctionPointer:
+@contextlib.contextmanager
+def user_run_errors(roles: tuple, t_from: float, t_to: float):
+    """An exception raised inside a compiled solve (by the user's functions: a division by zero under Numba's
+    Python error model, an explicit raise) becomes an SDEKitError naming the functions and the time span."""
+    try:
+        yield
+    except (SDEKitError, FloatingPointError, MemoryError):
+        raise
+    except Exception as exc:
+        names = _role_names(roles)
+        raise SDEKitError(f"the solve stopped between t = {t_from:.6g} and t = {t_to:.6g}: {names} raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def _role_names(roles: tuple) -> str:
+    """'drift or diffusion' for an SDE, 'field' for an ODE (its diffusion slot is sdekit's zero)."""
+    return " or ".join(roles if roles[0] == "drift" else roles[:1])
+
+
+def _nonfinite_what(leading: tuple, roles: tuple) -> str:
+    """The NonFiniteError wording: through function pointers an exception of the user's functions shows as NaN."""
+    if leading and isinstance(leading[0], first_class.FunctionPointer):
+        return f"state; or {_role_names(roles)} raised an exception there (it cannot cross the compiled call)"
+    return "state"
+
+
+def function_pointer(fn: Any, role: str, x0: np.ndarray, params: Any, m: int) -> first_class.FunctionPointer:
     """fn's adapter compiled for the kernels' argument types, as a first-class function value."""
     try:
-        return first_class.FunctionPointer(disk_cache.adapter(fn, role), first_class.argument_types(x0, params))
+        return first_class.FunctionPointer(disk_cache.adapter(fn, role, m), first_class.argument_types(x0, params))
     except nb.core.errors.NumbaError as exc:
         raise compile_error(role, exc) from exc
 
 
-def fixed_kernel(step: Any, gdw: Any, functions: tuple, roles: tuple, x0: np.ndarray,
-                 params: Any) -> tuple[Callable, tuple]:
+def fixed_kernel(step: Any, gdw: Any, functions: tuple, roles: tuple, x0: np.ndarray, params: Any,
+                 m: int) -> tuple[Callable, tuple]:
     """(kernel, its leading function arguments) of a fixed-step solve, the fastest available:
 
     1. functions importable by name: a kernel generated with them as globals (inlined), cached on disk;
@@ -235,7 +265,7 @@ def fixed_kernel(step: Any, gdw: Any, functions: tuple, roles: tuple, x0: np.nda
         return cached, ()
     pointers = disk_cache.pointer_kernel("fixed", step, gdw)
     if pointers is not None:
-        return pointers, tuple(function_pointer(fn, role, x0, params) for fn, role in zip(functions, roles))
+        return pointers, tuple(function_pointer(fn, role, x0, params, m) for fn, role in zip(functions, roles))
     return kernels.fixed_step, (step, _compiled(f, roles[0]), _compiled(g, roles[1]), gdw)
 
 
@@ -246,7 +276,7 @@ def adaptive_kernel(field: Any, x0: np.ndarray, params: Any) -> tuple[Callable, 
         return cached, ()
     pointers = disk_cache.pointer_kernel("adaptive")
     if pointers is not None:
-        return pointers, (function_pointer(field, "field", x0, params),)
+        return pointers, (function_pointer(field, "field", x0, params, 0),)
     return kernels.adaptive, (_compiled(field, "field"),)
 
 

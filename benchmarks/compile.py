@@ -1,7 +1,8 @@
 """Time to first result: how long a fresh process takes to import sdekit and finish its first solve, cold and warm.
 
 Every scenario runs in its own fresh Python process (so nothing is compiled yet in memory) against a copy of the
-sdekit source tree, with its own kernel cache folder (SDEKIT_CACHE_DIR):
+sdekit source tree, with its own kernel cache folder (SDEKIT_CACHE_DIR); the lambda, module and validate groups
+each start from their own fresh copy, and trees are interleaved within each repeat:
 
 * cold: a source copy never run before and an empty kernel cache (as after `pip install`: every Numba cache of
   sdekit's own functions and kernels is empty);
@@ -144,28 +145,35 @@ def _load(j0: float | None, wall: float) -> float | None:
     return (j1 - j0) / os.sysconf("SC_CLK_TCK") / wall
 
 
-def measure(tree: Path, work: Path, repeats: int, validate: bool) -> dict:
-    """Every scenario on ``tree``: ``repeats`` fresh cold copies, then warm and later runs."""
-    res: dict[str, list] = {"lambda_cold": [], "lambda_warm": [], "module_cold": [], "module_later": [],
-                            "module_later_numba_ready": [], "validate_quick_cold": [], "validate_quick_warm": []}
+def measure(trees: dict[str, Path], work: Path, repeats: int, validate: bool) -> dict:
+    """Every scenario on every tree, interleaved tree by tree within each repeat (so that ratios compare runs made
+    under the same background load); each group of scenarios starts from its own fresh cold copy."""
+    names = ("lambda_cold", "lambda_warm", "module_cold", "module_later", "module_later_numba_ready",
+             "validate_quick_cold", "validate_quick_warm")
+    res: dict[str, dict[str, list]] = {tree: {name: [] for name in names} for tree in trees}
     user = work / "user"
     user.mkdir(parents=True, exist_ok=True)
     (user / "bench_user_module.py").write_text(MODULE)
     for rep in range(repeats):
-        base = work / f"copy{rep}"
-        src = source_copy(tree, base)
-        cache = base / "kernels"
-        res["lambda_cold"].append(run_script(src, cache, LAMBDA_SDE, "0.0"))
-        res["lambda_warm"].append(run_script(src, cache, LAMBDA_SDE, str(rep + 1.0)))  # new lambdas, warm caches
-        shutil.rmtree(user / "__pycache__", ignore_errors=True)
-        res["module_cold"].append(run_script(src, cache, MODULE_SDE, extra_path=user))
-        res["module_later"].append(run_script(src, cache, MODULE_SDE, extra_path=user))
-        res["module_later_numba_ready"].append(run_script(src, cache, MODULE_SDE, "numba-initialised",
-                                                          extra_path=user))
-        if validate and rep == 0:
-            vsrc = source_copy(tree, work / "validate")
-            res["validate_quick_cold"].append(run_validate(vsrc, work / "validate" / "kernels", work / "vout"))
-            res["validate_quick_warm"].append(run_validate(vsrc, work / "validate" / "kernels", work / "vout"))
+        for tree, root in trees.items():
+            out = res[tree]
+            base = work / tree / f"lambda{rep}"
+            src, cache = source_copy(root, base), base / "kernels"
+            out["lambda_cold"].append(run_script(src, cache, LAMBDA_SDE, "0.0"))
+            out["lambda_warm"].append(run_script(src, cache, LAMBDA_SDE, str(rep + 1.0)))  # new lambdas, warm
+            base = work / tree / f"module{rep}"
+            src, cache = source_copy(root, base), base / "kernels"
+            shutil.rmtree(user / "__pycache__", ignore_errors=True)
+            out["module_cold"].append(run_script(src, cache, MODULE_SDE, extra_path=user))
+            out["module_later"].append(run_script(src, cache, MODULE_SDE, extra_path=user))
+            out["module_later_numba_ready"].append(run_script(src, cache, MODULE_SDE, "numba-initialised",
+                                                              extra_path=user))
+            if validate and rep == 0:
+                base = work / tree / "validate"
+                src, cache = source_copy(root, base), base / "kernels"
+                out["validate_quick_cold"].append(run_validate(src, cache, base / "out"))
+                out["validate_quick_warm"].append(run_validate(src, cache, base / "out"))
+            print(f"{tree}: repeat {rep + 1} of {repeats} done", file=sys.stderr)
     return res
 
 
@@ -231,12 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for compile.{json,md}")
     args = parser.parse_args(argv)
     info = machine()
-    results: dict = {}
+    trees = {"this": ROOT, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
     with tempfile.TemporaryDirectory(prefix="sdekit-compile-") as tmp:
-        trees = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
-        for name, tree in trees:
-            results[name] = measure(tree, Path(tmp) / name, args.repeats, not args.skip_validate)
-            print(f"{name}: done", file=sys.stderr)
+        results = measure(trees, Path(tmp), args.repeats, not args.skip_validate)
     info["loadavg_after"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compile.json").write_text(json.dumps({"machine": info, "baseline": str(args.baseline),

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.samplers.arrays import State, noise_like
 from sdekit.diffusion.samplers.checks import (
@@ -48,8 +49,8 @@ from sdekit.diffusion.samplers.checks import (
     check_positive,
     check_seed,
     check_state,
-    eval_score,
 )
+from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 from sdekit.targets import Gaussian
 
@@ -61,10 +62,10 @@ __all__ = [
 ]
 
 def _sigmas(sigmas: Any) -> np.ndarray:
-    try:
-        s = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"sigmas must be a 1-D array of noise levels; got {sigmas!r}") from exc
+    s = real_array(sigmas, "sigmas")
+    if s.ndim > 1:
+        raise SDEKitError(f"sigmas must be a 1-D array of noise levels; got shape {s.shape}")
+    s = s.reshape(-1)
     if s.size < 1 or not np.all(np.isfinite(s)) or not np.all(s > 0):
         raise SDEKitError("sigmas must be a non-empty 1-D array of positive finite noise levels")
     if s.size > 1 and not np.all(np.diff(s) < 0):
@@ -107,19 +108,22 @@ def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, s
     m_steps = check_count(steps_per_level, "steps_per_level")
     eps0 = check_positive(eps0, "eps0")
     seed = check_seed(seed)
+    if not isinstance(final_denoise, bool | np.bool_):
+        raise SDEKitError(f"final_denoise must be a bool; got {final_denoise!r}")
     n, d = x.shape
+    calls = ScoreCalls(score)
     k = 0
     for sigma in sig:
         eps = float(eps0 * (sigma / sig[-1]) ** 2)
         root = math.sqrt(eps)
         for _ in range(m_steps):
-            s = eval_score(score, x, 1.0, float(sigma))
+            s = calls(x, 1.0, float(sigma), k)
             x = x + 0.5 * eps * s
             x = x + root * noise_like(step_normals(seed, n, d, k), x)
             k += 1
     if final_denoise:
-        x = x + float(sig[-1] ** 2) * eval_score(score, x, 1.0, float(sig[-1]))
-    return x
+        x = x + float(sig[-1] ** 2) * calls(x, 1.0, float(sig[-1]), k)
+    return calls.finish(x)
 
 
 def annealed_langevin_denoising(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 1,

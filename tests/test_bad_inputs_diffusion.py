@@ -16,14 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdekit.diffusion import DiffusionModel, ForwardSDE, bits_per_dim, log_likelihood, reverse_sde
-from sdekit.diffusion.samplers.annealed_langevin import annealed_langevin
+from sdekit.diffusion import DiffusionModel, ForwardSDE, MixtureMarginals, bits_per_dim, log_likelihood, reverse_sde
+from sdekit.diffusion.parametrization import x0_from_score
+from sdekit.diffusion.samplers.annealed_langevin import annealed_langevin, gaussian_annealed_langevin_law
 from sdekit.diffusion.samplers.ddim import ddim_sample
-from sdekit.diffusion.samplers.ddpm import ddpm_sample
+from sdekit.diffusion.samplers.ddpm import ddpm_posterior_mean, ddpm_sample
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
-from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample
+from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample, vp_alpha_sigma
 from sdekit.diffusion.samplers.edm import edm_sample, karras_sigmas
-from sdekit.diffusion.samplers.predictor_corrector import pc_sample
+from sdekit.diffusion.samplers.predictor_corrector import langevin_corrector, mala_corrector, pc_sample, snr_step_size
 from sdekit.diffusion.score_checks import ScoreNonFiniteError, ScoreShapeError
 from sdekit.errors import SDEKitError
 from sdekit.targets import GaussianMixture
@@ -116,6 +117,32 @@ CASES = [
      SDEKitError, r"prior_log_prob must return shape \(6,\)"),
     ("bits-per-dim-dim-float", lambda: bits_per_dim(np.zeros(3), 2.5), SDEKitError, "dim must be an integer"),
     ("bits-per-dim-complex", lambda: bits_per_dim(np.zeros(3) + 1j, 2), SDEKitError, "log_prob must be real"),
+    # the exact model, its parts and the parametrizations
+    ("model-score-x-wrong-dim", lambda: _model().score(np.ones((3, 3)), 0.5), SDEKitError,
+     r"x must have shape \(2,\) or \(n, 2\)"),
+    ("model-score-x-column", lambda: _model().eps(np.ones((3, 1)), 0.5), SDEKitError,
+     r"x must have shape \(2,\) or \(n, 2\)"),
+    ("mixture-marginals-x-complex", lambda: MixtureMarginals(DATA).score(X + 1j, 0.5, 0.5), SDEKitError,
+     "x must be real"),
+    ("x0-from-score-complex", lambda: x0_from_score(X + 1j, X, 0.5, 0.5), SDEKitError, "x must be real"),
+    ("ddpm-posterior-mean-complex", lambda: ddpm_posterior_mean(X, X + 1j, SCHED, 3), SDEKitError,
+     "x0hat must be real"),
+    ("schedule-betas-complex", lambda: DiscreteSchedule(np.array([0.1 + 1j])), SDEKitError, "betas must be real"),
+    ("annealed-law-cov-indefinite", lambda: gaussian_annealed_langevin_law([0, 0], [[1, 2], [2, 1]], SIGMAS, [0, 0],
+                                                                           np.eye(2)), SDEKitError,
+     "cov must be positive definite"),
+    ("langevin-corrector-ratio-nan", lambda: langevin_corrector(gaussian_score, X, 0.5, 0.5, snr=0.1,
+                                                                ratio=float("nan")), SDEKitError,
+     "ratio must be finite"),
+    ("langevin-corrector-ratio-negative", lambda: langevin_corrector(gaussian_score, X, 0.5, 0.5, snr=0.1,
+                                                                     ratio=-1.0), SDEKitError, "ratio must be > 0"),
+    ("langevin-corrector-alpha-nan", lambda: langevin_corrector(gaussian_score, X, float("nan"), 0.5,
+                                                                step_size=0.1), SDEKitError, "alpha must be finite"),
+    ("mala-corrector-step0-negative", lambda: mala_corrector(gaussian_score, lambda x, a, s: -(x * x).sum(1), X, 0.5,
+                                                             0.5, step_size=0.1, step0=-1), SDEKitError,
+     "step0 must be an integer >= 0"),
+    ("snr-step-size-shapes", lambda: snr_step_size(X, X[:3], 0.1), SDEKitError, "z must have the shape of s"),
+    ("vp-alpha-sigma-nan", lambda: vp_alpha_sigma(float("nan")), SDEKitError, "lam must be finite"),
     # discrete samplers: states, seeds, offsets, levels, flags
     ("ddpm-x-complex", lambda: ddpm_sample(gaussian_score, SCHED, X + 1j), SDEKitError, "x_K must be real"),
     ("edm-x-complex", lambda: edm_sample(gaussian_score, EDM_SIGMAS, X + 1j), SDEKitError, "x_init must be real"),
@@ -161,7 +188,15 @@ def _torch_cases():
 
     from sdekit.diffusion.torch_likelihood import torch_log_likelihood
     from sdekit.diffusion.torch_mixture import TorchMixtureScore
-    from sdekit.learn import ScoreMLP, ScoreModel, log_snr, time_from_logsnr, train_score_model
+    from sdekit.learn import (
+        FourierEmbedding,
+        ScoreMLP,
+        ScoreModel,
+        dsm_loss,
+        log_snr,
+        time_from_logsnr,
+        train_score_model,
+    )
 
     ts = TorchMixtureScore(DATA, VP)
     xt = torch.as_tensor(X)
@@ -204,6 +239,15 @@ def _torch_cases():
          SDEKitError, r"data must have shape \(N, 2\)"),
         ("train-data-callable-nan", lambda: train_score_model(sm, nan_batches, VP, steps=2, batch_size=4),
          SDEKitError, r"data\(n, generator\) returned non-finite values at step 0"),
+        ("train-seed-2**70", lambda: train_score_model(sm, X, VP, steps=2, batch_size=4, seed=2**70), SDEKitError,
+         r"seed must be below 2\*\*63"),
+        ("torch-mixture-x-complex", lambda: ts(xt + 1j, 0.5, 0.5), SDEKitError, "x must be a real tensor"),
+        ("fourier-embedding-c-2d", lambda: FourierEmbedding(4)(torch.ones(3, 2)), SDEKitError,
+         r"c must be a tensor of shape \(n,\) or \(n, 1\)"),
+        ("score-model-net-signature", lambda: ScoreModel(torch.nn.Linear(2, 2).double(), VP)(xt, 0.5, 0.5),
+         SDEKitError, r"net must be callable as net\(x"),
+        ("dsm-loss-t-zero", lambda: dsm_loss(sm, xt, VP, t=0.0), SDEKitError, "t must be finite and > 0"),
+        ("dsm-loss-t-negative", lambda: dsm_loss(sm, xt, VP, t=-0.5), SDEKitError, "t must be finite and > 0"),
     ]
 
 
@@ -211,7 +255,8 @@ TORCH_IDS = ["tll-x-complex", "tll-x-nan", "tll-x-empty", "tll-seed-negative", "
              "tll-score-nan", "tll-score-numpy", "ddpm-torch-state-numpy-score", "score-model-x-complex-array",
              "score-model-x-complex-tensor", "score-model-x-nan-array", "score-model-t-negative",
              "time-from-logsnr-nan", "log-snr-t-nan", "train-data-nan", "train-data-complex", "train-data-wrong-dim",
-             "train-data-callable-nan"]
+             "train-data-callable-nan", "train-seed-2**70", "torch-mixture-x-complex", "fourier-embedding-c-2d",
+             "score-model-net-signature", "dsm-loss-t-zero", "dsm-loss-t-negative"]
 
 
 @pytest.mark.parametrize("case_id", TORCH_IDS)
@@ -287,3 +332,21 @@ def test_malformed_sampler_arguments_are_refused_naming_them(case):
         warnings.simplefilter("error")
         with pytest.raises(SDEKitError, match=argument):
             run(x, **overrides)
+
+
+def test_unusual_but_valid_inputs_give_the_right_answer():
+    """Inputs that are unusual but well defined are converted, not refused: a score returning a CPU tensor for a
+    NumPy state (ddpm), and an integer tensor x for the torch likelihood (made float64)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchdiffeq")
+    from sdekit.diffusion.torch_likelihood import torch_log_likelihood
+
+    want = ddpm_sample(gaussian_score, SCHED, X, seed=3)
+    got = ddpm_sample(lambda x, a, s: torch.as_tensor(gaussian_score(x, a, s)), SCHED, X, seed=3)
+    np.testing.assert_array_equal(got, want)
+    xi = torch.tensor([[1, -2], [0, 3]])
+    with torch.no_grad():
+        a = torch_log_likelihood(lambda x, t: -x, VP, xi, steps=4).log_prob
+        b = torch_log_likelihood(lambda x, t: -x, VP, xi.to(torch.float64), steps=4).log_prob
+    assert a.dtype == torch.float64
+    torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -108,6 +108,8 @@ def train_score_model(model: torch.nn.Module, data: Any, forward: ForwardSDE, *,
     batch_size = _positive_int(batch_size, "batch_size")
     log_every = _positive_int(log_every, "log_every", 0)
     seed = _positive_int(seed, "seed", 0)
+    if seed >= 2**63:
+        raise SDEKitError(f"seed must be below 2**63 (torch.Generator's range); got {seed}")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr > 0):
         raise SDEKitError(f"lr must be a positive number; got {lr!r}")
     if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, int | float)

@@ -245,9 +245,15 @@ class ScoreModel(nn.Module):
 
     def _call_net(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         dt = self._net_dtype(x.dtype)
-        out = self.net(x.to(dt), c.to(dt))
-        if tuple(out.shape) != tuple(x.shape):
-            raise SDEKitError(f"net(x, c) must return shape {tuple(x.shape)} (that of x); got {tuple(out.shape)}")
+        try:
+            out = self.net(x.to(dt), c.to(dt))
+        except TypeError as exc:  # a net that is not net(x, c)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SDEKitError(f"net must be callable as net(x (n, d), c (n,)) -> (n, d); calling it failed: {first}") \
+                from exc
+        if not torch.is_tensor(out) or tuple(out.shape) != tuple(x.shape):
+            raise SDEKitError(f"net(x, c) must return a tensor of shape {tuple(x.shape)} (that of x); got "
+                              f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
         return out.to(x.dtype)
 
     @staticmethod

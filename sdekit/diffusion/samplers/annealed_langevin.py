@@ -78,6 +78,19 @@ def _sigmas(sigmas: Any) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _covariance(v: Any, name: str, d: int, allow_singular: bool = False) -> np.ndarray:
+    """v as a finite symmetric (d, d) matrix, positive definite (semi-definite when allow_singular)."""
+    c = real_array(v, name)
+    if c.shape != (d, d) or not np.all(np.isfinite(c)) or not np.allclose(c, c.T, rtol=1e-10, atol=1e-12):
+        raise SDEKitError(f"{name} must be a finite symmetric ({d}, {d}) matrix; got shape {c.shape}")
+    eig = np.linalg.eigvalsh(c)
+    low = float(eig.min())
+    if low < -1e-12 * max(1.0, float(np.abs(eig).max())) or (low <= 0 and not allow_singular):
+        kind = "semi-definite" if allow_singular else "definite"
+        raise SDEKitError(f"{name} must be positive {kind}; its smallest eigenvalue is {low:.3g}")
+    return c
+
+
 def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> np.ndarray:
     """NCSN's geometric noise levels sigma_i = sigma_max (sigma_min / sigma_max)^((i-1)/(L-1)), i = 1..L.
 
@@ -151,11 +164,15 @@ def gaussian_annealed_langevin_law(mean: ArrayLike, cov: ArrayLike, sigmas: Arra
     annealed Langevin (and its denoising form, eps0 = 2 sigma_L^2) on Gaussian data.
     """
     sig = _sigmas(sigmas)
-    m = np.asarray(mean, dtype=np.float64).reshape(-1)
+    m = real_array(mean, "mean").reshape(-1)
     d = m.shape[0]
-    c = np.asarray(cov, dtype=np.float64).reshape(d, d)
-    e = np.asarray(init_mean, dtype=np.float64).reshape(d) - m
-    p = np.asarray(init_cov, dtype=np.float64).reshape(d, d).copy()
+    c = _covariance(cov, "cov", d)
+    m0 = real_array(init_mean, "init_mean")
+    if m0.size != d or not np.all(np.isfinite(m0)) or not np.all(np.isfinite(m)):
+        raise SDEKitError(f"mean and init_mean must be finite vectors of one length d = {d}; got shapes {m.shape} "
+                          f"and {m0.shape}")
+    e = m0.reshape(d) - m
+    p = _covariance(init_cov, "init_cov", d, allow_singular=True).copy()
     m_steps = check_count(steps_per_level, "steps_per_level")
     eps0 = check_positive(eps0, "eps0")
     eye = np.eye(d)

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.parametrization import x0_from_score
 from sdekit.diffusion.samplers.arrays import State, is_torch, noise_like
@@ -100,8 +101,8 @@ def ddpm_posterior_mean(x: ArrayLike | State, x0hat: ArrayLike | State, schedule
             raise SDEKitError("x and x0hat must both be torch tensors or both be arrays")
         xa, x0 = x, x0hat
     else:
-        xa = np.asarray(x, dtype=np.float64)
-        x0 = np.asarray(x0hat, dtype=np.float64)
+        xa = real_array(x, "x")
+        x0 = real_array(x0hat, "x0hat")
     if tuple(xa.shape) != tuple(x0.shape):
         raise SDEKitError(f"x0hat must have the shape of x {tuple(xa.shape)}; got {tuple(x0.shape)}")
     beta = float(schedule.betas[k - 1])

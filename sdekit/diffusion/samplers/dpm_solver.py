@@ -72,7 +72,7 @@ from numpy.typing import ArrayLike
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.samplers.arrays import State, noise_like
-from sdekit.diffusion.samplers.checks import check_path_offset, check_seed, check_state
+from sdekit.diffusion.samplers.checks import check_path_offset, check_real, check_seed, check_state
 from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 
@@ -111,7 +111,7 @@ class DPMSolverResult:
 def vp_alpha_sigma(lam: float) -> tuple[float, float]:
     """(alpha, sigma) of a VP-type kernel (alpha^2 + sigma^2 = 1) at lambda = log(alpha / sigma):
     alpha = (1 + e^{-2 lambda})^{-1/2}, sigma = (1 + e^{2 lambda})^{-1/2} (log1p forms, stable for any lambda)."""
-    lam = float(lam)
+    lam = check_real(lam, "lam")
     return math.exp(-0.5 * math.log1p(math.exp(-2.0 * lam))), math.exp(-0.5 * math.log1p(math.exp(2.0 * lam)))
 
 

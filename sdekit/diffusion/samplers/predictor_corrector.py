@@ -77,6 +77,7 @@ from sdekit.diffusion.samplers.checks import (
     check_callable,
     check_count,
     check_positive,
+    check_real,
     check_seed,
     check_state,
 )
@@ -125,9 +126,11 @@ def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str
     "per_sample": each row's own norms. r is alpha_i of the paper (1 for VE, 1 - beta_i for VP).
     s, z: NumPy arrays or torch tensors (the result is of their kind).
     """
-    snr = check_positive(snr, "snr")
+    snr, ratio = check_positive(snr, "snr"), check_positive(ratio, "ratio")
     if norms not in SNR_NORMS:
         raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {norms!r}")
+    if tuple(z.shape) != tuple(s.shape) or len(s.shape) != 2:
+        raise SDEKitError(f"z must have the shape of s, (n, d); got s {tuple(s.shape)}, z {tuple(z.shape)}")
     zn = row_norms(z)
     sn = row_norms(s)
     if norms == "batch":
@@ -140,6 +143,12 @@ def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str
     if not all_finite(eps):
         raise SDEKitError("the snr step size is infinite: the score is zero (give step_size instead)")
     return eps[:, None]
+
+
+def _corrector_args(alpha: Any, sigma: Any, ratio: Any, step0: Any) -> tuple[float, float, float, int]:
+    """A corrector's (alpha, sigma, ratio, step0): alpha, ratio > 0, sigma >= 0, all finite; step0 an int >= 0."""
+    return (check_positive(alpha, "alpha"), check_real(sigma, "sigma", lo=0.0), check_positive(ratio, "ratio"),
+            check_count(step0, "step0", 0))
 
 
 def _step_rule(step_size: float | None, snr: float | None) -> tuple[float | None, float | None]:
@@ -162,6 +171,7 @@ def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float,
     x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
+    alpha, sigma, ratio, step0 = _corrector_args(alpha, sigma, ratio, step0)
     calls = ScoreCalls(score)
     return calls.finish(_langevin(calls, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0, 0))
 
@@ -204,6 +214,7 @@ def mala_corrector(score: ScoreFn, log_prob: LogProbFn, x: ArrayLike, alpha: flo
     x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
+    alpha, sigma, ratio, step0 = _corrector_args(alpha, sigma, ratio, step0)
     calls = ScoreCalls(score)
     x, accepted = _mala(calls, log_prob, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0, 0)
     return calls.finish((x, float(accepted) / (x.shape[0] * n_steps)))

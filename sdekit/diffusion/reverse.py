@@ -19,6 +19,9 @@ The score may instead be a torch callable score(x, t) -> (n, d) (an ``nn.Module`
 ``score``, `TorchMixtureScore.score_t`): the result then runs on ``backend="torch"`` only, with the schedule's
 coefficients evaluated in torch (`sdekit.diffusion.torch_schedule`) and the score's parameters reachable for
 gradients (torchdiffeq's adjoint finds them).
+
+Every call checks the score's output for x's shape (n, d), and a torch score's for being a tensor
+(`sdekit.diffusion.score_checks`, no host synchronisation): a wrong one is named as the score, not as the drift.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from sdekit.diffusion.samplers.discrete import DiscreteSchedule  # noqa: E402
 from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample  # noqa: E402
 from sdekit.diffusion.samplers.edm import edm_sample, karras_sigmas  # noqa: E402
 from sdekit.diffusion.samplers.predictor_corrector import PREDICTORS, pc_sample  # noqa: E402
+from sdekit.diffusion.score_checks import ScoreNonFiniteError  # noqa: E402
 from sdekit.diffusion.torch_mixture import TorchMixtureScore  # noqa: E402
 from sdekit.errors import SDEKitError  # noqa: E402
 from sdekit.targets import GaussianMixture  # noqa: E402
@@ -329,7 +330,7 @@ def test_torch_bad_state_and_score_shape(name):
 
 
 def test_torch_score_nan_and_log_prob_shape():
-    with pytest.raises(SDEKitError, match="score returned non-finite"):
+    with pytest.raises(ScoreNonFiniteError, match=r"score returned non-finite values for path 0 at step 0 "):
         ddpm_sample(lambda x, a, s: T64(x, a, s) * float("nan"), SCHED, _t(X0))
     with pytest.raises(SDEKitError, match="log_prob must return"):
         pc_sample(T64, VP, _t(X0), steps=2, corrector="mala", log_prob=lambda x, a, s: T64.log_prob(x, a, s)[:3])

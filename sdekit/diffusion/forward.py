@@ -32,6 +32,7 @@ import numba as nb
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from sdekit.diffusion.inputs import real_array, time_value
 from sdekit.errors import SDEKitError
 from sdekit.sde import SDE
 
@@ -99,6 +100,9 @@ def forward_diffusion(x, t, p):
 
 
 def _positive(v: Any, name: str) -> float:
+    """v as a positive finite float (a bool, an array or a complex number is refused)."""
+    if isinstance(v, bool | np.bool_ | str) or np.ndim(v) != 0 or np.iscomplexobj(v):
+        raise SDEKitError(f"{name} must be a positive number; got {v!r}")
     try:
         out = float(v)
     except (TypeError, ValueError):
@@ -106,6 +110,15 @@ def _positive(v: Any, name: str) -> float:
     if not (math.isfinite(out) and out > 0):
         raise SDEKitError(f"{name} must be a positive number; got {v!r}")
     return out
+
+
+def _beta_range(beta_min: Any, beta_max: Any) -> tuple[float, float]:
+    """(beta_min, beta_max), both positive and finite, beta_max >= beta_min (beta(t) rises linearly)."""
+    lo, hi = _positive(beta_min, "beta_min"), _positive(beta_max, "beta_max")
+    if hi < lo:
+        raise SDEKitError(f"beta_max must be >= beta_min (beta(t) = beta_min + t (beta_max - beta_min) rises); got "
+                          f"beta_min = {lo}, beta_max = {hi}")
+    return lo, hi
 
 
 @dataclass
@@ -124,6 +137,22 @@ class ForwardSDE:
     kernel_fn: Callable | None = field(default=schedule_kernel, repr=False)
     custom_kernel: Callable | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        """Every constructor ends here: T and eps positive and finite with eps < T (sampling runs from T down to
+        eps), and a finite schedule array."""
+        object.__setattr__(self, "T", _positive(self.T, "T"))
+        object.__setattr__(self, "eps", _positive(self.eps, "eps"))
+        if not self.eps < self.T:
+            raise SDEKitError(f"eps must be smaller than T (sampling runs from T down to eps); got eps = {self.eps}, "
+                              f"T = {self.T}")
+        try:
+            sp = np.ascontiguousarray(self.sp, dtype=float)
+        except (TypeError, ValueError):
+            raise SDEKitError(f"sp must be a 1-D float array; got {self.sp!r}") from None
+        if sp.ndim != 1 or not np.all(np.isfinite(sp)):
+            raise SDEKitError(f"sp (the schedule's parameters) must be a finite 1-D array; got {self.sp!r}")
+        object.__setattr__(self, "sp", sp)
+
     # -- constructors
 
     @classmethod
@@ -140,20 +169,21 @@ class ForwardSDE:
     @classmethod
     def vp(cls, beta_min: float = 0.1, beta_max: float = 20.0, *, T: float = 1.0, eps: float = 1e-3) -> ForwardSDE:
         """VP SDE with linear beta(t) = beta_min + t (beta_max - beta_min)."""
-        lo, hi = _positive(beta_min, "beta_min"), _positive(beta_max, "beta_max")
+        lo, hi = _beta_range(beta_min, beta_max)
         return cls("vp", np.array([VP, lo, hi, 0.0]), T, eps)
 
     @classmethod
     def subvp(cls, beta_min: float = 0.1, beta_max: float = 20.0, *, T: float = 1.0,
               eps: float = 1e-3) -> ForwardSDE:
         """sub-VP SDE: g^2 = beta(t) (1 - exp(-2 B(t))), sigma_t^2 = (1 - alpha_t^2)^2."""
-        lo, hi = _positive(beta_min, "beta_min"), _positive(beta_max, "beta_max")
+        lo, hi = _beta_range(beta_min, beta_max)
         return cls("subvp", np.array([SUBVP, lo, hi, 0.0]), T, eps)
 
     @classmethod
     def cosine(cls, s: float = 0.008, *, T: float = 0.999, eps: float = 1e-3) -> ForwardSDE:
         """Cosine VP schedule (Nichol & Dhariwal 2021); f diverges at t = 1, so T < 1."""
         s = _positive(s, "s")
+        T = _positive(T, "T")
         if not 0 < T < 1:
             raise SDEKitError(f"T must be in (0, 1) for the cosine schedule (f diverges at t = 1); got {T}")
         return cls("cosine", np.array([COSINE, s, 0.0, 0.0]), T, eps)
@@ -166,7 +196,28 @@ class ForwardSDE:
         alpha_0 = 1, sigma_0 = 0 (scipy solve_ivp, rtol 1e-11) with a dense output."""
         if not (hasattr(f, "py_func") and hasattr(g, "py_func")):
             raise SDEKitError("f and g must be numba.njit functions f(t, p), g(t, p) returning floats")
-        sp = np.zeros(1) if params is None else np.ascontiguousarray(params, dtype=float).ravel()
+        T, eps = _positive(T, "T"), _positive(eps, "eps")
+        if not eps < T:
+            raise SDEKitError(f"eps must be smaller than T; got eps = {eps}, T = {T}")
+        if not isinstance(name, str) or not name:
+            raise SDEKitError(f"name must be a non-empty string; got {name!r}")
+        if params is not None and np.iscomplexobj(params):
+            raise SDEKitError("params must be real numbers; got a complex array")
+        try:
+            sp = np.zeros(1) if params is None else np.ascontiguousarray(params, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise SDEKitError(f"params must be a 1-D array of numbers; got {params!r}") from None
+        if not np.all(np.isfinite(sp)):
+            raise SDEKitError(f"params must be finite; got {sp.tolist()[:8]}")
+        for role, fn in (("f", f), ("g", g)):
+            try:
+                value = float(fn(0.0, sp))
+            except Exception as exc:  # numba TypingError, a non-float return, user errors
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise SDEKitError(f"{role}(t, p) could not be evaluated at t = 0 with p of shape {sp.shape} as a "
+                                  f"float: {first}") from exc
+            if not math.isfinite(value):
+                raise SDEKitError(f"{role}(0, p) is not finite: {value}")
         fc, gc = f, g
 
         @nb.njit
@@ -178,8 +229,9 @@ class ForwardSDE:
             return [fv, 2.0 * fv * y[1] + gv * gv]
 
         sol = solve_ivp(rhs, (0.0, float(T)), [0.0, 0.0], rtol=1e-11, atol=1e-13, dense_output=True)
-        if not sol.success:
-            raise SDEKitError(f"integrating the schedule ODEs failed: {sol.message}")
+        if not sol.success or not np.all(np.isfinite(sol.y)):
+            raise SDEKitError(f"integrating the schedule ODEs on [0, T = {T}] failed (are f and g finite there?): "
+                              f"{sol.message}")
 
         def kernel(t: float) -> tuple[float, float]:
             log_alpha, var = sol.sol(float(t))
@@ -190,18 +242,19 @@ class ForwardSDE:
     # -- coefficients and kernel
 
     def f(self, t: float) -> float:
-        """Drift coefficient f(t)."""
-        return float(self.coefficients_fn(float(t), self.sp)[0])
+        """Drift coefficient f(t), t >= 0."""
+        return float(self.coefficients_fn(time_value(t), self.sp)[0])
 
     def g(self, t: float) -> float:
-        """Diffusion coefficient g(t)."""
-        return float(self.coefficients_fn(float(t), self.sp)[1])
+        """Diffusion coefficient g(t), t >= 0."""
+        return float(self.coefficients_fn(time_value(t), self.sp)[1])
 
     def kernel(self, t: float) -> tuple[float, float]:
-        """(alpha_t, sigma_t): x_t | x_0 ~ N(alpha_t x_0, sigma_t^2 I)."""
+        """(alpha_t, sigma_t): x_t | x_0 ~ N(alpha_t x_0, sigma_t^2 I), t >= 0."""
+        t = time_value(t)
         if self.custom_kernel is not None:
             return self.custom_kernel(t)
-        a, s = self.kernel_fn(float(t), self.sp)
+        a, s = self.kernel_fn(t, self.sp)
         return float(a), float(s)
 
     def alpha(self, t: float) -> float:
@@ -213,8 +266,10 @@ class ForwardSDE:
         return self.kernel(t)[1]
 
     def perturb(self, x0: Any, t: float, seed: Any = None) -> np.ndarray:
-        """A draw of x_t = alpha_t x_0 + sigma_t eps, eps ~ N(0, I), for each row of x0."""
-        x0 = np.atleast_2d(np.asarray(x0, dtype=float))
+        """A draw of x_t = alpha_t x_0 + sigma_t eps, eps ~ N(0, I), for each row of x0 (finite, real)."""
+        x0 = np.atleast_2d(real_array(x0, "x0"))
+        if not np.all(np.isfinite(x0)):
+            raise SDEKitError("x0 must be finite")
         a, s = self.kernel(t)
         return a * x0 + s * np.random.default_rng(seed).standard_normal(x0.shape)
 
@@ -228,13 +283,14 @@ class ForwardSDE:
 
     def prior_sample(self, n: int, dim: int, seed: Any = None) -> np.ndarray:
         """n draws of the prior N(0, prior_std^2 I_dim), shape (n, dim)."""
-        if int(dim) < 1 or int(n) < 0:
-            raise SDEKitError(f"need n >= 0 and dim >= 1; got n = {n}, dim = {dim}")
+        for name, v, lo in (("n", n, 0), ("dim", dim, 1)):
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+                raise SDEKitError(f"{name} must be an integer >= {lo}; got {v!r}")
         return self.prior_std() * np.random.default_rng(seed).standard_normal((int(n), int(dim)))
 
     def prior_log_prob(self, x: Any) -> np.ndarray:
         """log N(x; 0, prior_std^2 I) for rows of x (any dimension d): -|x|^2 / (2 s^2) - d/2 log(2 pi s^2)."""
-        x = np.atleast_2d(np.asarray(x, dtype=float))
+        x = np.atleast_2d(real_array(x, "x"))
         s2 = self.prior_std() ** 2
         d = x.shape[1]
         return -0.5 * np.sum(x * x, axis=1) / s2 - 0.5 * d * math.log(2 * math.pi * s2)

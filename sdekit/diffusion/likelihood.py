@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.model import DiffusionModel
 from sdekit.errors import SDEKitError
 
@@ -63,19 +64,30 @@ def log_likelihood(model: DiffusionModel, x: Any, *, steps: int = 1000, divergen
     "rademacher" or "gaussian"). prior_log_prob: log p_T at x_T (default: the exact marginal p_T for
     the exact model, otherwise the forward SDE's prior N(0, prior_std^2 I)).
     """
-    x = np.atleast_2d(np.asarray(x, dtype=float))
-    if x.shape[1] != model.dim:
-        raise SDEKitError(f"x must have shape (n, {model.dim}); got {x.shape}")
+    if not isinstance(model, DiffusionModel):
+        raise SDEKitError(f"model must be a DiffusionModel; got {type(model).__name__}")
+    x = np.atleast_2d(real_array(x, "x"))
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != model.dim:
+        raise SDEKitError(f"x must have shape (n, {model.dim}) with n >= 1; got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise SDEKitError(f"x must be finite; row {int(np.argmin(np.all(np.isfinite(x), axis=1)))} is not")
     if divergence not in ("exact", "hutchinson"):
         raise SDEKitError(f"divergence must be 'exact' or 'hutchinson'; got {divergence!r}")
     if probe not in ("rademacher", "gaussian"):
         raise SDEKitError(f"probe must be 'rademacher' or 'gaussian'; got {probe!r}")
     if divergence == "exact" and model.exact is None:
         raise SDEKitError("divergence='exact' needs the exact model's Laplacian; use divergence='hutchinson'")
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise SDEKitError(f"steps must be a positive int; got {steps!r}")
-    if probes < 1:
-        raise SDEKitError(f"probes must be >= 1; got {probes}")
+    for name, v in (("steps", steps), ("probes", probes)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+            raise SDEKitError(f"{name} must be a positive int; got {v!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise SDEKitError(f"seed must be a non-negative integer; got {seed!r}")
+    if isinstance(fd_step, bool) or not isinstance(fd_step, int | float) \
+            or not (math.isfinite(fd_step) and fd_step > 0):
+        raise SDEKitError(f"fd_step must be a positive number (the central difference's step); got {fd_step!r}")
+    if prior_log_prob is not None and not callable(prior_log_prob):
+        raise SDEKitError(f"prior_log_prob must be None or a callable x_T -> (n,); got {type(prior_log_prob).__name__}")
+    probes, steps = int(probes), int(steps)
     n, d = x.shape
     t0, t1 = model.forward.eps, model.forward.T
     h = (t1 - t0) / steps
@@ -112,7 +124,10 @@ def log_likelihood(model: DiffusionModel, x: Any, *, steps: int = 1000, divergen
         integral = integral + h / 6.0 * (k1d + 2 * k2d + 2 * k3d + k4d)
         t += h
     if prior_log_prob is not None:
-        prior = np.asarray(prior_log_prob(xs), dtype=float)
+        prior = real_array(prior_log_prob(xs), "prior_log_prob's output")
+        if prior.shape != (n,):
+            raise SDEKitError(f"prior_log_prob must return shape ({n},) (one log-density per row of x_T); got "
+                              f"{prior.shape}")
     elif model.exact is not None:
         prior = np.atleast_1d(model.marginal(t1).log_prob(xs))
     else:
@@ -131,7 +146,10 @@ def bits_per_dim(log_prob: Any, dim: int, *, data_scale: float = 1.0 / 127.5) ->
     1/127.5 is the usual map to [-1, 1]; use 1/256 for [0, 1). The result upper-bounds the discrete
     negative log-likelihood in bits per dimension (Theis et al. 2016).
     """
-    if int(dim) < 1 or not data_scale > 0:
-        raise SDEKitError(f"need dim >= 1 and data_scale > 0; got dim = {dim}, data_scale = {data_scale}")
-    lp = np.asarray(log_prob, dtype=float)
+    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
+        raise SDEKitError(f"dim must be an integer >= 1; got {dim!r}")
+    if isinstance(data_scale, bool) or not isinstance(data_scale, int | float) \
+            or not (math.isfinite(data_scale) and data_scale > 0):
+        raise SDEKitError(f"data_scale must be a positive number; got {data_scale!r}")
+    lp = real_array(log_prob, "log_prob")
     return -(lp + dim * math.log(data_scale)) / (dim * math.log(2.0))

@@ -303,6 +303,8 @@ class MixtureMarginals:
     def _parts(self, x: ArrayLike, alpha: Any, sigma: Any) -> dict[str, Any]:
         """Per point and component: y = Q^T r (n, K, d), u = S^{-1} r, gamma (n, K), log p (n,), plus e (K, d)."""
         alpha, sigma, e = self._eig_scales(alpha, sigma)
+        if np.iscomplexobj(x):
+            raise SDEKitError("x must be real; got complex values")
         pts, single = as_points(x, self.dim, "x")
         pts = pts.astype(np.float64, copy=False)
         log_w, mu, q, _ = self.params

@@ -17,6 +17,7 @@ import numba as nb
 import numpy as np
 
 from sdekit.diffusion.forward import ForwardSDE, schedule_kernel
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
 from sdekit.diffusion.reverse import probability_flow_ode, reverse_sde
 from sdekit.errors import SDEKitError
@@ -32,6 +33,17 @@ def exact_mixture_score(x, t, p):
     """grad log p_t(x) for mixture data under a built-in schedule: p = (sp, log_w, means, Q, lam)."""
     a, s = schedule_kernel(t, p[0])
     return mixture_marginal_score(x, a, s, p[1:])
+
+
+def _points(x: Any, dim: int) -> np.ndarray:
+    """x as a C-contiguous float64 (n, dim) array (a single point (dim,) becomes one row), real and of the model's
+    dimension, or an SDEKitError naming x."""
+    arr = real_array(x, "x")
+    if arr.ndim == 1 and arr.shape[0] == dim:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise SDEKitError(f"x must have shape ({dim},) or (n, {dim}) (the model's dimension); got shape {arr.shape}")
+    return np.ascontiguousarray(arr)
 
 
 def step_normals(seed: int, n_paths: int, dim: int, step: int, *, path_offset: int = 0) -> np.ndarray:
@@ -67,12 +79,12 @@ class DiffusionModel:
         if forward.custom_kernel is not None:
             def score(x: np.ndarray, t: float) -> np.ndarray:
                 a, s = forward.kernel(t)
-                return mm.score(np.atleast_2d(x), a, s)
+                return mm.score(_points(x, mm.dim), a, s)
             return cls(forward, mm.dim, score, None, None, mm)
 
         def score(x: np.ndarray, t: float) -> np.ndarray:
             a, s = forward.kernel(t)
-            return mixture_marginal_score(np.ascontiguousarray(np.atleast_2d(x), dtype=float), a, s, mm.params)
+            return mixture_marginal_score(_points(x, mm.dim), a, s, mm.params)
 
         return cls(forward, mm.dim, score, exact_mixture_score, (forward.sp, *mm.params), mm)
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.errors import SDEKitError
 
 __all__ = [
@@ -63,10 +64,7 @@ def _arrays(**named: ArrayLike) -> list[np.ndarray]:
     shape = None
     first = None
     for name, v in named.items():
-        try:
-            a = np.asarray(v, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise SDEKitError(f"{name} must be a numeric array; got {v!r}") from exc
+        a = real_array(v, name)
         if a.ndim not in (1, 2):
             raise SDEKitError(f"{name} must have shape (d,) or (n, d); got shape {a.shape}")
         if shape is None:
@@ -84,10 +82,7 @@ def _coef(value: Any, name: str, like: np.ndarray, strict: bool) -> float | np.n
     """
     if isinstance(value, bool):
         raise SDEKitError(f"{name} must be a real number or array; got {value!r}")
-    try:
-        a = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"{name} must be a real number or array; got {value!r}") from exc
+    a = real_array(value, name)
     if a.ndim == 0:
         out: float | np.ndarray = float(a)
     elif like.ndim == 2 and a.shape in ((like.shape[0],), (like.shape[0], 1)):

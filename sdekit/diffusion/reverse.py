@@ -19,6 +19,9 @@ The score may instead be a torch callable score(x, t) -> (n, d) (an ``nn.Module`
 ``score``, `TorchMixtureScore.score_t`): the result then runs on ``backend="torch"`` only, with the schedule's
 coefficients evaluated in torch (`sdekit.diffusion.torch_schedule`) and the score's parameters reachable for
 gradients (torchdiffeq's adjoint finds them).
+
+Every call checks the score's output for x's shape (n, d), and a torch score's for being a tensor
+(`sdekit.diffusion.score_checks`, no host synchronisation): a wrong one is named as the score, not as the drift.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import numpy as np
 
 from sdekit.backends.torch.twins import register_torch, torch_function
 from sdekit.diffusion.forward import ForwardSDE
+from sdekit.diffusion.inputs import real_array
+from sdekit.diffusion.score_checks import ScoreShapeError, check_torch_score, score_shape_ok, score_value
 from sdekit.errors import SDEKitError
 from sdekit.sde import ODE, SDE
 
@@ -50,14 +55,22 @@ def _compose(coefficients: Callable, score: Callable, tuple_params: bool) -> tup
             control = p[0]
             f, g = coefficients(t, control[1:])
             lam = control[0]
-            return f * x - 0.5 * (1.0 + lam * lam) * g * g * score(x, t, p[1:])
+            out = score(x, t, p[1:])
+            ok, ndim, rows, cols = score_shape_ok(out, x)
+            if not ok:
+                raise ScoreShapeError(ndim, rows, cols, x.shape[0], x.shape[1])
+            return f * x - 0.5 * (1.0 + lam * lam) * g * g * score_value(out, x)
     else:
         @nb.njit
         def drift(x, t, p):
             control = p[0]
             f, g = coefficients(t, control[1:])
             lam = control[0]
-            return f * x - 0.5 * (1.0 + lam * lam) * g * g * score(x, t, p[1])
+            out = score(x, t, p[1])
+            ok, ndim, rows, cols = score_shape_ok(out, x)
+            if not ok:
+                raise ScoreShapeError(ndim, rows, cols, x.shape[0], x.shape[1])
+            return f * x - 0.5 * (1.0 + lam * lam) * g * g * score_value(out, x)
 
     @nb.njit
     def diffusion(x, t, p):
@@ -77,7 +90,7 @@ def _torch_drift(coefficients: Callable, score: Callable, tuple_params: bool) ->
         control = p[0]
         f, g = torch_function(coefficients)(t, control[1:])
         lam = control[0]
-        s = torch_function(score)(x, t, p[1:] if tuple_params else p[1])
+        s = check_torch_score(torch_function(score)(x, t, p[1:] if tuple_params else p[1]), x)
         return f * x - 0.5 * (1.0 + lam * lam) * g * g * s
     return drift
 
@@ -97,7 +110,7 @@ def _torch_score_parts(forward: ForwardSDE, score: Callable) -> tuple[Callable, 
     def drift(x, t, p):
         f, g = torch_coefficients(forward, t, like=x)
         lam = p[0]
-        return f * x - 0.5 * (1.0 + lam * lam) * g * g * score(x, t)
+        return f * x - 0.5 * (1.0 + lam * lam) * g * g * check_torch_score(score(x, t), x)
 
     def diffusion(x, t, p):
         _, g = torch_coefficients(forward, t, like=x)
@@ -126,9 +139,23 @@ def _is_module(obj: Any) -> bool:
 def _params(forward: ForwardSDE, score_params: Any, lam: float) -> tuple[tuple, bool]:
     control = np.concatenate([[float(lam)], forward.sp]).astype(float)
     if isinstance(score_params, tuple):
-        return (control, *tuple(np.ascontiguousarray(a, dtype=float) for a in score_params)), True
-    arr = np.zeros(1) if score_params is None else np.ascontiguousarray(score_params, dtype=float)
+        return (control, *tuple(np.ascontiguousarray(real_array(a, f"score_params[{i}]"))
+                                for i, a in enumerate(score_params))), True
+    arr = np.zeros(1) if score_params is None else np.ascontiguousarray(real_array(score_params, "score_params"))
     return (control, arr), False
+
+
+def _lam(lam: Any) -> float:
+    """lam as a finite float >= 0."""
+    if isinstance(lam, bool | np.bool_ | str) or np.ndim(lam) != 0 or np.iscomplexobj(lam):
+        raise SDEKitError(f"lam must be a finite number >= 0; got {lam!r}")
+    try:
+        value = float(lam)
+    except (TypeError, ValueError):
+        raise SDEKitError(f"lam must be a finite number >= 0; got {lam!r}") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise SDEKitError(f"lam must be a finite number >= 0; got {lam!r}")
+    return value
 
 
 def _check(forward: Any, score: Any, dim: Any) -> int:
@@ -152,8 +179,7 @@ def reverse_sde(forward: ForwardSDE, score: Callable, dim: int, score_params: An
     probability-flow field with zero noise (use `probability_flow_ode` for the ODE solvers).
     """
     dim = _check(forward, score, dim)
-    if not (np.isfinite(lam) and lam >= 0):
-        raise SDEKitError(f"lam must be a finite number >= 0; got {lam!r}")
+    lam = _lam(lam)
     if not hasattr(score, "py_func"):
         drift, diffusion = _torch_score_parts(forward, score)
         return SDE(drift, diffusion, dim=dim, noise="additive", params=[float(lam)],

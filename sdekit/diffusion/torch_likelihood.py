@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -23,6 +24,7 @@ import torch
 from sdekit.backends.torch.methods import ode_method
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.likelihood import Likelihood
+from sdekit.diffusion.score_checks import ScoreNonFiniteError, check_torch_score
 from sdekit.diffusion.torch_schedule import torch_coefficients
 from sdekit.errors import SDEKitError
 from sdekit.sde import ODE
@@ -45,6 +47,25 @@ def _divergence(v: torch.Tensor, x: torch.Tensor, probes: torch.Tensor | None, c
     return torch.stack(rows)
 
 
+def _probe_score(score: Callable, x: torch.Tensor, forward: ForwardSDE) -> None:
+    """Call the score once on the first rows of x at t = eps (a 0-d tensor, as in the solve) so that an error (an
+    exception, a wrong kind or shape, a non-finite value) names the score, not the augmented field built from it."""
+    t = forward.eps
+    forward_kernel = forward.kernel(t)
+    rows = x[: min(x.shape[0], x.shape[1] + 2)].detach()
+    try:
+        out = score(rows, torch.as_tensor(t, dtype=x.dtype, device=x.device))
+    except SDEKitError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SDEKitError(f"score could not be evaluated as score(x, t) on x of shape {tuple(rows.shape)} and a "
+                          f"0-d tensor t: {first}") from exc
+    ok = torch.isfinite(check_torch_score(out, rows)).all(dim=1)
+    if not bool(ok.all()):
+        raise ScoreNonFiniteError(int(torch.argmin(ok.to(torch.uint8))), 0, *forward_kernel, t=t)
+
+
 def torch_log_likelihood(score: Callable, forward: ForwardSDE, x: Any, *, solver: str = "rk4", steps: int = 1000,
                          rtol: float = 1e-6, atol: float = 1e-8, divergence: str = "exact", probes: int = 8,
                          probe: str = "rademacher", seed: int = 0,
@@ -61,35 +82,47 @@ def torch_log_likelihood(score: Callable, forward: ForwardSDE, x: Any, *, solver
         raise SDEKitError(f"forward must be a ForwardSDE; got {type(forward).__name__}")
     if not callable(score):
         raise SDEKitError(f"score must be a torch callable score(x, t) -> (n, d); got {type(score).__name__}")
-    if not torch.is_tensor(x) or x.ndim != 2:
-        raise SDEKitError(f"x must be a tensor of shape (n, d); got {type(x).__name__} "
+    if not torch.is_tensor(x) or x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise SDEKitError(f"x must be a tensor of shape (n, d) with n, d >= 1; got {type(x).__name__} "
                           f"{tuple(x.shape) if torch.is_tensor(x) else ''}")
+    if x.is_complex():
+        raise SDEKitError(f"x must be a real tensor; got dtype {x.dtype}")
+    if not x.is_floating_point():
+        x = x.to(torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        raise SDEKitError(f"x must be finite; row {int(torch.nonzero(~torch.isfinite(x))[0, 0])} is not")
     if divergence not in ("exact", "hutchinson"):
         raise SDEKitError(f"divergence must be 'exact' or 'hutchinson'; got {divergence!r}")
     if probe not in ("rademacher", "gaussian"):
         raise SDEKitError(f"probe must be 'rademacher' or 'gaussian'; got {probe!r}")
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
+    if isinstance(probes, bool) or not isinstance(probes, Integral) or probes < 1:
         raise SDEKitError(f"probes must be a positive int; got {probes!r}")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed < 2**63:
+        raise SDEKitError(f"seed must be an integer in [0, 2**63); got {seed!r}")
+    if prior_log_prob is not None and not callable(prior_log_prob):
+        raise SDEKitError(f"prior_log_prob must be None or a callable x_T -> (n,); got {type(prior_log_prob).__name__}")
     from sdekit.simulate import simulate
 
     n, d = x.shape
+    _probe_score(score, x, forward)
     if divergence == "hutchinson":
         gen = torch.Generator().manual_seed(int(seed))
-        e = torch.randn((probes, n, d), generator=gen, dtype=torch.float64)
+        e = torch.randn((int(probes), n, d), generator=gen, dtype=torch.float64)
         e = (e if probe == "gaussian" else torch.sign(e)).to(device=x.device, dtype=x.dtype)
-        m = probes
+        m = int(probes)
     else:
         e, m = None, 1
     create_graph = torch.is_grad_enabled()
 
     def augmented(z, t, p):
-        """d/dt (x, int div v) = (v(x, t), div v(x, t)) for each probe."""
+        """d/dt (x, int div v) = (v(x, t), div v(x, t)) for each probe; z holds the first rows of the batch (all
+        of them in the solve, a few in the backend's shape probe), and row i keeps its probe vectors e[:, i]."""
         xs = z[:, :d]
         with torch.enable_grad():
             xs = xs if xs.requires_grad else xs.detach().requires_grad_(True)
             f, g = torch_coefficients(forward, t, like=xs)
-            v = f * xs - 0.5 * g * g * score(xs, t)
-            div = _divergence(v, xs, e, create_graph)
+            v = f * xs - 0.5 * g * g * check_torch_score(score(xs, t), xs)
+            div = _divergence(v, xs, None if e is None else e[:, :xs.shape[0]], create_graph)
         if not create_graph:
             v, div = v.detach(), div.detach()
         return torch.cat([v, div.T], dim=1)
@@ -105,6 +138,9 @@ def torch_log_likelihood(score: Callable, forward: ForwardSDE, x: Any, *, solver
     x_t, integral = z_t[:, :d], z_t[:, d:].T  # (n, d), (m, n)
     if prior_log_prob is not None:
         prior = prior_log_prob(x_t)
+        if not torch.is_tensor(prior) or tuple(prior.shape) != (n,):
+            raise SDEKitError(f"prior_log_prob must return a tensor of shape ({n},) (one log-density per row of "
+                              f"x_T); got {type(prior).__name__} {tuple(getattr(prior, 'shape', ()))}")
     else:
         s2 = forward.prior_std() ** 2
         prior = -0.5 * (x_t * x_t).sum(dim=1) / s2 - 0.5 * d * math.log(2 * math.pi * s2)

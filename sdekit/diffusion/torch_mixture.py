@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sdekit.diffusion.forward import ForwardSDE
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.mixture_marginals import MixtureMarginals, check_alpha_sigma
 from sdekit.diffusion.samplers.checks import check_real
 from sdekit.diffusion.torch_schedule import torch_kernel
@@ -95,10 +96,9 @@ class TorchMixtureScore(torch.nn.Module):
 
     def _points(self, x: Any) -> torch.Tensor:
         if not torch.is_tensor(x):
-            try:
-                x = torch.as_tensor(x, dtype=self.log_w.dtype, device=self.log_w.device)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                raise SDEKitError(f"x must be a tensor of shape (n, {self.dim}); got {type(x).__name__}") from exc
+            x = torch.as_tensor(real_array(x, "x"), dtype=self.log_w.dtype, device=self.log_w.device)
+        if x.is_complex():
+            raise SDEKitError(f"x must be a real tensor; got dtype {x.dtype}")
         if not x.is_floating_point():
             x = x.to(self.log_w.dtype)
         if x.ndim != 2 or x.shape[1] != self.dim:

@@ -24,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from sdekit.diffusion.forward import ForwardSDE
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.torch_schedule import torch_coefficients, torch_kernel
 from sdekit.errors import SDEKitError
 
@@ -82,10 +84,15 @@ def sample_times(forward: ForwardSDE, n: int, like: torch.Tensor, t: Any = None,
         return forward.eps + (forward.T - forward.eps) * u
     if isinstance(t, bool):
         raise SDEKitError(f"t must be None, a number or a tensor of shape ({n},); got {t!r}")
-    try:
-        tt = torch.as_tensor(t, dtype=like.dtype, device=like.device)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise SDEKitError(f"t must be None, a number or a tensor of shape ({n},); got {type(t).__name__}") from exc
+    if torch.is_tensor(t):  # not read: that would synchronise the device
+        if t.is_complex():
+            raise SDEKitError(f"t must be real; got dtype {t.dtype}")
+        tt = t.to(dtype=like.dtype, device=like.device)
+    else:
+        arr = real_array(t, "t")
+        if not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+            raise SDEKitError(f"t must be finite and > 0 (sigma_0 = 0: the losses divide by sigma_t); got {t!r}")
+        tt = torch.as_tensor(arr, dtype=like.dtype, device=like.device)
     if tt.numel() not in (1, n) or tt.ndim > 1:
         raise SDEKitError(f"t must be None, a number or a tensor of shape ({n},); got shape {tuple(tt.shape)}")
     return tt.reshape(-1).expand(n)

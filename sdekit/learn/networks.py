@@ -47,7 +47,10 @@ class FourierEmbedding(nn.Module):
         self.register_buffer("W", torch.randn(m // 2) * float(scale))
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        """[sin(2 pi W c), cos(2 pi W c)] for each entry of c (n,); shape (n, m)."""
+        """[sin(2 pi W c), cos(2 pi W c)] for each entry of c (n,) (or (n, 1)); shape (n, m)."""
+        if not torch.is_tensor(c) or c.ndim > 2 or (c.ndim == 2 and c.shape[1] != 1):
+            raise SDEKitError(f"c must be a tensor of shape (n,) or (n, 1), one condition per example; got "
+                              f"{tuple(getattr(c, 'shape', ()))}")
         proj = 2.0 * math.pi * c.reshape(-1, 1) * self.W.to(c)
         return torch.cat([torch.sin(proj), torch.cos(proj)], dim=1)
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from sdekit.diffusion.forward import ForwardSDE
+from sdekit.diffusion.inputs import real_array
 from sdekit.errors import SDEKitError
 from sdekit.learn.losses import WEIGHTINGS, dsm_loss, eps_loss, noise_conditional_ssm_loss, v_loss, x0_loss
 
@@ -44,22 +45,28 @@ def _positive_int(v: Any, name: str, lo: int = 1) -> int:
     return int(v)
 
 
-def _batches(data: Any, like: torch.Tensor) -> Callable[[int, torch.Generator], torch.Tensor]:
-    """A function (n, generator) -> (n, d) batch in like's dtype and device."""
+def _real_tensor(v: Any, name: str) -> torch.Tensor:
+    """v (a tensor or anything NumPy converts) as a real tensor, or an SDEKitError naming it."""
+    if torch.is_tensor(v):
+        if v.is_complex():
+            raise SDEKitError(f"{name} must be real; got dtype {v.dtype}")
+        return v
+    return torch.as_tensor(real_array(v, name))
+
+
+def _batches(data: Any, like: torch.Tensor, dim: int | None) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """A function (n, generator) -> (n, d) batch in like's dtype and device; a table is checked once here (shape
+    (N, dim), finite)."""
     if callable(data) and not torch.is_tensor(data):
         def draw(n: int, gen: torch.Generator) -> torch.Tensor:
-            out = data(n, gen)
-            if not torch.is_tensor(out):
-                out = torch.as_tensor(np.asarray(out, dtype=np.float64))
-            return out.to(dtype=like.dtype, device=like.device)
+            return _real_tensor(data(n, gen), "data(n, generator)").to(dtype=like.dtype, device=like.device)
         return draw
-    try:
-        table = torch.as_tensor(data if torch.is_tensor(data) else np.asarray(data, dtype=np.float64))
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"data must be an (N, d) tensor or array, or a callable (n, generator) -> (n, d); "
-                          f"got {type(data).__name__}") from exc
-    if table.ndim != 2 or table.shape[0] < 1:
-        raise SDEKitError(f"data must have shape (N, d) with N >= 1; got shape {tuple(table.shape)}")
+    table = _real_tensor(data, "data")
+    if table.ndim != 2 or table.shape[0] < 1 or (dim is not None and table.shape[1] != dim):
+        want = "(N, d)" if dim is None else f"(N, {dim}) (the model's dim)"
+        raise SDEKitError(f"data must have shape {want} with N >= 1; got shape {tuple(table.shape)}")
+    if not bool(torch.isfinite(table).all()):
+        raise SDEKitError(f"data must be finite; row {int(torch.nonzero(~torch.isfinite(table))[0, 0])} is not")
     table = table.to(dtype=like.dtype, device=like.device)
 
     def pick(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -101,6 +108,8 @@ def train_score_model(model: torch.nn.Module, data: Any, forward: ForwardSDE, *,
     batch_size = _positive_int(batch_size, "batch_size")
     log_every = _positive_int(log_every, "log_every", 0)
     seed = _positive_int(seed, "seed", 0)
+    if seed >= 2**63:
+        raise SDEKitError(f"seed must be below 2**63 (torch.Generator's range); got {seed}")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr > 0):
         raise SDEKitError(f"lr must be a positive number; got {lr!r}")
     if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, int | float)
@@ -112,7 +121,7 @@ def train_score_model(model: torch.nn.Module, data: Any, forward: ForwardSDE, *,
     if not params:
         raise SDEKitError("model has no trainable parameters")
     like = params[0]
-    draw = _batches(data, like)
+    draw = _batches(data, like, getattr(model, "dim", None))
     gen = torch.Generator(device=like.device).manual_seed(seed)
     objective = {
         "dsm": lambda x0: dsm_loss(model, x0, forward, weighting=weighting, generator=gen),
@@ -133,7 +142,8 @@ def train_score_model(model: torch.nn.Module, data: Any, forward: ForwardSDE, *,
     start = time.perf_counter()
     try:
         for k in range(steps):
-            value = objective(draw(batch_size, gen))
+            batch = draw(batch_size, gen)
+            value = objective(batch)
             opt.zero_grad(set_to_none=True)
             value.backward()
             if grad_clip is not None:
@@ -142,6 +152,8 @@ def train_score_model(model: torch.nn.Module, data: Any, forward: ForwardSDE, *,
             sched.step()
             losses[k] = float(value.detach())
             if not math.isfinite(losses[k]):
+                if not bool(torch.isfinite(batch).all()):
+                    raise SDEKitError(f"data(n, generator) returned non-finite values at step {k}")
                 raise FloatingPointError(f"the training loss became non-finite at step {k}; lower lr or set "
                                          "grad_clip")
             if log_every and (k + 1) % log_every == 0:

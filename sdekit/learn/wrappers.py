@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from sdekit.diffusion.forward import COSINE, VE, VP, ForwardSDE
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.torch_schedule import torch_kernel
 from sdekit.errors import SDEKitError
 
@@ -39,6 +40,16 @@ __all__ = ["CONDITIONINGS", "PARAMETRIZATIONS", "ScoreModel", "convert_predictio
 PARAMETRIZATIONS = ("score", "eps", "x0", "v")
 CONDITIONINGS = ("logsnr", "t")
 BISECTION_STEPS = 64  # T / 2^64 is below float64 resolution
+
+
+def _checked_numbers(v: Any, name: str, lo: float | None = None) -> np.ndarray:
+    """A number or array (not a tensor) as a float64 array, finite and >= lo, or an SDEKitError naming it."""
+    if isinstance(v, bool | np.bool_):
+        raise SDEKitError(f"{name} must be a number, an array or a tensor; got {v!r}")
+    arr = real_array(v, name)
+    if not np.all(np.isfinite(arr)) or (lo is not None and not np.all(arr >= lo)):
+        raise SDEKitError(f"{name} must be finite{'' if lo is None else f' and >= {lo}'}; got {v!r}")
+    return arr
 
 
 def _check_forward(forward: Any) -> ForwardSDE:
@@ -56,7 +67,9 @@ def log_snr(forward: ForwardSDE, t: Any) -> torch.Tensor:
     """lambda(t) = log(alpha_t / sigma_t), the log signal-to-noise ratio (Kingma et al. 2021), at tensor or float
     times t, computed in float64 (+inf at t = 0 where sigma_0 = 0); shape of t, on t's device."""
     forward = _check_forward(forward)
-    t64 = torch.as_tensor(t, dtype=torch.float64, device=t.device if torch.is_tensor(t) else None)
+    if not torch.is_tensor(t):
+        t = torch.from_numpy(_checked_numbers(t, "t", lo=0.0))
+    t64 = t.to(torch.float64)
     alpha, sigma = torch_kernel(forward, t64)
     return torch.log(alpha) - torch.log(sigma)
 
@@ -69,12 +82,12 @@ def time_from_logsnr(forward: ForwardSDE, logsnr: Any) -> torch.Tensor:
     above lambda(0) = +inf cannot occur; values below lambda(T) give T. Returns float64 with logsnr's shape and device.
     """
     forward = _check_forward(forward)
-    if isinstance(logsnr, bool):
-        raise SDEKitError(f"logsnr must be a number or a tensor; got {logsnr!r}")
-    try:
-        lam = torch.as_tensor(logsnr, dtype=torch.float64, device=logsnr.device if torch.is_tensor(logsnr) else None)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise SDEKitError(f"logsnr must be a number or a tensor; got {type(logsnr).__name__}") from exc
+    if torch.is_tensor(logsnr):
+        if logsnr.is_complex():
+            raise SDEKitError(f"logsnr must be real; got dtype {logsnr.dtype}")
+        lam = logsnr.to(torch.float64)
+    else:
+        lam = torch.from_numpy(_checked_numbers(logsnr, "logsnr"))
     lo = torch.zeros_like(lam)
     hi = torch.full_like(lam, float(forward.T))
     for _ in range(BISECTION_STEPS):
@@ -82,7 +95,7 @@ def time_from_logsnr(forward: ForwardSDE, logsnr: Any) -> torch.Tensor:
         above = log_snr(forward, mid) > lam  # lambda decreasing: the root lies right of mid
         lo = torch.where(above, mid, lo)
         hi = torch.where(above, hi, mid)
-    return 0.5 * (lo + hi)
+    return torch.where(torch.isnan(lam), lam, 0.5 * (lo + hi))  # NaN in a tensor stays NaN (no host read)
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,11 +210,12 @@ class ScoreModel(nn.Module):
         """(x as an (n, d) floating tensor, whether it came as NumPy)."""
         numpy_in = not torch.is_tensor(x)
         if numpy_in:
-            try:
-                x = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self._net_dtype(),
-                                    device=self._net_device())
-            except (TypeError, ValueError) as exc:
-                raise SDEKitError(f"x must be an (n, d) tensor or array; got {type(x).__name__}") from exc
+            arr = real_array(x, "x")
+            if not np.all(np.isfinite(arr)):
+                raise SDEKitError("x must be finite")
+            x = torch.as_tensor(arr, dtype=self._net_dtype(), device=self._net_device())
+        elif x.is_complex():
+            raise SDEKitError(f"x must be a real tensor; got dtype {x.dtype}")
         elif not x.is_floating_point():
             x = x.to(self._net_dtype(torch.get_default_dtype()))
         if x.ndim != 2 or (self.dim is not None and x.shape[1] != self.dim):
@@ -211,18 +225,18 @@ class ScoreModel(nn.Module):
 
     @staticmethod
     def _per_row(v: Any, name: str, x: torch.Tensor, positive: bool) -> torch.Tensor:
-        """v (a number, 0-d or (n,) / (n, 1) tensor or array) as an (n,) float64 tensor on x's device."""
+        """v (a number, 0-d or (n,) / (n, 1) tensor or array) as an (n,) float64 tensor on x's device; a number or
+        array must be finite and > 0 (positive) or >= 0 (a time); a tensor is not read (no host synchronisation)."""
         if isinstance(v, bool):
             raise SDEKitError(f"{name} must be a number or a tensor; got {v!r}")
         if not torch.is_tensor(v):
-            try:
-                arr = np.asarray(v, dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise SDEKitError(f"{name} must be a number or a tensor; got {type(v).__name__}") from exc
-            bad = not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0))
+            arr = real_array(v, name)
+            bad = not np.all(np.isfinite(arr)) or not np.all(arr > 0 if positive else arr >= 0)
             if bad:
-                raise SDEKitError(f"{name} must be finite{' and > 0' if positive else ''}; got {v!r}")
+                raise SDEKitError(f"{name} must be finite and {'> 0' if positive else '>= 0'}; got {v!r}")
             v = torch.from_numpy(arr)
+        elif v.is_complex():
+            raise SDEKitError(f"{name} must be real; got dtype {v.dtype}")
         n = x.shape[0]
         if v.numel() not in (1, n) or v.ndim > 2 or (v.ndim == 2 and v.shape[1] != 1):
             raise SDEKitError(f"{name} must be a number, a 0-d tensor or of shape ({n},) / ({n}, 1); "
@@ -231,9 +245,15 @@ class ScoreModel(nn.Module):
 
     def _call_net(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         dt = self._net_dtype(x.dtype)
-        out = self.net(x.to(dt), c.to(dt))
-        if tuple(out.shape) != tuple(x.shape):
-            raise SDEKitError(f"net(x, c) must return shape {tuple(x.shape)} (that of x); got {tuple(out.shape)}")
+        try:
+            out = self.net(x.to(dt), c.to(dt))
+        except TypeError as exc:  # a net that is not net(x, c)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SDEKitError(f"net must be callable as net(x (n, d), c (n,)) -> (n, d); calling it failed: {first}") \
+                from exc
+        if not torch.is_tensor(out) or tuple(out.shape) != tuple(x.shape):
+            raise SDEKitError(f"net(x, c) must return a tensor of shape {tuple(x.shape)} (that of x); got "
+                              f"{type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
         return out.to(x.dtype)
 
     @staticmethod

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.samplers.arrays import State, noise_like
 from sdekit.diffusion.samplers.checks import (
@@ -48,8 +49,8 @@ from sdekit.diffusion.samplers.checks import (
     check_positive,
     check_seed,
     check_state,
-    eval_score,
 )
+from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 from sdekit.targets import Gaussian
 
@@ -61,10 +62,10 @@ __all__ = [
 ]
 
 def _sigmas(sigmas: Any) -> np.ndarray:
-    try:
-        s = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"sigmas must be a 1-D array of noise levels; got {sigmas!r}") from exc
+    s = real_array(sigmas, "sigmas")
+    if s.ndim > 1:
+        raise SDEKitError(f"sigmas must be a 1-D array of noise levels; got shape {s.shape}")
+    s = s.reshape(-1)
     if s.size < 1 or not np.all(np.isfinite(s)) or not np.all(s > 0):
         raise SDEKitError("sigmas must be a non-empty 1-D array of positive finite noise levels")
     if s.size > 1 and not np.all(np.diff(s) < 0):
@@ -75,6 +76,19 @@ def _sigmas(sigmas: Any) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # samplers
 # --------------------------------------------------------------------------------------------
+
+
+def _covariance(v: Any, name: str, d: int, allow_singular: bool = False) -> np.ndarray:
+    """v as a finite symmetric (d, d) matrix, positive definite (semi-definite when allow_singular)."""
+    c = real_array(v, name)
+    if c.shape != (d, d) or not np.all(np.isfinite(c)) or not np.allclose(c, c.T, rtol=1e-10, atol=1e-12):
+        raise SDEKitError(f"{name} must be a finite symmetric ({d}, {d}) matrix; got shape {c.shape}")
+    eig = np.linalg.eigvalsh(c)
+    low = float(eig.min())
+    if low < -1e-12 * max(1.0, float(np.abs(eig).max())) or (low <= 0 and not allow_singular):
+        kind = "semi-definite" if allow_singular else "definite"
+        raise SDEKitError(f"{name} must be positive {kind}; its smallest eigenvalue is {low:.3g}")
+    return c
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> np.ndarray:
@@ -107,19 +121,22 @@ def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, s
     m_steps = check_count(steps_per_level, "steps_per_level")
     eps0 = check_positive(eps0, "eps0")
     seed = check_seed(seed)
+    if not isinstance(final_denoise, bool | np.bool_):
+        raise SDEKitError(f"final_denoise must be a bool; got {final_denoise!r}")
     n, d = x.shape
+    calls = ScoreCalls(score)
     k = 0
     for sigma in sig:
         eps = float(eps0 * (sigma / sig[-1]) ** 2)
         root = math.sqrt(eps)
         for _ in range(m_steps):
-            s = eval_score(score, x, 1.0, float(sigma))
+            s = calls(x, 1.0, float(sigma), k)
             x = x + 0.5 * eps * s
             x = x + root * noise_like(step_normals(seed, n, d, k), x)
             k += 1
     if final_denoise:
-        x = x + float(sig[-1] ** 2) * eval_score(score, x, 1.0, float(sig[-1]))
-    return x
+        x = x + float(sig[-1] ** 2) * calls(x, 1.0, float(sig[-1]), k)
+    return calls.finish(x)
 
 
 def annealed_langevin_denoising(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 1,
@@ -147,11 +164,15 @@ def gaussian_annealed_langevin_law(mean: ArrayLike, cov: ArrayLike, sigmas: Arra
     annealed Langevin (and its denoising form, eps0 = 2 sigma_L^2) on Gaussian data.
     """
     sig = _sigmas(sigmas)
-    m = np.asarray(mean, dtype=np.float64).reshape(-1)
+    m = real_array(mean, "mean").reshape(-1)
     d = m.shape[0]
-    c = np.asarray(cov, dtype=np.float64).reshape(d, d)
-    e = np.asarray(init_mean, dtype=np.float64).reshape(d) - m
-    p = np.asarray(init_cov, dtype=np.float64).reshape(d, d).copy()
+    c = _covariance(cov, "cov", d)
+    m0 = real_array(init_mean, "init_mean")
+    if m0.size != d or not np.all(np.isfinite(m0)) or not np.all(np.isfinite(m)):
+        raise SDEKitError(f"mean and init_mean must be finite vectors of one length d = {d}; got shapes {m.shape} "
+                          f"and {m0.shape}")
+    e = m0.reshape(d) - m
+    p = _covariance(init_cov, "init_cov", d, allow_singular=True).copy()
     m_steps = check_count(steps_per_level, "steps_per_level")
     eps0 = check_positive(eps0, "eps0")
     eye = np.eye(d)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.errors import SDEKitError
 
 if TYPE_CHECKING:
@@ -49,10 +50,7 @@ def to_state(x: Any, name: str) -> State:
         a = x.clone() if x.is_floating_point() else x.to(torch.float64)
         shape = tuple(a.shape)
     else:
-        try:
-            a = np.array(x, dtype=np.float64, copy=True, order="C")
-        except (TypeError, ValueError) as exc:
-            raise SDEKitError(f"{name} must be a numeric array of shape (n, d); got {type(x).__name__}") from exc
+        a = np.array(real_array(x, name), dtype=np.float64, copy=True, order="C")
         shape = a.shape
     if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
         raise SDEKitError(f"{name} must have shape (n, d) with n >= 1 and d >= 1; got shape {shape}")
@@ -62,17 +60,21 @@ def to_state(x: Any, name: str) -> State:
 
 
 def as_like(v: Any, like: State, name: str) -> State:
-    """v (a model output) as an array of like's kind: float64 NumPy for a NumPy state; for a torch state a tensor in
-    like's dtype and on its device (a non-tensor v is converted through float64 NumPy)."""
+    """v (a model output) as an array of like's kind: float64 NumPy for a NumPy state; for a torch state v must be a
+    tensor (a NumPy array has left the device and the autograd graph: refused), moved to like's dtype and device.
+    A complex, None or non-numeric output is an SDEKitError naming ``name``."""
+    if v is None:
+        raise SDEKitError(f"{name} returned None; it must return an array of x's shape (n, d)")
     if not is_torch(like):
-        return np.asarray(v, dtype=np.float64)
-    import torch
-
+        if is_torch(v):
+            v = v.detach().cpu().numpy()
+        return real_array(v, f"the output of {name}")
     if not is_torch(v):
-        try:
-            v = torch.from_numpy(np.asarray(v, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise SDEKitError(f"{name} must return a numeric array or tensor; got {type(v).__name__}") from exc
+        kind = "a NumPy array" if isinstance(v, np.ndarray) else f"a {type(v).__name__}"
+        raise SDEKitError(f"{name} returned {kind} for a torch state x; return a torch tensor on x's device (a NumPy "
+                          "result leaves the device and the autograd graph)")
+    if v.is_complex():
+        raise SDEKitError(f"{name} returned complex values (dtype {v.dtype}); it must return a real tensor")
     if v.dtype != like.dtype or v.device != like.device:
         v = v.to(device=like.device, dtype=like.dtype)
     return v

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from sdekit.diffusion.samplers.arrays import State, all_finite, as_like, to_state
+from sdekit.diffusion.samplers.arrays import State, to_state
 from sdekit.errors import SDEKitError
 
 ScoreFn = Callable[[State, float, float], State]
 
-__all__ = ["ScoreFn", "check_callable", "check_count", "check_positive", "check_real", "check_score", "check_seed",
-           "check_state", "eval_score"]
+__all__ = ["ScoreFn", "check_callable", "check_count", "check_path_offset", "check_positive", "check_real",
+           "check_score", "check_seed", "check_state"]
 
 
 def check_state(x: Any, name: str) -> State:
@@ -28,10 +28,18 @@ def check_state(x: Any, name: str) -> State:
 
 
 def check_seed(seed: Any) -> int:
-    """seed as a non-negative int."""
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
-        raise SDEKitError(f"seed must be a non-negative integer; got {seed!r}")
+    """seed as an int in [0, 2**64) (the noise streams' seed is a uint64)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < 2**64:
+        raise SDEKitError(f"seed must be a non-negative integer below 2**64; got {seed!r}")
     return int(seed)
+
+
+def check_path_offset(path_offset: Any) -> int:
+    """path_offset (the index of the batch's first path in its noise streams) as an int in [0, 2**63)."""
+    if isinstance(path_offset, bool) or not isinstance(path_offset, int | np.integer) \
+            or not 0 <= int(path_offset) < 2**63:
+        raise SDEKitError(f"path_offset must be a non-negative integer below 2**63; got {path_offset!r}")
+    return int(path_offset)
 
 
 def check_count(v: Any, name: str, minimum: int = 1) -> int:
@@ -43,7 +51,7 @@ def check_count(v: Any, name: str, minimum: int = 1) -> int:
 
 def check_real(v: Any, name: str, *, lo: float | None = None, strict: bool = False, allow_inf: bool = False) -> float:
     """v as a float, finite unless allow_inf, and >= lo (> lo when strict) when lo is given."""
-    if isinstance(v, bool):
+    if isinstance(v, bool | np.bool_ | str) or np.iscomplexobj(v):
         raise SDEKitError(f"{name} must be a real number; got {v!r}")
     try:
         f = float(v)
@@ -71,15 +79,3 @@ def check_callable(fn: Any, name: str) -> Callable:
 def check_score(score: Any) -> ScoreFn:
     """score if callable as score(x, alpha, sigma) -> (n, d)."""
     return check_callable(score, "score")
-
-
-def eval_score(score: ScoreFn, x: State, alpha: float, sigma: float) -> State:
-    """score(x, alpha, sigma) as an array of x's kind (float64 NumPy, or a tensor in x's dtype and on its device),
-    checked for shape (that of x) and finiteness (for a tensor the finiteness check is one host sync)."""
-    s = as_like(score(x, alpha, sigma), x, "score")
-    if tuple(s.shape) != tuple(x.shape):
-        raise SDEKitError(f"score(x, alpha, sigma) must return shape {tuple(x.shape)} (that of x); "
-                          f"got {tuple(s.shape)}")
-    if not all_finite(s):
-        raise SDEKitError(f"score returned non-finite values at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
-    return s

@@ -32,8 +32,16 @@ from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.samplers.arrays import State, noise_like
-from sdekit.diffusion.samplers.checks import ScoreFn, check_real, check_score, check_seed, check_state, eval_score
+from sdekit.diffusion.samplers.checks import (
+    ScoreFn,
+    check_path_offset,
+    check_real,
+    check_score,
+    check_seed,
+    check_state,
+)
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule, as_levels
+from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 
 __all__ = ["DEFAULT_DDIM_STEPS", "ddim_coefficients", "ddim_levels", "ddim_sample"]
@@ -100,19 +108,19 @@ def ddim_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, s
     if not 0 <= e <= 1:
         raise SDEKitError(f"eta must lie in [0, 1]; got {e!r}")
     seed = check_seed(seed)
-    if isinstance(path_offset, bool) or not isinstance(path_offset, int | np.integer) or path_offset < 0:
-        raise SDEKitError(f"path_offset must be a non-negative integer; got {path_offset!r}")
+    path_offset = check_path_offset(path_offset)
     x = check_state(x_K, "x_K")
     n, d = x.shape
+    calls = ScoreCalls(score)
     for i in range(levels.shape[0], 0, -1):
         k = int(levels[i - 1])
         prev_k = int(levels[i - 2]) if i > 1 else 0
         alpha, sigma = schedule.level(k)
-        s = eval_score(score, x, alpha, sigma)
+        s = calls(x, alpha, sigma, levels.shape[0] - i)
         eps = -sigma * s
         x0 = (x + sigma * sigma * s) / alpha
         c_x0, c_eps, std = ddim_coefficients(schedule.alpha_bar(k), schedule.alpha_bar(prev_k), e)
         x = c_x0 * x0 + c_eps * eps
         if std > 0:
             x = x + std * noise_like(step_normals(seed, n, d, i, path_offset=path_offset), x)
-    return x
+    return calls.finish(x)

@@ -36,11 +36,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.parametrization import x0_from_score
 from sdekit.diffusion.samplers.arrays import State, is_torch, noise_like
-from sdekit.diffusion.samplers.checks import ScoreFn, check_score, check_seed, check_state, eval_score
+from sdekit.diffusion.samplers.checks import ScoreFn, check_path_offset, check_score, check_seed, check_state
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
+from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 
 __all__ = ["DDPM_VARIANCES", "ddpm_coefficients", "ddpm_posterior_mean", "ddpm_sample"]
@@ -99,8 +101,8 @@ def ddpm_posterior_mean(x: ArrayLike | State, x0hat: ArrayLike | State, schedule
             raise SDEKitError("x and x0hat must both be torch tensors or both be arrays")
         xa, x0 = x, x0hat
     else:
-        xa = np.asarray(x, dtype=np.float64)
-        x0 = np.asarray(x0hat, dtype=np.float64)
+        xa = real_array(x, "x")
+        x0 = real_array(x0hat, "x0hat")
     if tuple(xa.shape) != tuple(x0.shape):
         raise SDEKitError(f"x0hat must have the shape of x {tuple(xa.shape)}; got {tuple(x0.shape)}")
     beta = float(schedule.betas[k - 1])
@@ -136,13 +138,13 @@ def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, v
     if not isinstance(final_denoise, bool | np.bool_):
         raise SDEKitError(f"final_denoise must be a bool; got {final_denoise!r}")
     seed = check_seed(seed)
-    if isinstance(path_offset, bool) or not isinstance(path_offset, int | np.integer) or path_offset < 0:
-        raise SDEKitError(f"path_offset must be a non-negative integer; got {path_offset!r}")
+    path_offset = check_path_offset(path_offset)
     x = check_state(x_K, "x_K")
     n, d = x.shape
+    calls = ScoreCalls(score)
     for k in range(schedule.n_steps, 0, -1):
         alpha, sigma = schedule.level(k)
-        s = eval_score(score, x, alpha, sigma)
+        s = calls(x, alpha, sigma, schedule.n_steps - k)
         if k == 1 and final_denoise:
             x = _x0(x, s, alpha, sigma)
             break
@@ -153,7 +155,7 @@ def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, v
             x = ddpm_posterior_mean(x, _x0(x, s, alpha, sigma), schedule, k)
         if k > 1 and std > 0:
             x = x + std * noise_like(step_normals(seed, n, d, k, path_offset=path_offset), x)
-    return x
+    return calls.finish(x)
 
 
 def _x0(x: State, s: State, alpha: float, sigma: float) -> State:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.samplers.checks import check_count, check_real
 from sdekit.errors import SDEKitError
 
@@ -71,10 +72,7 @@ class DiscreteSchedule:
     sigmas: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        try:
-            b = np.array(self.betas, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise SDEKitError(f"betas must be a 1-D array of numbers; got {type(self.betas).__name__}") from exc
+        b = np.array(real_array(self.betas, "betas"), dtype=np.float64)
         if b.ndim != 1 or b.shape[0] < 1:
             raise SDEKitError(f"betas must have shape (K,) with K >= 1; got shape {b.shape}")
         if not np.all(np.isfinite(b)):

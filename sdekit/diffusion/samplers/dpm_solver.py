@@ -56,7 +56,8 @@ grid of the linear-beta VP is still pre-asymptotic there (fitted 1.4 .. 1.8).
 Backends: x_T may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays in
 torch on that device and dtype (the grid and all coefficients are Python floats), calls the score on tensors, uses
 the same float64 normals moved there (`arrays.noise_like`, SDE variant) and returns a tensor (equal to the NumPy run
-to rounding in float64). The score output is checked for shape only (no host synchronisation in the loop).
+to rounding in float64). Each score output is checked for kind, shape and finiteness (`score_calls.ScoreCalls`:
+on torch without a host synchronisation per call).
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ from numpy.typing import ArrayLike
 
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.arrays import State, as_like, noise_like
-from sdekit.diffusion.samplers.checks import check_state
+from sdekit.diffusion.samplers.arrays import State, noise_like
+from sdekit.diffusion.samplers.checks import check_path_offset, check_real, check_seed, check_state
+from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 
 __all__ = ["DPMSolverResult", "dpm_solver_sample", "lambda_grid", "vp_alpha_sigma"]
@@ -110,7 +112,7 @@ class DPMSolverResult:
 def vp_alpha_sigma(lam: float) -> tuple[float, float]:
     """(alpha, sigma) of a VP-type kernel (alpha^2 + sigma^2 = 1) at lambda = log(alpha / sigma):
     alpha = (1 + e^{-2 lambda})^{-1/2}, sigma = (1 + e^{2 lambda})^{-1/2} (log1p forms, stable for any lambda)."""
-    lam = float(lam)
+    lam = check_real(lam, "lam")
     return math.exp(-0.5 * math.log1p(math.exp(-2.0 * lam))), math.exp(-0.5 * math.log1p(math.exp(2.0 * lam)))
 
 
@@ -222,26 +224,24 @@ def _grid_pairs(grid: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Model:
-    """eps / x0 predictions from the score by Tweedie, counting evaluations."""
+    """eps / x0 predictions from the score by Tweedie; the score's calls are checked and counted (`ScoreCalls`)."""
 
     def __init__(self, score: ScoreFn) -> None:
-        self.score, self.nfe = score, 0
+        self.calls = ScoreCalls(score)
 
-    def __call__(self, x: State, a: float, s: float) -> tuple[State, State]:
-        sc = as_like(self.score(x, a, s), x, "score")
-        if tuple(sc.shape) != tuple(x.shape):
-            raise SDEKitError(f"score must return an array of shape {tuple(x.shape)}; got {tuple(sc.shape)}")
-        self.nfe += 1
+    def __call__(self, x: State, a: float, s: float, step: int) -> tuple[State, State]:
+        sc = self.calls(x, a, s, step)
         return -s * sc, (x + (s * s) * sc) / a  # (epshat, x0hat)
 
 
 def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, float], pb: tuple[float, float],
-                order: int, plus: bool) -> State:
-    """One DPM-Solver(-++) single step of the given order from (alpha, sigma) = pa to pb."""
+                order: int, plus: bool, step: int) -> State:
+    """One DPM-Solver(-++) single step (the sampler's step ``step``) of the given order from (alpha, sigma) = pa
+    to pb."""
     (a_s, s_s), (a_t, s_t) = pa, pb
     lam_s = _lam(a_s, s_s)
     h = _lam(a_t, s_t) - lam_s
-    eps_s, x0_s = model(x, a_s, s_s)
+    eps_s, x0_s = model(x, a_s, s_s, step)
     if plus:
         psi = _expm1(-h)
         base = (s_t / s_s) * x - (a_t * psi) * x0_s
@@ -250,14 +250,14 @@ def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, floa
         r1 = _R[order][0]
         a1, s1 = sched.at_lambda(lam_s + r1 * h)
         u1 = (s1 / s_s) * x - (a1 * _expm1(-r1 * h)) * x0_s
-        d1 = model(u1, a1, s1)[1] - x0_s
+        d1 = model(u1, a1, s1, step)[1] - x0_s
         if order == 2:
             return base - (a_t * psi / (2.0 * r1)) * d1
         r2 = _R[3][1]
         a2, s2 = sched.at_lambda(lam_s + r2 * h)
         psi2 = _expm1(-r2 * h)
         u2 = (s2 / s_s) * x - (a2 * psi2) * x0_s + (a2 * r2 / r1 * (psi2 / (r2 * h) + 1.0)) * d1
-        d2 = model(u2, a2, s2)[1] - x0_s
+        d2 = model(u2, a2, s2, step)[1] - x0_s
         return base + (a_t / r2 * (psi / h + 1.0)) * d2
     phi = _expm1(h)
     base = (a_t / a_s) * x - (s_t * phi) * eps_s
@@ -266,14 +266,14 @@ def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, floa
     r1 = _R[order][0]
     a1, s1 = sched.at_lambda(lam_s + r1 * h)
     u1 = (a1 / a_s) * x - (s1 * _expm1(r1 * h)) * eps_s
-    d1 = model(u1, a1, s1)[0] - eps_s
+    d1 = model(u1, a1, s1, step)[0] - eps_s
     if order == 2:
         return base - (s_t * phi / (2.0 * r1)) * d1
     r2 = _R[3][1]
     a2, s2 = sched.at_lambda(lam_s + r2 * h)
     phi2 = _expm1(r2 * h)
     u2 = (a2 / a_s) * x - (s2 * phi2) * eps_s - (s2 * r2 / r1 * (phi2 / (r2 * h) - 1.0)) * d1
-    d2 = model(u2, a2, s2)[0] - eps_s
+    d2 = model(u2, a2, s2, step)[0] - eps_s
     return base - (s_t / r2 * (phi / h - 1.0)) * d2
 
 
@@ -310,12 +310,12 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         raise SDEKitError(f"skip must be one of {SKIPS}; got {skip!r}")
     x = check_state(x_T, "x_T")
     if stochastic:
-        if seed is None or isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise SDEKitError(f"seed must be an integer >= 0 for algorithm 'sde-dpmsolver++'; got {seed!r}")
+        if seed is None:
+            raise SDEKitError("seed must be an integer >= 0 for algorithm 'sde-dpmsolver++'; got None")
+        seed = check_seed(seed)
     elif seed is not None:
         raise SDEKitError(f"seed must be None for the deterministic algorithm {algorithm!r}; got {seed!r}")
-    if isinstance(path_offset, bool) or not isinstance(path_offset, int | np.integer) or path_offset < 0:
-        raise SDEKitError(f"path_offset must be an integer >= 0; got {path_offset!r}")
+    path_offset = check_path_offset(path_offset)
     if isinstance(forward, ForwardSDE) or callable(forward):
         sched, _, _ = _schedule(forward, t_span)
         alphas, sigmas = lambda_grid(forward, 20 if steps is None else steps, skip, t_span)
@@ -337,14 +337,14 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     pairs = list(zip(alphas.tolist(), sigmas.tolist()))
     if method == "singlestep":
         for i in range(len(pairs) - 1):
-            x = _singlestep(model, sched, x, pairs[i], pairs[i + 1], order, plus)
-        return DPMSolverResult(x, model.nfe, alphas, sigmas)
+            x = _singlestep(model, sched, x, pairs[i], pairs[i + 1], order, plus, i)
+        return model.calls.finish(DPMSolverResult(x, model.calls.nfe, alphas, sigmas))
     prev: State | None = None
     h_prev = 0.0
     for i in range(len(pairs) - 1):
         (a_s, s_s), (a_t, s_t) = pairs[i], pairs[i + 1]
         h = _lam(a_t, s_t) - _lam(a_s, s_s)
-        eps_s, x0_s = model(x, a_s, s_s)
+        eps_s, x0_s = model(x, a_s, s_s, i)
         cur = x0_s if plus else eps_s
         pred = cur
         if order == 2 and prev is not None:
@@ -358,4 +358,4 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         else:
             x = (a_t / a_s) * x - (s_t * _expm1(h)) * pred
         prev, h_prev = cur, h
-    return DPMSolverResult(x, model.nfe, alphas, sigmas)
+    return model.calls.finish(DPMSolverResult(x, model.calls.nfe, alphas, sigmas))

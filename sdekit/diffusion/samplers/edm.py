@@ -29,8 +29,8 @@ in the NFE (10 .. 80).
 
 Backends: x_init may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays
 in torch on that device and dtype, calls the score on tensors, uses the same float64 normals moved there
-(`arrays.noise_like`) and returns a tensor (equal to the NumPy run to rounding in float64). The score output is
-checked for shape only (no host synchronisation in the loop).
+(`arrays.noise_like`) and returns a tensor (equal to the NumPy run to rounding in float64). Each score output is
+checked for kind, shape and finiteness (`score_calls.ScoreCalls`: on torch without a host synchronisation per call).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.arrays import State, as_like, noise_like
-from sdekit.diffusion.samplers.checks import check_real, check_seed, check_state
+from sdekit.diffusion.samplers.arrays import State, noise_like
+from sdekit.diffusion.samplers.checks import check_path_offset, check_real, check_seed, check_state
+from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 
 __all__ = ["EDMResult", "edm_sample", "karras_sigmas"]
@@ -115,13 +116,6 @@ def _check_seed(seed: Any, needed: bool) -> int | None:
     return check_seed(seed)
 
 
-def _call(score: ScoreFn, x: State, sigma: float) -> State:
-    s = as_like(score(x, 1.0, sigma), x, "score")
-    if tuple(s.shape) != tuple(x.shape):
-        raise SDEKitError(f"score must return an array of shape {tuple(x.shape)}; got {tuple(s.shape)}")
-    return s
-
-
 def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: ArrayLike, *, method: str = "heun",
                s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0,
                seed: int | None = None, path_offset: int = 0) -> EDMResult:
@@ -149,8 +143,7 @@ def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: Arra
     if tmax < tmin:
         raise SDEKitError(f"s_tmax must be >= s_tmin; got s_tmin = {tmin}, s_tmax = {tmax}")
     noise = check_real(s_noise, "s_noise", lo=0.0)
-    if isinstance(path_offset, bool) or not isinstance(path_offset, int | np.integer) or path_offset < 0:
-        raise SDEKitError(f"path_offset must be an integer >= 0; got {path_offset!r}")
+    path_offset = check_path_offset(path_offset)
     n_steps = s.size - 1
     gamma_max = min(churn / n_steps, math.sqrt(2.0) - 1.0)
     gammas = np.where((s[:-1] >= tmin) & (s[:-1] <= tmax), gamma_max, 0.0)
@@ -158,20 +151,18 @@ def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: Arra
     seed = _check_seed(seed, noisy)
     n, dim = x.shape
     w1, w2 = _HEUN_WEIGHTS
-    nfe = 0
+    calls = ScoreCalls(score)
     for i in range(n_steps):
         sig, sig_next = float(s[i]), float(s[i + 1])
         sig_hat = sig * (1.0 + float(gammas[i]))
         if sig_hat > sig and noise > 0:
             z = noise_like(step_normals(seed, n, dim, i, path_offset=int(path_offset)), x)
             x = x + (_churn_std(sig, sig_hat) * noise) * z
-        d1 = -sig_hat * _call(score, x, sig_hat)
-        nfe += 1
+        d1 = -sig_hat * calls(x, 1.0, sig_hat, i)
         h = sig_next - sig_hat
         x_next = x + h * d1
         if method == "heun" and sig_next > 0:
-            d2 = -sig_next * _call(score, x_next, sig_next)
-            nfe += 1
+            d2 = -sig_next * calls(x_next, 1.0, sig_next, i)
             x_next = x + h * (w1 * d1 + w2 * d2)
         x = x_next
-    return EDMResult(x, nfe, s)
+    return calls.finish(EDMResult(x, calls.nfe, s))

@@ -43,7 +43,8 @@ Backends: the state may be a float64 NumPy array or a torch tensor (float32 / fl
 stays in torch on that device and dtype: score and log_prob are called on tensors, the normals are the same float64
 streams moved there (`arrays.noise_like`), MALA's log-uniforms log Phi(z) are computed in float64 NumPy (scipy's
 ndtr) and moved likewise, accept / reject is a row-wise torch.where, and the result is a tensor. Inside the loop the
-only host synchronisations are the documented per-step finiteness checks (score, log_prob, the snr step size).
+only host synchronisations are the documented per-step checks of log_prob (NaN) and of the snr step size (finite;
+it reads the pending score checks first); the score's finiteness is read every `score_calls.CHECK_EVERY` calls.
 """
 
 from __future__ import annotations
@@ -77,10 +78,11 @@ from sdekit.diffusion.samplers.checks import (
     check_callable,
     check_count,
     check_positive,
+    check_real,
     check_seed,
     check_state,
-    eval_score,
 )
+from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 
 __all__ = [
@@ -125,9 +127,11 @@ def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str
     "per_sample": each row's own norms. r is alpha_i of the paper (1 for VE, 1 - beta_i for VP).
     s, z: NumPy arrays or torch tensors (the result is of their kind).
     """
-    snr = check_positive(snr, "snr")
+    snr, ratio = check_positive(snr, "snr"), check_positive(ratio, "ratio")
     if norms not in SNR_NORMS:
         raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {norms!r}")
+    if tuple(z.shape) != tuple(s.shape) or len(s.shape) != 2:
+        raise SDEKitError(f"z must have the shape of s, (n, d); got s {tuple(s.shape)}, z {tuple(z.shape)}")
     zn = row_norms(z)
     sn = row_norms(s)
     if norms == "batch":
@@ -140,6 +144,12 @@ def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str
     if not all_finite(eps):
         raise SDEKitError("the snr step size is infinite: the score is zero (give step_size instead)")
     return eps[:, None]
+
+
+def _corrector_args(alpha: Any, sigma: Any, ratio: Any, step0: Any) -> tuple[float, float, float, int]:
+    """A corrector's (alpha, sigma, ratio, step0): alpha, ratio > 0, sigma >= 0, all finite; step0 an int >= 0."""
+    return (check_positive(alpha, "alpha"), check_real(sigma, "sigma", lo=0.0), check_positive(ratio, "ratio"),
+            check_count(step0, "step0", 0))
 
 
 def _step_rule(step_size: float | None, snr: float | None) -> tuple[float | None, float | None]:
@@ -162,18 +172,27 @@ def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float,
     x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
-    return _langevin(score, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0)
+    alpha, sigma, ratio, step0 = _corrector_args(alpha, sigma, ratio, step0)
+    calls = ScoreCalls(score)
+    return calls.finish(_langevin(calls, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0, 0))
 
 
-def _langevin(score: ScoreFn, x: State, alpha: float, sigma: float, step_size: float | None, snr: float | None,
-              ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int) -> State:
+def _snr_eps(calls: ScoreCalls, s: State, z: State, snr: float, ratio: float, norms: str) -> State:
+    """`snr_step_size` after the pending score checks (a non-finite score is reported as such, not as a zero one)."""
+    calls.flush()
+    return snr_step_size(s, z, snr, ratio, norms)
+
+
+def _langevin(calls: ScoreCalls, x: State, alpha: float, sigma: float, step_size: float | None, snr: float | None,
+              ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int, step: int,
+              t: float | None = None) -> State:
     """The Langevin sweeps of `langevin_corrector` on a checked state (no state re-check: a non-finite state shows
-    up in the per-step score check)."""
+    up in the score check); ``step`` / ``t`` label the score calls."""
     n, d = x.shape
     for j in range(n_steps):
-        s = eval_score(score, x, alpha, sigma)
+        s = calls(x, alpha, sigma, step, t)
         z = noise_like(step_normals(seed, n, d, step0 + 2 * j), x)
-        eps = step_size if snr is None else snr_step_size(s, z, snr, ratio, snr_norms)
+        eps = step_size if snr is None else _snr_eps(calls, s, z, snr, ratio, snr_norms)
         x = _langevin_move(x, s, z, eps)
     return x
 
@@ -196,24 +215,27 @@ def mala_corrector(score: ScoreFn, log_prob: LogProbFn, x: ArrayLike, alpha: flo
     x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
-    x, accepted = _mala(score, log_prob, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0)
-    return x, float(accepted) / (x.shape[0] * n_steps)
+    alpha, sigma, ratio, step0 = _corrector_args(alpha, sigma, ratio, step0)
+    calls = ScoreCalls(score)
+    x, accepted = _mala(calls, log_prob, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0, 0)
+    return calls.finish((x, float(accepted) / (x.shape[0] * n_steps)))
 
 
-def _mala(score: ScoreFn, log_prob: LogProbFn, x: State, alpha: float, sigma: float, step_size: float | None,
-          snr: float | None, ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int) -> tuple[State, Any]:
+def _mala(calls: ScoreCalls, log_prob: LogProbFn, x: State, alpha: float, sigma: float, step_size: float | None,
+          snr: float | None, ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int, step: int,
+          t: float | None = None) -> tuple[State, Any]:
     """The MALA sweeps of `mala_corrector` on a checked state; returns (x, number of accepted moves), the count an
     int for NumPy and a 0-d tensor for torch (so that the sampler loop need not synchronise to read it)."""
     n, d = x.shape
-    s_x = eval_score(score, x, alpha, sigma)
-    lp_x = _eval_log_prob(log_prob, x, alpha, sigma)
+    s_x = calls(x, alpha, sigma, step, t)
+    lp_x = _eval_log_prob(log_prob, x, alpha, sigma, calls)
     accepted: Any = 0
     for j in range(n_steps):
         z = noise_like(step_normals(seed, n, d, step0 + 2 * j), x)
-        eps = step_size if snr is None else snr_step_size(s_x, z, snr, ratio, snr_norms)
+        eps = step_size if snr is None else _snr_eps(calls, s_x, z, snr, ratio, snr_norms)
         y = _langevin_move(x, s_x, z, eps)
-        s_y = eval_score(score, y, alpha, sigma)
-        lp_y = _eval_log_prob(log_prob, y, alpha, sigma)
+        s_y = calls(y, alpha, sigma, step, t)
+        lp_y = _eval_log_prob(log_prob, y, alpha, sigma, calls)
         log_ratio = _mala_log_ratio(x, y, s_x, s_y, lp_x, lp_y, eps)
         log_u = noise_like(np.log(ndtr(step_normals(seed, n, 1, step0 + 2 * j + 1)[:, 0])), lp_x)
         acc = log_u < log_ratio
@@ -235,12 +257,14 @@ def _mala_log_ratio(x: State, y: State, s_x: State, s_y: State, lp_x: State, lp_
     return lp_y - lp_x + (row_sums(fwd * fwd) - row_sums(back * back)) / (4.0 * e)
 
 
-def _eval_log_prob(log_prob: LogProbFn, x: State, alpha: float, sigma: float) -> State:
-    """log_prob(x, alpha, sigma) as an (n,) array of x's kind, checked for shape and NaN (one sync for a tensor)."""
+def _eval_log_prob(log_prob: LogProbFn, x: State, alpha: float, sigma: float, calls: ScoreCalls) -> State:
+    """log_prob(x, alpha, sigma) as an (n,) array of x's kind, checked for shape and NaN (one sync for a tensor);
+    a NaN that a non-finite score caused earlier is reported as the score's (the pending score checks first)."""
     lp = as_like(log_prob(x, alpha, sigma), x, "log_prob").reshape(-1)
     if tuple(lp.shape) != (x.shape[0],):
         raise SDEKitError(f"log_prob must return an array of shape ({x.shape[0]},); got shape {tuple(lp.shape)}")
     if any_nan(lp):
+        calls.flush()
         raise SDEKitError(f"log_prob returned NaN at alpha = {alpha:.6g}, sigma = {sigma:.6g}")
     return lp.clone() if is_torch(lp) else lp.copy()
 
@@ -295,6 +319,8 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
         if log_prob is None:
             raise SDEKitError("log_prob is required for corrector='mala' (log p_t(x) as log_prob(x, alpha, sigma))")
         check_callable(log_prob, "log_prob")
+    if not isinstance(final_denoise, bool | np.bool_):
+        raise SDEKitError(f"final_denoise must be a bool; got {final_denoise!r}")
     if predictor == "none" and (corrector == "none" or n_corrector == 0):
         raise SDEKitError("predictor='none' needs a corrector with n_corrector >= 1")
     big_t, small_t = float(forward.T), float(forward.eps)
@@ -305,15 +331,15 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
     kern = [forward.kernel(float(t)) for t in ts]
     n, d = x.shape
     block = 1 + 2 * n_corrector
-    nfe = n_lp = tried = 0
+    calls = ScoreCalls(score)
+    n_lp = tried = 0
     accepted: Any = 0
     for i in range(steps):
         (al, sg), (al1, sg1) = kern[i], kern[i + 1]
         a = al / al1
         g2 = max(sg * sg - a * a * sg1 * sg1, 0.0)
         if predictor != "none":
-            s = eval_score(score, x, al, sg)
-            nfe += 1
+            s = calls(x, al, sg, i, float(ts[i]))
             z = noise_like(step_normals(seed, n, d, i * block), x)
             f, g = float(forward.f(ts[i])), float(forward.g(ts[i]))
             x = _predict(predictor, x, s, z, a, g2, sg, sg1, f, g, h, forward.name == "ve")
@@ -322,16 +348,14 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
         step0 = i * block + 1
         rule = (None, snr) if corrector_step is None else (corrector_step, None)
         if corrector == "langevin":
-            x = _langevin(score, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0)
-            nfe += n_corrector
+            x = _langevin(calls, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0, i, float(ts[i + 1]))
         else:
-            x, n_acc = _mala(score, log_prob, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0)
-            nfe += n_corrector + 1
+            x, n_acc = _mala(calls, log_prob, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0, i,
+                             float(ts[i + 1]))
             n_lp += n_corrector + 1
             accepted = accepted + n_acc
             tried += n * n_corrector
     if final_denoise:
         al, sg = kern[-1]
-        x = (x + sg * sg * eval_score(score, x, al, sg)) / al
-        nfe += 1
-    return PCResult(x, nfe, n_lp, float(accepted) / tried if tried else None)
+        x = (x + sg * sg * calls(x, al, sg, steps, float(ts[-1]))) / al
+    return calls.finish(PCResult(x, calls.nfe, n_lp, float(accepted) / tried if tried else None))

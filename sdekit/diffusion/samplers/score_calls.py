@@ -1,0 +1,79 @@
+"""The model calls of one sampler run: score(x, alpha, sigma), each output checked as the SDE kernels check a state.
+
+Every output must be an array of x's kind and shape (n, d): a NumPy state takes anything NumPy converts to float64;
+a torch state needs a tensor (a NumPy array is refused: it has left the device and the autograd graph). Those checks
+are on the host. Finiteness costs one elementwise pass and one reduction per call, ``isfinite(s).all(axis=1)``:
+
+- NumPy: checked at once;
+- torch: the index of the first non-finite row (n when there is none) stays on the device, and the indices of the
+  latest calls are read in one host synchronisation every `CHECK_EVERY` calls and at the end of the run
+  (`ScoreCalls.finish`), as the torch backend's solver loop does (`sdekit.backends.torch.runner`).
+
+Either way the error is a `ScoreNonFiniteError` naming the path, the sampler step (counted from 0 in the order the
+steps run) and the noise level (alpha, sigma) of the first call that returned NaN or infinity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from sdekit.diffusion.samplers.arrays import State, as_like, is_torch
+from sdekit.diffusion.score_checks import ScoreNonFiniteError, ScoreShapeError
+
+__all__ = ["CHECK_EVERY", "ScoreCalls"]
+
+CHECK_EVERY = 32  # torch: calls between host reads of the finiteness record (the torch backend's interval)
+
+
+def _first_bad_row_torch(s: Any) -> Any:
+    """0-d tensor: the first row of s with a NaN or an infinity, or n (= s.shape[0]) when every row is finite."""
+    import torch
+
+    ok = torch.isfinite(s).all(dim=1)
+    return torch.argmin(torch.cat([ok, ok.new_zeros(1)]).to(torch.uint8))
+
+
+class ScoreCalls:
+    """score(x, alpha, sigma) for one sampler run, checked (module docstring); ``nfe`` counts the calls.
+
+    Call it as ``calls(x, alpha, sigma, step)`` (``t=`` where the sampler has a time) and return the run's result
+    through ``calls.finish(result)``, which reads the torch record once more."""
+
+    def __init__(self, score: Callable[[State, float, float], Any], name: str = "score") -> None:
+        self.score, self.name, self.nfe = score, name, 0
+        self._pending: list[tuple[Any, int, int, float, float, float | None]] = []
+
+    def __call__(self, x: State, alpha: float, sigma: float, step: int, t: float | None = None) -> State:
+        s = as_like(self.score(x, alpha, sigma), x, self.name)
+        if tuple(s.shape) != tuple(x.shape):
+            shape = tuple(s.shape) + (-1, -1)
+            raise ScoreShapeError(s.ndim, shape[0], shape[1], x.shape[0], x.shape[1], self.name)
+        self.nfe += 1
+        if is_torch(s):
+            self._pending.append((_first_bad_row_torch(s), int(s.shape[0]), step, alpha, sigma, t))
+            if len(self._pending) >= CHECK_EVERY:
+                self.flush()
+        elif not np.isfinite(s).all():
+            row = int(np.argmin(np.isfinite(s).all(axis=1)))
+            raise ScoreNonFiniteError(row, step, alpha, sigma, t, self.name)
+        return s
+
+    def flush(self) -> None:
+        """Read the pending torch finiteness record (one host synchronisation) and raise at its first bad call."""
+        if not self._pending:
+            return
+        import torch
+
+        codes = torch.stack([p[0] for p in self._pending]).tolist()
+        pending, self._pending = self._pending, []
+        for code, (_, n, step, alpha, sigma, t) in zip(codes, pending):
+            if code < n:
+                raise ScoreNonFiniteError(code, step, alpha, sigma, t, self.name)
+
+    def finish(self, result: Any) -> Any:
+        """result, once every call of the run is known to have returned finite values."""
+        self.flush()
+        return result

@@ -86,7 +86,12 @@ def evaluate(fn: Any, role: str, x: np.ndarray, t: float, p: Any) -> tuple[np.nd
             out = np.asarray(py(x_in, t, p))
         except IndexError as exc:
             raise _index_error(role, exc, p) from exc
-        except Exception:  # numba-only constructs: probe the compiled function, bounds-checked
+        except Exception as exc:  # numba-only constructs: probe the compiled function, bounds-checked
+            if _raised_in_torch(exc):
+                raise SDEKitError(
+                    f"{role} works on torch tensors (on a NumPy batch it raised {type(exc).__name__}: "
+                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); run it with "
+                    "simulate(..., backend='torch')") from exc
             x_in = x.copy()
             out = call(_bounds_checked(py), role, x_in, t, p)
     if not np.array_equal(x_in, x, equal_nan=True):
@@ -96,6 +101,17 @@ def evaluate(fn: Any, role: str, x: np.ndarray, t: float, p: Any) -> tuple[np.nd
             "the solvers reuse x after the call, so return a new array and leave x unchanged "
             "(e.g. out = -1.0 * x, not x *= -1)")
     return out, x_in
+
+
+def _raised_in_torch(exc: BaseException) -> bool:
+    """True when the exception came from inside torch (a torch network or function given NumPy arrays)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        if name == "torch" or name.startswith("torch."):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _bounds_checked(py: Any) -> Any:

@@ -191,6 +191,16 @@ TORCH_CASES = [
 ]
 
 
+def test_a_torch_score_on_the_numba_backend_is_sent_to_the_torch_backend():
+    torch = pytest.importorskip("torch")
+    from sdekit.diffusion import ForwardSDE, reverse_sde
+
+    net = torch.nn.Linear(2, 2).double()
+    sde = reverse_sde(ForwardSDE.vp(), lambda x, t: net(x), 2)
+    with pytest.raises(SDEKitError, match=r"drift works on torch tensors .*backend='torch'"):
+        sdekit.simulate(sde, np.zeros(2), (1.0, 0.01), steps=10, n_paths=4)
+
+
 @pytest.mark.parametrize("name, extra, pattern", TORCH_CASES, ids=[c[0] for c in TORCH_CASES])
 def test_bad_torch_backend_input_names_the_argument(name, extra, pattern):
     pytest.importorskip("torch")

@@ -146,14 +146,14 @@ def _row_score(x, t, p):
     return -x[:, 0] * 1.0
 
 
-@pytest.mark.parametrize(("score", "got"), [(_column_score, r"shape \(4, 1\)"), (_scalar_score, "a scalar"),
-                                             (_row_score, r"shape \(4,\)")])
+@pytest.mark.parametrize(("score", "got"), [(_column_score, r"shape \(\d+, 1\)"), (_scalar_score, "a scalar"),
+                                             (_row_score, r"shape \(\d+,\)")])
 def test_njit_composition_names_a_wrong_shaped_score(score, got):
     """A (n, 1) or scalar score used to broadcast silently into the drift; a (n,) one failed as 'drift'."""
     x = np.zeros((6, 2))
     for problem, kw in ((reverse_sde(VP, score, 2), {}), (probability_flow_ode(VP, score, 2), {"solver": "heun"})):
-        with pytest.raises(ScoreShapeError, match=rf"^score returned {got} for a batch x of shape \(4, 2\); "
-                                                   r"expected \(4, 2\)"):
+        with pytest.raises(ScoreShapeError, match=rf"^score returned {got} for a batch x of shape \((\d+), 2\); "
+                                                   r"expected \(\1, 2\)"):
             simulate(problem, x, (VP.T, VP.eps), steps=4, **kw)
 
 

@@ -53,6 +53,7 @@ THRESHOLDS: dict[str, float] = {
     "min_draws": 100,  # fewer draws per chain: R-hat, ESS and acceptance are skipped
 }
 MIXING = ("r_hat", "ess_bulk", "ess_tail")
+_NEVER_MOVED = "its draws never change"
 _PACKAGE = str(Path(__file__).resolve().parents[1]) + os.sep
 
 
@@ -140,20 +141,23 @@ def _mixing_flags(result: Any, values: dict[str, Any]) -> list[Flag]:
     bad = np.flatnonzero(~(r_hat <= THRESHOLDS["r_hat"]))
     if bad.size:
         worst = int(bad[np.argmax(np.nan_to_num(r_hat[bad], nan=np.inf))])
+        what = f"R-hat {r_hat[worst]:.3f} > {THRESHOLDS['r_hat']}" if np.isfinite(r_hat[worst]) else \
+            f"R-hat undefined ({_NEVER_MOVED})"
         flags.append(Flag("r_hat", float(r_hat[worst]), THRESHOLDS["r_hat"],
-                          f"{result.sampler}: R-hat {r_hat[worst]:.3f} > {THRESHOLDS['r_hat']} at coordinate {worst} "
-                          f"({bad.size} of {r_hat.size} coordinates): the chains disagree; run longer or look for "
-                          "modes the chains do not cross", tuple(int(i) for i in bad)))
+                          f"{result.sampler}: {what} at coordinate {worst} ({bad.size} of {r_hat.size} coordinates): "
+                          "the chains disagree; run longer or look for modes the chains do not cross",
+                          tuple(int(i) for i in bad)))
     for check, kind in (("ess_bulk", "bulk"), ("ess_tail", "tail")):
         per_chain = mix[check] / c
         values[check] = mix[check]
         bad = np.flatnonzero(~(per_chain >= THRESHOLDS[check]))
         if bad.size:
             worst = int(bad[np.argmin(np.nan_to_num(per_chain[bad], nan=-np.inf))])
+            what = f"{kind} ESS {mix[check][worst]:.0f} at coordinate {worst} is {per_chain[worst]:.1f} per chain" \
+                if np.isfinite(per_chain[worst]) else f"{kind} ESS undefined at coordinate {worst} ({_NEVER_MOVED})"
             flags.append(Flag(check, float(per_chain[worst]), THRESHOLDS[check],
-                              f"{result.sampler}: {kind} ESS {mix[check][worst]:.0f} at coordinate {worst} is "
-                              f"{per_chain[worst]:.1f} per chain < {THRESHOLDS[check]:.0f} per chain x {c} chains; "
-                              "run longer (more draws) before trusting these estimates", tuple(int(i) for i in bad)))
+                              f"{result.sampler}: {what} < {THRESHOLDS[check]:.0f} per chain x {c} chains; run longer "
+                              "(more draws) before trusting these estimates", tuple(int(i) for i in bad)))
     return flags
 
 

@@ -28,14 +28,14 @@ def test_public_samplers_and_kernels_carry_no_defect_switch(name):
 
 def test_every_planted_bug_is_registered_and_runs_through_the_entry_point():
     """Every module's DEFECTS entry is a compiled variant; planted() takes the public keywords."""
-    for sampler, (_, _, table) in SAMPLERS.items():
+    for sampler, (_, _, table, _) in SAMPLERS.items():
         assert table, sampler
         for defect, entry in table.items():
             assert entry.description and hasattr(entry.variant, "py_func"), (sampler, defect)
             assert defects(sampler)[defect] == entry.description
             run = planted(sampler, defect)
             assert run.__name__ == f"{sampler}[{defect}]"
-    assert sum(len(t) for _, _, t in SAMPLERS.values()) == 10
+    assert sum(len(entry[2]) for entry in SAMPLERS.values()) == 10
 
 
 def _imports(path: Path) -> set[str]:

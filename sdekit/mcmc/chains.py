@@ -107,12 +107,15 @@ def draw_arrays(n_chains: int, n_draws: int, d: int, name: str = "n_draws") -> t
 def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, kernel_params: np.ndarray,
                mats: np.ndarray | None = None, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,
                thin: int = 1, adapt: bool = False, target_accept: float = 0.8, seed: int = 0, x0: Any = None,
-               on_nonfinite: str = "warn", proposes: bool = True) -> MCMCResult:
+               on_nonfinite: str = "warn", proposes: bool = True, driver: Callable | None = None) -> MCMCResult:
     """Run ``n_chains`` chains of ``step`` on ``target`` (an energy target: dim, energy_fn, params).
 
     Warm-up: ``n_warmup`` steps, adapting each chain's step size by dual averaging to ``target_accept``
     when ``adapt``; sampling: ``n_draws`` draws, each ``thin`` steps apart. Returns an `MCMCResult` whose
     ``diagnostics`` hold the end-of-run checks (each that fires is also issued as a warning).
+    ``proposes`` False (ULA) leaves ``n_nonfinite`` None: such a step has no proposal to reject. ``driver``:
+    the compiled driver taking (step, energy, ...) (None: the disk-cached one for importable energies, else
+    `kernel.run_chains_kernel`; the planted-bug runs of `sdekit.mcmc.defects` pass its serial twin).
     """
     check_energy_target(target)
     n_chains = check_count(n_chains, "n_chains")
@@ -141,12 +144,12 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     args = (target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt), target_accept, np.uint64(seed),
             on_nonfinite == "raise", ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status, nonfinite,
             first_nonfinite)
-    kernel = cached_kernel(step, energy_function(target))
+    kernel = cached_kernel(step, energy_function(target)) if driver is None else None
     start = time.perf_counter()
     if kernel is not None:
         kernel(*args)
     else:
-        run_chains_kernel(step, energy_function(target), *args)
+        (driver or run_chains_kernel)(step, energy_function(target), *args)
     seconds = time.perf_counter() - start
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:

@@ -16,9 +16,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import numba as nb
+
 from sdekit.errors import SDEKitError
 from sdekit.mcmc.hmc import DEFECTS as HMC_DEFECTS
 from sdekit.mcmc.hmc import hmc, hmc_with
+from sdekit.mcmc.kernel import run_chains_kernel
 from sdekit.mcmc.mala import DEFECTS as MALA_DEFECTS
 from sdekit.mcmc.mala import mala, mala_with
 from sdekit.mcmc.result import MCMCResult
@@ -32,14 +35,21 @@ from sdekit.mcmc.underdamped import DEFECTS as UNDERDAMPED_DEFECTS
 from sdekit.mcmc.underdamped import underdamped_langevin, underdamped_langevin_with
 from sdekit.mcmc.variants import Defect
 
-# sampler name -> (public sampler, its driver taking the step or kernel first, its module's DEFECTS table)
-SAMPLERS: dict[str, tuple[Callable[..., MCMCResult], Callable[..., MCMCResult], dict[str, Defect]]] = {
-    "ula": (ula, ula_with, ULA_DEFECTS),
-    "mala": (mala, mala_with, MALA_DEFECTS),
-    "rwm": (rwm, rwm_with, RWM_DEFECTS),
-    "hmc": (hmc, hmc_with, HMC_DEFECTS),
-    "underdamped_langevin": (underdamped_langevin, underdamped_langevin_with, UNDERDAMPED_DEFECTS),
-    "replica_exchange": (replica_exchange, replica_exchange_with, TEMPERING_DEFECTS),
+# The generic MCMC driver compiled without threads, for the step variants: a planted bug runs to be rejected,
+# not to be fast, and every chain's numbers depend only on (seed, chain), so the results are the same; the
+# kernel variants of tempering and underdamped Langevin are serial already (`with_helpers`).
+SERIAL_DRIVER = nb.njit(run_chains_kernel.py_func)
+_SERIAL = {"driver": SERIAL_DRIVER}
+
+# sampler name -> (public sampler, its driver taking the step or kernel first, its module's DEFECTS table,
+# extra keywords for that driver)
+SAMPLERS: dict[str, tuple[Callable[..., MCMCResult], Callable[..., MCMCResult], dict[str, Defect], dict]] = {
+    "ula": (ula, ula_with, ULA_DEFECTS, _SERIAL),
+    "mala": (mala, mala_with, MALA_DEFECTS, _SERIAL),
+    "rwm": (rwm, rwm_with, RWM_DEFECTS, _SERIAL),
+    "hmc": (hmc, hmc_with, HMC_DEFECTS, _SERIAL),
+    "underdamped_langevin": (underdamped_langevin, underdamped_langevin_with, UNDERDAMPED_DEFECTS, {}),
+    "replica_exchange": (replica_exchange, replica_exchange_with, TEMPERING_DEFECTS, {}),
 }
 
 
@@ -60,7 +70,7 @@ def planted(sampler: str, defect: str) -> Callable[..., MCMCResult]:
     table = _table(sampler)
     if defect not in table:
         raise SDEKitError(f"defect must be one of {sorted(table)} for {sampler}; got {defect!r}")
-    public, driver, _ = SAMPLERS[sampler]
+    public, driver, _, extra = SAMPLERS[sampler]
     signature = inspect.signature(public)
     variant = table[defect].variant
 
@@ -71,7 +81,7 @@ def planted(sampler: str, defect: str) -> Callable[..., MCMCResult]:
             raise SDEKitError(f"{sampler} takes {list(signature.parameters)[1:]}: {exc}") from exc
         bound.apply_defaults()
         options = dict(bound.arguments)
-        return driver(variant, options.pop("target"), **options)
+        return driver(variant, options.pop("target"), **options, **extra)
 
     run.__name__ = f"{sampler}[{defect}]"
     run.__doc__ = f"{public.__name__} with the planted bug {defect!r}: {table[defect].description}."

@@ -30,7 +30,8 @@ class Defect:
 
 def with_helpers(fn: Any, **helpers: Any) -> Any:
     """A new njit dispatcher running ``fn``'s code (``fn`` an njit dispatcher) with the global names in
-    ``helpers`` bound to the given njit functions instead; same compile options, never disk-cached."""
+    ``helpers`` bound to the given njit functions instead; same compile options except that it is never
+    disk-cached and never parallel (cheaper to compile; the numbers are the same)."""
     py = fn.py_func
     unknown = sorted(set(helpers) - set(py.__code__.co_names))
     if unknown:
@@ -42,5 +43,7 @@ def with_helpers(fn: Any, **helpers: Any) -> Any:
     clone.__qualname__ = f"{py.__qualname__}[{swapped}]"
     clone.__doc__ = py.__doc__
     clone.__module__ = py.__module__
-    options = {k: v for k, v in fn.targetoptions.items() if k not in ("cache", "nopython")}  # njit implies nopython
+    # njit implies nopython; no disk cache (see above); serial: a planted bug runs to be rejected, not to be fast,
+    # and every chain's numbers depend only on (seed, chain), so prange as range gives the same results
+    options = {k: v for k, v in fn.targetoptions.items() if k not in ("cache", "nopython", "parallel")}
     return nb.njit(**options)(clone)

@@ -31,14 +31,6 @@ from sdekit.targets.energy import check_energy_target, energy_function, probe_en
 ON_NONFINITE = ("warn", "reject", "raise")
 
 
-def check_chain_seed(seed: Any) -> int:
-    """``seed`` as an int in [0, 2**64) (the chains' xoshiro256++ streams are keyed by a uint64), else SDEKitError."""
-    seed = check_seed(seed)
-    if seed >= 2 ** 64:
-        raise SDEKitError(f"seed must be an integer in [0, 2**64); got {seed}")
-    return seed
-
-
 def check_on_nonfinite(on_nonfinite: Any) -> str:
     """``on_nonfinite`` if it is one of ON_NONFINITE, else SDEKitError."""
     if not isinstance(on_nonfinite, str) or on_nonfinite not in ON_NONFINITE:
@@ -130,7 +122,7 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     n_draws = check_count(n_draws, "n_draws")
     n_warmup = check_count(n_warmup, "n_warmup", minimum=0)
     thin = check_count(thin, "thin")
-    seed = check_chain_seed(seed)
+    seed = check_seed(seed)
     on_nonfinite = check_on_nonfinite(on_nonfinite)
     if not isinstance(adapt, bool | np.bool_):
         raise SDEKitError(f"adapt must be True or False; got {adapt!r}")

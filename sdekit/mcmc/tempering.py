@@ -43,10 +43,10 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real
+from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real, check_seed
 from sdekit.errors import ChainNonFiniteError, NonFiniteProposalError, SDEKitError
 from sdekit.mcmc.adaptation import dual_averaging_init, dual_averaging_update
-from sdekit.mcmc.chains import check_chain_seed, check_on_nonfinite, draw_arrays, initial_positions
+from sdekit.mcmc.chains import check_on_nonfinite, draw_arrays, initial_positions
 from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.kernel import STREAM_MCMC, WORK_ROWS, finite_state
 from sdekit.mcmc.mala import mala_step
@@ -583,7 +583,7 @@ def replica_exchange_with(kernel: Any, target: Any, *, betas: Any, n_replicas: i
     thin = check_count(thin, "thin")
     if thin > n_rounds:
         raise SDEKitError(f"thin must be <= n_rounds = {n_rounds}; got {thin}")
-    seed = check_chain_seed(seed)
+    seed = check_seed(seed)
     on_nonfinite = check_on_nonfinite(on_nonfinite)
     if not isinstance(adapt, bool | np.bool_):
         raise SDEKitError(f"adapt must be True or False; got {adapt!r}")
@@ -703,7 +703,7 @@ def simulated_annealing(target: Any, *, schedule: Any = "geometric", t_start: fl
     thin = check_count(thin, "thin")
     if thin > n_steps:
         raise SDEKitError(f"thin must be <= the number of steps {n_steps}; got {thin}")
-    seed = check_chain_seed(seed)
+    seed = check_seed(seed)
     on_nonfinite = check_on_nonfinite(on_nonfinite)
     h1 = check_positive(LOCAL[local][1] if step_size is None else step_size, "step_size")
     if scale_step:

@@ -47,9 +47,9 @@ import numba as nb
 import numpy as np
 import scipy.linalg
 
-from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real
+from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real, check_seed
 from sdekit.errors import ChainNonFiniteError, SDEKitError
-from sdekit.mcmc.chains import check_chain_seed, draw_arrays, initial_positions, per_chain_array, step_sizes
+from sdekit.mcmc.chains import draw_arrays, initial_positions, per_chain_array, step_sizes
 from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.kernel import NO_FAILURE, STREAM_MCMC
 from sdekit.mcmc.result import MCMCResult
@@ -313,7 +313,7 @@ def underdamped_langevin_with(kernel: Any, target: Any, *, step_size: Any, frict
     n_draws = check_count(n_draws, "n_draws")
     n_warmup = check_count(n_warmup, "n_warmup", minimum=0)
     thin = check_count(thin, "thin")
-    seed = check_chain_seed(seed)
+    seed = check_seed(seed)
     d = target.dim
     h0 = step_sizes(step_size, n_chains)
     m_diag = _check_mass(mass, d)

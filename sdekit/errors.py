@@ -47,3 +47,15 @@ class ChainNonFiniteError(FloatingPointError):
         super().__init__(
             f"chain {self.chain} became non-finite ({what}) {where}, step size {self.step_size:.6g}; "
             "reduce the step size or use a Metropolis-adjusted sampler, which rejects such proposals")
+
+
+class NonFiniteProposalError(ChainNonFiniteError):
+    """With ``on_nonfinite="raise"``: a chain proposed a point where the energy or its gradient is not finite;
+    `chain` and `step` (1-based, warm-up included) say where it first happened."""
+
+    def __init__(self, chain: int, step: int, step_size: float, where: str = ""):
+        self.chain, self.step, self.step_size = int(chain), int(step), float(step_size)
+        FloatingPointError.__init__(
+            self, f"chain {self.chain}{where} proposed a point with a non-finite energy or gradient at step "
+            f"{self.step} (warm-up included), step size {self.step_size:.6g} (on_nonfinite='raise'); fix the energy "
+            "there, or use on_nonfinite='reject' if U = +inf marks the edge of the support on purpose")

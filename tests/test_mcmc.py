@@ -6,22 +6,28 @@ chains are independent, so the end states are i.i.d. draws from pi whenever the 
 pi-invariant, whatever the mixing. MCMC means are checked with z = (mean - E_pi f) / MCSE, the
 MCSE from ArviZ's ESS, against |z| < 4.89 (two-sided normal tail 1e-6).
 
-Planted bugs, each shown to fail the same battery that the correct kernel passes (same kernel,
-same seed, through the samplers' ``defect`` switch): MALA without the proposal correction and
-with it reversed; Metropolis accepting with exp(-dE / 2); HMC without the kinetic energy in the
-acceptance ratio and with the momentum not refreshed; ULA with its noise off by sqrt(2).
+Planted bugs, each shown to fail the same battery that the correct kernel passes (same driver,
+same seed, the step replaced by its variant from the module's ``DEFECTS`` through
+`sdekit.mcmc.defects.planted`): MALA without the proposal correction and with it reversed;
+Metropolis accepting with exp(-dE / 2); HMC without the kinetic energy in the acceptance ratio and
+with the momentum not refreshed; ULA with its noise off by sqrt(2).
 """
 
 from __future__ import annotations
+
+import re
+import warnings
 
 import numba as nb
 import numpy as np
 import pytest
 from hypothesis import given
 
-from sdekit.errors import ChainNonFiniteError, SDEKitError
+from sdekit.errors import ChainNonFiniteError, SDEKitError, SDEKitWarning
 from sdekit.mcmc import hmc, mala, rwm, ula
 from sdekit.mcmc.adaptation import dual_averaging_init, dual_averaging_reference, dual_averaging_update
+from sdekit.mcmc.defects import planted
+from sdekit.mcmc.diagnostics import MCMCWarning
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.targets.energy import EnergyTarget
 from sdekit.testing import STATISTICAL, gaussian_targets
@@ -35,30 +41,31 @@ MIXTURE = GaussianMixture([0.35, 0.65], [[-2.0, 0.0], [2.0, 1.0]],
                           [[[0.5, 0.1], [0.1, 0.4]], [[0.6, -0.2], [-0.2, 0.8]]])
 
 SAMPLERS = {"mala": mala, "rwm": rwm, "hmc": hmc, "ula": ula}
-# (sampler, kwargs, defect, should pass against pi); large steps so that a bias would show
+# (sampler, kwargs, planted defect or None, should pass against pi); large steps so that a bias would show
 STATIONARITY_CASES = [
-    ("mala", dict(step_size=0.6), 0, True),
-    ("mala", dict(step_size=0.6), 1, False),
-    ("mala", dict(step_size=0.6), 2, False),
-    ("rwm", dict(step_size=1.2), 0, True),
-    ("rwm", dict(step_size=1.6, proposal="uniform"), 0, True),
-    ("rwm", dict(step_size=1.2, proposal_cov=[[1.0, 0.6], [0.6, 2.0]]), 0, True),
-    ("rwm", dict(step_size=1.2), 2, False),
-    ("hmc", dict(step_size=0.9, n_leapfrog=4), 0, True),
-    ("hmc", dict(step_size=0.9, n_leapfrog=4, mass=[2.0, 0.5]), 0, True),
-    ("hmc", dict(step_size=0.9, n_leapfrog=4, mass=[[1.0, 0.3], [0.3, 0.8]]), 0, True),
-    ("hmc", dict(step_size=0.9, n_leapfrog=4), 1, False),
-    ("hmc", dict(step_size=0.9, n_leapfrog=4), 3, False),
+    ("mala", dict(step_size=0.6), None, True),
+    ("mala", dict(step_size=0.6), "no_proposal_correction", False),
+    ("mala", dict(step_size=0.6), "reversed_proposal_correction", False),
+    ("rwm", dict(step_size=1.2), None, True),
+    ("rwm", dict(step_size=1.6, proposal="uniform"), None, True),
+    ("rwm", dict(step_size=1.2, proposal_cov=[[1.0, 0.6], [0.6, 2.0]]), None, True),
+    ("rwm", dict(step_size=1.2), "acceptance_at_temperature_2", False),
+    ("hmc", dict(step_size=0.9, n_leapfrog=4), None, True),
+    ("hmc", dict(step_size=0.9, n_leapfrog=4, mass=[2.0, 0.5]), None, True),
+    ("hmc", dict(step_size=0.9, n_leapfrog=4, mass=[[1.0, 0.3], [0.3, 0.8]]), None, True),
+    ("hmc", dict(step_size=0.9, n_leapfrog=4), "no_kinetic_energy", False),
+    ("hmc", dict(step_size=0.9, n_leapfrog=4), "momentum_not_refreshed", False),
 ]
 
 
-def _from_pi(name: str, target, steps: int, seed: int = 0, defect: int = 0, **kw):
-    return SAMPLERS[name](target, n_chains=N, n_draws=1, n_warmup=0, thin=steps, seed=seed, x0="target",
-                          defect=defect, **({"adapt": False} if name != "ula" else {}), **kw)
+def _from_pi(name: str, target, steps: int, seed: int = 0, defect: str | None = None, **kw):
+    run = SAMPLERS[name] if defect is None else planted(name, defect)
+    return run(target, n_chains=N, n_draws=1, n_warmup=0, thin=steps, seed=seed, x0="target",
+               **({"adapt": False} if name != "ula" else {}), **kw)
 
 
 @pytest.mark.parametrize("name,kw,defect,ok", STATIONARITY_CASES,
-                         ids=[f"{c[0]}-{i}-defect{c[2]}" for i, c in enumerate(STATIONARITY_CASES)])
+                         ids=[f"{c[0]}-{i}-{c[2] or 'correct'}" for i, c in enumerate(STATIONARITY_CASES)])
 def test_adjusted_samplers_are_exactly_invariant_and_planted_bugs_fail(name, kw, defect, ok):
     """Metropolis-adjusted kernels are pi-invariant at any step: 20 large steps from pi keep pi exactly;
     each planted bug moves the law far enough that the same battery rejects it."""
@@ -77,7 +84,7 @@ def test_ula_is_biased_exactly_as_its_gaussian_law_says():
     res = _from_pi("ula", TARGET, k, seed=3, step_size=h)
     assert not compare_with_law(res.final, TARGET, alpha=ALPHA).passed
     assert compare_with_law(res.final, law, alpha=ALPHA).passed
-    bad = _from_pi("ula", TARGET, k, seed=3, step_size=h, defect=1)
+    bad = _from_pi("ula", TARGET, k, seed=3, step_size=h, defect="noise_off_by_sqrt2")
     assert not compare_with_law(bad.final, law, alpha=ALPHA).passed
 
 
@@ -88,7 +95,7 @@ def test_mala_passes_stein_on_a_mixture_and_a_missing_correction_fails_it():
     good = _from_pi("mala", MIXTURE, 40, seed=5, step_size=0.25)
     report = compare_with_law(good.final, MIXTURE, alpha=ALPHA)
     assert report.passed, report.to_text()
-    biased = _from_pi("mala", MIXTURE, 40, seed=5, step_size=0.25, defect=1)
+    biased = _from_pi("mala", MIXTURE, 40, seed=5, step_size=0.25, defect="no_proposal_correction")
     report = compare_with_law(biased.final, MIXTURE, alpha=ALPHA)
     assert not report.passed
     stein = [r for r in report.results if r.test.startswith("Stein")]
@@ -109,7 +116,7 @@ def test_long_run_means_and_variances_within_mcse(name, kw):
 def test_mcse_z_detects_metropolis_at_the_wrong_temperature():
     """The same long-run check rejects Metropolis accepting with exp(-dE/2) (it samples pi^{1/2}, twice
     the variance)."""
-    res = rwm(TARGET, n_chains=8, n_draws=4000, n_warmup=1000, seed=7, defect=2)
+    res = planted("rwm", "acceptance_at_temperature_2")(TARGET, n_chains=8, n_draws=4000, n_warmup=1000, seed=7)
     sq = (res.samples - TARGET.mean) ** 2
     assert np.max(np.abs(res.expectation_z(sq, np.diag(TARGET.cov)))) > Z_CRIT
 
@@ -149,8 +156,10 @@ def test_same_seed_same_numbers_whatever_the_thread_count_or_number_of_chains():
 def test_hmc_flags_divergences_and_rejects_them():
     """A step far beyond the leapfrog stability limit (h = 6 on a target with sd <= 1.6) blows the energy up:
     every transition diverges and is rejected; a small step has none."""
-    wild = hmc(TARGET, step_size=6.0, n_leapfrog=10, n_chains=2, n_draws=50, n_warmup=0, adapt=False)
+    with pytest.warns(MCMCWarning, match="100 of 100 transitions after warm-up diverged"):
+        wild = hmc(TARGET, step_size=6.0, n_leapfrog=10, n_chains=2, n_draws=50, n_warmup=0, adapt=False)
     assert wild.n_divergent == 100 and wild.acceptance_rate == 0.0
+    assert wild.diagnostics.fired == ("divergences",)
     assert np.all(wild.samples == wild.samples[:, :1])  # never moved
     calm = hmc(TARGET, step_size=0.2, n_leapfrog=10, n_chains=2, n_draws=50, n_warmup=0, adapt=False)
     assert calm.n_divergent == 0
@@ -160,7 +169,9 @@ def test_arviz_conversion_and_rhat_sees_chains_stuck_in_different_modes():
     """to_arviz gives posterior x (chain, draw, dim) and sample stats; on a mixture with modes far apart,
     MALA chains started in different modes never cross and split R-hat flags it (> 1.5)."""
     far = GaussianMixture([0.5, 0.5], [[-8.0], [8.0]], [[[0.5]], [[0.5]]])
-    res = mala(far, n_chains=4, n_draws=500, n_warmup=200, seed=2, x0=[[-8.0], [-8.0], [8.0], [8.0]])
+    with pytest.warns(MCMCWarning) as record:  # deliberately stuck chains: R-hat (and ESS) warn
+        res = mala(far, n_chains=4, n_draws=500, n_warmup=200, seed=2, x0=[[-8.0], [-8.0], [8.0], [8.0]])
+    assert any(re.match(r"mala: R-hat 1\.\d{3} > 1\.01", str(w.message)) for w in record)
     data = res.to_arviz()
     assert data.posterior["x"].shape == (4, 500, 1)
     assert set(data.sample_stats.data_vars) >= {"acceptance_rate", "diverging", "lp", "step_size"}
@@ -190,10 +201,16 @@ def _log_barrier(x, p, grad):
 
 def test_user_energy_with_infinite_walls_is_never_left():
     """A user energy (EnergyTarget) that is +inf outside the unit disk: MALA rejects every proposal outside,
-    so no draw leaves it; a start outside raises ChainNonFiniteError at step 0."""
+    so no draw leaves it, and counts them (on_nonfinite="reject": walls on purpose, no warning); a start
+    outside raises ChainNonFiniteError at step 0."""
     disk = EnergyTarget(_log_barrier, 2, name="barrier")
-    res = mala(disk, step_size=0.2, n_chains=4, n_draws=300, n_warmup=100, seed=0, x0=np.zeros(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SDEKitWarning)
+        res = mala(disk, step_size=0.2, n_chains=4, n_draws=1000, n_warmup=300, seed=0, x0=np.zeros(2),
+                   on_nonfinite="reject")
     assert np.all(np.sum(res.samples ** 2, axis=2) < 1.0)
+    assert res.n_nonfinite.shape == (4,) and np.all(res.n_nonfinite > 0)  # measured 16% of the proposals
+    assert res.diagnostics.flags == ()
     with pytest.raises(ChainNonFiniteError, match="initial position"):
         mala(disk, n_chains=2, n_draws=5, n_warmup=0, x0=[2.0, 0.0])
 

@@ -4,7 +4,9 @@ Samplers (each a module with a pure compiled step and a driver returning an `MCM
 `mala`, `rwm` (random-walk Metropolis), `hmc`, `underdamped_langevin` (BAOAB / OBABO),
 `replica_exchange` (parallel tempering) and `simulated_annealing`. Every
 chain's random numbers depend only on (seed, chain), so results do not change with the thread
-count. Diagnostics come from ArviZ via `MCMCResult.to_arviz`, `ess`, `rhat`, `mcse_mean`, `summary`.
+count. Diagnostics come from ArviZ via `MCMCResult.to_arviz`, `ess`, `rhat`, `mcse_mean`, `summary`;
+every run ends with the checks of `sdekit.mcmc.diagnostics` (one warning line per check that fires,
+``result.diagnostics``). Planted bugs for power studies: `sdekit.mcmc.defects.planted`.
 """
 
 from sdekit.mcmc.hmc import hmc

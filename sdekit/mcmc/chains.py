@@ -1,119 +1,41 @@
-"""The generic MCMC driver: many independent chains in parallel, one chain per Numba thread.
+"""The Python side of the generic MCMC driver: argument checks, starting points, the compiled run
+(`sdekit.mcmc.kernel`, disk-cached per energy by `sdekit.mcmc.disk_cache` when it can be) and the
+end-of-run checks (`sdekit.mcmc.diagnostics`).
 
-Every sampler is a pure, compiled step with one signature,
-
-    step(energy, p, x, grad, u, work, h, kp, mats, rng, k_tab, w_tab, f_tab, defect) -> (u', a, div)
-
-which moves the state (x, grad U(x), U(x)) of one chain in place (x and grad are overwritten, U is
-returned), reports the Metropolis acceptance probability a (1 for unadjusted moves) and whether the
-step diverged. ``work`` is a (WORK_ROWS, d) scratch array, ``kp`` the sampler's numeric parameters,
-``mats`` a (2, d, d) array of matrices (mass matrix factors, proposal factor), ``rng`` the chain's
-xoshiro256++ state (`sdekit.noise.streams`): each chain's numbers depend only on (seed, chain), so
-results never change with the thread count. ``defect`` is 0 in normal use; the power studies plant
-documented bugs through it (see each sampler's DEFECTS).
-
-`run_chains` loops warm-up (with per-chain dual-averaging step-size adaptation when asked) and
-sampling, and keeps every ``thin``-th state. A chain whose state turns non-finite (possible only
-for unadjusted samplers; adjusted ones reject such proposals) stops the run with
-`ChainNonFiniteError` naming the chain and the step.
+Before the compiled run the energy is called once at the first chain's start (`probe_energy`), so a
+malformed energy raises `SDEKitError` naming it instead of failing inside Numba. Proposals with a
+non-finite energy or gradient are rejected and counted per chain (``MCMCResult.n_nonfinite``);
+``on_nonfinite`` chooses what else happens: "warn" (default: a warning when their share exceeds
+``THRESHOLDS["nonfinite"]``), "reject" (count only: for energies that are +inf outside their support
+on purpose) or "raise" (`NonFiniteProposalError` naming the chain and the step of the first). A chain
+whose own state turns non-finite (possible only for unadjusted samplers) raises `ChainNonFiniteError`.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numba as nb
 import numpy as np
 
 from sdekit.diffusion.samplers.checks import check_count, check_real, check_seed
-from sdekit.errors import ChainNonFiniteError, SDEKitError
-from sdekit.mcmc.adaptation import dual_averaging_init, dual_averaging_update
+from sdekit.errors import ChainNonFiniteError, NonFiniteProposalError, SDEKitError
+from sdekit.mcmc.diagnostics import finish
+from sdekit.mcmc.disk_cache import cached_kernel
+from sdekit.mcmc.kernel import NO_FAILURE, run_chains_kernel
 from sdekit.mcmc.result import MCMCResult
-from sdekit.noise.streams import seed_stream
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
-from sdekit.targets.energy import check_energy_target
+from sdekit.targets.energy import check_energy_target, energy_function, probe_energy
 
-STREAM_MCMC = 0x4D434D43  # "MCMC": the chains' stream id, distinct from the SDE kernels' 0 and 1
-WORK_ROWS = 6
-NO_FAILURE = -1
+ON_NONFINITE = ("warn", "reject", "raise")
 
 
-def _finite_state(u, grad):
-    if not math.isfinite(u):
-        return False
-    for i in range(grad.shape[0]):
-        if not math.isfinite(grad[i]):
-            return False
-    return True
-
-
-finite_state = nb.njit(cache=True)(_finite_state)
-
-
-@nb.njit(cache=True)
-def metropolis_accept(log_u, log_r, x, grad, u, y, gy, uy):
-    """Accept the proposal (y, grad U(y), U(y)) when log u < log r, copying it into (x, grad); returns
-    (the chain's U, the acceptance probability min(1, e^{log r}))."""
-    accept_prob = 1.0 if log_r >= 0.0 else math.exp(log_r)
-    if log_u < log_r:
-        for i in range(x.shape[0]):
-            x[i] = y[i]
-            grad[i] = gy[i]
-        return uy, accept_prob
-    return u, accept_prob
-
-
-def _run_chains(step, energy, p, x0, h0, kp, mats, n_warmup, n_draws, thin, adapt, target_accept, seed, defect,
-                k_tab, w_tab, f_tab, draws, acc, pot, div, h_final, status):
-    n_chains, d = x0.shape
-    total = n_warmup + n_draws * thin
-    for c in nb.prange(n_chains):
-        rng = np.empty((1, 4), dtype=np.uint64)
-        seed_stream(rng[0], seed, c, STREAM_MCMC)
-        x = x0[c].copy()
-        grad = np.empty(d)
-        work = np.zeros((WORK_ROWS, d))
-        da = np.empty(5)
-        u = energy(x, p, grad)
-        if not finite_state(u, grad):
-            status[c] = 0
-            continue
-        h = h0[c]
-        if adapt:
-            dual_averaging_init(da, h)
-        a_sum = 0.0
-        d_sum = 0
-        for m in range(total):
-            if m == n_warmup:  # warm-up over: sample with the averaged step
-                if adapt and n_warmup > 0:
-                    h = math.exp(da[3])
-                h_final[c] = h
-            u, a, dv = step(energy, p, x, grad, u, work, h, kp, mats, rng, k_tab, w_tab, f_tab, defect)
-            if not math.isfinite(u):
-                status[c] = m + 1
-                break
-            if m < n_warmup:
-                if adapt:
-                    h = dual_averaging_update(da, a, target_accept)
-                continue
-            a_sum += a
-            d_sum += dv
-            j = m - n_warmup + 1
-            if j % thin == 0:
-                k = j // thin - 1
-                for i in range(d):
-                    draws[c, k, i] = x[i]
-                acc[c, k] = a_sum / thin
-                pot[c, k] = u
-                div[c, k] = d_sum
-                a_sum = 0.0
-                d_sum = 0
-
-
-run_chains_kernel = nb.njit(parallel=True)(_run_chains)
+def check_on_nonfinite(on_nonfinite: Any) -> str:
+    """``on_nonfinite`` if it is one of ON_NONFINITE, else SDEKitError."""
+    if not isinstance(on_nonfinite, str) or on_nonfinite not in ON_NONFINITE:
+        raise SDEKitError(f"on_nonfinite must be one of {ON_NONFINITE}; got {on_nonfinite!r}")
+    return on_nonfinite
 
 
 def initial_positions(target: Any, x0: Any, n_chains: int, seed: int) -> np.ndarray:
@@ -136,6 +58,9 @@ def initial_positions(target: Any, x0: Any, n_chains: int, seed: int) -> np.ndar
 def per_chain_array(value: Any, n_chains: int, d: int, name: str) -> np.ndarray:
     """``value`` as a finite C-contiguous (n_chains, d) float64 array: shape (d,) is repeated for every chain
     (a scalar too when d = 1), shape (n_chains, d) is used as is; else SDEKitError naming ``name``."""
+    if isinstance(value, bool) or np.iscomplexobj(value):
+        raise SDEKitError(f"{name} must be real, of shape ({d},) or (n_chains, {d}) = ({n_chains}, {d}); "
+                          f"got {type(value).__name__} {np.asarray(value).dtype}")
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -153,7 +78,11 @@ def per_chain_array(value: Any, n_chains: int, d: int, name: str) -> np.ndarray:
 
 def step_sizes(step_size: Any, n_chains: int, name: str = "step_size") -> np.ndarray:
     """A positive step size per chain, (n_chains,), from a scalar or an (n_chains,) array."""
-    arr = np.array(step_size, dtype=np.float64) if not isinstance(step_size, bool) else None
+    bad = isinstance(step_size, bool | str) or np.iscomplexobj(step_size)
+    try:
+        arr = None if bad else np.array(step_size, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
     if arr is None or not (arr.ndim == 0 or arr.shape == (n_chains,)):
         raise SDEKitError(f"{name} must be a positive number or an array of shape (n_chains,) = ({n_chains},); "
                           f"got {step_size!r}")
@@ -163,14 +92,30 @@ def step_sizes(step_size: Any, n_chains: int, name: str = "step_size") -> np.nda
     return arr
 
 
+def draw_arrays(n_chains: int, n_draws: int, d: int, name: str = "n_draws") -> tuple[np.ndarray, ...]:
+    """(draws (chains, draws, d), accept_prob, potential_energy (chains, draws), divergent (int64)), or an
+    SDEKitError naming ``name`` with the memory they would need when they cannot be allocated."""
+    try:
+        return (np.empty((n_chains, n_draws, d)), np.empty((n_chains, n_draws)), np.empty((n_chains, n_draws)),
+                np.zeros((n_chains, n_draws), dtype=np.int64))
+    except (MemoryError, ValueError) as exc:
+        gib = n_chains * n_draws * (d + 3) * 8 / 2 ** 30
+        raise SDEKitError(f"{name} = {n_draws} draws of {n_chains} chains in dimension {d} would need {gib:.3g} GiB "
+                          f"to store; lower {name} or n_chains, or keep every k-th draw with thin") from exc
+
+
 def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, kernel_params: np.ndarray,
                mats: np.ndarray | None = None, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,
                thin: int = 1, adapt: bool = False, target_accept: float = 0.8, seed: int = 0, x0: Any = None,
-               defect: int = 0) -> MCMCResult:
+               on_nonfinite: str = "warn", proposes: bool = True, driver: Callable | None = None) -> MCMCResult:
     """Run ``n_chains`` chains of ``step`` on ``target`` (an energy target: dim, energy_fn, params).
 
     Warm-up: ``n_warmup`` steps, adapting each chain's step size by dual averaging to ``target_accept``
-    when ``adapt``; sampling: ``n_draws`` draws, each ``thin`` steps apart. Returns an `MCMCResult`.
+    when ``adapt``; sampling: ``n_draws`` draws, each ``thin`` steps apart. Returns an `MCMCResult` whose
+    ``diagnostics`` hold the end-of-run checks (each that fires is also issued as a warning).
+    ``proposes`` False (ULA) leaves ``n_nonfinite`` None: such a step has no proposal to reject. ``driver``:
+    the compiled driver taking (step, energy, ...) (None: the disk-cached one for importable energies, else
+    `kernel.run_chains_kernel`; the planted-bug runs of `sdekit.mcmc.defects` pass its serial twin).
     """
     check_energy_target(target)
     n_chains = check_count(n_chains, "n_chains")
@@ -178,35 +123,45 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     n_warmup = check_count(n_warmup, "n_warmup", minimum=0)
     thin = check_count(thin, "thin")
     seed = check_seed(seed)
+    on_nonfinite = check_on_nonfinite(on_nonfinite)
+    if not isinstance(adapt, bool | np.bool_):
+        raise SDEKitError(f"adapt must be True or False; got {adapt!r}")
     target_accept = check_real(target_accept, "target_accept", lo=0.0, strict=True)
     if target_accept >= 1.0:
         raise SDEKitError(f"target_accept must be in (0, 1); got {target_accept}")
     h0 = step_sizes(step_size, n_chains)
     d = target.dim
     xs = initial_positions(target, x0, n_chains, seed)
+    probe_energy(energy_function(target), target.params, xs[0])
     if mats is None:
         mats = np.broadcast_to(np.eye(d), (2, d, d)).copy()
     kp = np.ascontiguousarray(kernel_params, dtype=np.float64)
-    draws = np.empty((n_chains, n_draws, d))
-    acc = np.empty((n_chains, n_draws))
-    pot = np.empty((n_chains, n_draws))
-    div = np.zeros((n_chains, n_draws), dtype=np.int64)
+    draws, acc, pot, div = draw_arrays(n_chains, n_draws, d)
     h_final = h0.copy()
     status = np.full(n_chains, NO_FAILURE, dtype=np.int64)
+    nonfinite = np.zeros(n_chains, dtype=np.int64)
+    first_nonfinite = np.zeros(n_chains, dtype=np.int64)
     args = (target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt), target_accept, np.uint64(seed),
-            int(defect), ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status)
-    from sdekit.mcmc.disk_cache import cached_kernel  # here: disk_cache imports this module
-
-    kernel = cached_kernel(step, target.energy_fn)
+            on_nonfinite == "raise", ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status, nonfinite,
+            first_nonfinite)
+    kernel = cached_kernel(step, energy_function(target)) if driver is None else None
     start = time.perf_counter()
     if kernel is not None:
         kernel(*args)
     else:
-        run_chains_kernel(step, target.energy_fn, *args)
+        (driver or run_chains_kernel)(step, energy_function(target), *args)
     seconds = time.perf_counter() - start
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:
         c = int(bad[np.argmin(status[bad])])
         raise ChainNonFiniteError(c, int(status[c]), float(h_final[c]),
                                   "energy or gradient at the initial position" if status[c] == 0 else "state")
-    return MCMCResult(draws, acc, pot, div, h_final, sampler, n_warmup, thin, seconds)
+    if on_nonfinite == "raise" and np.any(first_nonfinite):
+        hit = np.flatnonzero(first_nonfinite)
+        c = int(hit[np.argmin(first_nonfinite[hit])])
+        raise NonFiniteProposalError(c, int(first_nonfinite[c]), float(h_final[c]))
+    res = MCMCResult(draws, acc, pot, div, h_final, sampler, n_warmup, thin, seconds, n_nonfinite=nonfinite)
+    if not proposes:
+        res.n_nonfinite = None
+    return finish(res, initial_step=h0 if adapt else None, target_accept=target_accept,
+                  proposals_per_chain=n_warmup + n_draws * thin, on_nonfinite=on_nonfinite)

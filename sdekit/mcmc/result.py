@@ -7,23 +7,13 @@ R-hat", Bayesian Analysis 16(2)), not from hand-written estimators.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from sdekit.errors import SDEKitError
-
-
-def _arviz() -> Any:
-    try:
-        with warnings.catch_warnings():  # arviz 0.2x announces its 1.0 refactor on import
-            warnings.simplefilter("ignore", FutureWarning)
-            import arviz
-    except ImportError as exc:  # pragma: no cover - arviz is a dependency
-        raise SDEKitError("diagnostics need arviz: pip install arviz") from exc
-    return arviz
+from sdekit.mcmc.diagnostics import Diagnostics, arviz_module, diagnose, quiet
 
 
 @dataclass
@@ -37,6 +27,11 @@ class MCMCResult:
     divergent: (chains, draws) how many of the ``thin`` steps behind each draw diverged.
     step_size: (chains,) the step size used after warm-up (adapted per chain, or as given).
     extras: sampler-specific statistics (e.g. swap rates of replica exchange).
+    n_nonfinite: (chains,) how many proposals of each chain (warm-up included) had a non-finite energy or
+      gradient and were rejected (None where the sampler makes no proposals: ULA, underdamped Langevin,
+      whose non-finite states raise instead).
+    diagnostics: the end-of-run checks (`sdekit.mcmc.diagnostics`: divergences, non-finite proposals,
+      R-hat, ESS, step-size collapse, acceptance), set by every sampler; ``warnings`` lists the lines issued.
     """
 
     samples: np.ndarray
@@ -49,11 +44,20 @@ class MCMCResult:
     thin: int
     seconds: float
     extras: dict[str, Any] = field(default_factory=dict)
+    n_nonfinite: np.ndarray | None = None
+    diagnostics: Diagnostics | None = None
 
     def __repr__(self) -> str:
         c, n, d = self.samples.shape
+        flags = f", flags {list(self.diagnostics.fired)}" if self.diagnostics and self.diagnostics.flags else ""
+        nonfinite = "" if self.n_nonfinite is None else f", non-finite proposals {int(np.sum(self.n_nonfinite))}"
         return (f"MCMCResult({self.sampler}: {c} chains x {n} draws, d={d}, acceptance "
-                f"{self.acceptance_rate:.3f}, divergences {self.n_divergent})")
+                f"{self.acceptance_rate:.3f}, divergences {self.n_divergent}{nonfinite}{flags})")
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The one-line warnings issued at the end of the run (empty when every check passed)."""
+        return () if self.diagnostics is None else tuple(f.message for f in self.diagnostics.flags)
 
     @property
     def n_chains(self) -> int:
@@ -83,7 +87,7 @@ class MCMCResult:
     def to_arviz(self, var_name: str = "x") -> Any:
         """An ``arviz.InferenceData``: posterior[var_name] with dims (chain, draw, <var_name>_dim_0) and
         sample_stats acceptance_rate, diverging, lp (= -U), potential_energy, step_size."""
-        az = _arviz()
+        az = arviz_module()
         c, n, _ = self.samples.shape
         stats = {
             "acceptance_rate": self.accept_prob,
@@ -95,33 +99,41 @@ class MCMCResult:
         return az.from_dict(posterior={var_name: self.samples}, sample_stats=stats)
 
     def _per_dim(self, fn: Any, **kwargs: Any) -> np.ndarray:
-        data = self.to_arviz()
-        return np.asarray(fn(data, **kwargs)["x"].values, dtype=float)
+        with quiet():
+            return np.asarray(fn(self.to_arviz(), **kwargs)["x"].values, dtype=float)
 
     def ess(self, method: str = "bulk") -> np.ndarray:
         """Effective sample size per coordinate (ArviZ ``ess``; method "bulk", "tail", "mean", ...), shape (d,)."""
-        return self._per_dim(_arviz().ess, method=method)
+        return self._per_dim(arviz_module().ess, method=method)
 
     def rhat(self) -> np.ndarray:
         """Rank-normalised split R-hat per coordinate (ArviZ ``rhat``), shape (d,)."""
-        return self._per_dim(_arviz().rhat)
+        return self._per_dim(arviz_module().rhat)
 
     def mcse_mean(self) -> np.ndarray:
         """Monte Carlo standard error of each coordinate's mean, sd / sqrt(ESS_mean) (ArviZ ``mcse``), (d,)."""
-        return self._per_dim(_arviz().mcse, method="mean")
+        return self._per_dim(arviz_module().mcse, method="mean")
 
     def plot_trace(self, **kwargs: Any) -> Any:
         """ArviZ trace plot (per-coordinate density and trace per chain); returns the matplotlib axes."""
-        return _arviz().plot_trace(self.to_arviz(), **kwargs)
+        with quiet():
+            return arviz_module().plot_trace(self.to_arviz(), **kwargs)
 
     def plot_rank(self, **kwargs: Any) -> Any:
         """ArviZ rank plot (histograms of the ranks of each chain's draws among all draws: uniform when the
         chains mix; Vehtari et al. 2021); returns the matplotlib axes."""
-        return _arviz().plot_rank(self.to_arviz(), **kwargs)
+        with quiet():
+            return arviz_module().plot_rank(self.to_arviz(), **kwargs)
 
     def summary(self) -> Any:
-        """ArviZ's summary table (mean, sd, HDI, MCSE, ESS bulk/tail, R-hat) as a pandas DataFrame."""
-        return _arviz().summary(self.to_arviz())
+        """ArviZ's summary table (mean, sd, HDI, MCSE, ESS bulk/tail, R-hat) as a pandas DataFrame, with a
+        ``flags`` column: per coordinate, the end-of-run checks that fired (`sdekit.mcmc.diagnostics`;
+        run-wide ones such as divergences on every row) and the checks skipped, with why."""
+        with quiet():
+            table = arviz_module().summary(self.to_arviz())
+        diag = self.diagnostics if self.diagnostics is not None else diagnose(self)
+        table["flags"] = diag.column(self.samples.shape[2])
+        return table
 
     def mean_z(self, exact_mean: Any) -> np.ndarray:
         """z_i = (mean_i - E_pi x_i) / MCSE_i per coordinate: approximately N(0, 1) for a correct,
@@ -141,6 +153,7 @@ class MCMCResult:
         ex = np.asarray(exact, dtype=float).reshape(-1)
         if ex.shape != (v.shape[2],):
             raise SDEKitError(f"exact must have shape ({v.shape[2]},) to match values; got {ex.shape}")
-        az = _arviz()
-        mcse = np.asarray(az.mcse(az.convert_to_dataset({"f": v}), method="mean")["f"].values, dtype=float)
+        az = arviz_module()
+        with quiet():
+            mcse = np.asarray(az.mcse(az.convert_to_dataset({"f": v}), method="mean")["f"].values, dtype=float)
         return (v.reshape(-1, v.shape[2]).mean(axis=0) - ex) / mcse

@@ -44,27 +44,25 @@ import numba as nb
 import numpy as np
 
 from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real, check_seed
-from sdekit.errors import ChainNonFiniteError, SDEKitError
+from sdekit.errors import ChainNonFiniteError, NonFiniteProposalError, SDEKitError
 from sdekit.mcmc.adaptation import dual_averaging_init, dual_averaging_update
-from sdekit.mcmc.chains import STREAM_MCMC, WORK_ROWS, finite_state, initial_positions
+from sdekit.mcmc.chains import check_on_nonfinite, draw_arrays, initial_positions
+from sdekit.mcmc.diagnostics import finish
+from sdekit.mcmc.kernel import STREAM_MCMC, WORK_ROWS, finite_state
 from sdekit.mcmc.mala import mala_step
 from sdekit.mcmc.result import MCMCResult
 from sdekit.mcmc.rwm import rwm_step
+from sdekit.mcmc.variants import Defect, with_helpers
 from sdekit.noise.streams import next_double_row, seed_stream
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
 from sdekit.targets import Gaussian
-from sdekit.targets.energy import check_energy_target
+from sdekit.targets.energy import check_energy_target, energy_function, probe_energy
 from sdekit.targets.gaussian import float_array
 
 __all__ = ["DEFECTS", "SCHEDULES", "annealing_schedule", "geometric_ladder", "replica_exchange",
            "simulated_annealing", "tempered_energy_for", "tempered_gaussian_law"]
 
 STREAM_PT = STREAM_MCMC + 2  # replica exchange runs; annealing chains use STREAM_MCMC (the streams of `mala`)
-DEFECTS = {
-    0: "none",
-    1: "swap acceptance with the sign of the exponent reversed: log r = -(beta_i - beta_j)(V(x_i) - V(x_j))",
-    2: "swap without the reference term: log r = (beta_i - beta_j)(U(x_i) - U(x_j)) (U instead of U - U_ref)",
-}
 SCHEDULES = ("geometric", "linear", "logarithmic")
 # local kernel: (step, default step size at beta = 1, default target acceptance)
 LOCAL = {
@@ -141,11 +139,19 @@ def tempered_energy_for(energy_fn: Callable) -> Callable:
 # --------------------------------------------------------------------------------------------
 
 @nb.njit
+def swap_log_ratio(beta_lo, beta_hi, u_lo, u_hi, ur_lo, ur_hi):
+    """log r of swapping adjacent replicas: (beta_lo - beta_hi) (V(x_lo) - V(x_hi)), V = U - U_ref."""
+    return (beta_lo - beta_hi) * ((u_lo - ur_lo) - (u_hi - ur_hi))
+
+
+@nb.njit
 def _one_run(r, step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_tab, h0, kp, mats, x0,
-             n_local, n_warmup, n_rounds, thin, adapt, target_accept, seed, stream, defect,
+             n_local, n_warmup, n_rounds, thin, adapt, target_accept, seed, stream, stop_on_nonfinite,
              k_tab, w_tab, f_tab, keep_all, draws, all_draws, acc, pot, div, swap_acc, swap_cnt, trips,
-             best_u, best_x, h_final, status):
-    """Run r: K replicas through n_warmup + n_rounds rounds (local moves, then one DEO swap sweep)."""
+             best_u, best_x, h_final, status, nonfinite, first_nonfinite):
+    """Run r: K replicas through n_warmup + n_rounds rounds (local moves, then one DEO swap sweep).
+    Non-finite proposals of the local moves are counted in nonfinite[r]; first_nonfinite[r] = (1-based round,
+    replica) of the first; with stop_on_nonfinite the run stops there."""
     _, n_rep, d = x0.shape
     n_tab = beta_tab.shape[0]
     top = n_rep - 1
@@ -217,8 +223,14 @@ def _one_run(r, step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_tab
                 x = xs[k]
                 for i in range(d):
                     prev[i] = x[i]
-                e_new, a, dv = step(energy, tp, x, gs[k], es[k], work, hk, kp, mats, rng, k_tab, w_tab,
-                                    f_tab, 0)
+                e_new, a, dv, nf = step(energy, tp, x, gs[k], es[k], work, hk, kp, mats, rng, k_tab, w_tab, f_tab)
+                if nf:
+                    nonfinite[r] += 1
+                    if first_nonfinite[r, 0] == 0:
+                        first_nonfinite[r, 0] = t + 1
+                        first_nonfinite[r, 1] = k
+                        if stop_on_nonfinite:
+                            return
                 es[k] = e_new
                 moved = False
                 for i in range(d):
@@ -243,15 +255,7 @@ def _one_run(r, step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_tab
         # swaps of adjacent pairs, deterministic even/odd
         for lo in range(t % 2, n_rep - 1, 2):
             hi = lo + 1
-            if defect == 2:
-                v_lo = us[lo]
-                v_hi = us[hi]
-            else:
-                v_lo = us[lo] - urs[lo]
-                v_hi = us[hi] - urs[hi]
-            log_r = (cur_beta[lo] - cur_beta[hi]) * (v_lo - v_hi)
-            if defect == 1:
-                log_r = -log_r
+            log_r = swap_log_ratio(cur_beta[lo], cur_beta[hi], us[lo], us[hi], urs[lo], urs[hi])
             if log_r != log_r:
                 log_r = -math.inf
             a = 1.0 if log_r >= 0.0 else math.exp(log_r)
@@ -311,25 +315,56 @@ def _one_run(r, step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_tab
 
 
 def _tempered_runs(step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_tab, h0, kp, mats, x0,
-                   n_local, n_warmup, n_rounds, thin, adapt, target_accept, seed, stream, defect,
+                   n_local, n_warmup, n_rounds, thin, adapt, target_accept, seed, stream, stop_on_nonfinite,
                    k_tab, w_tab, f_tab, keep_all, draws, all_draws, acc, pot, div, swap_acc, swap_cnt, trips,
-                   best_u, best_x, h_final, status):
+                   best_u, best_x, h_final, status, nonfinite, first_nonfinite):
     for r in nb.prange(x0.shape[0]):
         _one_run(np.int64(r), step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_tab, h0, kp, mats, x0,
-                 n_local, n_warmup, n_rounds, thin, adapt, target_accept, seed, stream, defect,
+                 n_local, n_warmup, n_rounds, thin, adapt, target_accept, seed, stream, stop_on_nonfinite,
                  k_tab, w_tab, f_tab, keep_all, draws, all_draws, acc, pot, div, swap_acc, swap_cnt, trips,
-                 best_u, best_x, h_final, status)
+                 best_u, best_x, h_final, status, nonfinite, first_nonfinite)
 
 
 tempered_runs_kernel = nb.njit(parallel=True)(_tempered_runs)
 
 
-def _run(target: Any, local: str, ref: tuple[np.ndarray, float] | None, beta_tab: np.ndarray,
+# --------------------------------------------------------------------------------------------
+# planted bugs (power studies and tests; run through sdekit.mcmc.defects.planted)
+
+@nb.njit
+def reversed_swap_log_ratio(beta_lo, beta_hi, u_lo, u_hi, ur_lo, ur_hi):
+    """The swap exponent with its sign reversed: -(beta_lo - beta_hi) (V(x_lo) - V(x_hi))."""
+    return -((beta_lo - beta_hi) * ((u_lo - ur_lo) - (u_hi - ur_hi)))
+
+
+@nb.njit
+def swap_log_ratio_without_reference(beta_lo, beta_hi, u_lo, u_hi, ur_lo, ur_hi):
+    """The swap with U in place of V = U - U_ref: (beta_lo - beta_hi) (U(x_lo) - U(x_hi))."""
+    return (beta_lo - beta_hi) * (u_lo - u_hi)
+
+
+def _swap_variant(rule: Any) -> Any:
+    return with_helpers(tempered_runs_kernel, _one_run=with_helpers(_one_run, swap_log_ratio=rule))
+
+
+DEFECTS = {
+    "reversed_swap_exponent": Defect(
+        "swap acceptance with the sign of the exponent reversed: log r = -(beta_i - beta_j)(V(x_i) - V(x_j))",
+        _swap_variant(reversed_swap_log_ratio)),
+    "swap_without_reference": Defect(
+        "swap without the reference term: log r = (beta_i - beta_j)(U(x_i) - U(x_j)) (U instead of U - U_ref)",
+        _swap_variant(swap_log_ratio_without_reference)),
+}
+
+
+def _run(kernel: Any, target: Any, local: str, ref: tuple[np.ndarray, float] | None, beta_tab: np.ndarray,
          hscale_tab: np.ndarray, h0: np.ndarray, x0: np.ndarray, *, n_local: int, n_warmup: int, n_rounds: int,
-         thin: int, adapt: bool, target_accept: float, seed: int, stream: int, defect: int, keep_all: bool,
+         thin: int, adapt: bool, target_accept: float, seed: int, stream: int, on_nonfinite: str, keep_all: bool,
          sampler: str) -> tuple[MCMCResult, dict[str, np.ndarray]]:
-    """Call the kernel and pack the beta = 1 (last) replica's draws into an MCMCResult."""
+    """Call ``kernel`` (`tempered_runs_kernel` or a planted variant) and pack the beta = 1 (last) replica's
+    draws into an MCMCResult (not yet diagnosed: the callers add their extras, then `finish` it)."""
     step = LOCAL[local][0]
+    probe_energy(energy_function(target), target.params, x0[0, -1])
     d = target.dim
     n_runs, n_rep, _ = x0.shape
     n_draws = n_rounds // thin
@@ -337,11 +372,9 @@ def _run(target: Any, local: str, ref: tuple[np.ndarray, float] | None, beta_tab
     kp = np.zeros(1)  # mala: unused; rwm: 0.0 = gaussian proposal, mats[0] = I its Cholesky factor
     ref_mean = np.zeros(d) if ref is None else ref[0]
     inv_s2 = 0.0 if ref is None else 1.0 / ref[1] ** 2
-    draws = np.empty((n_runs, n_draws, d))
-    all_draws = np.empty((n_runs, n_rep, n_draws, d) if keep_all else (1, 1, 1, d))
-    acc = np.empty((n_runs, n_draws))
-    pot = np.empty((n_runs, n_draws))
-    div = np.zeros((n_runs, n_draws), dtype=np.int64)
+    draws, acc, pot, div = draw_arrays(n_runs, n_draws, d, "n_rounds")
+    all_draws = draw_arrays(n_runs * n_rep, n_draws, d, "n_rounds")[0].reshape(n_runs, n_rep, n_draws, d) \
+        if keep_all else np.empty((1, 1, 1, d))
     swap_acc = np.zeros((n_runs, max(n_rep - 1, 1)))
     swap_cnt = np.zeros((n_runs, max(n_rep - 1, 1)), dtype=np.int64)
     trips = np.zeros(n_runs, dtype=np.int64)
@@ -349,19 +382,28 @@ def _run(target: Any, local: str, ref: tuple[np.ndarray, float] | None, beta_tab
     best_x = np.zeros((n_runs, d))
     h_final = np.broadcast_to(h0, (n_runs, n_rep)).copy()
     status = np.full(n_runs, NO_FAILURE, dtype=np.int64)
+    nonfinite = np.zeros(n_runs, dtype=np.int64)
+    first_nonfinite = np.zeros((n_runs, 2), dtype=np.int64)
     start = time.perf_counter()
-    tempered_runs_kernel(step, tempered_energy_for(target.energy_fn), target.params, ref_mean, ref is not None,
-                         inv_s2, beta_tab, hscale_tab, h0, kp, mats, x0, n_local, n_warmup, n_rounds, thin,
-                         bool(adapt), float(target_accept), np.uint64(seed), np.uint64(stream), int(defect),
-                         ZIG_K, ZIG_W, ZIG_F, bool(keep_all), draws, all_draws, acc, pot, div, swap_acc, swap_cnt,
-                         trips, best_u, best_x, h_final, status)
+    kernel(step, tempered_energy_for(energy_function(target)), target.params, ref_mean, ref is not None,
+           inv_s2, beta_tab, hscale_tab, h0, kp, mats, x0, n_local, n_warmup, n_rounds, thin,
+           bool(adapt), float(target_accept), np.uint64(seed), np.uint64(stream), on_nonfinite == "raise",
+           ZIG_K, ZIG_W, ZIG_F, bool(keep_all), draws, all_draws, acc, pot, div, swap_acc, swap_cnt,
+           trips, best_u, best_x, h_final, status, nonfinite, first_nonfinite)
     seconds = time.perf_counter() - start
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:
         r = int(bad[0])
         k = int(status[r])
         raise ChainNonFiniteError(r, 0, float(h0[k]), f"energy or gradient at the initial position of replica {k}")
-    res = MCMCResult(draws, acc, pot, div, h_final[:, -1].copy(), sampler, n_warmup, thin, seconds)
+    if on_nonfinite == "raise" and np.any(first_nonfinite[:, 0]):
+        hit = np.flatnonzero(first_nonfinite[:, 0])
+        r = int(hit[np.argmin(first_nonfinite[hit, 0])])
+        k = int(first_nonfinite[r, 1])
+        raise NonFiniteProposalError(r, int(first_nonfinite[r, 0]), float(h_final[r, k]),
+                                     f" (replica {k}; a step is a round of local moves and swaps)")
+    res = MCMCResult(draws, acc, pot, div, h_final[:, -1].copy(), sampler, n_warmup, thin, seconds,
+                     n_nonfinite=nonfinite)
     raw = {"swap_acc": swap_acc, "swap_cnt": swap_cnt, "trips": trips, "best_u": best_u, "best_x": best_x,
            "h_final": h_final, "all_draws": all_draws if keep_all else None}
     return res, raw
@@ -390,12 +432,6 @@ def _check_reference(reference: Any, dim: int) -> tuple[np.ndarray, float] | Non
         raise SDEKitError(f"reference mean must be a scalar or have shape ({dim},); got shape {m.shape}")
     s = check_positive(reference[1], "reference sd")
     return np.ascontiguousarray(m), s
-
-
-def _check_defect(defect: Any) -> int:
-    if isinstance(defect, bool) or not isinstance(defect, int | np.integer) or int(defect) not in DEFECTS:
-        raise SDEKitError(f"defect must be one of {sorted(DEFECTS)}; got {defect!r}")
-    return int(defect)
 
 
 def _sigma(local: str, h: float) -> float:
@@ -488,7 +524,7 @@ def replica_exchange(target: Any, *, betas: Any = None, n_replicas: int = 8, bet
                      reference: Any = None, local: str = "mala", step_size: Any = None, n_local: int = 1,
                      n_rounds: int = 1000, n_warmup: int = 500, n_runs: int = 4, thin: int = 1, adapt: bool = True,
                      target_accept: float | None = None, keep_all: bool = False, seed: int = 0, x0: Any = None,
-                     defect: int = 0) -> MCMCResult:
+                     on_nonfinite: str = "warn") -> MCMCResult:
     """Replica exchange (parallel tempering) with DEO swaps: ``n_runs`` independent runs of K replicas.
 
     Replica k targets pi_k ∝ exp(-beta_k U - (1 - beta_k) U_ref) (module docstring); each round does
@@ -503,15 +539,31 @@ def replica_exchange(target: Any, *, betas: Any = None, n_replicas: int = 8, bet
       i.e. sigma_1 / sqrt(beta_k) without reference) or an array (K,) used as is. With adapt=True each
       replica's step is tuned during the ``n_warmup`` rounds by dual averaging to ``target_accept``
       (default 0.574 MALA, 0.234 RWM). x0: None (N(0, I) draws), (d,), (n_runs, d) or (n_runs, K, d).
-      defect: planted bugs for power studies (`DEFECTS`).
+      on_nonfinite: local proposals with a non-finite (tempered) energy or gradient are rejected and counted
+      per run (``n_nonfinite``); "warn" (default), "reject" or "raise", as for `sdekit.mcmc.mala`.
 
     Returns an `MCMCResult` whose ``samples`` (n_runs, n_rounds // thin, d) are the beta = 1 replica's states
     after every ``thin``-th round (runs play the role of chains), with extras: "betas" (K,),
     "swap_acceptance" (K - 1,) mean swap acceptance probability per adjacent pair, "swap_acceptance_runs"
     (n_runs, K - 1), "round_trips" (n_runs,) walkers' trips from the beta_min end to beta = 1 and back,
     "step_sizes" (n_runs, K), "n_gradients" per run, and "replica_samples" (n_runs, K, draws, d) when
-    ``keep_all``. The gradient budget per run is K n_local (n_warmup + n_rounds).
+    ``keep_all``. The gradient budget per run is K n_local (n_warmup + n_rounds). The end-of-run checks
+    (`sdekit.mcmc.diagnostics`, on the beta = 1 replica; the step-size rule on every replica) are in
+    ``result.diagnostics``.
     """
+    return replica_exchange_with(tempered_runs_kernel, target, betas=betas, n_replicas=n_replicas, beta_min=beta_min,
+                                 reference=reference, local=local, step_size=step_size, n_local=n_local,
+                                 n_rounds=n_rounds, n_warmup=n_warmup, n_runs=n_runs, thin=thin, adapt=adapt,
+                                 target_accept=target_accept, keep_all=keep_all, seed=seed, x0=x0,
+                                 on_nonfinite=on_nonfinite)
+
+
+def replica_exchange_with(kernel: Any, target: Any, *, betas: Any, n_replicas: int, beta_min: float, reference: Any,
+                          local: str, step_size: Any, n_local: int, n_rounds: int, n_warmup: int, n_runs: int,
+                          thin: int, adapt: bool, target_accept: float | None, keep_all: bool, seed: int, x0: Any,
+                          on_nonfinite: str) -> MCMCResult:
+    """Replica exchange's driver with ``kernel`` as its compiled runs: `tempered_runs_kernel` or a planted
+    variant from DEFECTS."""
     check_energy_target(target)
     d = target.dim
     ref = _check_reference(reference, d)
@@ -532,7 +584,9 @@ def replica_exchange(target: Any, *, betas: Any = None, n_replicas: int = 8, bet
     if thin > n_rounds:
         raise SDEKitError(f"thin must be <= n_rounds = {n_rounds}; got {thin}")
     seed = check_seed(seed)
-    defect = _check_defect(defect)
+    on_nonfinite = check_on_nonfinite(on_nonfinite)
+    if not isinstance(adapt, bool | np.bool_):
+        raise SDEKitError(f"adapt must be True or False; got {adapt!r}")
     if target_accept is None:
         target_accept = LOCAL[local][2]
     target_accept = check_real(target_accept, "target_accept", lo=0.0, strict=True)
@@ -540,8 +594,9 @@ def replica_exchange(target: Any, *, betas: Any = None, n_replicas: int = 8, bet
         raise SDEKitError(f"target_accept must be in (0, 1); got {target_accept}")
     if step_size is None:
         step_size = LOCAL[local][1]
-    if isinstance(step_size, bool):
-        raise SDEKitError(f"step_size must be a positive number or an array of shape (K,) = ({n_rep},)")
+    if isinstance(step_size, bool | str) or np.iscomplexobj(step_size):
+        raise SDEKitError(f"step_size must be a positive number or an array of shape (K,) = ({n_rep},); "
+                          f"got {step_size!r}")
     h = float_array(step_size, "step_size")
     if h.ndim == 0:
         h1 = check_positive(h, "step_size")
@@ -560,10 +615,10 @@ def replica_exchange(target: Any, *, betas: Any = None, n_replicas: int = 8, bet
         raise SDEKitError(f"step_size must be a positive number or an array of shape (K,) = ({n_rep},); "
                           f"got shape {h.shape}")
     xs = _replica_starts(x0, n_runs, n_rep, d, seed)
-    res, raw = _run(target, local, ref, b[None, :].copy(), np.ones((1, n_rep)), np.ascontiguousarray(h0), xs,
+    res, raw = _run(kernel, target, local, ref, b[None, :].copy(), np.ones((1, n_rep)), np.ascontiguousarray(h0), xs,
                     n_local=n_local, n_warmup=n_warmup, n_rounds=n_rounds, thin=thin, adapt=adapt,
-                    target_accept=target_accept, seed=seed, stream=STREAM_PT, defect=defect, keep_all=keep_all,
-                    sampler=f"replica_exchange[{local}, K={n_rep}]")
+                    target_accept=target_accept, seed=seed, stream=STREAM_PT, on_nonfinite=on_nonfinite,
+                    keep_all=keep_all, sampler=f"replica_exchange[{local}, K={n_rep}]")
     per_run = raw["swap_acc"] / np.maximum(raw["swap_cnt"], 1)
     res.extras.update({
         "betas": b,
@@ -576,7 +631,8 @@ def replica_exchange(target: Any, *, betas: Any = None, n_replicas: int = 8, bet
     })
     if keep_all:
         res.extras["replica_samples"] = raw["all_draws"]
-    return res
+    return finish(res, initial_step=h0 if adapt else None, final_step=raw["h_final"], target_accept=target_accept,
+                  proposals_per_chain=n_rep * n_local * (n_warmup + n_rounds), on_nonfinite=on_nonfinite)
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,7 +670,7 @@ def annealing_schedule(kind: str, t_start: float, t_end: float, n_steps: int) ->
 def simulated_annealing(target: Any, *, schedule: Any = "geometric", t_start: float = 10.0, t_end: float = 1.0,
                         n_steps: int = 1000, local: str = "mala", step_size: float | None = None,
                         scale_step: bool = True, n_chains: int = 4, thin: int = 1, seed: int = 0,
-                        x0: Any = None) -> MCMCResult:
+                        x0: Any = None, on_nonfinite: str = "warn") -> MCMCResult:
     """Simulated annealing (Kirkpatrick, Gelatt & Vecchi 1983, "Optimization by simulated annealing",
     Science 220): step k of every chain is one local move (``local`` = "mala" or "rwm") that leaves
     pi^(1/T_k) ∝ exp(-U / T_k) invariant, along the cooling schedule T_0..T_{n-1}.
@@ -628,7 +684,9 @@ def simulated_annealing(target: Any, *, schedule: Any = "geometric", t_start: fl
 
     Returns an `MCMCResult` with ``samples`` (n_chains, n_steps // thin, d) the states after every
     ``thin``-th step, ``potential_energy`` the untempered U, and extras "temperatures" (n_steps,),
-    "best_energy" (n_chains,) the lowest U visited and "best_position" (n_chains, d) where.
+    "best_energy" (n_chains,) the lowest U visited and "best_position" (n_chains, d) where. on_nonfinite:
+    as for `sdekit.mcmc.mala`. The end-of-run checks skip R-hat, ESS and acceptance (annealing chains are
+    not stationary); divergences, non-finite proposals are checked.
     """
     check_energy_target(target)
     local = _check_local(local)
@@ -646,15 +704,16 @@ def simulated_annealing(target: Any, *, schedule: Any = "geometric", t_start: fl
     if thin > n_steps:
         raise SDEKitError(f"thin must be <= the number of steps {n_steps}; got {thin}")
     seed = check_seed(seed)
+    on_nonfinite = check_on_nonfinite(on_nonfinite)
     h1 = check_positive(LOCAL[local][1] if step_size is None else step_size, "step_size")
     if scale_step:
         hscale = temps if local == "mala" else np.sqrt(temps)
     else:
         hscale = np.ones(n_steps)
     xs = initial_positions(target, x0, n_chains, seed)[:, None, :].copy()
-    res, raw = _run(target, local, None, (1.0 / temps)[:, None].copy(), np.ascontiguousarray(hscale[:, None]),
-                    np.array([h1]), xs, n_local=1, n_warmup=0, n_rounds=n_steps, thin=thin, adapt=False,
-                    target_accept=0.5, seed=seed, stream=STREAM_MCMC, defect=0, keep_all=False,
-                    sampler=f"simulated_annealing[{local}]")
+    res, raw = _run(tempered_runs_kernel, target, local, None, (1.0 / temps)[:, None].copy(),
+                    np.ascontiguousarray(hscale[:, None]), np.array([h1]), xs, n_local=1, n_warmup=0,
+                    n_rounds=n_steps, thin=thin, adapt=False, target_accept=0.5, seed=seed, stream=STREAM_MCMC,
+                    on_nonfinite=on_nonfinite, keep_all=False, sampler=f"simulated_annealing[{local}]")
     res.extras.update({"temperatures": temps, "best_energy": raw["best_u"], "best_position": raw["best_x"]})
-    return res
+    return finish(res, proposals_per_chain=n_steps, stationary=False, on_nonfinite=on_nonfinite)

@@ -49,12 +49,15 @@ import scipy.linalg
 
 from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real, check_seed
 from sdekit.errors import ChainNonFiniteError, SDEKitError
-from sdekit.mcmc.chains import NO_FAILURE, STREAM_MCMC, initial_positions, per_chain_array, step_sizes
+from sdekit.mcmc.chains import draw_arrays, initial_positions, per_chain_array, step_sizes
+from sdekit.mcmc.diagnostics import finish
+from sdekit.mcmc.kernel import NO_FAILURE, STREAM_MCMC
 from sdekit.mcmc.result import MCMCResult
+from sdekit.mcmc.variants import Defect, with_helpers
 from sdekit.noise.streams import next_normal_row, seed_stream
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
 from sdekit.targets import Gaussian
-from sdekit.targets.energy import check_energy_target
+from sdekit.targets.energy import check_energy_target, energy_function, probe_energy
 
 __all__ = ["DEFECTS", "SCHEMES", "STREAM_UNDERDAMPED", "splitting_gaussian_law", "splitting_stationary_law",
            "splitting_step_matrix", "underdamped_langevin"]
@@ -62,12 +65,6 @@ __all__ = ["DEFECTS", "SCHEMES", "STREAM_UNDERDAMPED", "splitting_gaussian_law",
 STREAM_UNDERDAMPED = STREAM_MCMC + 1  # never shares numbers with the Metropolis samplers' stream
 SCHEMES = ("baoab", "obabo")
 _SCHEME_CODE = {"baoab": 0, "obabo": 1}
-
-DEFECTS = {
-    0: "none",
-    1: "O-step noise off by sqrt(2): p <- c p + sqrt(2 (1 - c^2) / beta) M^{1/2} xi",
-    2: "momentum not refreshed: the O step skipped (c = 1, no noise), i.e. deterministic velocity Verlet",
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,20 +91,27 @@ def _state_ok(u, x, v, grad):
 
 
 @nb.njit
-def baoab_step(energy, p, x, v, grad, h, c1, noise, inv_mass, refresh, rng, k_tab, w_tab, f_tab):
+def o_step_coefficients(gh, mass, beta, noise):
+    """The O step over a time whose friction exponent is gh = gamma s: returns c = exp(-gh) and writes
+    noise[i] = sqrt((1 - c^2) m_i / beta) (1 - c^2 by expm1, without cancellation)."""
+    one_minus_c2 = -math.expm1(-2.0 * gh)
+    for i in range(noise.shape[0]):
+        noise[i] = math.sqrt(one_minus_c2 * mass[i] / beta)
+    return math.exp(-gh)
+
+
+@nb.njit
+def baoab_step(energy, p, x, v, grad, h, c1, noise, inv_mass, rng, k_tab, w_tab, f_tab):
     """One BAOAB step of (x, p = v, grad U(x)) in place; returns U at the new x.
 
-    B(h/2) A(h/2) O(h) A(h/2) B(h/2) with c1 = exp(-gamma h) and noise[i] = sqrt((1 - c1^2) m_i / beta);
-    ``refresh`` False skips the O step's noise (a planted defect when c1 = 1). One energy call.
+    B(h/2) A(h/2) O(h) A(h/2) B(h/2) with c1 = exp(-gamma h) and noise[i] = sqrt((1 - c1^2) m_i / beta).
+    One energy call.
     """
     half = 0.5 * h
     for i in range(x.shape[0]):
         vi = v[i] - half * grad[i]
         x[i] += half * inv_mass[i] * vi
-        if refresh:
-            vi = c1 * vi + noise[i] * _normal(rng, k_tab, w_tab, f_tab)
-        else:
-            vi = c1 * vi
+        vi = c1 * vi + noise[i] * _normal(rng, k_tab, w_tab, f_tab)
         x[i] += half * inv_mass[i] * vi
         v[i] = vi
     u = energy(x, p, grad)
@@ -117,32 +121,28 @@ def baoab_step(energy, p, x, v, grad, h, c1, noise, inv_mass, refresh, rng, k_ta
 
 
 @nb.njit
-def obabo_step(energy, p, x, v, grad, h, c1, noise, inv_mass, refresh, rng, k_tab, w_tab, f_tab):
+def obabo_step(energy, p, x, v, grad, h, c1, noise, inv_mass, rng, k_tab, w_tab, f_tab):
     """One OBABO step of (x, p = v, grad U(x)) in place; returns U at the new x.
 
-    O(h/2) B(h/2) A(h) B(h/2) O(h/2) with c1 = exp(-gamma h / 2) and noise[i] = sqrt((1 - c1^2) m_i / beta);
-    ``refresh`` False skips both O steps' noise. One energy call.
+    O(h/2) B(h/2) A(h) B(h/2) O(h/2) with c1 = exp(-gamma h / 2) and noise[i] = sqrt((1 - c1^2) m_i / beta).
+    One energy call.
     """
     half = 0.5 * h
     for i in range(x.shape[0]):
-        vi = c1 * v[i]
-        if refresh:
-            vi += noise[i] * _normal(rng, k_tab, w_tab, f_tab)
+        vi = c1 * v[i] + noise[i] * _normal(rng, k_tab, w_tab, f_tab)
         vi -= half * grad[i]
         x[i] += h * inv_mass[i] * vi
         v[i] = vi
     u = energy(x, p, grad)
     for i in range(x.shape[0]):
-        vi = c1 * (v[i] - half * grad[i])
-        if refresh:
-            vi += noise[i] * _normal(rng, k_tab, w_tab, f_tab)
+        vi = c1 * (v[i] - half * grad[i]) + noise[i] * _normal(rng, k_tab, w_tab, f_tab)
         v[i] = vi
     return u
 
 
 @nb.njit
 def run_chain(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme, n_warmup, n_draws, thin, seed,
-              stream, defect, k_tab, w_tab, f_tab, draws, pot, mom):
+              stream, k_tab, w_tab, f_tab, draws, pot, mom):
     """Run chain c (its own RNG stream), writing draws[c], pot[c], mom[c]; returns NO_FAILURE or the 1-based
     step at which the state turned non-finite (0: the initial state)."""
     d = x0.shape[1]
@@ -164,23 +164,13 @@ def run_chain(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme,
     u = energy(x, p, grad)
     if not _state_ok(u, x, v, grad):
         return 0
-    gh = gamma * h if scheme == 0 else 0.5 * gamma * h
-    c1 = math.exp(-gh)
-    one_minus_c2 = -math.expm1(-2.0 * gh)  # 1 - c1^2 without cancellation
-    refresh = True
-    if defect == 1:
-        one_minus_c2 *= 2.0
-    elif defect == 2:
-        c1 = 1.0
-        refresh = False
-    for i in range(d):
-        noise[i] = math.sqrt(one_minus_c2 * mass[i] / beta)
+    c1 = o_step_coefficients(gamma * h if scheme == 0 else 0.5 * gamma * h, mass, beta, noise)
     status = NO_FAILURE
     for m in range(n_warmup + n_draws * thin):
         if scheme == 0:
-            u = baoab_step(energy, p, x, v, grad, h, c1, noise, inv_mass, refresh, rng, k_tab, w_tab, f_tab)
+            u = baoab_step(energy, p, x, v, grad, h, c1, noise, inv_mass, rng, k_tab, w_tab, f_tab)
         else:
-            u = obabo_step(energy, p, x, v, grad, h, c1, noise, inv_mass, refresh, rng, k_tab, w_tab, f_tab)
+            u = obabo_step(energy, p, x, v, grad, h, c1, noise, inv_mass, rng, k_tab, w_tab, f_tab)
         if not _state_ok(u, x, v, grad):
             status = m + 1
             break
@@ -196,13 +186,47 @@ def run_chain(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme,
 
 
 def _run_underdamped(energy, p, x0, p0, draw_momentum, h0, gamma, beta, mass, scheme, n_warmup, n_draws, thin,
-                     seed, stream, defect, k_tab, w_tab, f_tab, draws, pot, mom, status):
+                     seed, stream, k_tab, w_tab, f_tab, draws, pot, mom, status):
     for c in nb.prange(x0.shape[0]):
         status[c] = run_chain(energy, p, c, x0, p0, draw_momentum, h0[c], gamma, beta, mass, scheme, n_warmup,
-                              n_draws, thin, seed, stream, defect, k_tab, w_tab, f_tab, draws, pot, mom)
+                              n_draws, thin, seed, stream, k_tab, w_tab, f_tab, draws, pot, mom)
 
 
 run_underdamped_kernel = nb.njit(parallel=True)(_run_underdamped)
+
+
+# --------------------------------------------------------------------------------------------
+# planted bugs (power studies and tests; run through sdekit.mcmc.defects.planted)
+# --------------------------------------------------------------------------------------------
+
+@nb.njit
+def doubled_noise_coefficients(gh, mass, beta, noise):
+    """O-step noise off by sqrt(2): noise[i] = sqrt(2 (1 - c^2) m_i / beta)."""
+    one_minus_c2 = -math.expm1(-2.0 * gh) * 2.0
+    for i in range(noise.shape[0]):
+        noise[i] = math.sqrt(one_minus_c2 * mass[i] / beta)
+    return math.exp(-gh)
+
+
+@nb.njit
+def frozen_momentum_coefficients(gh, mass, beta, noise):
+    """No O step at all: c = 1 and no noise (deterministic velocity Verlet)."""
+    for i in range(noise.shape[0]):
+        noise[i] = 0.0
+    return 1.0
+
+
+def _coefficient_variant(rule: Any) -> Any:
+    return with_helpers(run_underdamped_kernel, run_chain=with_helpers(run_chain, o_step_coefficients=rule))
+
+
+DEFECTS = {
+    "noise_off_by_sqrt2": Defect("O-step noise off by sqrt(2): p <- c p + sqrt(2 (1 - c^2) / beta) M^{1/2} xi",
+                                 _coefficient_variant(doubled_noise_coefficients)),
+    "no_momentum_refresh": Defect(
+        "momentum not refreshed: the O step skipped (c = 1, no noise), i.e. deterministic velocity Verlet",
+        _coefficient_variant(frozen_momentum_coefficients)),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,8 +267,8 @@ def _check_momenta(p0: Any, n_chains: int, d: int) -> np.ndarray:
 
 def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, scheme: str = "baoab",
                          mass: Any = None, beta: float = 1.0, n_chains: int = 4, n_draws: int = 1000,
-                         n_warmup: int = 0, thin: int = 1, seed: int = 0, x0: Any = None, p0: Any = None,
-                         defect: int = 0) -> MCMCResult:
+                         n_warmup: int = 0, thin: int = 1, seed: int = 0, x0: Any = None,
+                         p0: Any = None) -> MCMCResult:
     """Run ``n_chains`` chains of underdamped Langevin dynamics on an energy target by BAOAB or OBABO.
 
     Discretises dX = M^{-1} P dt, dP = -grad U(X) dt - gamma P dt + sqrt(2 gamma / beta) M^{1/2} dW
@@ -263,13 +287,24 @@ def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, 
     n_warmup steps are discarded, then n_draws draws are kept, each ``thin`` steps apart.
     x0: None (N(0, I) draws), "target" (exact draws from ``target.sample``, for stationarity checks), an
     array (d,) or (n_chains, d). p0: None (p ~ N(0, M / beta), drawn from each chain's stream) or an
-    array (d,) or (n_chains, d). defect: 0 in normal use; see DEFECTS for the planted bugs.
+    array (d,) or (n_chains, d).
 
     Returns an `MCMCResult`: samples = positions (chains, draws, d); accept_prob all ones;
     potential_energy U at the draws; step_size (chains,); extras "momentum" (chains, d) the final
     momenta, "scheme", "friction", "mass", "beta". A non-finite state raises `ChainNonFiniteError`
-    naming the chain and the step (1-based, warm-up included; 0 = the initial state).
+    naming the chain and the step (1-based, warm-up included; 0 = the initial state). The end-of-run checks
+    (`sdekit.mcmc.diagnostics`: R-hat and ESS) are in ``result.diagnostics``.
     """
+    return underdamped_langevin_with(run_underdamped_kernel, target, step_size=step_size, friction=friction,
+                                     scheme=scheme, mass=mass, beta=beta, n_chains=n_chains, n_draws=n_draws,
+                                     n_warmup=n_warmup, thin=thin, seed=seed, x0=x0, p0=p0)
+
+
+def underdamped_langevin_with(kernel: Any, target: Any, *, step_size: Any, friction: float, scheme: str, mass: Any,
+                              beta: float, n_chains: int, n_draws: int, n_warmup: int, thin: int, seed: int, x0: Any,
+                              p0: Any) -> MCMCResult:
+    """The underdamped driver with ``kernel`` as its compiled chains: `run_underdamped_kernel` or a planted
+    variant from DEFECTS."""
     check_energy_target(target)
     scheme = _check_scheme(scheme)
     friction = check_positive(friction, "friction")
@@ -279,22 +314,20 @@ def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, 
     n_warmup = check_count(n_warmup, "n_warmup", minimum=0)
     thin = check_count(thin, "thin")
     seed = check_seed(seed)
-    if isinstance(defect, bool) or not isinstance(defect, int | np.integer) or int(defect) not in DEFECTS:
-        raise SDEKitError(f"defect must be one of {sorted(DEFECTS)}; got {defect!r}")
     d = target.dim
     h0 = step_sizes(step_size, n_chains)
     m_diag = _check_mass(mass, d)
     xs = initial_positions(target, x0, n_chains, seed)
     draw_momentum = p0 is None
     ps = np.zeros((n_chains, d)) if draw_momentum else _check_momenta(p0, n_chains, d)
-    draws = np.empty((n_chains, n_draws, d))
-    pot = np.empty((n_chains, n_draws))
+    probe_energy(energy_function(target), target.params, xs[0])
+    draws, _, pot, _ = draw_arrays(n_chains, n_draws, d)
     mom = np.empty((n_chains, d))
     status = np.full(n_chains, NO_FAILURE, dtype=np.int64)
     start = time.perf_counter()
-    run_underdamped_kernel(target.energy_fn, target.params, xs, ps, draw_momentum, h0, friction, beta, m_diag,
-                           _SCHEME_CODE[scheme], n_warmup, n_draws, thin, np.uint64(seed),
-                           np.uint64(STREAM_UNDERDAMPED), int(defect), ZIG_K, ZIG_W, ZIG_F, draws, pot, mom, status)
+    kernel(energy_function(target), target.params, xs, ps, draw_momentum, h0, friction, beta, m_diag,
+           _SCHEME_CODE[scheme], n_warmup, n_draws, thin, np.uint64(seed), np.uint64(STREAM_UNDERDAMPED), ZIG_K, ZIG_W,
+           ZIG_F, draws, pot, mom, status)
     seconds = time.perf_counter() - start
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:
@@ -302,8 +335,9 @@ def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, 
         raise ChainNonFiniteError(c, int(status[c]), float(h0[c]),
                                   "energy or gradient at the initial state" if status[c] == 0 else "state")
     extras = {"momentum": mom, "scheme": scheme, "friction": friction, "mass": m_diag, "beta": beta}
-    return MCMCResult(draws, np.ones((n_chains, n_draws)), pot, np.zeros((n_chains, n_draws), dtype=np.int64), h0,
-                      f"underdamped_{scheme}", n_warmup, thin, seconds, extras)
+    res = MCMCResult(draws, np.ones((n_chains, n_draws)), pot, np.zeros((n_chains, n_draws), dtype=np.int64), h0,
+                     f"underdamped_{scheme}", n_warmup, thin, seconds, extras)
+    return finish(res)
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +355,7 @@ def _law_args(scheme: Any, omega2: Any, gamma: Any, h: Any) -> tuple[str, float,
 def splitting_factors(scheme: str, omega2: float, gamma: float, h: float) -> tuple[np.ndarray, np.ndarray]:
     """(A, G): one step of ``scheme`` on U = omega2 x^2 / 2 (M = beta = 1) is z' = A z + G xi for the
     state z = (x, p), with xi ~ N(0, I_k) the step's normals in the kernel's draw order (k = 1 for BAOAB,
-    2 for OBABO). gamma = 0 is allowed: velocity Verlet (the law of defect 2), G = 0."""
+    2 for OBABO). gamma = 0 is allowed: velocity Verlet (the law of DEFECTS["no_momentum_refresh"]), G = 0."""
     scheme, omega2, gamma, h = _law_args(scheme, omega2, gamma, h)
 
     def kick(s: float) -> np.ndarray:

@@ -25,6 +25,7 @@ import numpy as np
 
 from sdekit.errors import NonFiniteError
 from sdekit.mcmc import hmc, mala, rwm
+from sdekit.mcmc.defects import planted
 from sdekit.processes import GeometricBrownianMotion, OrnsteinUhlenbeck, overdamped_langevin
 from sdekit.processes.gbm import gbm_diffusion, gbm_drift
 from sdekit.processes.ou import ou_diffusion, ou_drift
@@ -263,26 +264,28 @@ def langevin_mixture_case() -> Case:
     return Case("Langevin on a 1-D two-mode mixture from pi, 100 steps (vs pi)", variants, {"laws": laws})
 
 
-# --- MCMC kernels on a 2-D mixture: the planted bugs of sdekit.mcmc's DEFECTS
+# --- MCMC kernels on a 2-D mixture: the planted bugs of sdekit.mcmc's DEFECTS (run by sdekit.mcmc.defects.planted)
 
 
 def mcmc_mixture_case() -> Case:
     target = GaussianMixture(**MIXTURE_2D)
     samplers = {"mala": (mala, dict(step_size=0.3)), "hmc": (hmc, dict(step_size=0.3, n_leapfrog=5)),
                 "rwm": (rwm, dict(step_size=1.5, proposal="uniform"))}
-    variants = [Variant("MALA h=0.3", "mala", True, {"defect": 0}),
-                Variant("MALA, proposal correction missing", "mala", False, {"defect": 1}),
-                Variant("MALA, proposal correction reversed", "mala", False, {"defect": 2}),
-                Variant("HMC h=0.3, L=5", "hmc", True, {"defect": 0}),
-                Variant("HMC, kinetic energy missing from the ratio", "hmc", False, {"defect": 1}),
-                Variant("HMC, momentum not refreshed", "hmc", False, {"defect": 3}),
-                Variant("RWM uniform h=1.5", "rwm", True, {"defect": 0}),
-                Variant("RWM accepting with exp(-dE/2)", "rwm", False, {"defect": 2})]
+    variants = [Variant("MALA h=0.3", "mala", True, {"defect": None}),
+                Variant("MALA, proposal correction missing", "mala", False, {"defect": "no_proposal_correction"}),
+                Variant("MALA, proposal correction reversed", "mala", False,
+                        {"defect": "reversed_proposal_correction"}),
+                Variant("HMC h=0.3, L=5", "hmc", True, {"defect": None}),
+                Variant("HMC, kinetic energy missing from the ratio", "hmc", False, {"defect": "no_kinetic_energy"}),
+                Variant("HMC, momentum not refreshed", "hmc", False, {"defect": "momentum_not_refreshed"}),
+                Variant("RWM uniform h=1.5", "rwm", True, {"defect": None}),
+                Variant("RWM accepting with exp(-dE/2)", "rwm", False, {"defect": "acceptance_at_temperature_2"})]
 
     def laws(v: Variant, seed: int, n: int) -> dict[str, bool]:
         fn, kw = samplers[v.sampler]
-        res = fn(target, n_chains=n, n_draws=1, n_warmup=0, thin=20, adapt=False, seed=seed, x0="target",
-                 defect=v.extra["defect"], **kw)
+        if v.extra["defect"] is not None:  # the same sampler with a planted bug (sdekit.mcmc.defects)
+            fn = planted(v.sampler, v.extra["defect"])
+        res = fn(target, n_chains=n, n_draws=1, n_warmup=0, thin=20, adapt=False, seed=seed, x0="target", **kw)
         return law_families(compare_with_law(res.final, target, alpha=ALPHA))
 
     return Case("MCMC on a 2-D two-mode mixture from pi, 20 transitions (vs pi)", variants, {"laws": laws})

@@ -84,3 +84,8 @@ def drift_raising_late(x, t, p):
     if t > 0.5:
         return (1.0 / (t - t)) * x  # a scalar division by zero raises under Numba's Python error model
     return -1.0 * x
+
+
+def with_comprehension(x, t, p):
+    """A function whose code holds a nested code object (the comprehension), for cache-key stability tests."""
+    return np.array([2.0 * v for v in x.ravel()]).reshape(x.shape)

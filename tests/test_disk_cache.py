@@ -75,3 +75,14 @@ def test_mcmc_kernels_of_builtin_energies_are_loaded_from_disk_by_a_second_proce
     generic = go(SDEKIT_DISK_CACHE="0")
     assert generic["n"] == 0
     assert first["x"] == second["x"] == generic["x"]
+
+
+def test_cache_keys_of_functions_with_comprehensions_are_the_same_in_every_process():
+    """A nested code object's repr holds a memory address: it used to enter the key, so such a function got a new
+    kernel file in every process and never loaded from disk."""
+    script = ("from sdekit.backends.numba.disk_cache import _fingerprint\n"
+              "from tests import problems\n"
+              "print(_fingerprint(problems.with_comprehension, 'tests.problems'))")
+    keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           cwd=os.path.dirname(os.path.dirname(__file__))).stdout.strip() for _ in range(2)}
+    assert len(keys) == 1 and keys != {""}

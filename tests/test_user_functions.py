@@ -146,3 +146,35 @@ def test_an_exception_in_the_middle_of_a_solve_stops_it_naming_the_function_and_
                       noise="additive")
     with pytest.raises(sdekit.NonFiniteError, match=r"drift or diffusion raised an exception there.*step 12, t = 0.6"):
         solve(late)
+
+
+def test_an_energy_reading_an_edited_array_runs_on_the_new_values():
+    import warnings
+
+    from sdekit.mcmc import ula
+    from sdekit.targets import EnergyTarget
+
+    centre = np.array([0.0])
+
+    @nb.njit
+    def energy(x, p, grad):
+        grad[0] = x[0] - centre[0]
+        return 0.5 * (x[0] - centre[0]) ** 2
+
+    target = EnergyTarget(energy, dim=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sdekit.SDEKitWarning)  # a short run: ESS/R-hat diagnostics may flag it
+        run = dict(step_size=0.1, n_chains=2, n_draws=30, seed=2, x0=np.zeros(1))
+        first = ula(target, **run).samples
+        centre[0] = 3.0
+        second = ula(target, **run).samples
+        moved = np.array([3.0])
+
+        @nb.njit
+        def energy_at_3(x, p, grad):
+            grad[0] = x[0] - moved[0]
+            return 0.5 * (x[0] - moved[0]) ** 2
+
+        fresh = ula(EnergyTarget(energy_at_3, dim=1), **run).samples
+    np.testing.assert_array_equal(second, fresh)
+    assert not np.array_equal(first, second)

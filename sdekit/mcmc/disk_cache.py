@@ -25,6 +25,7 @@ from sdekit.backends.numba.disk_cache import (
     _fingerprint,
     _global_imports,
     cache_dir,
+    cacheable,
     import_path,
     load_generated,
 )
@@ -70,7 +71,7 @@ def _stamp() -> str:
 
 def _build(step: Any, energy: Any) -> Any | None:
     folder = cache_dir()
-    where = import_path(energy)
+    where = cacheable(energy, "energy_fn")
     if folder is None or where is None or not hasattr(energy, "py_func") or import_path(step) is None:
         return None
     step_mod = step.py_func.__module__

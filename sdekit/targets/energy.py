@@ -171,9 +171,11 @@ def probe_energy(energy_fn: Any, params: Any, x: ArrayLike, name: str = "energy_
 
 def energy_function(target: Any) -> Any:
     """The target's ``energy_fn`` as a plain njit function: an njit function set as a class attribute reads as
-    a method bound to the instance, and is unbound here."""
+    a method bound to the instance, and is unbound here; compiled again when a closure cell or global it reads
+    changed since it was first used (never stale values, see `sdekit.user_functions.jitted`)."""
     fn = target.energy_fn
-    return fn.__func__ if isinstance(fn, types.MethodType) and hasattr(fn.__func__, "py_func") else fn
+    fn = fn.__func__ if isinstance(fn, types.MethodType) and hasattr(fn.__func__, "py_func") else fn
+    return jitted(fn, "energy_fn")  # a fresh compile when a value it captured changed (sdekit.user_functions)
 
 
 def check_energy_target(target: Any, name: str = "target") -> None:

@@ -144,8 +144,18 @@ def _fingerprint(fn: Any, module: str) -> str:
     py = getattr(fn, "py_func", fn)
     code = py.__code__
     stat = os.stat(sys.modules[module].__file__)
-    return f"{module}:{py.__qualname__}:{code.co_code.hex()}:{code.co_consts!r}:{code.co_names}:" \
-           f"{stat.st_mtime_ns}:{stat.st_size}:{frozen_digest(fn)}"
+    return f"{module}:{py.__qualname__}:{code_digest(code)}:{stat.st_mtime_ns}:{stat.st_size}:{frozen_digest(fn)}"
+
+
+def code_digest(code: Any) -> str:
+    """A hash of a code object that is the same in every process: its bytecode, names and constants, with nested
+    code objects (comprehensions, lambdas) hashed the same way instead of by their repr, which holds a memory
+    address and would give every process a new cache key."""
+    h = hashlib.sha256(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        h.update((code_digest(const) if hasattr(const, "co_code") else repr(const)).encode())
+    return h.hexdigest()[:20]
 
 
 def _sdekit_stamp() -> str:

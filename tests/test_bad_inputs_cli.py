@@ -46,6 +46,7 @@ def unwritable_folder(tmp: Path) -> Path:
 PATHS = r"argument --paths: must be an integer from 1000 to 10000000"
 ALPHA = r"argument --alpha: must be a number in \(0, 1\)"
 SEED = r"argument --seed: must be an integer in \[0, 2\*\*64 - 1\]"
+JOBS = r"argument -j/--jobs: must be an integer from 1 to 256"
 
 CASES = [
     ("paths-zero", flag("--paths", "0"), SystemExit, PATHS + r".*got '0'"),
@@ -72,6 +73,10 @@ CASES = [
     ("seed-2**70-expression", flag("--seed", "2**70"), SystemExit, SEED + r".*got '2\*\*70'"),
     ("seed-fraction", flag("--seed", "1.5"), SystemExit, SEED + r".*got '1.5'"),
     ("seed-word", flag("--seed", "lucky"), SystemExit, SEED + r".*got 'lucky'"),
+    ("jobs-zero", flag("--jobs", "0"), SystemExit, JOBS + r".*got '0'"),
+    ("jobs-negative", flag("-j", "-2"), SystemExit, r"argument -j/--jobs: expected one argument|" + JOBS),
+    ("jobs-word", flag("--jobs", "all"), SystemExit, JOBS + r".*got 'all'"),
+    ("jobs-too-many", flag("--jobs", "1000"), SystemExit, JOBS + r".*got '1000'"),
     ("check-unknown", lambda tmp: ["validate", "no_such_check", "--out", ""], SystemExit,
      r"argument checks: unknown check 'no_such_check'; `sdekit validate --list` shows the \d+ checks"),
     ("check-typo", lambda tmp: ["validate", "gbm_itoem", "--out", ""], SystemExit,

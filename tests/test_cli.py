@@ -95,3 +95,30 @@ def test_a_folder_that_is_not_there_is_not_created_when_an_argument_is_refused(t
     with pytest.raises(SystemExit):
         main(["validate", "no_such_check", "--out", str(tmp_path / "new")])
     assert not (tmp_path / "new").exists()
+
+
+def test_reports_cross_processes_even_with_laws_built_from_closures(tmp_path):
+    """A check's report goes back from a worker process by pickling; a law built from a closure (a user's CDF)
+    cannot, so its panels are tabulated: the figure still draws, on values within interpolation error."""
+    import pickle
+
+    import numpy as np
+    from scipy import stats
+
+    from sdekit.validate.battery_run import portable
+    from sdekit.validate.laws import Law1D
+    from sdekit.validate.report import Panel
+
+    scale = 2.0
+    law = Law1D(lambda z: stats.norm.cdf(z, scale=scale), lambda z: stats.norm.pdf(z, scale=scale), (), "closure")
+    values = np.random.default_rng(0).normal(0.0, scale, 500)
+    report = Report("closure_check", 1e-6, [CheckResult("closure_check", "t", 0.0, 1.0, 0.5, True)],
+                    [Panel("x", values, law)], 500)
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        pickle.dumps(report)
+    moved = pickle.loads(pickle.dumps(portable(report)))
+    z = np.linspace(-5.0, 5.0, 101)
+    assert np.max(np.abs(moved.panels[0].law.cdf(z) - stats.norm.cdf(z, scale=scale))) < 1e-4
+    assert repr(moved.results) == repr(report.results)
+    moved.figure(tmp_path / "closure.png")
+    assert (tmp_path / "closure.png").stat().st_size > 5000

@@ -96,9 +96,15 @@ def test_moment_chi2_is_calibrated_and_powerful():
 
 
 def test_cli_prints_table_writes_report_and_returns_status(capsys, tmp_path):
-    assert main(["validate", "ou_1d_reverse_time", "gbm_ito_em", "--paths", "5000", "--out", str(tmp_path),
-                 "--no-figures"]) == 0
+    """Two worker processes give the same table as one process (checks are keyed by seed, not by process)."""
+    args = ["validate", "ou_1d_reverse_time", "gbm_ito_em", "--paths", "5000", "--no-figures"]
+    assert main([*args, "--out", str(tmp_path / "serial"), "--jobs", "1"]) == 0
+    serial = capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path), "--jobs", "2"]) == 0
     out = capsys.readouterr().out
+    table = [line.split()[:4] for line in out.splitlines() if line.startswith(("ou_1d", "gbm_ito"))]
+    assert table == [line.split()[:4] for line in serial.splitlines() if line.startswith(("ou_1d", "gbm_ito"))]
+    assert len(table) == 2
     assert "ou_1d_reverse_time" in out and "min p-value" in out and "2 of 2 checks passed" in out
     md = (tmp_path / "report.md").read_text()
     assert "### gbm_ito_em" in md and "| CvM x |" in md.replace("CvM x[0]", "CvM x")

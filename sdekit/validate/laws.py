@@ -32,10 +32,8 @@ def law_1d(law: Any, label: str | None = None) -> Law1D:
         else:
             means, variances, weights = law.means[:, 0], law.covs[:, 0, 0], law.weights
 
-        def pdf(z: np.ndarray, _law: Any = law) -> np.ndarray:
-            return np.exp(_law.log_prob(np.asarray(z, dtype=float).reshape(-1, 1))).reshape(np.shape(z))
-
-        return Law1D(law.cdf_1d, pdf, gaussian_raw_moments(means, variances, weights), label or repr(law))
+        return Law1D(law.cdf_1d, TargetDensity1D(law), gaussian_raw_moments(means, variances, weights),
+                     label or repr(law))
     if hasattr(law, "cdf") and hasattr(law, "dist"):  # frozen scipy.stats distribution
         try:
             moments = tuple(float(law.moment(k)) for k in range(1, 5))
@@ -50,6 +48,17 @@ def law_1d(law: Any, label: str | None = None) -> Law1D:
     raise SDEKitError(
         "law must be a Law1D, a 1-D Gaussian / GaussianMixture, a frozen scipy.stats distribution or a CDF "
         f"callable; got {type(law).__name__}")
+
+
+class TargetDensity1D:
+    """The density of a 1-D sdekit target, exp(log_prob(z)), as a picklable callable (reports travel between
+    processes when `sdekit validate` runs checks in parallel)."""
+
+    def __init__(self, law: Any):
+        self.law = law
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return np.exp(self.law.log_prob(np.asarray(z, dtype=float).reshape(-1, 1))).reshape(np.shape(z))
 
 
 def feature_names(d: int) -> list[str]:

@@ -122,3 +122,14 @@ def test_reports_cross_processes_even_with_laws_built_from_closures(tmp_path):
     assert repr(moved.results) == repr(report.results)
     moved.figure(tmp_path / "closure.png")
     assert (tmp_path / "closure.png").stat().st_size > 5000
+
+
+def test_validate_prints_no_library_warning_with_cold_kernel_caches(tmp_path):
+    """The OU checks used to print Numba's 'Cannot cache compiled function ... dynamic globals' (and recompile in
+    every process). A fresh kernel cache makes every kernel compile here, in a fresh process."""
+    env = {**_env(), "SDEKIT_CACHE_DIR": str(tmp_path / "kernels"), "PYTHONWARNINGS": "default"}
+    proc = subprocess.run([sys.executable, "-c", "import sys; from sdekit.cli import main; sys.exit(main())",
+                           "validate", "ou_2d_em_law", "ou_2d_stationary", "--paths", "1000", "--out", "",
+                           "--jobs", "1"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Warning" not in proc.stderr, proc.stderr[-2000:]

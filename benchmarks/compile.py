@@ -71,6 +71,7 @@ print(json.dumps(out))
 
 MODULE = textwrap.dedent("""
     import numba as nb
+    import numpy as np
 
 
     @nb.njit(cache=True)
@@ -86,6 +87,16 @@ MODULE = textwrap.dedent("""
     @nb.njit(cache=True)
     def numba_warm_up():
         return 1.0
+
+
+    @nb.njit(cache=True)
+    def drift16(x, t, p):
+        n, d = x.shape
+        out = np.empty((n, d))
+        for r in range(n):
+            for i in range(d):
+                out[r, i] = -p[0] * x[r, i] + 0.1 * np.sin(x[r, (i + 1) % d])
+        return out
 """)
 
 MODULE_SDE = PROLOGUE + """
@@ -97,6 +108,36 @@ if sys.argv[1:] == ["numba-initialised"]:  # Numba's one-time start-up (typing r
 sde = sdekit.SDE(m.drift, m.diffusion, dim=2, noise="additive", params=[1.0, 0.5])
 solve(sde, "first")
 out["total_s"] = time.perf_counter() - t_start
+print(json.dumps(out))
+"""
+
+
+# run time, not compile time: the same functions inlined into the kernel (importable by name) and called through
+# function pointers (a copy of them that cannot be imported, as lambdas and closures are); 1 thread, interleaved
+RUNTIME = PROLOGUE + """
+import types
+import bench_user_module as m
+def unimportable(fn):
+    py = fn.py_func
+    return types.FunctionType(py.__code__, py.__globals__, py.__name__)
+rows = []
+for dim, drift in ((1, m.drift), (16, m.drift16)):
+    for n in (1, 10_000):
+        pair = {"inlined": sdekit.SDE(drift, m.diffusion, dim=dim, noise="additive", params=[1.0, 0.5]),
+                "pointers": sdekit.SDE(unimportable(drift), unimportable(m.diffusion), dim=dim, noise="additive",
+                                       params=[1.0, 0.5])}
+        best = {k: float("inf") for k in pair}
+        finals = {}
+        for rep in range(8):
+            for k, sde in pair.items():
+                sol = sdekit.simulate(sde, np.zeros(dim), (0.0, 1.0), steps=1000 if n > 1 else 20000, n_paths=n,
+                                      seed=3, threads=1)
+                if rep:  # the first solve compiles
+                    best[k] = min(best[k], sol.stats.run_seconds)
+                finals[k] = sol.final
+        rows.append({"dim": dim, "n_paths": n, **{k + "_s": v for k, v in best.items()},
+                     "same": bool(np.array_equal(finals["inlined"], finals["pointers"]))})
+out["runtime"] = rows
 print(json.dumps(out))
 """
 
@@ -168,6 +209,8 @@ def measure(trees: dict[str, Path], work: Path, repeats: int, validate: bool) ->
             out["module_later"].append(run_script(src, cache, MODULE_SDE, extra_path=user))
             out["module_later_numba_ready"].append(run_script(src, cache, MODULE_SDE, "numba-initialised",
                                                               extra_path=user))
+            if rep == 0 and tree == "this":
+                out["runtime"] = [run_script(src, cache, RUNTIME, extra_path=user)]
             if validate and rep == 0:
                 base = work / tree / "validate"
                 src, cache = source_copy(root, base), base / "kernels"
@@ -218,6 +261,18 @@ def _median(runs: list[dict], key: str) -> float | None:
     return vals[len(vals) // 2] if vals else None
 
 
+def _commit(tree: Path) -> str:
+    """The git commit of a checkout (short hash, '+ changes' when dirty), or 'unknown'."""
+    try:
+        head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + changes" if dirty else "")
+
+
 def machine() -> dict:
     model = ""
     try:
@@ -244,17 +299,28 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(trees, Path(tmp), args.repeats, not args.skip_validate)
     info["loadavg_after"] = os.getloadavg()
     args.out.mkdir(parents=True, exist_ok=True)
+    base_commit = _commit(args.baseline) if args.baseline else None
     (args.out / "compile.json").write_text(json.dumps({"machine": info, "baseline": str(args.baseline),
+                                                       "baseline_commit": base_commit, "this_commit": _commit(ROOT),
                                                        "results": results}, indent=1))
     loads = [r["load_cores"] for tree in results.values() for runs in tree.values() for r in runs
              if r.get("load_cores") is not None]
+    runtime = ["", "Run time of the same functions inlined into the kernel (importable by name) and called through "
+               "function pointers (as lambdas and closures are), this tree, 1 thread, best of 7 interleaved solves "
+               "(1000 steps; 20,000 at one path):", "",
+               "| dim | paths | inlined (ms) | pointers (ms) | pointers / inlined | same numbers |",
+               "|---|---|---|---|---|---|"]
+    for row in results["this"]["runtime"][0]["runtime"]:
+        runtime.append(f"| {row['dim']} | {row['n_paths']} | {1e3 * row['inlined_s']:.2f} | "
+                       f"{1e3 * row['pointers_s']:.2f} | {row['pointers_s'] / row['inlined_s']:.2f} | {row['same']} |")
     md = ["# Time to first result", "",
           f"`python benchmarks/compile.py{' --baseline ' + str(args.baseline) if args.baseline else ''} "
           f"--repeats {args.repeats}` on {info['cpu_model']} ({info['affinity']} cores), Python {info['python']}, "
           f"numba {info['numba']}. Medians over {args.repeats} fresh copies (one for validate); each scenario is a "
           f"fresh process. Load average {info['loadavg_before'][0]:.2f} before and {info['loadavg_after'][0]:.2f} "
-          f"after; busy cores during the runs (ours included) {min(loads):.2f}-{max(loads):.2f}.", "",
-          *table(results), ""]
+          f"after; busy cores during the runs (ours included) {min(loads):.2f}-{max(loads):.2f}. This tree: "
+          f"{_commit(ROOT)}" + (f"; baseline: {base_commit}." if args.baseline else "."), "",
+          *table(results), *runtime, ""]
     (args.out / "compile.md").write_text("\n".join(md))
     print("\n".join(md))
     return 0

@@ -274,14 +274,11 @@ def _commit(tree: Path) -> str:
 
 
 def machine() -> dict:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
-    except OSError:
-        pass
     import numba
-    return {"cpu_model": model or platform.processor(), "cpu_count": os.cpu_count(),
+
+    from sdekit.validate.provenance import cpu_model
+
+    return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
             "affinity": len(os.sched_getaffinity(0)), "python": platform.python_version(), "numba": numba.__version__,
             "loadavg_before": os.getloadavg()}
 

@@ -59,9 +59,10 @@ def _code_names(code: pytypes.CodeType) -> set[str]:
     return names
 
 
-def frozen_values(fn: Callable, _depth: int = 0, _seen: set | None = None) -> dict[str, Any]:
-    """Copies of the data values Numba freezes into fn's compiled code: closure cells and module globals it reads
-    (numbers, arrays, tuples of them), including those of the jitted functions it calls, keyed by a dotted path."""
+def frozen_values(fn: Callable, copy: bool = True, _depth: int = 0, _seen: set | None = None) -> dict[str, Any]:
+    """The data values Numba freezes into fn's compiled code: closure cells and module globals it reads (numbers,
+    arrays, tuples of them), including those of the jitted functions it calls, keyed by a dotted path; arrays are
+    copied unless ``copy`` is False (for a value that is only read at once, as `frozen_digest` does)."""
     py = getattr(fn, "py_func", fn)
     code = getattr(py, "__code__", None)
     seen = set() if _seen is None else _seen
@@ -75,9 +76,9 @@ def frozen_values(fn: Callable, _depth: int = 0, _seen: set | None = None) -> di
     items += [(name, globals_[name]) for name in sorted(_code_names(code)) if name in globals_]
     for name, value in items:
         if _is_data(value):
-            out[f"{py.__qualname__}.{name}"] = _snapshot(value)
+            out[f"{py.__qualname__}.{name}"] = _snapshot(value) if copy else value
         elif isinstance(value, nb.core.registry.CPUDispatcher) or isinstance(value, pytypes.FunctionType):
-            out.update(frozen_values(value, _depth + 1, seen))
+            out.update(frozen_values(value, copy, _depth + 1, seen))
     return out
 
 
@@ -96,7 +97,7 @@ def changed_values(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def frozen_digest(fn: Callable) -> str:
     """A hash of fn's frozen values, for cache keys: a changed global gives a new kernel, never a stale one."""
     h = hashlib.sha256()
-    for name, value in sorted(frozen_values(fn).items()):
+    for name, value in sorted(frozen_values(fn, copy=False).items()):
         h.update(name.encode())
         h.update(repr(_digestable(value)).encode())
     return h.hexdigest()[:16]
@@ -142,7 +143,7 @@ def jitted(fn: Callable, role: str) -> Any:
 def holds_arrays(fn: Callable) -> bool:
     """True when fn (or a jitted helper it calls) reads an array from a closure cell or a global: Numba bakes its
     entries into the compiled code, so such a function is never cached on disk by name (`disk_cache`)."""
-    return any(_has_array(v) for v in frozen_values(fn).values())
+    return any(_has_array(v) for v in frozen_values(fn, copy=False).values())
 
 
 def _has_array(v: Any) -> bool:

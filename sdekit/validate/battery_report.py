@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdekit.validate.provenance import provenance_markdown
-from sdekit.validate.report import Report
+from sdekit.validate.report import Report, padded_table
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,7 @@ def summary_rows(runs: Sequence[CheckRun]) -> list[tuple[str, ...]]:
 
 def format_summary(runs: Sequence[CheckRun]) -> str:
     """Plain-text summary table, one row per check."""
-    rows = summary_rows(runs)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return padded_table(summary_rows(runs))
 
 
 def figure_name(check: str) -> str:

@@ -52,7 +52,12 @@ def results_table(results: Sequence[CheckResult]) -> list[tuple[str, ...]]:
 
 def format_text(results: Sequence[CheckResult]) -> str:
     """Plain-text table of results, columns padded to equal width."""
-    rows = results_table(results)
+    return padded_table(results_table(results))
+
+
+def padded_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells (the first is the header) as plain text: columns padded to equal width, a dashed rule under
+    the header."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

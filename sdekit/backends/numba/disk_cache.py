@@ -170,8 +170,8 @@ def specialised(kind: str, functions: dict[str, Any], step: Any = None) -> Any |
     kind: "fixed" (functions f, g, gdw; `step` is the step function whose source is specialised) or
     "adaptive" (function f). None when caching is off or a function is not importable by name.
     """
-    memo_key = (kind, step, *sorted(functions.items(), key=lambda item: item[0]),
-                *(frozen_digest(fn) for _, fn in sorted(functions.items(), key=lambda item: item[0])))
+    items = sorted(functions.items(), key=lambda item: item[0])
+    memo_key = (kind, step, *items, *(frozen_digest(fn) for _, fn in items))
     try:
         return _MEMO[memo_key]
     except (KeyError, TypeError):

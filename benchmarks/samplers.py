@@ -103,12 +103,12 @@ def runners(mm: MixtureMarginals, seed: int) -> dict[str, tuple[list[int], Calla
         return r.x, r.nfe, (1.0, 0.0)
 
     def ddim(steps, n):
-        return ddim_sample(score, linear, start_discrete(n), steps=steps, eta=0.0), steps, (1.0, 0.0)
+        return ddim_sample(score, linear, start_discrete(n), steps=steps, eta=0.0).x, steps, (1.0, 0.0)
 
     def ddpm(steps, n):
         sched = linear if steps == linear.n_steps else linear.respaced(linear.spaced_levels(steps))
         x_k = mm.sample(n, *sched.level(sched.n_steps), seed=seed)
-        return ddpm_sample(score, sched, x_k, seed=seed), steps, (1.0, 0.0)
+        return ddpm_sample(score, sched, x_k, seed=seed).x, steps, (1.0, 0.0)
 
     def pc(steps, n):
         r = pc_sample(score, VP, start_vp(n), steps=steps, predictor="reverse_diffusion", corrector="langevin",

@@ -42,7 +42,8 @@ def main() -> None:
                                                        algorithm="dpmsolver++", skip="logSNR").x,
                                      model.marginal(vp.eps)),
         "annealed Langevin (10 x 100)": (annealed_langevin(score, sigmas, mm.sample(N, 1.0, sigmas[0], seed=3),
-                                                           steps_per_level=100, seed=4), mm.marginal(1.0, sigmas[-1])),
+                                                           steps_per_level=100, seed=4).x,
+                                         mm.marginal(1.0, sigmas[-1])),
     }
     for name, (x, law) in results.items():
         print(compare_with_law(x, law, name=name).summary())

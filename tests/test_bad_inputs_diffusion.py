@@ -144,26 +144,26 @@ CASES = [
     ("snr-step-size-shapes", lambda: snr_step_size(X, X[:3], 0.1), SDEKitError, "z must have the shape of s"),
     ("vp-alpha-sigma-nan", lambda: vp_alpha_sigma(float("nan")), SDEKitError, "lam must be finite"),
     # discrete samplers: states, seeds, offsets, levels, flags
-    ("ddpm-x-complex", lambda: ddpm_sample(gaussian_score, SCHED, X + 1j), SDEKitError, "x_K must be real"),
+    ("ddpm-x-complex", lambda: ddpm_sample(gaussian_score, SCHED, X + 1j).x, SDEKitError, "x_K must be real"),
     ("edm-x-complex", lambda: edm_sample(gaussian_score, EDM_SIGMAS, X + 1j), SDEKitError, "x_init must be real"),
-    ("ddpm-seed-2**70", lambda: ddpm_sample(gaussian_score, SCHED, X, seed=2**70), SDEKitError,
+    ("ddpm-seed-2**70", lambda: ddpm_sample(gaussian_score, SCHED, X, seed=2**70).x, SDEKitError,
      r"seed must be a non-negative integer below 2\*\*64"),
-    ("ddim-path-offset-2**70", lambda: ddim_sample(gaussian_score, SCHED, X, path_offset=2**70), SDEKitError,
+    ("ddim-path-offset-2**70", lambda: ddim_sample(gaussian_score, SCHED, X, path_offset=2**70).x, SDEKitError,
      r"path_offset must be a non-negative integer below 2\*\*63"),
     ("sde-dpm-seed-2**70", lambda: dpm_solver_sample(gaussian_score, VP, X, method="multistep",
                                                      algorithm="sde-dpmsolver++", seed=2**70), SDEKitError,
      "seed must be a non-negative integer"),
-    ("annealed-sigmas-2d", lambda: annealed_langevin(gaussian_score, [[1.0, 0.5], [0.2, 0.1]], X), SDEKitError,
+    ("annealed-sigmas-2d", lambda: annealed_langevin(gaussian_score, [[1.0, 0.5], [0.2, 0.1]], X).x, SDEKitError,
      "sigmas must be a 1-D array"),
-    ("annealed-final-denoise-string", lambda: annealed_langevin(gaussian_score, SIGMAS, X, final_denoise="yes"),
+    ("annealed-final-denoise-string", lambda: annealed_langevin(gaussian_score, SIGMAS, X, final_denoise="yes").x,
      SDEKitError, "final_denoise must be a bool"),
     ("pc-final-denoise-string", lambda: pc_sample(gaussian_score, VP, X, steps=2, final_denoise="yes"), SDEKitError,
      "final_denoise must be a bool"),
     # discrete samplers: the model's output
-    ("ddpm-score-ragged", lambda: ddpm_sample(lambda x, a, s: [[1.0], [1.0, 2.0]], SCHED, X), SDEKitError,
+    ("ddpm-score-ragged", lambda: ddpm_sample(lambda x, a, s: [[1.0], [1.0, 2.0]], SCHED, X).x, SDEKitError,
      "the output of score must be a numeric array"),
-    ("ddpm-score-none", lambda: ddpm_sample(lambda x, a, s: None, SCHED, X), SDEKitError, "score returned None"),
-    ("ddim-score-complex", lambda: ddim_sample(lambda x, a, s: x + 1j, SCHED, X), SDEKitError,
+    ("ddpm-score-none", lambda: ddpm_sample(lambda x, a, s: None, SCHED, X).x, SDEKitError, "score returned None"),
+    ("ddim-score-complex", lambda: ddim_sample(lambda x, a, s: x + 1j, SCHED, X).x, SDEKitError,
      "the output of score must be real"),
     ("edm-score-column", lambda: edm_sample(lambda x, a, s: x[:, :1], EDM_SIGMAS, X), ScoreShapeError,
      r"score returned shape \(6, 1\) for a batch x of shape \(6, 2\)"),
@@ -224,7 +224,7 @@ def _torch_cases():
         ("tll-score-numpy", lambda: torch_log_likelihood(lambda x, t: x.detach().numpy(), VP, xt, steps=2),
          SDEKitError, "score returned a NumPy array"),
         ("ddpm-torch-state-numpy-score", lambda: ddpm_sample(lambda x, a, s: gaussian_score(x.numpy(), a, s), SCHED,
-                                                             xt), SDEKitError, "score returned a NumPy array"),
+                                                             xt).x, SDEKitError, "score returned a NumPy array"),
         ("score-model-x-complex-array", lambda: sm(X + 1j, 0.5, 0.5), SDEKitError, "x must be real"),
         ("score-model-x-complex-tensor", lambda: sm(xt + 1j, 0.5, 0.5), SDEKitError, "x must be a real tensor"),
         ("score-model-x-nan-array", lambda: sm(np.full((2, 2), np.nan), 0.5, 0.5), SDEKitError, "x must be finite"),
@@ -278,10 +278,10 @@ def test_bad_torch_input_gives_a_clear_error(case_id):
 
 # sampler -> (run(x, **overrides), the name of its state argument, the arguments it takes)
 SAMPLERS = {
-    "ddpm": (lambda x, **kw: ddpm_sample(gaussian_score, SCHED, x, **kw), "x_K", ("seed",)),
-    "ddim": (lambda x, **kw: ddim_sample(gaussian_score, SCHED, x, **kw), "x_K", ("steps", "eta", "seed")),
+    "ddpm": (lambda x, **kw: ddpm_sample(gaussian_score, SCHED, x, **kw).x, "x_K", ("seed",)),
+    "ddim": (lambda x, **kw: ddim_sample(gaussian_score, SCHED, x, **kw).x, "x_K", ("steps", "eta", "seed")),
     "annealed": (lambda x, **kw: annealed_langevin(gaussian_score, kw.pop("sigmas", SIGMAS), x, steps_per_level=1,
-                                                   **kw), "x_init", ("sigmas", "seed")),
+                                                   **kw).x, "x_init", ("sigmas", "seed")),
     "pc": (lambda x, **kw: pc_sample(gaussian_score, VP, x, **{"steps": 2, **kw}), "x_T", ("steps", "seed")),
     "edm": (lambda x, **kw: edm_sample(gaussian_score, kw.pop("sigmas", EDM_SIGMAS), x, **kw), "x_init",
             ("sigmas", "seed")),
@@ -341,8 +341,8 @@ def test_unusual_but_valid_inputs_give_the_right_answer():
     pytest.importorskip("torchdiffeq")
     from sdekit.diffusion.torch_likelihood import torch_log_likelihood
 
-    want = ddpm_sample(gaussian_score, SCHED, X, seed=3)
-    got = ddpm_sample(lambda x, a, s: torch.as_tensor(gaussian_score(x, a, s)), SCHED, X, seed=3)
+    want = ddpm_sample(gaussian_score, SCHED, X, seed=3).x
+    got = ddpm_sample(lambda x, a, s: torch.as_tensor(gaussian_score(x, a, s)), SCHED, X, seed=3).x
     np.testing.assert_array_equal(got, want)
     xi = torch.tensor([[1, -2], [0, 3]])
     with torch.no_grad():

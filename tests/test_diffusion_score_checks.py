@@ -63,9 +63,9 @@ class Poisoned:
 
 # (run(score, x), the step of call number `at` in that sampler's numbering)
 SAMPLERS = {
-    "ddpm": (lambda s, x: ddpm_sample(s, SCHED, x, seed=1), lambda at: at),
-    "ddim": (lambda s, x: ddim_sample(s, SCHED, x, steps=6, eta=0.5, seed=1), lambda at: at),
-    "annealed-langevin": (lambda s, x: annealed_langevin(s, [1.0, 0.5, 0.2], x, steps_per_level=14, eps0=1e-3),
+    "ddpm": (lambda s, x: ddpm_sample(s, SCHED, x, seed=1).x, lambda at: at),
+    "ddim": (lambda s, x: ddim_sample(s, SCHED, x, steps=6, eta=0.5, seed=1).x, lambda at: at),
+    "annealed-langevin": (lambda s, x: annealed_langevin(s, [1.0, 0.5, 0.2], x, steps_per_level=14, eps0=1e-3).x,
                           lambda at: at),
     "pc-langevin": (lambda s, x: pc_sample(s, VP, x, steps=6, n_corrector=1), lambda at: at // 2),
     "pc-mala": (lambda s, x: pc_sample(s, VP, x, steps=6, corrector="mala", log_prob=gaussian_log_prob,

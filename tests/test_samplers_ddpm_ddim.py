@@ -136,17 +136,17 @@ def _score_1d(x, a, s):
     (lambda: LIN.respaced([0, 5]), "indices"),
     (lambda: LIN.respaced([1.5, 2]), "indices"),
     (lambda: LIN.level(1001), "k must"),
-    (lambda: ddpm_sample(_score_1d, LIN, np.zeros((3, 1)), variance="large"), "variance"),
-    (lambda: ddpm_sample(_score_1d, LIN, np.zeros(3)), "x_K"),
-    (lambda: ddpm_sample(_score_1d, LIN, np.zeros((3, 1)), seed=-1), "seed"),
-    (lambda: ddpm_sample(_score_1d, "linear", np.zeros((3, 1))), "schedule"),
-    (lambda: ddpm_sample(None, LIN, np.zeros((3, 1))), "score"),
-    (lambda: ddpm_sample(lambda x, a, s: x[:, :0], LIN, np.zeros((3, 1))), "score"),
-    (lambda: ddpm_sample(_score_1d, LIN, np.zeros((3, 1)), mean_form="v"), "mean_form"),
-    (lambda: ddim_sample(_score_1d, LIN, np.zeros((3, 1)), eta=2.0), "eta"),
-    (lambda: ddim_sample(_score_1d, LIN, np.zeros((3, 1)), steps=0), "steps"),
-    (lambda: ddim_sample(_score_1d, LIN, np.zeros((3, 1)), steps=10, indices=[1, 2]), "steps or indices"),
-    (lambda: ddim_sample(_score_1d, LIN, np.full((3, 1), np.nan)), "x_K"),
+    (lambda: ddpm_sample(_score_1d, LIN, np.zeros((3, 1)), variance="large").x, "variance"),
+    (lambda: ddpm_sample(_score_1d, LIN, np.zeros(3)).x, "x_K"),
+    (lambda: ddpm_sample(_score_1d, LIN, np.zeros((3, 1)), seed=-1).x, "seed"),
+    (lambda: ddpm_sample(_score_1d, "linear", np.zeros((3, 1))).x, "schedule"),
+    (lambda: ddpm_sample(None, LIN, np.zeros((3, 1))).x, "score"),
+    (lambda: ddpm_sample(lambda x, a, s: x[:, :0], LIN, np.zeros((3, 1))).x, "score"),
+    (lambda: ddpm_sample(_score_1d, LIN, np.zeros((3, 1)), mean_form="v").x, "mean_form"),
+    (lambda: ddim_sample(_score_1d, LIN, np.zeros((3, 1)), eta=2.0).x, "eta"),
+    (lambda: ddim_sample(_score_1d, LIN, np.zeros((3, 1)), steps=0).x, "steps"),
+    (lambda: ddim_sample(_score_1d, LIN, np.zeros((3, 1)), steps=10, indices=[1, 2]).x, "steps or indices"),
+    (lambda: ddim_sample(_score_1d, LIN, np.full((3, 1), np.nan)).x, "x_K"),
     (lambda: ddim_coefficients(0.5, 0.4), "alpha_bar_prev"),
     (lambda: ddpm_coefficients(LIN, 0), "k must"),
 ])
@@ -165,9 +165,9 @@ def test_ddpm_mean_forms_agree():
     mm = MixtureMarginals(DATA["2d"])
     sched = LIN.respaced(LIN.spaced_levels(40))
     x = start(mm, sched, sched.n_steps, n=500)
-    ref = ddpm_sample(exact_score(mm), sched, x, variance="beta", seed=2)
+    ref = ddpm_sample(exact_score(mm), sched, x, variance="beta", seed=2).x
     for kw in ({"mean_form": "x0"}, {"final_denoise": True}, {"mean_form": "x0", "final_denoise": True}):
-        np.testing.assert_allclose(ddpm_sample(exact_score(mm), sched, x, variance="beta", seed=2, **kw), ref,
+        np.testing.assert_allclose(ddpm_sample(exact_score(mm), sched, x, variance="beta", seed=2, **kw).x, ref,
                                    rtol=0, atol=1e-10)
     a, b, _ = ddpm_coefficients(LIN, 300)
     al, sg = LIN.level(300)
@@ -180,14 +180,14 @@ def test_ddim_eta1_is_ddpm_posterior_on_the_respaced_schedule():
     mm = MixtureMarginals(DATA["2d"])
     tau = LIN.spaced_levels(25)
     x = start(mm, LIN, 1000, n=500)
-    a = ddim_sample(exact_score(mm), LIN, x, indices=tau, eta=1.0, seed=4)
-    b = ddpm_sample(exact_score(mm), LIN.respaced(tau), x, variance="posterior", seed=4)
+    a = ddim_sample(exact_score(mm), LIN, x, indices=tau, eta=1.0, seed=4).x
+    b = ddpm_sample(exact_score(mm), LIN.respaced(tau), x, variance="posterior", seed=4).x
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
-    c = ddpm_sample(exact_score(mm), LIN.respaced(tau), x, variance="beta", seed=4)
+    c = ddpm_sample(exact_score(mm), LIN.respaced(tau), x, variance="beta", seed=4).x
     assert np.max(np.abs(a - c)) > 1e-3  # the variance choice matters
     # eta = 0 on indices tau equals DDIM on the respaced schedule's own levels
-    np.testing.assert_allclose(ddim_sample(exact_score(mm), LIN, x, indices=tau),
-                               ddim_sample(exact_score(mm), LIN.respaced(tau), x, steps=25), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ddim_sample(exact_score(mm), LIN, x, indices=tau).x,
+                               ddim_sample(exact_score(mm), LIN.respaced(tau), x, steps=25).x, rtol=0, atol=1e-10)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,8 +203,8 @@ def test_reproducible_and_batch_independent(sampler):
 
     def run(xs, seed, **kw):
         if sampler == "ddpm":
-            return ddpm_sample(exact_score(mm), sched, xs, variance="beta", seed=seed, **kw)
-        return ddim_sample(exact_score(mm), sched, xs, steps=30, eta=1.0, seed=seed, **kw)
+            return ddpm_sample(exact_score(mm), sched, xs, variance="beta", seed=seed, **kw).x
+        return ddim_sample(exact_score(mm), sched, xs, steps=30, eta=1.0, seed=seed, **kw).x
 
     full = run(x, 7)
     np.testing.assert_array_equal(run(x, 7), full)
@@ -251,7 +251,7 @@ def test_ddim_gaussian_closed_form():
     mm = MixtureMarginals(GaussianMixture([1.0], m[None], c[None]))
     levels = LIN.spaced_levels(50)
     x = start(mm, LIN, 1000)
-    out = ddim_sample(exact_score(mm), LIN, x, steps=50)
+    out = ddim_sample(exact_score(mm), LIN, x, steps=50).x
     amat, bvec, mean, cov = _pushforward(m, c, LIN, levels)
     np.testing.assert_allclose(out, x @ amat.T + bvec, rtol=0, atol=1e-9)
     assert check(out, Gaussian(mean, cov), "DDIM-50 vs exact pushforward").passed
@@ -283,7 +283,7 @@ def test_ddpm_1000_steps(name, variance):
     """DDPM (Algorithm 2) at K = 1000 reproduces the data law. Measured min p: 1-D 0.070 (posterior) / 0.227 (beta),
     2-D 0.015 / 0.014, 4-D 2.4e-4 / 0.053; by default one run per variance (1-D posterior, 2-D beta)."""
     mm = MixtureMarginals(DATA[name])
-    out = ddpm_sample(exact_score(mm), LIN, start(mm, LIN, 1000), variance=variance, seed=5)
+    out = ddpm_sample(exact_score(mm), LIN, start(mm, LIN, 1000), variance=variance, seed=5).x
     assert check(out, mm.data, f"DDPM-1000 {variance} {name}").passed
 
 
@@ -295,7 +295,7 @@ def test_ddpm_1000_steps(name, variance):
 def test_ddim_at_passing_nfe(name, eta, nfe):
     """DDIM at the first NFE (of 50/100/200/334/500) where min p >= 1e-3; at 50 / 100 its bias is detected."""
     mm = MixtureMarginals(DATA[name])
-    out = ddim_sample(exact_score(mm), LIN, start(mm, LIN, 1000), steps=nfe, eta=eta, seed=5)
+    out = ddim_sample(exact_score(mm), LIN, start(mm, LIN, 1000), steps=nfe, eta=eta, seed=5).x
     assert check(out, mm.data, f"DDIM-{nfe} eta={eta} {name}").passed
 
 
@@ -318,7 +318,7 @@ def test_planted_ddpm_variance_as_std(monkeypatch):
 
     monkeypatch.setattr(ddpm_mod, "ddpm_coefficients", mutant)
     mm = MixtureMarginals(DATA["1d"])
-    out = ddpm_sample(exact_score(mm), R200, start(mm, R200, 200), variance="posterior", seed=5)
+    out = ddpm_sample(exact_score(mm), R200, start(mm, R200, 200), variance="posterior", seed=5).x
     assert not check(out, mm.data, "planted: DDPM variance as std").passed
 
 
@@ -340,7 +340,7 @@ def test_planted_ddpm_off_by_one(monkeypatch):
         return a, -a * beta / np.sqrt(1.0 - abar), std
 
     monkeypatch.setattr(ddpm_mod, "ddpm_coefficients", mutant)
-    out = ddpm_sample(exact_score(mm), r100, x, seed=5)
+    out = ddpm_sample(exact_score(mm), r100, x, seed=5).x
     assert not check(out, mm.data, "planted: DDPM off-by-one alphabar index").passed
 
 
@@ -355,5 +355,5 @@ def test_planted_ddim_eps_sign(monkeypatch):
 
     monkeypatch.setattr(ddim_mod, "ddim_coefficients", mutant)
     mm = MixtureMarginals(DATA["1d"])
-    out = ddim_sample(exact_score(mm), LIN, start(mm, LIN, 1000), steps=100, eta=0.0)
+    out = ddim_sample(exact_score(mm), LIN, start(mm, LIN, 1000), steps=100, eta=0.0).x
     assert not check(out, mm.data, "planted: DDIM eps sign").passed

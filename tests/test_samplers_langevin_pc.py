@@ -147,7 +147,7 @@ def test_annealed_langevin_standard_settings_1d():
     mm, score, _ = _model(MIX_1D)
     sig = geometric_sigmas(1.0, 0.01, 10)
     x0 = mm.sample(N, 1.0, sig[0], seed=1)
-    x = annealed_langevin(score, sig, x0, steps_per_level=100, eps0=2e-5, seed=2)
+    x = annealed_langevin(score, sig, x0, steps_per_level=100, eps0=2e-5, seed=2).x
     _check(x, mm.marginal(1.0, sig[-1]), True)  # measured min p 0.08
 
 
@@ -157,7 +157,7 @@ def test_annealed_langevin_bias_matches_gaussian_oracle():
     mm, score, _ = _model(mix)
     sig = geometric_sigmas(2.0, 0.1, 10)
     x0 = mm.sample(N, 1.0, sig[0], seed=1)
-    x = annealed_langevin(score, sig, x0, steps_per_level=20, eps0=0.01, seed=2)
+    x = annealed_langevin(score, sig, x0, steps_per_level=20, eps0=0.01, seed=2).x
     start = mm.marginal(1.0, sig[0])
     law = gaussian_annealed_langevin_law(mix.means[0], mix.covs[0], sig, start.means[0], start.covs[0],
                                          steps_per_level=20, eps0=0.01)
@@ -169,7 +169,7 @@ def test_denoising_form_is_tweedie_step():
     """X <- Denoise(X; sigma^2) + sqrt(2) sigma W with the exact posterior mean, one level, one step."""
     mm, score, _ = _model(MIX_2D)
     x0 = mm.sample(500, 1.0, 0.7, seed=1)
-    out = annealed_langevin_denoising(score, [0.7], x0, steps_per_level=1, seed=9)
+    out = annealed_langevin_denoising(score, [0.7], x0, steps_per_level=1, seed=9).x
     from sdekit.diffusion.model import step_normals
     ref = mm.denoiser(x0, 1.0, 0.7) + np.sqrt(2.0) * 0.7 * step_normals(9, 500, 2, 0)
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
@@ -227,10 +227,10 @@ def test_reproducible_and_batch_independent():
     np.testing.assert_array_equal(a[:1000], pc_sample(score, fw, x_t[:1000], **kw).x)
     assert not np.array_equal(a, pc_sample(score, fw, x_t, **{**kw, "seed": 12}).x)
     sig = geometric_sigmas(1.0, 0.05, 4)
-    b = annealed_langevin(score, sig, x_t, steps_per_level=5, eps0=1e-3, seed=3)
-    np.testing.assert_array_equal(b, annealed_langevin(score, sig, x_t, steps_per_level=5, eps0=1e-3, seed=3))
+    b = annealed_langevin(score, sig, x_t, steps_per_level=5, eps0=1e-3, seed=3).x
+    np.testing.assert_array_equal(b, annealed_langevin(score, sig, x_t, steps_per_level=5, eps0=1e-3, seed=3).x)
     np.testing.assert_array_equal(b[:1000], annealed_langevin(score, sig, x_t[:1000], steps_per_level=5, eps0=1e-3,
-                                                              seed=3))
+                                                              seed=3).x)
 
 
 @pytest.mark.parametrize(("kwargs", "name"), [

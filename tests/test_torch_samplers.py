@@ -177,15 +177,15 @@ AL_SIGMAS = geometric_sigmas(1.5, 0.1, 4)
 
 
 def _ddpm(score, x, **kw):
-    return ddpm_sample(score, SCHED, x, seed=7, **kw)
+    return ddpm_sample(score, SCHED, x, seed=7, **kw).x
 
 
 def _ddim(score, x, eta):
-    return ddim_sample(score, LIN, x, steps=8, eta=eta, seed=3)
+    return ddim_sample(score, LIN, x, steps=8, eta=eta, seed=3).x
 
 
 def _annealed(score, x):
-    return annealed_langevin(score, AL_SIGMAS, 1.5 * x, steps_per_level=3, eps0=2e-3, seed=4, final_denoise=True)
+    return annealed_langevin(score, AL_SIGMAS, 1.5 * x, steps_per_level=3, eps0=2e-3, seed=4, final_denoise=True).x
 
 
 def _pc(score, x, predictor, corrector, forward=VP, lp=None, **kw):
@@ -307,9 +307,9 @@ def test_planted_wrong_sign_score_is_caught(name):
 # --------------------------------------------------------------------------------------------
 
 ERROR_RUNS = {
-    "ddpm": (lambda s, x: ddpm_sample(s, SCHED, x), "x_K"),
-    "ddim": (lambda s, x: ddim_sample(s, LIN, x, steps=4), "x_K"),
-    "annealed": (lambda s, x: annealed_langevin(s, AL_SIGMAS, x, steps_per_level=1), "x_init"),
+    "ddpm": (lambda s, x: ddpm_sample(s, SCHED, x).x, "x_K"),
+    "ddim": (lambda s, x: ddim_sample(s, LIN, x, steps=4).x, "x_K"),
+    "annealed": (lambda s, x: annealed_langevin(s, AL_SIGMAS, x, steps_per_level=1).x, "x_init"),
     "pc": (lambda s, x: pc_sample(s, VP, x, steps=3), "x_T"),
     "edm": (lambda s, x: edm_sample(s, EDM_SIGMAS, x), "x_init"),
     "dpm": (lambda s, x: dpm_solver_sample(s, VP, x, steps=3), "x_T"),

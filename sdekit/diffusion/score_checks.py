@@ -44,6 +44,15 @@ class ScoreShapeError(SDEKitError):
         super().__init__(f"{name} returned {got} for a batch x of shape ({n}, {d}); expected ({n}, {d}), one score "
                          "per row of x")
 
+    @classmethod
+    def of_shapes(cls, got: tuple | None, expected: tuple, name: str = "score") -> ScoreShapeError:
+        """The error for any batch shape: ``got`` the output's shape (None for a non-array), ``expected`` x's."""
+        err = cls.__new__(cls)
+        what = "a value that is not an array" if got is None else ("a scalar" if got == () else f"shape {got}")
+        SDEKitError.__init__(err, f"{name} returned {what} for a batch x of shape {expected}; expected {expected}, "
+                                  "one output per row of x")
+        return err
+
 
 class ScoreNonFiniteError(NonFiniteError):
     """A score returned NaN or infinity: ``path`` (row of the batch), sampler ``step`` and the noise level

@@ -294,7 +294,7 @@ def check_ddpm(n_paths: int, seed: int, alpha: float) -> Report:
     mm, score = _mixture_score()
     sched = DiscreteSchedule.linear()
     x_k = mm.sample(n_paths, *sched.level(sched.n_steps), seed=seed + 7)
-    out = ddpm_sample(score, sched, x_k, seed=seed)
+    out = ddpm_sample(score, sched, x_k, seed=seed).x
     return compare_with_law(out, mm.data, alpha=alpha, name="diffusion_ddpm")
 
 

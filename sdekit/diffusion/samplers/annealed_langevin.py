@@ -23,8 +23,9 @@ v = 2 (c + sigma^2)^2 / (2 c + sigma^2), neither c + sigma^2 (p_sigma) nor c (da
 v / c = 1 + 3 sigma^2 / (2 c) + O(sigma^4).
 It samples p_0 only in the limit sigma_L -> 0. `annealed_langevin_denoising` implements it as that special case.
 
-Noise: step k (0-based over all levels, k = i M + m) draws its normals from ``step_normals(seed, n, d, k)``, so
-each path's output depends only on (seed, path index), never on the batch size.
+Noise: step k (0-based over all levels, k = i M + m) takes the noise source's draw k (by default sdekit's per-path
+streams, `sdekit.diffusion.samplers.run`), so each path's output depends only on (seed, path index), never on
+the batch size.
 
 Backends: x_init may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays
 in torch on that device and dtype, calls the score on tensors, uses the same float64 normals moved there
@@ -34,23 +35,21 @@ in torch on that device and dtype, calls the score on tensors, uses the same flo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.inputs import real_array
-from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.arrays import State, noise_like
 from sdekit.diffusion.samplers.checks import (
     ScoreFn,
     check_callable,
     check_count,
     check_positive,
-    check_seed,
     check_state,
 )
-from sdekit.diffusion.samplers.score_calls import ScoreCalls
+from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun
 from sdekit.errors import SDEKitError
 from sdekit.targets import Gaussian
 
@@ -104,43 +103,50 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, levels: int) -> np.ndar
 
 
 def annealed_langevin(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 100,
-                      eps0: float = 2e-5, seed: int = 0, final_denoise: bool = False) -> State:
-    """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1), half-drift form; returns x of shape (n, d).
+                      eps0: float = 2e-5, seed: int = 0, final_denoise: bool = False, path_offset: int = 0,
+                      noise: NoiseFn | None = None, callback: Callable | None = None,
+                      return_trajectory: bool = False) -> SampleResult:
+    """Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1), half-drift form; returns a `SampleResult`.
 
     For i = 1..L (sigmas decreasing), eps_i = eps0 sigma_i^2 / sigma_L^2, and M = steps_per_level times:
 
-        x <- x + eps_i / 2 * s(x, 1, sigma_i) + sqrt(eps_i) z,     z = step_normals(seed, n, d, (i-1) M + m).
+        x <- x + eps_i / 2 * s(x, 1, sigma_i) + sqrt(eps_i) z,     z = noise draw k = (i-1) M + m.
 
     final_denoise: finish with x <- x + sigma_L^2 s(x, 1, sigma_L) (Tweedie's E[x_0 | x]; not a draw of p_0).
     Biased at any finite eps0 and M: for Gaussian data `gaussian_annealed_langevin_law` gives the exact output law.
-    A torch x_init runs in torch on its device and dtype and gives a tensor (module docstring).
+    Noise, seed, callback (after every Langevin step) and trajectory: `sdekit.diffusion.samplers.run`. A torch x_init
+    runs in torch on its device and dtype and gives a tensor (module docstring).
     """
     check_callable(score, "score")
     sig = _sigmas(sigmas)
     x = check_state(x_init, "x_init")
     m_steps = check_count(steps_per_level, "steps_per_level")
     eps0 = check_positive(eps0, "eps0")
-    seed = check_seed(seed)
     if not isinstance(final_denoise, bool | np.bool_):
         raise SDEKitError(f"final_denoise must be a bool; got {final_denoise!r}")
-    n, d = x.shape
-    calls = ScoreCalls(score)
+    run = SamplerRun(score, seed=seed, path_offset=path_offset, noise=noise, callback=callback,
+                     return_trajectory=return_trajectory)
+    run.start(x, 1.0, float(sig[0]))
     k = 0
     for sigma in sig:
         eps = float(eps0 * (sigma / sig[-1]) ** 2)
         root = math.sqrt(eps)
         for _ in range(m_steps):
-            s = calls(x, 1.0, float(sigma), k)
+            s = run.score(x, 1.0, float(sigma), k)
             x = x + 0.5 * eps * s
-            x = x + root * noise_like(step_normals(seed, n, d, k), x)
+            x = x + root * run.noise(k, x)
+            run.step_done(k, x, 1.0, float(sigma), None)
             k += 1
     if final_denoise:
-        x = x + float(sig[-1] ** 2) * calls(x, 1.0, float(sig[-1]), k)
-    return calls.finish(x)
+        x = x + float(sig[-1] ** 2) * run.score(x, 1.0, float(sig[-1]), k)
+        run.step_done(k, x, 1.0, 0.0, x)
+    return run.finish(x)
 
 
 def annealed_langevin_denoising(score: ScoreFn, sigmas: ArrayLike, x_init: ArrayLike, *, steps_per_level: int = 1,
-                                seed: int = 0, final_denoise: bool = False) -> State:
+                                seed: int = 0, final_denoise: bool = False, path_offset: int = 0,
+                                noise: NoiseFn | None = None, callback: Callable | None = None,
+                                return_trajectory: bool = False) -> SampleResult:
     """The denoising form of annealed Langevin: X <- Denoise(X; sigma_i^2) + sqrt(2) sigma_i W.
 
     Denoise(x; sigma^2) = x + sigma^2 s(x, 1, sigma) (Tweedie, Efron 2011), so the update is the full-drift Langevin
@@ -150,7 +156,8 @@ def annealed_langevin_denoising(score: ScoreFn, sigmas: ArrayLike, x_init: Array
     """
     sig = _sigmas(sigmas)
     return annealed_langevin(score, sig, x_init, steps_per_level=steps_per_level, eps0=2.0 * sig[-1] ** 2,
-                             seed=seed, final_denoise=final_denoise)
+                             seed=seed, final_denoise=final_denoise, path_offset=path_offset, noise=noise,
+                             callback=callback, return_trajectory=return_trajectory)
 
 
 def gaussian_annealed_langevin_law(mean: ArrayLike, cov: ArrayLike, sigmas: ArrayLike, init_mean: ArrayLike,

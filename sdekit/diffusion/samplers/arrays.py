@@ -1,7 +1,9 @@
 """Small array helpers that let the samplers run on float64 NumPy arrays or on torch tensors.
 
-A sampler's state is either a NumPy (n, d) float64 array or a torch (n, d) floating tensor; every helper here takes
-the state (or an array of the same kind) and answers in kind, so the update formulas are written once. torch is an
+A sampler's state is either a NumPy float64 array or a torch floating tensor of shape (n, *shape): n paths (rows),
+each a point of shape ``shape`` (a vector (d,), an image (C, H, W), ...). Every helper here takes the state (or an
+array of the same kind) and answers in kind, so the update formulas are written once; the row-wise helpers (sums,
+norms) reduce over all trailing dimensions. torch is an
 optional dependency: a tensor is recognised by ``type(x).__module__.startswith("torch")`` and torch is imported only
 inside the functions that are reached with a tensor, never at import time.
 
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
 else:
     State: TypeAlias = Any
 
-__all__ = ["State", "all_finite", "any_nan", "as_like", "count_true", "flat", "is_torch", "noise_like", "row_norms",
-           "row_sums", "select_rows", "sqrt", "to_state"]
+__all__ = ["State", "all_finite", "any_nan", "as_like", "count_true", "dims", "flat", "is_torch", "noise_like",
+           "row_norms", "per_row", "row_sums", "select_rows", "sqrt", "to_state"]
 
 
 def is_torch(x: Any) -> bool:
@@ -37,7 +39,8 @@ def is_torch(x: Any) -> bool:
 
 
 def to_state(x: Any, name: str) -> State:
-    """x as a fresh (n, d) sampler state with n >= 1, d >= 1 and all entries finite, or an SDEKitError naming it.
+    """x as a fresh (n, *shape) sampler state with n >= 1, at least one trailing dimension, no empty dimension and all
+    entries finite, or an SDEKitError naming it.
 
     A torch tensor stays a tensor on its device: floating dtypes are kept, integer / bool ones become float64.
     Anything else becomes a C-contiguous float64 NumPy copy.
@@ -52,8 +55,9 @@ def to_state(x: Any, name: str) -> State:
     else:
         a = np.array(real_array(x, name), dtype=np.float64, copy=True, order="C")
         shape = a.shape
-    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
-        raise SDEKitError(f"{name} must have shape (n, d) with n >= 1 and d >= 1; got shape {shape}")
+    if len(shape) < 2 or min(shape) < 1:
+        raise SDEKitError(f"{name} must have shape (n, d) or (n, *shape) (e.g. images (n, C, H, W)) with no empty "
+                          f"dimension; got shape {shape}")
     if not all_finite(a):
         raise SDEKitError(f"{name} must be finite")
     return a
@@ -109,8 +113,20 @@ def any_nan(a: State) -> bool:
 
 
 def row_sums(a: State) -> State:
-    """sum_j a_ij for each row i: shape (n,)."""
-    return a.sum(1) if is_torch(a) else np.sum(a, axis=1)
+    """sum_j a_ij for each row i, over all trailing dimensions: shape (n,)."""
+    if a.ndim == 1:
+        return a
+    return a.reshape(a.shape[0], -1).sum(1) if is_torch(a) else np.sum(a.reshape(a.shape[0], -1), axis=1)
+
+
+def per_row(v: State, like: State) -> State:
+    """A per-row value v of shape (n,) broadcastable against like (n, *shape): shape (n, 1, ..., 1)."""
+    return v.reshape((v.shape[0],) + (1,) * (like.ndim - 1))
+
+
+def dims(x: State) -> int:
+    """The number of entries of one row of x (n, *shape): prod(shape)."""
+    return int(math.prod(tuple(x.shape[1:])))
 
 
 def row_norms(a: State) -> State:
@@ -138,7 +154,7 @@ def flat(v: Any) -> Any:
 
 def select_rows(mask: State, a: State, b: State) -> State:
     """Row i of a where mask_i, else row i of b (mask (n,) bool; a, b (n,) or (n, d)); out of place, no sync."""
-    m = mask if a.ndim == 1 else mask[:, None]
+    m = mask if a.ndim == 1 else per_row(mask, a)
     if is_torch(a):
         import torch
 

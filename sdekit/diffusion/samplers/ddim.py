@@ -15,8 +15,9 @@ posterior variance betatilde, and the step is then exactly the DDPM ancestral st
 (`ddpm_sample(..., variance="posterior")` on ``schedule.respaced(tau)``, same noise). The last step (to the data,
 alphabar_prev = 1) has s = 0 and returns x0hat.
 
-Noise: the step leaving position i of the subsequence (level tau_i) draws ``step_normals(seed, n, d, i)``, the same
-numbers as the DDPM step leaving level i of the respaced schedule; a path's output depends only on (seed, path).
+Noise: the step leaving position i of the subsequence (level tau_i) takes the noise source's draw i (by default
+sdekit's per-path streams), the same numbers as the DDPM step leaving level i of the respaced schedule; a path's
+output depends only on (seed, path).
 
 Backends: x_K may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays in
 torch on that device and dtype, calls the score on tensors, uses the same float64 normals moved there
@@ -26,22 +27,14 @@ torch on that device and dtype, calls the score on tensors, uses the same float6
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.arrays import State, noise_like
-from sdekit.diffusion.samplers.checks import (
-    ScoreFn,
-    check_path_offset,
-    check_real,
-    check_score,
-    check_seed,
-    check_state,
-)
+from sdekit.diffusion.samplers.checks import ScoreFn, check_real, check_score, check_state
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule, as_levels
-from sdekit.diffusion.samplers.score_calls import ScoreCalls
+from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun
 from sdekit.errors import SDEKitError
 
 __all__ = ["DEFAULT_DDIM_STEPS", "ddim_coefficients", "ddim_levels", "ddim_sample"]
@@ -87,9 +80,10 @@ def ddim_levels(schedule: DiscreteSchedule, *, steps: int | None = None,
 
 
 def ddim_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, steps: int | None = None,  # noqa: N803
-                indices: ArrayLike | None = None, eta: float = 0.0, seed: int = 0,
-                path_offset: int = 0) -> State:
-    """DDIM from level tau_S down to the data level 0 (Song, Meng & Ermon 2021, eq. 12); returns (n, d).
+                indices: ArrayLike | None = None, eta: float = 0.0, seed: int = 0, path_offset: int = 0,
+                noise: NoiseFn | None = None, callback: Callable | None = None,
+                return_trajectory: bool = False) -> SampleResult:
+    """DDIM from level tau_S down to the data level 0 (Song, Meng & Ermon 2021, eq. 12).
 
     For i = S, ..., 1 with alphabar = alphabar_{tau_i}, alphabar_prev = alphabar_{tau_{i-1}} (alphabar_{tau_0} = 1),
     epshat = -sigma s(x, alpha, sigma) and x0hat = (x + sigma^2 s) / alpha at (alpha, sigma) of level tau_i:
@@ -97,30 +91,31 @@ def ddim_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, s
         x <- sqrt(alphabar_prev) x0hat + sqrt(1 - alphabar_prev - s_i^2) epshat + s_i z_i,
         s_i = eta sqrt((1 - alphabar_prev) / (1 - alphabar)) sqrt(1 - alphabar / alphabar_prev).
 
-    The subsequence is ``indices`` or ``steps`` evenly spaced levels (see `ddim_levels`; NFE = S). x_K: (n, d)
-    draws at level tau_S (= K for ``steps``). eta in [0, 1]: 0 deterministic, 1 the DDPM posterior variance.
-    z_i = ``step_normals(seed, n, d, i, path_offset=path_offset)``; row p belongs to path path_offset + p.
-    A torch x_K runs in torch on its device and dtype and gives a tensor (module docstring).
+    The subsequence is ``indices`` or ``steps`` evenly spaced levels (see `ddim_levels`; NFE = S). x_K: (n, *shape)
+    draws at level tau_S (= K for ``steps``). eta in [0, 1]: 0 deterministic (the seed is then ignored), 1 the DDPM
+    posterior variance. z_i: the noise source's draw i (`sdekit.diffusion.samplers.run`; by default sdekit's per-path
+    streams for (seed, path_offset + row)). Returns a `SampleResult`; a torch x_K runs in torch on its device and
+    dtype and gives a tensor (module docstring).
     """
     score = check_score(score)
     levels = ddim_levels(schedule, steps=steps, indices=indices)
     e = check_real(eta, "eta")
     if not 0 <= e <= 1:
         raise SDEKitError(f"eta must lie in [0, 1]; got {e!r}")
-    seed = check_seed(seed)
-    path_offset = check_path_offset(path_offset)
+    run = SamplerRun(score, seed=seed, path_offset=path_offset, noise=noise, callback=callback,
+                     return_trajectory=return_trajectory)
     x = check_state(x_K, "x_K")
-    n, d = x.shape
-    calls = ScoreCalls(score)
+    run.start(x, *schedule.level(int(levels[-1])))
     for i in range(levels.shape[0], 0, -1):
         k = int(levels[i - 1])
         prev_k = int(levels[i - 2]) if i > 1 else 0
         alpha, sigma = schedule.level(k)
-        s = calls(x, alpha, sigma, levels.shape[0] - i)
+        s = run.score(x, alpha, sigma, levels.shape[0] - i)
         eps = -sigma * s
         x0 = (x + sigma * sigma * s) / alpha
         c_x0, c_eps, std = ddim_coefficients(schedule.alpha_bar(k), schedule.alpha_bar(prev_k), e)
         x = c_x0 * x0 + c_eps * eps
         if std > 0:
-            x = x + std * noise_like(step_normals(seed, n, d, i, path_offset=path_offset), x)
-    return calls.finish(x)
+            x = x + std * run.noise(i, x)
+        run.step_done(levels.shape[0] - i, x, *schedule.level(prev_k), x0)
+    return run.finish(x)

@@ -20,8 +20,8 @@ equivalently the posterior mean of q(x_{k-1} | x_k, x_0 = x0hat) (Ho et al. eq. 
 (``mean_form="x0"``). The last step (k = 1) adds no noise (z = 0 at t = 1 in Algorithm 2); since alphabar_0 = 1 it
 returns exactly the Tweedie denoiser x0hat(x_1) = E[x_0 | x_1].
 
-Noise: the step leaving level k draws ``step_normals(seed, n, d, k)``, so each path's output depends only on
-(seed, path index), never on the batch size.
+Noise: the step leaving level k draws the noise source's draw k (by default sdekit's per-path streams,
+`sdekit.diffusion.samplers.run`), so each path's output depends only on (seed, path index), never on the batch size.
 
 Backends: x_K may be a float64 NumPy array or a torch tensor (float32 / float64, any device). For a tensor the whole
 run stays in torch on that device and dtype, the score is called on tensors, the normals are the same float64 stream
@@ -31,18 +31,17 @@ moved there (`arrays.noise_like`), and the result is a tensor; a float64 torch r
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.inputs import real_array
-from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.parametrization import x0_from_score
-from sdekit.diffusion.samplers.arrays import State, is_torch, noise_like
-from sdekit.diffusion.samplers.checks import ScoreFn, check_path_offset, check_score, check_seed, check_state
+from sdekit.diffusion.samplers.arrays import State, is_torch
+from sdekit.diffusion.samplers.checks import ScoreFn, check_score, check_state
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
-from sdekit.diffusion.samplers.score_calls import ScoreCalls
+from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun
 from sdekit.errors import SDEKitError
 
 __all__ = ["DDPM_VARIANCES", "ddpm_coefficients", "ddpm_posterior_mean", "ddpm_sample"]
@@ -113,9 +112,10 @@ def ddpm_posterior_mean(x: ArrayLike | State, x0hat: ArrayLike | State, schedule
 
 
 def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, variance: str = "posterior",  # noqa: N803
-                seed: int = 0, mean_form: str = "eps", final_denoise: bool = False,
-                path_offset: int = 0) -> State:
-    """DDPM ancestral sampling from level K down to the data level 0 (Ho et al. 2020, Algorithm 2); returns (n, d).
+                seed: int = 0, mean_form: str = "eps", final_denoise: bool = False, path_offset: int = 0,
+                noise: NoiseFn | None = None, callback: Callable | None = None,
+                return_trajectory: bool = False) -> SampleResult:
+    """DDPM ancestral sampling from level K down to the data level 0 (Ho et al. 2020, Algorithm 2).
 
     For k = K, ..., 1 (epshat = -sigma_k s(x_k, alpha_k, sigma_k)):
 
@@ -126,9 +126,10 @@ def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, v
     final_denoise: compute the last step as the Tweedie denoiser x0hat(x_1) = (x_1 + sigma_1^2 s) / alpha_1
     directly (`parametrization.x0_from_score`); with alphabar_0 = 1 the step formula gives the same value to rounding.
 
-    x_K: (n, d) draws at level K (x_K = alpha_K x_0 + sigma_K eps; for a respaced schedule its last level).
-    z_k = ``step_normals(seed, n, d, k, path_offset=path_offset)``: row p belongs to path path_offset + p.
-    A torch x_K runs in torch on its device and dtype and gives a tensor (module docstring).
+    x_K: (n, *shape) draws at level K (x_K = alpha_K x_0 + sigma_K eps; for a respaced schedule its last level).
+    z_k: the noise source's draw k (`run.SamplerRun`: by default sdekit's per-path streams for (seed, path_offset +
+    row)). callback / return_trajectory: see `sdekit.diffusion.samplers.run`. Returns a `SampleResult` (NFE = K);
+    a torch x_K runs in torch on its device and dtype and gives a tensor (module docstring).
     """
     score = check_score(score)
     schedule = _check_schedule(schedule)
@@ -137,30 +138,28 @@ def ddpm_sample(score: ScoreFn, schedule: DiscreteSchedule, x_K: ArrayLike, *, v
         raise SDEKitError(f"mean_form must be one of {MEAN_FORMS}; got {mean_form!r}")
     if not isinstance(final_denoise, bool | np.bool_):
         raise SDEKitError(f"final_denoise must be a bool; got {final_denoise!r}")
-    seed = check_seed(seed)
-    path_offset = check_path_offset(path_offset)
+    run = SamplerRun(score, seed=seed, path_offset=path_offset, noise=noise, callback=callback,
+                     return_trajectory=return_trajectory)
     x = check_state(x_K, "x_K")
-    n, d = x.shape
-    calls = ScoreCalls(score)
+    run.start(x, *schedule.level(schedule.n_steps))
     for k in range(schedule.n_steps, 0, -1):
         alpha, sigma = schedule.level(k)
-        s = calls(x, alpha, sigma, schedule.n_steps - k)
+        s = run.score(x, alpha, sigma, schedule.n_steps - k)
+        x0 = _x0(x, s, alpha, sigma)
         if k == 1 and final_denoise:
-            x = _x0(x, s, alpha, sigma)
-            break
-        a, b, std = ddpm_coefficients(schedule, k, variance)
-        if mean_form == "eps":
-            x = a * x + b * (-sigma * s)
+            x = x0
         else:
-            x = ddpm_posterior_mean(x, _x0(x, s, alpha, sigma), schedule, k)
-        if k > 1 and std > 0:
-            x = x + std * noise_like(step_normals(seed, n, d, k, path_offset=path_offset), x)
-    return calls.finish(x)
+            a, b, std = ddpm_coefficients(schedule, k, variance)
+            if mean_form == "eps":
+                x = a * x + b * (-sigma * s)
+            else:
+                x = ddpm_posterior_mean(x, x0, schedule, k)
+            if k > 1 and std > 0:
+                x = x + std * run.noise(k, x)
+        run.step_done(schedule.n_steps - k, x, *schedule.level(k - 1), x0)
+    return run.finish(x)
 
 
 def _x0(x: State, s: State, alpha: float, sigma: float) -> State:
-    """Tweedie's x0hat = (x + sigma^2 s) / alpha: `parametrization.x0_from_score` on NumPy, the same formula on
-    tensors."""
-    if is_torch(x):
-        return (x + sigma * sigma * s) / alpha
-    return x0_from_score(x, s, alpha, sigma)
+    """Tweedie's x0hat = (x + sigma^2 s) / alpha (Efron 2011; `parametrization.x0_from_score`), in x's kind."""
+    return (x + sigma * sigma * s) / alpha

@@ -36,7 +36,7 @@ int (propagator)^2 g^2 = sigma_t^2 (1 - e^{-2h}), all exactly. Hence, with D1 = 
 
     x_t = (sigma_t / sigma_s) e^{-h} x_s - alpha_t expm1(-2h) (x0_s + D1 / 2) + sigma_t sqrt(-expm1(-2h)) z,
 
-z = ``step_normals(seed, n, d, step)``. For x0hat constant in lambda the step is exact in law (the update is the
+z the noise source's draw ``step``. For x0hat constant in lambda the step is exact in law (the update is the
 exact transition of the linear SDE); the D1 term is the midpoint-rule correction of the x0 integral (the exact weight
 is alpha_t (h - (1 - e^{-2h}) / 2) x0', equal to -alpha_t expm1(-2h) h x0' / 2 to first order in h).
 
@@ -64,17 +64,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.arrays import State, noise_like
-from sdekit.diffusion.samplers.checks import check_path_offset, check_real, check_seed, check_state
-from sdekit.diffusion.samplers.score_calls import ScoreCalls
+from sdekit.diffusion.samplers.arrays import State
+from sdekit.diffusion.samplers.checks import check_real, check_state
+from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun
 from sdekit.errors import SDEKitError
 
 __all__ = ["DPMSolverResult", "dpm_solver_sample", "lambda_grid", "vp_alpha_sigma"]
@@ -93,20 +91,7 @@ def _expm1(h: float) -> float:
     return math.expm1(h)
 
 
-@dataclass(frozen=True)
-class DPMSolverResult:
-    """Output of `dpm_solver_sample`: samples x (n, d) (a tensor for a torch run), score evaluations nfe, and the
-    grid's alphas, sigmas."""
-
-    x: State
-    nfe: int
-    alphas: np.ndarray
-    sigmas: np.ndarray
-
-    @property
-    def lambdas(self) -> np.ndarray:
-        """lambda = log(alpha / sigma) on the grid (increasing)."""
-        return np.log(self.alphas) - np.log(self.sigmas)
+DPMSolverResult = SampleResult  # the one result type of every sampler (`sdekit.diffusion.samplers.run`)
 
 
 def vp_alpha_sigma(lam: float) -> tuple[float, float]:
@@ -224,14 +209,18 @@ def _grid_pairs(grid: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Model:
-    """eps / x0 predictions from the score by Tweedie; the score's calls are checked and counted (`ScoreCalls`)."""
+    """eps / x0 predictions from the score by Tweedie; the score's calls are checked and counted (`SamplerRun`)."""
 
-    def __init__(self, score: ScoreFn) -> None:
-        self.calls = ScoreCalls(score)
+    def __init__(self, run: SamplerRun) -> None:
+        self.run = run
+        self.last_x0: State | None = None
 
     def __call__(self, x: State, a: float, s: float, step: int) -> tuple[State, State]:
-        sc = self.calls(x, a, s, step)
-        return -s * sc, (x + (s * s) * sc) / a  # (epshat, x0hat)
+        sc = self.run.score(x, a, s, step)
+        x0 = (x + (s * s) * sc) / a
+        if self.last_x0 is None:
+            self.last_x0 = x0
+        return -s * sc, x0  # (epshat, x0hat)
 
 
 def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, float], pb: tuple[float, float],
@@ -279,8 +268,10 @@ def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, floa
 
 def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike, x_T: ArrayLike, *, order: int = 2,
                       steps: int | None = None, method: str = "singlestep", algorithm: str = "dpmsolver",
-                      skip: str = "time_uniform", seed: int | None = None, t_span: tuple[float, float] | None = None,
-                      path_offset: int = 0) -> DPMSolverResult:
+                      skip: str = "time_uniform", seed: int = 0, t_span: tuple[float, float] | None = None,
+                      path_offset: int = 0, to_zero: bool = False, lower_order_final: bool | None = None,
+                      noise: NoiseFn | None = None, callback: Callable | None = None,
+                      return_trajectory: bool = False) -> SampleResult:
     """DPM-Solver / DPM-Solver++ (Lu et al. 2022, 2022b) from x_T ~ p_T down to t = eps (see the module docstring
     for the update equations).
 
@@ -289,10 +280,18 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     (alpha, sigma) pairs from the noisiest to the cleanest (then that is the grid: steps must be None or m - 1).
     order 1 (DDIM / DPM-Solver++1), 2 or 3 for method "singlestep" (NFE = order x steps; intermediate points
     r1 = 1/2 for 2, r1 = 1/3, r2 = 2/3 for 3), 1 or 2 for "multistep" (NFE = steps). algorithm "dpmsolver" (noise
-    prediction), "dpmsolver++" (data prediction) or "sde-dpmsolver++" (multistep only; needs seed, noise
-    step_normals(seed, n, d, step, path_offset=...)). skip "time_uniform" (default) or "logSNR" (uniform lambda).
-    steps defaults to 20. Returns a `DPMSolverResult` (x, nfe, alphas, sigmas); a torch x_T runs in torch on its
-    device and dtype and gives a tensor x (module docstring).
+    prediction), "dpmsolver++" (data prediction) or "sde-dpmsolver++" (multistep only; its noise is the
+    noise source's draw ``step``, by default sdekit's per-path streams for (seed, path_offset + row)).
+    skip "time_uniform" (default) or "logSNR" (uniform lambda).
+    steps defaults to 20. The seed is ignored by the deterministic algorithms (`sdekit.diffusion.samplers.run`).
+
+    Final step (Lu et al. 2022b, section 5; diffusers' ``final_sigmas_type`` / ``lower_order_final``): to_zero
+    appends the data level (alpha, sigma) = (alpha(0), 0) = (1, 0) after eps, and a grid of pairs may end at sigma = 0;
+    the step onto sigma = 0 is the first-order update, whose limit for every algorithm is the final denoise
+    x = alpha_t x0hat(x_s) (one model call, no extra NFE). lower_order_final: the last step is first order (multistep:
+    without the D1 correction; singlestep: order 1); None (default) applies diffusers' rule: on when the grid ends
+    at sigma = 0, or for multistep order 2 with fewer than 15 steps. Returns a `SampleResult`
+    (x, nfe, alphas, sigmas); a torch x_T runs in torch on its device and dtype and gives a tensor x.
     """
     if not callable(score):
         raise SDEKitError(f"score must be a callable score(x, alpha, sigma); got {type(score).__name__}")
@@ -308,14 +307,13 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         raise SDEKitError("algorithm 'sde-dpmsolver++' needs method='multistep'")
     if skip not in SKIPS:
         raise SDEKitError(f"skip must be one of {SKIPS}; got {skip!r}")
+    if not isinstance(to_zero, bool | np.bool_):
+        raise SDEKitError(f"to_zero must be a bool; got {to_zero!r}")
+    if lower_order_final is not None and not isinstance(lower_order_final, bool | np.bool_):
+        raise SDEKitError(f"lower_order_final must be None or a bool; got {lower_order_final!r}")
+    run = SamplerRun(score, seed=seed, path_offset=path_offset, noise=noise, callback=callback,
+                     return_trajectory=return_trajectory)
     x = check_state(x_T, "x_T")
-    if stochastic:
-        if seed is None:
-            raise SDEKitError("seed must be an integer >= 0 for algorithm 'sde-dpmsolver++'; got None")
-        seed = check_seed(seed)
-    elif seed is not None:
-        raise SDEKitError(f"seed must be None for the deterministic algorithm {algorithm!r}; got {seed!r}")
-    path_offset = check_path_offset(path_offset)
     if isinstance(forward, ForwardSDE) or callable(forward):
         sched, _, _ = _schedule(forward, t_span)
         alphas, sigmas = lambda_grid(forward, 20 if steps is None else steps, skip, t_span)
@@ -325,37 +323,54 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
             raise SDEKitError(f"steps must be None or {alphas.size - 1} (the grid's intervals); got {steps!r}")
         if t_span is not None:
             raise SDEKitError("t_span must be None when forward is a grid of (alpha, sigma) pairs")
-        vp = bool(np.allclose(alphas ** 2 + sigmas ** 2, 1.0, rtol=0, atol=1e-10))
+        noisy = sigmas > 0
+        vp = bool(np.allclose(alphas[noisy] ** 2 + sigmas[noisy] ** 2, 1.0, rtol=0, atol=1e-10))
         if method == "singlestep" and order > 1 and not vp:
             raise SDEKitError("forward given as a grid must be VP-type (alpha^2 + sigma^2 = 1) for single-step "
                               "orders 2 and 3 (their intermediate points use the VP closed form); pass a ForwardSDE "
                               "or a kernel function otherwise")
         sched = _Schedule(None, 0.0, 0.0, True)
-    n, dim = x.shape
-    model = _Model(score)
+    if to_zero:
+        if sigmas[-1] == 0:
+            raise SDEKitError("to_zero must be False when the grid already ends at sigma = 0")
+        alphas, sigmas = np.append(alphas, 1.0), np.append(sigmas, 0.0)
+    ends_at_zero = bool(sigmas[-1] == 0)
+    n_steps = alphas.size - 1
+    if lower_order_final is None:
+        lower_order_final = ends_at_zero or (method == "multistep" and order > 1 and n_steps < 15)
+    elif ends_at_zero and not lower_order_final:
+        raise SDEKitError("lower_order_final must be True (or None) when the grid ends at sigma = 0: the step onto "
+                          "sigma = 0 is the first-order final denoise")
+    model = _Model(run)
     plus = algorithm != "dpmsolver"
     pairs = list(zip(alphas.tolist(), sigmas.tolist()))
-    if method == "singlestep":
-        for i in range(len(pairs) - 1):
-            x = _singlestep(model, sched, x, pairs[i], pairs[i + 1], order, plus, i)
-        return model.calls.finish(DPMSolverResult(x, model.calls.nfe, alphas, sigmas))
+    run.start(x, *pairs[0])
     prev: State | None = None
     h_prev = 0.0
-    for i in range(len(pairs) - 1):
+    for i in range(n_steps):
         (a_s, s_s), (a_t, s_t) = pairs[i], pairs[i + 1]
-        h = _lam(a_t, s_t) - _lam(a_s, s_s)
-        eps_s, x0_s = model(x, a_s, s_s, i)
-        cur = x0_s if plus else eps_s
-        pred = cur
-        if order == 2 and prev is not None:
-            pred = cur + (cur - prev) * (h / (2.0 * h_prev))  # (1 + 1/(2r)) cur - 1/(2r) prev, r = h_prev / h
-        if stochastic:
-            z = noise_like(step_normals(int(seed), n, dim, i, path_offset=int(path_offset)), x)  # type: ignore[arg-type]
-            em2h = _expm1(-2.0 * h)
-            x = (s_t / s_s * math.exp(-h)) * x - (a_t * em2h) * pred + (s_t * math.sqrt(-em2h)) * z
-        elif plus:
-            x = (s_t / s_s) * x - (a_t * _expm1(-h)) * pred
+        last = i == n_steps - 1
+        model.last_x0 = None
+        if s_t == 0:  # the final denoise: the limit of every first-order update as sigma_t -> 0
+            x = a_t * model(x, a_s, s_s, i)[1]
+        elif method == "singlestep":
+            x = _singlestep(model, sched, x, pairs[i], pairs[i + 1], 1 if last and lower_order_final else order,
+                            plus, i)
         else:
-            x = (a_t / a_s) * x - (s_t * _expm1(h)) * pred
-        prev, h_prev = cur, h
-    return model.calls.finish(DPMSolverResult(x, model.calls.nfe, alphas, sigmas))
+            h = _lam(a_t, s_t) - _lam(a_s, s_s)
+            eps_s, x0_s = model(x, a_s, s_s, i)
+            cur = x0_s if plus else eps_s
+            pred = cur
+            if order == 2 and prev is not None and not (last and lower_order_final):
+                pred = cur + (cur - prev) * (h / (2.0 * h_prev))  # (1 + 1/(2r)) cur - 1/(2r) prev, r = h_prev / h
+            if stochastic:
+                em2h = _expm1(-2.0 * h)
+                x = (s_t / s_s * math.exp(-h)) * x - (a_t * em2h) * pred \
+                    + (s_t * math.sqrt(-em2h)) * run.noise(i, x)
+            elif plus:
+                x = (s_t / s_s) * x - (a_t * _expm1(-h)) * pred
+            else:
+                x = (a_t / a_s) * x - (s_t * _expm1(h)) * pred
+            prev, h_prev = cur, h
+        run.step_done(i, x, a_t, s_t, model.last_x0)
+    return run.finish(x)

@@ -15,9 +15,9 @@ Step i (sigma_i -> sigma_{i+1}, N = len(sigmas) - 1 steps):
     Heun, if sigma_{i+1} > 0:  d'_i = -sigma_{i+1} s(x_{i+1}, 1, sigma_{i+1}),
               x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) (d_i / 2 + d'_i / 2)
 
-With S_churn = 0 this is the deterministic Algorithm 1. z_i = ``step_normals(seed, n, d, i)`` (per-path streams), so
-a path's output does not depend on the batch it runs in. NFE = N for Euler, N + #{i : sigma_{i+1} > 0} for Heun
-(2N - 1 on a grid ending at 0).
+With S_churn = 0 this is the deterministic Algorithm 1. z_i is the noise source's draw i (by default sdekit's per-path
+streams, `sdekit.diffusion.samplers.run`), so a path's output does not depend on the batch it runs in. NFE = N for
+Euler, N + #{i : sigma_{i+1} > 0} for Heun (2N - 1 on a grid ending at 0).
 
 Accuracy with the exact score (tests/test_samplers_edm_dpm.py, data = 1-, 2- and 4-D anisotropic mixtures of scale
 ~2, N = 20000, ``compare_with_law`` at 1e-6 against the data law): the discretisation bias of Heun on
@@ -37,16 +37,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.arrays import State, noise_like
-from sdekit.diffusion.samplers.checks import check_path_offset, check_real, check_seed, check_state
-from sdekit.diffusion.samplers.score_calls import ScoreCalls
+from sdekit.diffusion.samplers.arrays import State
+from sdekit.diffusion.samplers.checks import check_real, check_state
+from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun
 from sdekit.errors import SDEKitError
 
 __all__ = ["EDMResult", "edm_sample", "karras_sigmas"]
@@ -62,14 +59,7 @@ def _churn_std(sigma: float, sigma_hat: float) -> float:
     return math.sqrt(sigma_hat * sigma_hat - sigma * sigma)
 
 
-@dataclass(frozen=True)
-class EDMResult:
-    """Output of `edm_sample`: samples x (n, d) (a tensor for a torch run), the number of score evaluations nfe, and
-    the sigma grid used."""
-
-    x: State
-    nfe: int
-    sigmas: np.ndarray
+EDMResult = SampleResult  # the one result type of every sampler (`sdekit.diffusion.samplers.run`)
 
 
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> np.ndarray:
@@ -108,28 +98,22 @@ def _check_sigmas(sigmas: ArrayLike) -> np.ndarray:
     return s
 
 
-def _check_seed(seed: Any, needed: bool) -> int | None:
-    if seed is None:
-        if needed:
-            raise SDEKitError("seed must be given (an integer >= 0) when the sampler adds noise")
-        return None
-    return check_seed(seed)
-
-
 def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: ArrayLike, *, method: str = "heun",
                s_churn: float = 0.0, s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0,
-               seed: int | None = None, path_offset: int = 0) -> EDMResult:
+               seed: int = 0, path_offset: int = 0, noise: NoiseFn | None = None, callback: Callable | None = None,
+               return_trajectory: bool = False) -> SampleResult:
     """Karras et al. 2022 Algorithm 2 (Algorithm 1 when s_churn = 0) from x_init ~ p(x; sigmas[0]).
 
-    score(x (n, d), 1.0, sigma) -> (n, d) ~ grad log p(x; sigma); sigmas: strictly decreasing, > 0 except possibly
-    the last (e.g. `karras_sigmas`); method "heun" (2nd order, Euler on a last step to sigma = 0) or "euler".
-    For each step i: gamma = min(s_churn / N, sqrt(2) - 1) when s_tmin <= sigma_i <= s_tmax (else 0),
-    sigma_hat = sigma_i (1 + gamma), x_hat = x + sqrt(sigma_hat^2 - sigma_i^2) s_noise z_i, d = -sigma_hat s(x_hat),
-    x' = x_hat + (sigma_{i+1} - sigma_hat) d; Heun then re-evaluates d' = -sigma_{i+1} s(x') and takes
-    x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) (d + d') / 2. z_i = step_normals(seed, n, d, i, path_offset=...):
-    a seed is required when any gamma > 0 and s_noise > 0. s_noise = 1 keeps the exact law; Karras et al. use
-    s_noise slightly above 1 to offset a learned denoiser's bias. Returns an `EDMResult` (x, nfe, sigmas); a torch
-    x_init runs in torch on its device and dtype and gives a tensor x (module docstring).
+    score(x (n, *shape), 1.0, sigma) -> (n, *shape) ~ grad log p(x; sigma); sigmas: strictly decreasing, > 0 except
+    possibly the last (e.g. `karras_sigmas`; a last 0 is the final step to the data, taken by Euler); method "heun"
+    (2nd order) or "euler". For each step i: gamma = min(s_churn / N, sqrt(2) - 1) when s_tmin <= sigma_i <= s_tmax
+    (else 0), sigma_hat = sigma_i (1 + gamma), x_hat = x + sqrt(sigma_hat^2 - sigma_i^2) s_noise z_i,
+    d = -sigma_hat s(x_hat), x' = x_hat + (sigma_{i+1} - sigma_hat) d; Heun then re-evaluates
+    d' = -sigma_{i+1} s(x') and takes x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) (d + d') / 2. z_i: the noise
+    source's draw i (`sdekit.diffusion.samplers.run`; by default sdekit's per-path streams for (seed, path_offset +
+    row); the seed is ignored when no step churns). s_noise = 1 keeps the exact law; Karras et al. use s_noise
+    slightly above 1 to offset a learned denoiser's bias. Returns a `SampleResult` (alphas all 1); a torch x_init
+    runs in torch on its device and dtype and gives a tensor x (module docstring).
     """
     if not callable(score):
         raise SDEKitError(f"score must be a callable score(x, alpha, sigma); got {type(score).__name__}")
@@ -142,27 +126,27 @@ def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: Arra
     tmax = check_real(s_tmax, "s_tmax", lo=0.0, allow_inf=True)
     if tmax < tmin:
         raise SDEKitError(f"s_tmax must be >= s_tmin; got s_tmin = {tmin}, s_tmax = {tmax}")
-    noise = check_real(s_noise, "s_noise", lo=0.0)
-    path_offset = check_path_offset(path_offset)
+    noise_scale = check_real(s_noise, "s_noise", lo=0.0)
+    run = SamplerRun(score, seed=seed, path_offset=path_offset, noise=noise, callback=callback,
+                     return_trajectory=return_trajectory)
     n_steps = s.size - 1
     gamma_max = min(churn / n_steps, math.sqrt(2.0) - 1.0)
     gammas = np.where((s[:-1] >= tmin) & (s[:-1] <= tmax), gamma_max, 0.0)
-    noisy = bool(np.any(gammas > 0)) and noise > 0
-    seed = _check_seed(seed, noisy)
-    n, dim = x.shape
     w1, w2 = _HEUN_WEIGHTS
-    calls = ScoreCalls(score)
+    run.start(x, 1.0, float(s[0]))
     for i in range(n_steps):
         sig, sig_next = float(s[i]), float(s[i + 1])
         sig_hat = sig * (1.0 + float(gammas[i]))
-        if sig_hat > sig and noise > 0:
-            z = noise_like(step_normals(seed, n, dim, i, path_offset=int(path_offset)), x)
-            x = x + (_churn_std(sig, sig_hat) * noise) * z
-        d1 = -sig_hat * calls(x, 1.0, sig_hat, i)
+        if sig_hat > sig and noise_scale > 0:
+            x = x + (_churn_std(sig, sig_hat) * noise_scale) * run.noise(i, x)
+        s1 = run.score(x, 1.0, sig_hat, i)
+        d1 = -sig_hat * s1
+        denoised = x + (sig_hat * sig_hat) * s1
         h = sig_next - sig_hat
         x_next = x + h * d1
         if method == "heun" and sig_next > 0:
-            d2 = -sig_next * calls(x_next, 1.0, sig_next, i)
+            d2 = -sig_next * run.score(x_next, 1.0, sig_next, i)
             x_next = x + h * (w1 * d1 + w2 * d2)
         x = x_next
-    return calls.finish(EDMResult(x, calls.nfe, s))
+        run.step_done(i, x, 1.0, sig_next, denoised)
+    return run.finish(x)

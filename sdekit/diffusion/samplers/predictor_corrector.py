@@ -34,7 +34,7 @@ Correctors, at level (alpha, sigma) = kernel(t_{i+1}), full-drift form with step
       for every eps (needs log_prob). Same step-size rule.
   "none".
 
-Noise mapping: with B = 1 + 2 n_corrector, step i's predictor draws step_normals(seed, n, d, i B); corrector
+Noise mapping: with B = 1 + 2 n_corrector, step i's predictor takes noise draw i B (`run.SamplerRun`); corrector
 sweep j draws its proposal normals from step index i B + 1 + 2 j and (MALA) its acceptance uniform as
 Phi(z), z the first normal of step index i B + 2 + 2 j. Each path's output depends only on (seed, path index)
 whenever the step size does not depend on the batch (snr_norms="per_sample", or corrector "none" / fixed steps).
@@ -56,10 +56,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import ndtr
+from scipy.special import log_ndtr
 
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.model import step_normals
 from sdekit.diffusion.samplers.arrays import (
     State,
     all_finite,
@@ -68,7 +67,7 @@ from sdekit.diffusion.samplers.arrays import (
     count_true,
     flat,
     is_torch,
-    noise_like,
+    per_row,
     row_norms,
     row_sums,
     select_rows,
@@ -82,6 +81,7 @@ from sdekit.diffusion.samplers.checks import (
     check_seed,
     check_state,
 )
+from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun, StreamNoise
 from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
 
@@ -103,14 +103,12 @@ ScoreFn = Callable[[State, float, float], State]
 LogProbFn = Callable[[State, float, float], State]
 
 
-@dataclass
-class PCResult:
-    """Output of `pc_sample`: x (n, d); nfe, the number of score evaluations (batch calls); n_log_prob, the
-    number of log_prob calls; accept_rate, MALA's mean acceptance rate over all corrector steps (None otherwise).
-    x is a torch tensor when the sampler ran on one."""
+@dataclass(frozen=True)
+class PCResult(SampleResult):
+    """Output of `pc_sample`: a `SampleResult` (x (n, *shape), nfe the number of score evaluations (batch calls), the
+    levels, the optional trajectory) with n_log_prob, the number of log_prob calls, and accept_rate, MALA's mean
+    acceptance rate over all corrector steps (None otherwise). x is a torch tensor when the sampler ran on one."""
 
-    x: State
-    nfe: int
     n_log_prob: int = 0
     accept_rate: float | None = None
 
@@ -121,7 +119,8 @@ class PCResult:
 
 
 def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str = "batch") -> State:
-    """score_sde's corrector step eps = 2 r (snr ||z|| / ||s||)^2 (Song et al. 2021, Alg. 4/5), shape (n, 1).
+    """score_sde's corrector step eps = 2 r (snr ||z|| / ||s||)^2 (Song et al. 2021, Alg. 4/5), shape (n, 1, ...)
+    (one value per row, broadcastable against s).
 
     norms="batch": ||.|| is the batch mean of per-sample L2 norms (one eps for all rows);
     "per_sample": each row's own norms. r is alpha_i of the paper (1 for VE, 1 - beta_i for VP).
@@ -130,8 +129,8 @@ def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str
     snr, ratio = check_positive(snr, "snr"), check_positive(ratio, "ratio")
     if norms not in SNR_NORMS:
         raise SDEKitError(f"snr_norms must be one of {SNR_NORMS}; got {norms!r}")
-    if tuple(z.shape) != tuple(s.shape) or len(s.shape) != 2:
-        raise SDEKitError(f"z must have the shape of s, (n, d); got s {tuple(s.shape)}, z {tuple(z.shape)}")
+    if tuple(z.shape) != tuple(s.shape) or len(s.shape) < 2:
+        raise SDEKitError(f"z must have the shape of s, (n, *shape); got s {tuple(s.shape)}, z {tuple(z.shape)}")
     zn = row_norms(z)
     sn = row_norms(s)
     if norms == "batch":
@@ -143,7 +142,7 @@ def snr_step_size(s: State, z: State, snr: float, ratio: float = 1.0, norms: str
         eps = 2.0 * ratio * (snr * zn / sn) ** 2
     if not all_finite(eps):
         raise SDEKitError("the snr step size is infinite: the score is zero (give step_size instead)")
-    return eps[:, None]
+    return per_row(eps, s)
 
 
 def _corrector_args(alpha: Any, sigma: Any, ratio: Any, step0: Any) -> tuple[float, float, float, int]:
@@ -166,15 +165,16 @@ def langevin_corrector(score: ScoreFn, x: ArrayLike, alpha: float, sigma: float,
 
     eps: the fixed step_size, or score_sde's rule 2 ratio (snr ||z|| / ||s||)^2 (`snr_step_size`). Biased at finite
     eps: for a Gaussian p_t = N(m, v) its fixed point is N(m, v / (1 - eps / (2 v))). Sweep j draws z from
-    step_normals(seed, n, d, step0 + 2 j). x: a NumPy array or a torch tensor (the result is of its kind).
+    the stream draw step0 + 2 j (`run.sampler_normals`). x: a NumPy array or a torch tensor (the result is of its kind).
     """
     check_callable(score, "score")
     x = check_state(x, "x")
     step_size, snr = _step_rule(step_size, snr)
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
     alpha, sigma, ratio, step0 = _corrector_args(alpha, sigma, ratio, step0)
+    noise = StreamNoise(seed)
     calls = ScoreCalls(score)
-    return calls.finish(_langevin(calls, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0, 0))
+    return calls.finish(_langevin(calls, noise, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, step0, 0))
 
 
 def _snr_eps(calls: ScoreCalls, s: State, z: State, snr: float, ratio: float, norms: str) -> State:
@@ -183,15 +183,14 @@ def _snr_eps(calls: ScoreCalls, s: State, z: State, snr: float, ratio: float, no
     return snr_step_size(s, z, snr, ratio, norms)
 
 
-def _langevin(calls: ScoreCalls, x: State, alpha: float, sigma: float, step_size: float | None, snr: float | None,
-              ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int, step: int,
+def _langevin(calls: ScoreCalls, noise: NoiseFn, x: State, alpha: float, sigma: float, step_size: float | None,
+              snr: float | None, ratio: float, snr_norms: str, n_steps: int, step0: int, step: int,
               t: float | None = None) -> State:
     """The Langevin sweeps of `langevin_corrector` on a checked state (no state re-check: a non-finite state shows
-    up in the score check); ``step`` / ``t`` label the score calls."""
-    n, d = x.shape
+    up in the score check); ``step`` / ``t`` label the score calls; ``noise(k, like)`` gives the normals of draw k."""
     for j in range(n_steps):
         s = calls(x, alpha, sigma, step, t)
-        z = noise_like(step_normals(seed, n, d, step0 + 2 * j), x)
+        z = noise(step0 + 2 * j, x)
         eps = step_size if snr is None else _snr_eps(calls, s, z, snr, ratio, snr_norms)
         x = _langevin_move(x, s, z, eps)
     return x
@@ -217,31 +216,41 @@ def mala_corrector(score: ScoreFn, log_prob: LogProbFn, x: ArrayLike, alpha: flo
     n_steps, seed = check_count(n_steps, "n_steps"), check_seed(seed)
     alpha, sigma, ratio, step0 = _corrector_args(alpha, sigma, ratio, step0)
     calls = ScoreCalls(score)
-    x, accepted = _mala(calls, log_prob, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps, seed, step0, 0)
+    x, accepted = _mala(calls, StreamNoise(seed), log_prob, x, alpha, sigma, step_size, snr, ratio, snr_norms, n_steps,
+                        step0, 0)
     return calls.finish((x, float(accepted) / (x.shape[0] * n_steps)))
 
 
-def _mala(calls: ScoreCalls, log_prob: LogProbFn, x: State, alpha: float, sigma: float, step_size: float | None,
-          snr: float | None, ratio: float, snr_norms: str, n_steps: int, seed: int, step0: int, step: int,
-          t: float | None = None) -> tuple[State, Any]:
+def _mala(calls: ScoreCalls, noise: NoiseFn, log_prob: LogProbFn, x: State, alpha: float, sigma: float,
+          step_size: float | None, snr: float | None, ratio: float, snr_norms: str, n_steps: int, step0: int,
+          step: int, t: float | None = None) -> tuple[State, Any]:
     """The MALA sweeps of `mala_corrector` on a checked state; returns (x, number of accepted moves), the count an
     int for NumPy and a 0-d tensor for torch (so that the sampler loop need not synchronise to read it)."""
-    n, d = x.shape
     s_x = calls(x, alpha, sigma, step, t)
     lp_x = _eval_log_prob(log_prob, x, alpha, sigma, calls)
     accepted: Any = 0
     for j in range(n_steps):
-        z = noise_like(step_normals(seed, n, d, step0 + 2 * j), x)
+        z = noise(step0 + 2 * j, x)
         eps = step_size if snr is None else _snr_eps(calls, s_x, z, snr, ratio, snr_norms)
         y = _langevin_move(x, s_x, z, eps)
         s_y = calls(y, alpha, sigma, step, t)
         lp_y = _eval_log_prob(log_prob, y, alpha, sigma, calls)
         log_ratio = _mala_log_ratio(x, y, s_x, s_y, lp_x, lp_y, eps)
-        log_u = noise_like(np.log(ndtr(step_normals(seed, n, 1, step0 + 2 * j + 1)[:, 0])), lp_x)
+        log_u = _log_uniform(noise(step0 + 2 * j + 1, x))
         acc = log_u < log_ratio
         x, s_x, lp_x = select_rows(acc, y, x), select_rows(acc, s_y, s_x), select_rows(acc, lp_y, lp_x)
         accepted = accepted + count_true(acc)
     return x, accepted
+
+
+def _log_uniform(z: State) -> State:
+    """log U per row, U = Phi(z_row[0]) of the first normal of each row (uniform on (0, 1)); log Phi by log_ndtr."""
+    first = z.reshape(z.shape[0], -1)[:, 0]
+    if is_torch(z):
+        import torch
+
+        return torch.special.log_ndtr(first)
+    return log_ndtr(first)
 
 
 def _langevin_move(x: State, s: State, z: State, eps: Any) -> State:
@@ -252,7 +261,7 @@ def _langevin_move(x: State, s: State, z: State, eps: Any) -> State:
 def _mala_log_ratio(x: State, y: State, s_x: State, s_y: State, lp_x: State, lp_y: State, eps: Any) -> State:
     """log [p(y) q(x | y) / (p(x) q(y | x))] with log q(b | a) = -||b - a - eps s(a)||^2 / (4 eps) + const."""
     e = flat(eps)
-    fwd = y - x - eps * s_x
+    fwd = y - x - eps * s_x  # eps: a number or one value per row, shaped (n, 1, ...) by snr_step_size
     back = x - y - eps * s_y
     return lp_y - lp_x + (row_sums(fwd * fwd) - row_sums(back * back)) / (4.0 * e)
 
@@ -289,7 +298,8 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
               predictor: str = "reverse_diffusion", corrector: str = "langevin", snr: float = 0.16,
               n_corrector: int = 1, seed: int = 0, log_prob: LogProbFn | None = None,
               snr_norms: str = "batch", corrector_step: float | None = None,
-              final_denoise: bool = False) -> PCResult:
+              final_denoise: bool = False, path_offset: int = 0, noise: NoiseFn | None = None,
+              callback: Callable | None = None, return_trajectory: bool = False) -> PCResult:
     """Predictor-corrector sampling from t = forward.T (x_T, e.g. exact draws of p_T) down to t = forward.eps.
 
     For i = 0..N-1 (N = steps): predictor t_i -> t_{i+1} (module docstring: "reverse_diffusion", "euler_maruyama",
@@ -297,14 +307,16 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
     "mala" the same proposal Metropolis-adjusted with log_prob, or "none"); eps = 2 r_i (snr ||z|| / ||s||)^2
     (score_sde's rule, r_i = (alpha_i / alpha_{i+1})^2) unless corrector_step gives a fixed eps.
     final_denoise: return Tweedie's E[x_0 | x_{t_N}] = (x + sigma_N^2 s) / alpha_N (score_sde's denoise=True
-    analogue; not a draw). Song et al. 2021, Algorithms 2 (VE) and 3 (VP). A torch x_T runs in torch on its
-    device and dtype and gives a tensor x (module docstring).
+    analogue; not a draw). Song et al. 2021, Algorithms 2 (VE) and 3 (VP). Noise, seed, callback and trajectory:
+    `sdekit.diffusion.samplers.run`. A torch x_T runs in torch on its device and dtype and gives a tensor x.
     """
     check_callable(score, "score")
     if not isinstance(forward, ForwardSDE):
         raise SDEKitError(f"forward must be a ForwardSDE; got {type(forward).__name__}")
     x = check_state(x_T, "x_T")
-    steps, n_corrector, seed = check_count(steps, "steps"), check_count(n_corrector, "n_corrector", 0), check_seed(seed)
+    steps, n_corrector = check_count(steps, "steps"), check_count(n_corrector, "n_corrector", 0)
+    run = SamplerRun(score, seed=seed, path_offset=path_offset, noise=noise, callback=callback,
+                     return_trajectory=return_trajectory)
     if predictor not in PREDICTORS:
         raise SDEKitError(f"predictor must be one of {PREDICTORS}; got {predictor!r}")
     if corrector not in CORRECTORS:
@@ -329,10 +341,11 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
     ts = np.linspace(big_t, small_t, steps + 1)
     h = (big_t - small_t) / steps
     kern = [forward.kernel(float(t)) for t in ts]
-    n, d = x.shape
+    n = x.shape[0]
     block = 1 + 2 * n_corrector
-    calls = ScoreCalls(score)
+    calls = run.calls
     n_lp = tried = 0
+    run.start(x, *kern[0])
     accepted: Any = 0
     for i in range(steps):
         (al, sg), (al1, sg1) = kern[i], kern[i + 1]
@@ -340,22 +353,26 @@ def pc_sample(score: ScoreFn, forward: ForwardSDE, x_T: ArrayLike, *, steps: int
         g2 = max(sg * sg - a * a * sg1 * sg1, 0.0)
         if predictor != "none":
             s = calls(x, al, sg, i, float(ts[i]))
-            z = noise_like(step_normals(seed, n, d, i * block), x)
+            z = run.noise(i * block, x)
             f, g = float(forward.f(ts[i])), float(forward.g(ts[i]))
             x = _predict(predictor, x, s, z, a, g2, sg, sg1, f, g, h, forward.name == "ve")
         if corrector == "none" or n_corrector == 0:
+            run.step_done(i, x, al1, sg1, None)
             continue
         step0 = i * block + 1
         rule = (None, snr) if corrector_step is None else (corrector_step, None)
         if corrector == "langevin":
-            x = _langevin(calls, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0, i, float(ts[i + 1]))
+            x = _langevin(calls, run.noise, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, step0, i,
+                          float(ts[i + 1]))
         else:
-            x, n_acc = _mala(calls, log_prob, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, seed, step0, i,
-                             float(ts[i + 1]))
+            x, n_acc = _mala(calls, run.noise, log_prob, x, al1, sg1, *rule, a * a, snr_norms, n_corrector, step0,
+                             i, float(ts[i + 1]))
             n_lp += n_corrector + 1
             accepted = accepted + n_acc
             tried += n * n_corrector
+        run.step_done(i, x, al1, sg1, None)
     if final_denoise:
         al, sg = kern[-1]
         x = (x + sg * sg * calls(x, al, sg, steps, float(ts[-1]))) / al
-    return calls.finish(PCResult(x, calls.nfe, n_lp, float(accepted) / tried if tried else None))
+        run.step_done(steps, x, 1.0, 0.0, x)
+    return run.finish(x, PCResult, n_log_prob=n_lp, accept_rate=float(accepted) / tried if tried else None)

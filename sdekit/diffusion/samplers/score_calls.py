@@ -1,8 +1,9 @@
 """The model calls of one sampler run: score(x, alpha, sigma), each output checked as the SDE kernels check a state.
 
-Every output must be an array of x's kind and shape (n, d): a NumPy state takes anything NumPy converts to float64;
-a torch state needs a tensor (a NumPy array is refused: it has left the device and the autograd graph). Those checks
-are on the host. Finiteness costs one elementwise pass and one reduction per call, ``isfinite(s).all(axis=1)``:
+Every output must be an array of x's kind and shape (n, d) or (n, *shape): a NumPy state takes anything NumPy
+converts to float64; a torch state needs a tensor (a NumPy array is refused: it has left the device and the autograd
+graph). Those checks are on the host. Finiteness costs one elementwise pass and one reduction per call (over each
+row's entries):
 
 - NumPy: checked at once;
 - torch: the index of the first non-finite row (n when there is none) stays on the device, and the indices of the
@@ -32,7 +33,7 @@ def _first_bad_row_torch(s: Any) -> Any:
     """0-d tensor: the first row of s with a NaN or an infinity, or n (= s.shape[0]) when every row is finite."""
     import torch
 
-    ok = torch.isfinite(s).all(dim=1)
+    ok = torch.isfinite(s.reshape(s.shape[0], -1)).all(dim=1)
     return torch.argmin(torch.cat([ok, ok.new_zeros(1)]).to(torch.uint8))
 
 
@@ -49,15 +50,14 @@ class ScoreCalls:
     def __call__(self, x: State, alpha: float, sigma: float, step: int, t: float | None = None) -> State:
         s = as_like(self.score(x, alpha, sigma), x, self.name)
         if tuple(s.shape) != tuple(x.shape):
-            shape = tuple(s.shape) + (-1, -1)
-            raise ScoreShapeError(s.ndim, shape[0], shape[1], x.shape[0], x.shape[1], self.name)
+            raise ScoreShapeError.of_shapes(tuple(s.shape), tuple(x.shape), self.name)
         self.nfe += 1
         if is_torch(s):
             self._pending.append((_first_bad_row_torch(s), int(s.shape[0]), step, alpha, sigma, t))
             if len(self._pending) >= CHECK_EVERY:
                 self.flush()
         elif not np.isfinite(s).all():
-            row = int(np.argmin(np.isfinite(s).all(axis=1)))
+            row = int(np.argmin(np.isfinite(s.reshape(s.shape[0], -1)).all(axis=1)))
             raise ScoreNonFiniteError(row, step, alpha, sigma, t, self.name)
         return s
 

@@ -117,7 +117,7 @@ def _torch_score_parts(forward: ForwardSDE, score: Callable) -> tuple[Callable, 
         return p[0] * g
 
     owner = score if _is_module(score) else getattr(score, "__self__", None)
-    drift.torch_modules = (owner,) if _is_module(owner) else ()
+    drift.torch_modules = tuple(getattr(score, "torch_modules", ())) or ((owner,) if _is_module(owner) else ())
     return drift, diffusion
 
 

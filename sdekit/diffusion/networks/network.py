@@ -290,6 +290,7 @@ class _InTime:
 
     def __init__(self, model: DiffusionNetwork, forward: ForwardSDE) -> None:
         self.model, self.forward = model, forward
+        self.torch_modules = (model.net,) if model.is_torch_net else ()  # for the adjoint's parameters
 
     def __call__(self, x: Any, t: Any) -> Any:
         if is_torch(x):

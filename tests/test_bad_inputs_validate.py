@@ -134,8 +134,11 @@ BAD_INPUTS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("compare-wrong-dim", lambda: compare_with_law(np.c_[S2, S2[:, :1]], G2), SDEKitError,
      r"sample must have shape \(N, 2\)"),
     ("compare-zero-rows", lambda: compare_with_law(np.zeros((0, 2)), G2), SDEKitError, r"sample must hold at least 20"),
-    ("compare-3d-array", lambda: compare_with_law(np.zeros((30, 2, 1)), G2), SDEKitError,
-     r"sample must have shape \(N,\) or \(N, d\); got shape \(30, 2, 1\)"),
+    ("compare-3d-array-wrong-size", lambda: compare_with_law(np.zeros((30, 3, 1)), G2), SDEKitError,
+     r"sample must have shape \(N, 2\), or \(N, \*shape\) with prod\(shape\) = 2, .*got shape \(30, 3, 1\)"),
+    ("compare-scalar", lambda: compare_with_law(1.0, G1), SDEKitError, r"sample must have shape .* got a scalar"),
+    ("compare-empty-draws", lambda: compare_with_law(np.zeros((30, 0, 2)), G2), SDEKitError,
+     r"sample must have at least one coordinate per draw; got shape \(30, 0, 2\)"),
     ("compare-strings", lambda: compare_with_law(np.array(["a"] * 30), G1), SDEKitError,
      r"sample must be an array of real numbers"),
     ("compare-ragged", lambda: compare_with_law([[1.0, 2.0], [1.0]] * 20, G2), SDEKitError,
@@ -393,6 +396,9 @@ HANDLED: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
     ("bias-exact-law-gaussian", lambda: _bias_features(G2), lambda: _bias_features(PI)),
     # in 1-D a scheme law may be anything law_1d takes, e.g. a frozen scipy distribution
     ("stationarity-scheme-law-scipy-1d", lambda: _scheme_ks(scipy.stats.norm(0.0, 1.0)), lambda: _scheme_ks(G1)),
+    # a sample (N, *shape) is flattened row-wise: (300, 2, 1) is the (300, 2) sample
+    ("compare-sample-n-by-shape", lambda: [r.statistic for r in compare_with_law(S2.reshape(300, 2, 1), G2).results],
+     lambda: [r.statistic for r in compare_with_law(S2, G2).results]),
     # a 1-D score returning (n,)
     ("stein-score-flat-1d", lambda: stein_test(S1, lambda x: -x[:, 0]).statistic,
      lambda: stein_test(S1, lambda x: -x).statistic),

@@ -67,3 +67,19 @@ def test_stein_score_receives_flat_rows():
 def test_wrong_sizes_name_the_sample(sample, match):
     with pytest.raises(SDEKitError, match=match):
         compare_with_law(sample, LAW)
+
+
+def test_classify_bias_takes_image_shaped_runs():
+    from sdekit.validate import classify_bias
+
+    def run(shape):
+        def draws(h, seed):
+            return np.random.default_rng(seed).multivariate_normal(MEAN, LAW.cov, N).reshape(N, *shape)
+        return draws
+
+    flat = classify_bias(run((4,)), 0.1, exact_law=LAW)
+    images = classify_bias(run((2, 2)), 0.1, exact_law=LAW)
+    assert images.verdict == flat.verdict
+    assert [c.statistic for c in images.discrepancy_checks] == [c.statistic for c in flat.discrepancy_checks]
+    with pytest.raises(SDEKitError, match=r"returned samples of shape \(4000, 3, 2\).*prod\(shape\) = 4"):
+        classify_bias(lambda h, s: np.zeros((N, 3, 2)), 0.1, exact_law=LAW)

@@ -226,8 +226,9 @@ class DiscreteSchedule:
             raise SDEKitError(f"s must be > 0 (it keeps beta_1 away from 0); got {off!r}")
         if not 0 < cap < 1:
             raise SDEKitError(f"max_beta must lie in (0, 1); got {cap!r}")
-        t = np.arange(n + 1, dtype=np.float64) / n
-        f = np.cos((t + off) / (1.0 + off) * (math.pi / 2.0)) ** 2
+        # math.cos point by point: the same libm call as diffusers' betas_for_alpha_bar, so the betas agree to the
+        # bit on every machine (a SIMD np.cos may differ in the last bit, which 1 - ratio amplifies ~1e4-fold)
+        f = np.array([math.cos((i / n + off) / (1.0 + off) * (math.pi / 2.0)) ** 2 for i in range(n + 1)])
         betas = np.minimum(1.0 - f[1:] / f[:-1], cap)
         return cls(betas)
 
@@ -322,8 +323,8 @@ class DiscreteSchedule:
         that keeps both ends: levels tau_i = floor(1 + i (K - 1) / (steps - 1) + 1/2), i = 0..steps-1, rounded half
         up in exact integer arithmetic (1 + (2 i (K - 1) + steps - 1) // (2 (steps - 1))), so that a tie such as
         K = 4, steps = 3 (2.5 -> 3) does not depend on NumPy's round-half-to-even. For steps = 1 it is [K].
-        Not diffusers' grids: those are `timestep_spacing.timestep_levels` ('leading' is the DDIM code's
-        range(0, K, K // steps), 'linspace' rounds half to even over 0..K-1). steps must be <= K.
+        Not the DDIM code's grid (range(0, K, K // steps) as 0-based timesteps, which lacks level K) nor diffusers'
+        ('linspace' rounds half to even over 0..K-1): those are `timestep_spacing.timestep_levels`. steps <= K.
         """
         n = check_count(steps, "steps")
         k = self.n_steps

@@ -6,9 +6,11 @@ decreasing order. The three spacings are the annotations of Lin, Liu, Li & Yang 
 schedules and sampling steps are flawed", Table 2); with P points, ratio = K // P and r = K / steps:
 
     linspace   t_i = round(i (K - 1) / (P - 1)),  i = 0..P-1          (numpy linspace(0, K - 1, P).round())
-    leading    t_i = i ratio + steps_offset,      i = 0..P-1          (the DDIM code's range(0, K, K // steps))
+    leading    t_i = i ratio + steps_offset,      i = 0..P-1          (the DDIM code's skip K // steps)
     trailing   t   = round(arange(K, 0, -r)) - 1                      (steps points from K - 1 down, r apart)
 
+The DDIM code (Song, Meng & Ermon, skip_type "uniform") uses range(0, K, K // steps), which equals 'leading' with
+steps_offset 0 when steps divides K and has more than steps points otherwise.
 "round" is NumPy's round half to even (np.round), kept here because it is diffusers' (e.g. linspace(0, 999, 3)
 gives 500, linspace(0, 49, 3) gives 24); sdekit's own `DiscreteSchedule.spaced_levels` rounds half up. steps_offset
 is added under 'leading' only, as diffusers does (it ignores it for 'linspace' and 'trailing').

@@ -311,6 +311,17 @@ def test_spaced_levels_round_half_up():
     assert SCHEDULES[1000].spaced_levels(1).tolist() == [1000]
 
 
+def test_schedule_pickles_without_its_device_tables():
+    import pickle
+
+    s = DiscreteSchedule.scaled_linear(50)
+    s.timestep_of_sigma(torch.ones(2, dtype=torch.float64))
+    back = pickle.loads(pickle.dumps(s))
+    np.testing.assert_array_equal(back.sigmas_edm, s.sigmas_edm)
+    assert back._torch_tables == {} and not back.alphas_bar.flags.writeable
+    assert back.timestep_of_sigma(torch.tensor(np.array(s.sigmas_edm[:3]))).tolist() == [0.0, 1.0, 2.0]
+
+
 def test_levels_and_timesteps_are_shifted_by_one():
     t = np.array([999, 500, 0])
     np.testing.assert_array_equal(levels_from_timesteps(t, 1000), [1000, 501, 1])

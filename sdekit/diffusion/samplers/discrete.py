@@ -158,6 +158,15 @@ class DiscreteSchedule:
         out._set_alphas_bar(np.array(abar, dtype=np.float64))
         return out
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_torch_tables", None)  # per-device copies of sigmas_edm for timestep_of_sigma: rebuilt on demand
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({k: _readonly(v) if isinstance(v, np.ndarray) else v for k, v in state.items()})
+        self.__dict__["_torch_tables"] = {}
+
     def __repr__(self) -> str:
         return (f"DiscreteSchedule(K={self.n_steps}, beta_1={self.betas[0]:.3g}, beta_K={self.betas[-1]:.3g}, "
                 f"alphabar_K={self.alphas_bar[-1]:.3g})")

@@ -11,9 +11,10 @@ schedules and sampling steps are flawed", Table 2); with P points, ratio = K // 
 
 The DDIM code (Song, Meng & Ermon, skip_type "uniform") uses range(0, K, K // steps), which equals 'leading' with
 steps_offset 0 when steps divides K and has more than steps points otherwise.
-"round" is NumPy's round half to even (np.round), kept here because it is diffusers' (e.g. linspace(0, 999, 3)
-gives 500, linspace(0, 49, 3) gives 24); sdekit's own `DiscreteSchedule.spaced_levels` rounds half up. steps_offset
-is added under 'leading' only, as diffusers does (it ignores it for 'linspace' and 'trailing').
+"round" is NumPy's round half to even (np.round), kept here because it is diffusers' (linspace(0, 49, 3) has 24.5
+-> 24 and linspace(0, 999, 7) has 166.5 -> 166, where half up gives 25 and 167); sdekit's own
+`DiscreteSchedule.spaced_levels` rounds half up. steps_offset is added under 'leading' only, as diffusers does (it
+ignores it for 'linspace' and 'trailing').
 
 The conventions differ per scheduler family and are kept as data (`CONVENTIONS`):
 

@@ -31,6 +31,7 @@ ULA at h = 0.2 is "biased as expected for order 1" and exact samplers are "consi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -185,16 +186,20 @@ class BiasReport:
 
 
 def _samples(x: Any, what: str, dim: int | None) -> np.ndarray:
-    """run's output at one step size as (n, d) real samples, d = dim when pi's dimension is known."""
+    """run's output at one step size as (n, d) real samples, d = dim when pi's dimension is known; (n, *shape)
+    output is flattened row-wise (C order) to d = prod(shape)."""
     arr = real_array(x, f"run(h, seed)'s output at {what}")
+    shape = arr.shape
     if arr.ndim == 1:
         arr = arr[:, None]
+    elif arr.ndim > 2:
+        arr = arr.reshape(arr.shape[0], math.prod(arr.shape[1:]))
     if arr.ndim != 2 or arr.shape[0] < 2:
-        raise SDEKitError(f"run(h, seed) must return samples of shape (n, d) with n >= 2; got shape {arr.shape} "
+        raise SDEKitError(f"run(h, seed) must return samples of shape (n, d) with n >= 2; got shape {shape} "
                           f"for {what}")
     if dim is not None and arr.shape[1] != dim:
-        raise SDEKitError(f"run(h, seed) returned samples of shape {arr.shape} for {what}; expected (n, {dim}) "
-                          f"to match exact_law's dimension {dim}")
+        raise SDEKitError(f"run(h, seed) returned samples of shape {shape} for {what}; expected (n, {dim}) "
+                          f"to match exact_law's dimension {dim} (or (n, *shape) with prod(shape) = {dim})")
     return arr
 
 
@@ -221,7 +226,8 @@ def classify_bias(run: Sampler, h: float, *, seed: int = 0, order: float = 1.0, 
     Richardson at order p. alpha: the false-alarm rate of each stage (module docstring).
 
     exact_law may also be a ``Gaussian``. Bad input is refused before the sampler runs, or as soon as its output
-    is seen: run's samples must be real of shape (n, d) with d the dimension of exact_law, exact_law's and
+    is seen: run's samples must be real of shape (n, d), or (n, *shape) flattened row-wise to d = prod(shape),
+    with d the dimension of exact_law, exact_law's and
     scheme_law's covariances symmetric positive definite.
     """
     alpha = check_alpha(alpha)

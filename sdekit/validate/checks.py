@@ -93,14 +93,24 @@ def real_array(value: Any, name: str) -> np.ndarray:
 
 
 def check_sample(sample: Any, name: str = "sample", dim: int | None = None, min_size: int = 20) -> np.ndarray:
-    """sample as a finite float array of shape (N, d) (1-D input becomes (N, 1)), or a clear error."""
+    """sample as a finite float array of shape (N, d), or a clear error.
+
+    1-D input becomes (N, 1). An array of shape (N, *shape) with more than two axes (e.g. a batch of images
+    (N, C, H, W)) is flattened row-wise in C order to (N, prod(shape)): draw n is the vector x[n].ravel(), which
+    is what the statistics need. With ``dim`` given, d (or prod(shape)) must equal it."""
     x = real_array(sample, name)
+    shape = x.shape
     if x.ndim == 1:
         x = x[:, None]
-    if x.ndim != 2:
-        raise SDEKitError(f"{name} must have shape (N,) or (N, d); got shape {x.shape}")
+    if x.ndim == 0:
+        raise SDEKitError(f"{name} must have shape (N,), (N, d) or (N, *shape); got a scalar")
+    if x.ndim > 2:
+        x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
+        if x.shape[1] == 0:
+            raise SDEKitError(f"{name} must have at least one coordinate per draw; got shape {shape}")
     if dim is not None and x.shape[1] != dim:
-        raise SDEKitError(f"{name} must have shape (N, {dim}) to match the target of dim {dim}; got shape {x.shape}")
+        raise SDEKitError(f"{name} must have shape (N, {dim}), or (N, *shape) with prod(shape) = {dim}, to match "
+                          f"the target of dim {dim}; got shape {shape}")
     if x.shape[0] < min_size:
         raise SDEKitError(f"{name} must hold at least {min_size} draws; got {x.shape[0]}")
     bad = ~np.isfinite(x).all(axis=1)

@@ -62,6 +62,8 @@ def compare_with_law(sample: Any, target: Any, *, alpha: float = 1e-6, projectio
     (default: the target's own). The samples must be independent (one per chain or path, never
     consecutive MCMC states). tests: names from ``ALL_TESTS`` (a single name may be a string).
     The sample must hold real numbers (complex values are refused, never cast) and no non-finite rows.
+    sample: (N,) or (N, d); or (N, *shape) with prod(shape) = d, e.g. (N, C, H, W) images against a d = C H W law,
+    each draw flattened row-wise (C order, x[n].ravel()); the Stein test's score then receives those (N, d) rows.
 
     Returns a `Report`: each result has its statistic, threshold, p-value, standardized bias per
     feature and verdict; ``report.passed`` is the battery's verdict.

@@ -177,7 +177,8 @@ def stein_test(sample: Any, score: Callable[[np.ndarray], np.ndarray], alpha: fl
     Hotelling: T^2 = N psibar^T Shat^{-1} psibar, (N - q) T^2 / (q (N - 1)) ~ F(q, N - q), q = 2d;
     statistic and threshold are reported on the T^2 scale. It sees a within-mode variance
     inflation (Langevin discretisation bias on a mixture) that global tests dilute.
-    bias: psibar_j / (sd_j / sqrt(N)).
+    bias: psibar_j / (sd_j / sqrt(N)). A sample (N, *shape) is flattened row-wise to (N, d) first
+    (`check_sample`), and ``score`` is called on those rows.
     """
     alpha = check_alpha(alpha)
     x = check_sample(sample)

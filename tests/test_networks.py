@@ -287,3 +287,25 @@ def test_wrong_network_outputs_are_named():
         flat(torch.zeros(2, 5, dtype=torch.float64), 0.8, 0.6)
     torch.testing.assert_close(flat(torch.ones(2, 6, dtype=torch.float64), 0.8, 0.6),
                                exact(torch.ones(2, 6, dtype=torch.float64), 0.8, 0.6)[0])
+
+
+def test_dpm_solver_grid_may_end_at_the_data_with_a_final_denoise():
+    """A grid of pairs ending at (1, 0) (`sigma_grids.vp_pairs`) equals the same grid without it plus to_zero, and
+    its last step is the denoiser: x = x0hat(x_prev) (Lu et al. 2022b; diffusers' final_sigmas_type='zero')."""
+    from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample
+    from sdekit.diffusion.samplers.sigma_grids import karras_sigmas, vp_pairs
+
+    model = DiffusionNetwork(ExactNet("vp", "sigma", "eps"), prediction="eps", kernel="vp", conditioning="sigma")
+    grid = vp_pairs(karras_sigmas(12, 0.01, 50.0))
+    assert tuple(grid[-1]) == (1.0, 0.0)
+    x = torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) * 50.0
+    seen = []
+    a = dpm_solver_sample(model, grid, x, method="multistep", algorithm="dpmsolver++",
+                          callback=lambda info: seen.append(info), return_trajectory=True)
+    b = dpm_solver_sample(model, grid[:-1], x, method="multistep", algorithm="dpmsolver++", to_zero=True)
+    torch.testing.assert_close(a.x, b.x, rtol=0, atol=0)
+    assert a.nfe == 12 and a.sigmas[-1] == 0 and a.trajectory.shape == (13, 8, 2) and len(seen) == 12
+    torch.testing.assert_close(a.x, model.denoise(a.trajectory[-2], *grid[-2]))
+    torch.testing.assert_close(seen[-1].denoised, a.x)
+    with pytest.raises(SDEKitError, match="lower_order_final"):
+        dpm_solver_sample(model, grid, x, method="multistep", lower_order_final=False)

@@ -22,7 +22,8 @@ Conditionings (``conditioning=``), computed from the native level:
     "t"         the continuous time t* (a ForwardSDE, or the flow's t = s*)
     "timestep"  the fractional 0-based training timestep of a DiscreteSchedule (diffusers' t = k - 1 at level k):
                 linear interpolation in log sigma between neighbouring levels (k-diffusion's ``sigma_to_t``), exact
-                at the levels (values within 1e-9 of an integer are snapped to it), clamped to [0, K - 1];
+                at the levels (`DiscreteSchedule.timestep_of_sigma`; the value is computed from the sampler's
+                sigma / alpha, so a schedule's own level gives its integer), clamped to [0, K - 1];
                 ``timestep_rounding="nearest"`` rounds to the nearest level instead (k-diffusion's quantize=True)
     "edm"       c_noise = ln(sigma) / 4 of EDM's preconditioning (Karras et al. 2022, Table 1), sigma = s* / a*
     a callable  fn(a*, s*) -> c, for any other convention (e.g. 1000 t for a flow model).
@@ -46,7 +47,6 @@ __all__ = ["CONDITIONINGS", "KERNEL_FAMILIES", "TIMESTEP_ROUNDINGS", "Native", "
 KERNEL_FAMILIES = ("vp", "ve", "flow")
 CONDITIONINGS = ("sigma", "logsnr", "t", "timestep", "edm")
 TIMESTEP_ROUNDINGS = ("interpolate", "nearest")
-SNAP = 1e-9
 BISECTION_STEPS = 64
 
 
@@ -89,11 +89,6 @@ class Native:
         if timestep_rounding not in TIMESTEP_ROUNDINGS:
             raise SDEKitError(f"timestep_rounding must be one of {TIMESTEP_ROUNDINGS}; got {timestep_rounding!r}")
         self.kernel, self.conditioning, self.rounding = kernel, conditioning, timestep_rounding
-        self._log_sigmas: np.ndarray | None = None
-        self._torch_tables: dict[tuple, Any] = {}
-        if isinstance(kernel, DiscreteSchedule):
-            ab = kernel.alphas_bar
-            self._log_sigmas = 0.5 * (np.log1p(-ab) - np.log(ab))
 
     @property
     def family(self) -> str:
@@ -122,63 +117,29 @@ class Native:
             a_star = 1.0 if not is_torch(alpha) and not isinstance(alpha, np.ndarray) else alpha * m
         if fam == "flow":
             t_star = s_star
-        return m, a_star, s_star, self._condition(a_star, s_star, t_star)
+        return m, a_star, s_star, self._condition(a_star, s_star, t_star, sigma / alpha)
 
-    def _condition(self, a: Any, s: Any, t: Any) -> Any:
+    def _condition(self, a: Any, s: Any, t: Any, ratio: Any = None) -> Any:
+        """The conditioning value at the native level (a, s); ``ratio`` = sigma / alpha of the caller, equal to
+        s / a but computed without the scale m, so a schedule's own level gives its table's sigma to the bit."""
         c = self.conditioning
+        ratio = s / a if ratio is None else ratio
         if callable(c):
             return c(a, s)
         if c == "sigma":
-            return s / a
+            return ratio
         if c == "logsnr":
             return _log(a) - _log(s)
         if c == "edm":
-            return 0.25 * _log(s / a)
+            return 0.25 * _log(ratio)
         if c == "t":
             return t
-        return self.timestep(s / a)
-
-    # ------------------------------------------------------------------ discrete timesteps
+        return self.timestep(ratio)
 
     def timestep(self, sigma_edm: Any) -> Any:
-        """The fractional 0-based training timestep of the noise level sigma_edm = s* / a* (module docstring)."""
-        ls_tab = self._log_sigmas
-        assert ls_tab is not None
-        k = ls_tab.shape[0]
-        if is_torch(sigma_edm):
-            return self._timestep_torch(sigma_edm)
-        ls = np.log(np.asarray(sigma_edm, dtype=np.float64))
-        if self.rounding == "nearest":
-            out = np.abs(ls[..., None] - ls_tab).argmin(-1).astype(np.float64)
-        else:
-            low = np.clip(np.searchsorted(ls_tab, ls) - 1, 0, max(k - 2, 0))
-            high = np.minimum(low + 1, k - 1)
-            span = ls_tab[low] - ls_tab[high]
-            w = np.clip(np.where(span != 0, (ls_tab[low] - ls) / np.where(span != 0, span, 1.0), 0.0), 0.0, 1.0)
-            out = (1.0 - w) * low + w * high
-            near = np.round(out)
-            out = np.where(np.abs(out - near) < SNAP, near, out)
-        return float(out) if np.ndim(out) == 0 else out
-
-    def _timestep_torch(self, sigma_edm: Any) -> Any:
-        import torch
-
-        key = (sigma_edm.device, )
-        if key not in self._torch_tables:
-            self._torch_tables[key] = torch.as_tensor(self._log_sigmas, dtype=torch.float64, device=sigma_edm.device)
-        ls_tab = self._torch_tables[key]
-        k = ls_tab.shape[0]
-        ls = torch.log(sigma_edm.to(torch.float64))
-        if self.rounding == "nearest":
-            return (ls[..., None] - ls_tab).abs().argmin(-1).to(torch.float64)
-        low = torch.clamp(torch.searchsorted(ls_tab, ls.contiguous()) - 1, 0, max(k - 2, 0))
-        high = torch.clamp(low + 1, max=k - 1)
-        span = ls_tab[low] - ls_tab[high]
-        safe = torch.where(span != 0, span, torch.ones_like(span))
-        w = torch.clamp(torch.where(span != 0, (ls_tab[low] - ls) / safe, torch.zeros_like(span)), 0.0, 1.0)
-        out = (1.0 - w) * low + w * high
-        near = torch.round(out)
-        return torch.where((out - near).abs() < SNAP, near, out)
+        """The fractional 0-based training timestep of the noise level sigma_edm = s* / a* (module docstring;
+        `DiscreteSchedule.timestep_of_sigma`)."""
+        return self.kernel.timestep_of_sigma(sigma_edm, rounding=self.rounding)
 
     # ------------------------------------------------------------------ a ForwardSDE's own kernel
 

@@ -201,9 +201,11 @@ def _grid_pairs(grid: Any) -> tuple[np.ndarray, np.ndarray]:
         raise SDEKitError(f"forward given as a grid must have shape (m, 2), m >= 2, rows (alpha, sigma); "
                           f"got shape {g.shape}")
     a, s = g[:, 0].copy(), g[:, 1].copy()
-    if not (np.all(np.isfinite(g)) and np.all(a > 0) and np.all(s > 0)):
-        raise SDEKitError("forward grid must hold finite alpha > 0 and sigma > 0")
-    if not np.all(np.diff(np.log(a) - np.log(s)) > 0):
+    if not (np.all(np.isfinite(g)) and np.all(a > 0) and np.all(s[:-1] > 0) and s[-1] >= 0):
+        raise SDEKitError("forward grid must hold finite alpha > 0 and sigma > 0 (only the last sigma may be 0: the "
+                          "data, reached by a final denoise)")
+    noisy = s > 0
+    if not np.all(np.diff(np.log(a[noisy]) - np.log(s[noisy])) > 0):
         raise SDEKitError("forward grid must have lambda = log(alpha / sigma) strictly increasing (noise decreasing)")
     return a, s
 

@@ -309,3 +309,27 @@ def test_dpm_solver_grid_may_end_at_the_data_with_a_final_denoise():
     torch.testing.assert_close(seen[-1].denoised, a.x)
     with pytest.raises(SDEKitError, match="lower_order_final"):
         dpm_solver_sample(model, grid, x, method="multistep", lower_order_final=False)
+
+
+def test_schedule_twins_read_a_tensor_schedule_once():
+    """The torch twins of the schedule coefficients read a parameter tensor's values once (no host read per step)
+    and see an in-place change of it."""
+    from sdekit.diffusion import torch_schedule
+
+    sp = torch.as_tensor(VP.sp, dtype=torch.float64)
+    t = torch.tensor([0.5], dtype=torch.float64)
+    first = torch_schedule.kernel_from_sp(t, sp)
+    assert torch_schedule._SP_FLOATS[id(sp)][0]() is sp
+    calls = []
+    real = torch.Tensor.cpu
+    try:
+        torch.Tensor.cpu = lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+        again = torch_schedule.kernel_from_sp(t, sp)
+    finally:
+        torch.Tensor.cpu = real
+    assert not calls and all(torch.equal(u, v) for u, v in zip(first, again))
+    sp[2] = 2.0 * sp[2]  # beta_max doubled in place: the cache must notice
+    assert not torch.equal(torch_schedule.kernel_from_sp(t, sp)[0], first[0])
+    key = id(sp)
+    del sp
+    assert key not in torch_schedule._SP_FLOATS  # forgotten with the tensor

@@ -20,6 +20,7 @@ ODE solution and moved to t's device (not differentiable in t).
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,22 @@ def torch_kernel(forward: ForwardSDE, t: Any, like: Any = None) -> tuple[Any, An
     return kernel_from_sp(t, forward.sp)
 
 
+_SP_FLOATS: dict[int, tuple[Any, int, tuple[int, float, float, float]]] = {}
+
+
 def _sp(sp: Any) -> tuple[int, float, float, float]:
+    """The schedule's (kind, a, b, c) as Python numbers. A tensor sp (the torch backend's parameters, possibly on a
+    GPU) is read once and remembered while it lives (keyed by the tensor's identity, checked through a weak
+    reference, and its in-place version counter), so the drift and diffusion twins do not synchronise with the
+    device at every step."""
+    if type(sp).__module__.startswith("torch"):
+        hit = _SP_FLOATS.get(id(sp))
+        if hit is not None and hit[0]() is sp and hit[1] == sp._version:
+            return hit[2]
+        vals = _sp(sp.detach().cpu().numpy())
+        key = id(sp)
+        _SP_FLOATS[key] = (weakref.ref(sp, lambda _ref, key=key: _SP_FLOATS.pop(key, None)), sp._version, vals)
+        return vals
     vals = sp.tolist() if hasattr(sp, "tolist") else list(sp)
     return int(vals[0]), float(vals[1]), float(vals[2]), float(vals[3]) if len(vals) > 3 else 0.0
 

@@ -41,6 +41,7 @@ def schedule_from_scheduler(scheduler: Any) -> DiscreteSchedule:
 
 def from_diffusers(unet: Any, scheduler: Any = None, *, schedule: DiscreteSchedule | None = None,
                    prediction: str | None = None, timestep_rounding: str = "interpolate",
+                   timestep_interpolation: str = "log",
                    guidance: Guidance | None = None, threshold: Threshold | None = None,
                    shape: tuple[int, ...] | None = None, output: Any = "sample",
                    net_kwargs: dict[str, Any] | None = None) -> DiffusionNetwork:
@@ -50,7 +51,9 @@ def from_diffusers(unet: Any, scheduler: Any = None, *, schedule: DiscreteSchedu
     schedule: a `DiscreteSchedule`, or taken from ``scheduler.alphas_cumprod`` (`schedule_from_scheduler`).
     prediction: "eps", "x0", "v", or taken from ``scheduler.config.prediction_type`` ("epsilon", "sample",
     "v_prediction"). The timestep of a level between training levels is fractional (timestep_rounding
-    "interpolate", k-diffusion's convention) or the nearest level ("nearest").
+    "interpolate", k-diffusion's convention, in log sigma, or in sigma with timestep_interpolation="linear", the
+    inverse of diffusers' Euler / Heun 'linspace' timesteps) or the nearest level ("nearest", as diffusers'
+    multistep DPM-Solver with Karras sigmas rounds them).
     """
     if schedule is None:
         if scheduler is None:
@@ -63,7 +66,8 @@ def from_diffusers(unet: Any, scheduler: Any = None, *, schedule: DiscreteSchedu
                               f"in {tuple(DIFFUSERS_PREDICTIONS)}; got {kind!r}")
         prediction = DIFFUSERS_PREDICTIONS[kind]
     return DiffusionNetwork(unet, prediction=prediction, kernel=schedule, conditioning="timestep",
-                            timestep_rounding=timestep_rounding, guidance=guidance, threshold=threshold, shape=shape,
+                            timestep_rounding=timestep_rounding, timestep_interpolation=timestep_interpolation,
+                            guidance=guidance, threshold=threshold, shape=shape,
                             output=output, net_kwargs=net_kwargs)
 
 

@@ -22,9 +22,12 @@ Conditionings (``conditioning=``), computed from the native level:
     "t"         the continuous time t* (a ForwardSDE, or the flow's t = s*)
     "timestep"  the fractional 0-based training timestep of a DiscreteSchedule (diffusers' t = k - 1 at level k):
                 linear interpolation in log sigma between neighbouring levels (k-diffusion's ``sigma_to_t``), exact
-                at the levels (`DiscreteSchedule.timestep_of_sigma`; the value is computed from the sampler's
-                sigma / alpha, so a schedule's own level gives its integer), clamped to [0, K - 1];
-                ``timestep_rounding="nearest"`` rounds to the nearest level instead (k-diffusion's quantize=True)
+                at the levels (`DiscreteSchedule.timestep_of_sigma`, from the sampler's sigma / alpha; values
+                within 1e-9 of an integer are snapped to it, so a level's sigma computed by another formula, an ulp
+                away, still gives the integer), clamped to [0, K - 1];
+                ``timestep_rounding="nearest"`` rounds to the nearest level instead (k-diffusion's quantize=True);
+                ``timestep_interpolation="linear"`` interpolates sigma itself, the inverse of diffusers'
+                Euler / Heun schedulers' fractional timesteps (their 'linspace' grids)
     "edm"       c_noise = ln(sigma) / 4 of EDM's preconditioning (Karras et al. 2022, Table 1), sigma = s* / a*
     a callable  fn(a*, s*) -> c, for any other convention (e.g. 1000 t for a flow model).
 """
@@ -47,6 +50,9 @@ __all__ = ["CONDITIONINGS", "KERNEL_FAMILIES", "TIMESTEP_ROUNDINGS", "Native", "
 KERNEL_FAMILIES = ("vp", "ve", "flow")
 CONDITIONINGS = ("sigma", "logsnr", "t", "timestep", "edm")
 TIMESTEP_ROUNDINGS = ("interpolate", "nearest")
+TIMESTEP_INTERPOLATIONS = ("log", "linear")
+SNAP = 1e-9  # a timestep this close to an integer is that level (sigma tables computed by another formula differ
+#              from sdekit's by an ulp: diffusers' ((1 - abar) / abar) ** 0.5 against sqrt(1 - abar) / sqrt(abar))
 BISECTION_STEPS = 64
 
 
@@ -70,7 +76,8 @@ class Native:
     """A network's kernel family and conditioning (module docstring): maps a sampler's (alpha, sigma) to
     (m, a*, s*, c)."""
 
-    def __init__(self, kernel: Any, conditioning: Any, timestep_rounding: str = "interpolate") -> None:
+    def __init__(self, kernel: Any, conditioning: Any, timestep_rounding: str = "interpolate",
+                 timestep_interpolation: str = "log") -> None:
         if isinstance(kernel, str):
             if kernel not in KERNEL_FAMILIES:
                 raise SDEKitError(f"kernel must be one of {KERNEL_FAMILIES}, a DiscreteSchedule or a ForwardSDE; "
@@ -88,7 +95,11 @@ class Native:
             raise SDEKitError("conditioning 'timestep' needs kernel=DiscreteSchedule(...) (the training schedule)")
         if timestep_rounding not in TIMESTEP_ROUNDINGS:
             raise SDEKitError(f"timestep_rounding must be one of {TIMESTEP_ROUNDINGS}; got {timestep_rounding!r}")
+        if timestep_interpolation not in TIMESTEP_INTERPOLATIONS:
+            raise SDEKitError(f"timestep_interpolation must be one of {TIMESTEP_INTERPOLATIONS}; "
+                              f"got {timestep_interpolation!r}")
         self.kernel, self.conditioning, self.rounding = kernel, conditioning, timestep_rounding
+        self.interpolation = timestep_interpolation
 
     @property
     def family(self) -> str:
@@ -139,7 +150,17 @@ class Native:
     def timestep(self, sigma_edm: Any) -> Any:
         """The fractional 0-based training timestep of the noise level sigma_edm = s* / a* (module docstring;
         `DiscreteSchedule.timestep_of_sigma`)."""
-        return self.kernel.timestep_of_sigma(sigma_edm, rounding=self.rounding)
+        t = self.kernel.timestep_of_sigma(sigma_edm, rounding=self.rounding, interpolation=self.interpolation)
+        if self.rounding == "nearest":
+            return t
+        if is_torch(t):
+            import torch
+
+            near = torch.round(t)
+            return torch.where((t - near).abs() < SNAP, near, t)
+        near = np.round(t)
+        out = np.where(np.abs(t - near) < SNAP, near, t)
+        return float(out) if np.ndim(out) == 0 else out
 
     # ------------------------------------------------------------------ a ForwardSDE's own kernel
 

@@ -97,7 +97,8 @@ class DiffusionNetwork:
     net: callable ``net(x*, c, **net_kwargs)`` (a torch nn.Module, or a NumPy function). prediction: one of
     "eps", "x0", "v", "score", "velocity" (`sdekit.diffusion.networks.predictions`). kernel: "vp", "ve", "flow",
     a `DiscreteSchedule` or a `ForwardSDE`; conditioning: "sigma", "logsnr", "t", "timestep", "edm" or a callable
-    (`sdekit.diffusion.networks.native`; timestep_rounding "interpolate" or "nearest"). precondition: None or
+    (`sdekit.diffusion.networks.native`; timestep_rounding "interpolate" or "nearest", timestep_interpolation "log" or
+    "linear"). precondition: None or
     "edm" (then kernel "ve", conditioning "edm", sigma_data the data's standard deviation, and the network is EDM's
     F). guidance: a `Guidance` (classifier-free guidance). threshold: a `Threshold` (static or dynamic clipping of
     x0hat). shape: the shape of one example, to accept flattened (n, prod(shape)) states. output: how to read the
@@ -106,7 +107,8 @@ class DiffusionNetwork:
     """
 
     def __init__(self, net: Any, *, prediction: str, kernel: Any = "vp", conditioning: Any = "sigma",
-                 timestep_rounding: str = "interpolate", precondition: str | None = None, sigma_data: float = 0.5,
+                 timestep_rounding: str = "interpolate", timestep_interpolation: str = "log",
+                 precondition: str | None = None, sigma_data: float = 0.5,
                  guidance: Guidance | None = None, threshold: Threshold | None = None,
                  shape: tuple[int, ...] | None = None, output: Any = None,
                  net_kwargs: dict[str, Any] | None = None) -> None:
@@ -137,7 +139,7 @@ class DiffusionNetwork:
         if net_kwargs is not None and not isinstance(net_kwargs, dict):
             raise SDEKitError(f"net_kwargs must be None or a dict; got {type(net_kwargs).__name__}")
         self.net, self.prediction, self.precondition = net, prediction, precondition
-        self.native = Native(kernel, conditioning, timestep_rounding)
+        self.native = Native(kernel, conditioning, timestep_rounding, timestep_interpolation)
         self.guidance, self.threshold, self.shape, self.output = guidance, threshold, shape, output
         self.net_kwargs = dict(net_kwargs or {})
         self.is_torch_net = _is_module(net)

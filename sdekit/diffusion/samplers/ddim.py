@@ -15,6 +15,14 @@ posterior variance betatilde, and the step is then exactly the DDPM ancestral st
 (`ddpm_sample(..., variance="posterior")` on ``schedule.respaced(tau)``, same noise). The last step (to the data,
 alphabar_prev = 1) has s = 0 and returns x0hat.
 
+diffusers (DDIMScheduler, 0.35.1; tests/test_diffusers_conformance.py): on its timesteps t_S > ... > t_1 (levels
+tau_i = t_i + 1) it equals this sampler to float32 rounding (1e-12 with float64 tables) when the timesteps are
+evenly spaced by K // S ('leading'; 'trailing' with S dividing K). It differs otherwise: its step from t goes to
+alphabar at ``prev_timestep = t - K // S`` (level t - K // S + 1, the data below 0) while its next model call is at
+the next entry of the list, so with 'linspace' spacing or S not dividing K it does not step between consecutive
+levels of its own subsequence. This sampler follows Song et al. eq. 12 on the subsequence given (alphabar_prev =
+alphabar_{tau_{i-1}}).
+
 Noise: the step leaving position i of the subsequence (level tau_i) takes the noise source's draw i (by default
 sdekit's per-path streams), the same numbers as the DDPM step leaving level i of the respaced schedule; a path's
 output depends only on (seed, path).

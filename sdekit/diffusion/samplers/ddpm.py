@@ -20,6 +20,13 @@ equivalently the posterior mean of q(x_{k-1} | x_k, x_0 = x0hat) (Ho et al. eq. 
 (``mean_form="x0"``). The last step (k = 1) adds no noise (z = 0 at t = 1 in Algorithm 2); since alphabar_0 = 1 it
 returns exactly the Tweedie denoiser x0hat(x_1) = E[x_0 | x_1].
 
+diffusers (DDPMScheduler, 0.35.1; tests/test_diffusers_conformance.py): on a respaced schedule (levels = its
+timesteps + 1) its fixed_small / fixed_large variances are "posterior" / "beta" here, and the two agree to float32
+rounding (1e-12 with float64 tables), except at the last step when diffusers' last timestep is > 0 ('trailing', or
+'leading' with steps_offset = 1): diffusers then adds noise to the data level, of standard deviation
+sqrt(1 - alphabar_{tau_1}) (fixed_large) or 1e-10 (fixed_small, its clamp of the zero posterior variance). This
+sampler follows Ho et al. Algorithm 2 (z = 0 at the last step) on every schedule.
+
 Noise: the step leaving level k draws the noise source's draw k (by default sdekit's per-path streams,
 `sdekit.diffusion.samplers.run`), so each path's output depends only on (seed, path index), never on the batch size.
 

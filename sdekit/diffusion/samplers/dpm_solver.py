@@ -44,6 +44,14 @@ Intermediate points need t(lambda): for VP-type kernels (``ForwardSDE.vp()`` / `
 with alpha^2 + sigma^2 = 1) the closed form alpha = (1 + e^{-2 lambda})^{-1/2}, sigma = (1 + e^{2 lambda})^{-1/2};
 otherwise lambda(t) is inverted by bisection on t (it must be strictly decreasing in t).
 
+diffusers (0.35.1; tests/test_diffusers_conformance.py): on the grid of pairs diffusers uses (its ``sigmas`` are
+sigma_edm: alpha = 1 / sqrt(1 + sigma^2), sigma_t = sigma alpha; final_sigmas_type "zero" appends the data level
+(1, 0)), DPMSolverMultistepScheduler (dpmsolver++ / dpmsolver order 1 and 2, sde-dpmsolver++) equals the multistep
+sampler with the default lower-order-final rule to float32 rounding (its step casts the sample to float32), and
+DPMSolverSinglestepScheduler orders 1 and 2 equal the singlestep sampler with ``orders=`` (its order_list read as
+steps whose intermediate points are the grid points) to 1e-12 in float64. Its order 3 differs in the second
+intermediate point (see `dpm_solver_sample`).
+
 Accuracy with the exact score (tests/test_samplers_edm_dpm.py; ForwardSDE.vp(), T = 1, eps = 1e-3, 1-, 2- and
 4-D anisotropic mixtures, N = 20000, ``compare_with_law`` at 1e-6 against the exact marginal at eps). The
 discretisation bias at the usual ~20 NFE IS detectable for several solvers: DPM-Solver++(2M) fails at 20 NFE on the
@@ -63,7 +71,7 @@ on torch without a host synchronisation per call).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -202,8 +210,8 @@ def _grid_pairs(grid: Any) -> tuple[np.ndarray, np.ndarray]:
                           f"got shape {g.shape}")
     a, s = g[:, 0].copy(), g[:, 1].copy()
     if not (np.all(np.isfinite(g)) and np.all(a > 0) and np.all(s[:-1] > 0) and s[-1] >= 0):
-        raise SDEKitError("forward grid must hold finite alpha > 0 and sigma > 0 (only the last sigma may be 0: the "
-                          "data, reached by a final denoise)")
+        raise SDEKitError("forward grid must hold finite alpha > 0 and sigma > 0 (only the last row may have "
+                          "sigma = 0: the data level, reached by the final denoise)")
     noisy = s > 0
     if not np.all(np.diff(np.log(a[noisy]) - np.log(s[noisy])) > 0):
         raise SDEKitError("forward grid must have lambda = log(alpha / sigma) strictly increasing (noise decreasing)")
@@ -225,11 +233,31 @@ class _Model:
         return -s * sc, x0  # (epshat, x0hat)
 
 
-def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, float], pb: tuple[float, float],
-                order: int, plus: bool, step: int) -> State:
-    """One DPM-Solver(-++) single step (the sampler's step ``step``) of the given order from (alpha, sigma) = pa
-    to pb."""
+Inner = list[tuple[float, tuple[float, float]]]  # a single step's intermediate points: (r, (alpha, sigma))
+
+
+def _rule_points(sched: _Schedule, pa: tuple[float, float], pb: tuple[float, float], order: int) -> Inner:
+    """The intermediate points of the fixed rules r1 = 1/2 (order 2), r1 = 1/3, r2 = 2/3 (order 3) at
+    lambda_s + r h."""
+    lam_s = _lam(*pa)
+    h = _lam(*pb) - lam_s
+    return [(r, sched.at_lambda(lam_s + r * h)) for r in _R.get(order, ())]
+
+
+def _grid_points(pairs: list[tuple[float, float]], start: int, end: int) -> Inner:
+    """The grid points strictly inside the step pairs[start] -> pairs[end] as intermediate points, with
+    r_j = (lambda_j - lambda_s) / h (the general r1, r2 of Lu et al. 2022, section 3.3 and appendix)."""
+    lam_s = _lam(*pairs[start])
+    h = _lam(*pairs[end]) - lam_s
+    return [((_lam(*pairs[j]) - lam_s) / h, pairs[j]) for j in range(start + 1, end)]
+
+
+def _singlestep(model: _Model, x: State, pa: tuple[float, float], pb: tuple[float, float], inner: Inner,
+                plus: bool, step: int) -> State:
+    """One DPM-Solver(-++) single step (the sampler's step ``step``) from (alpha, sigma) = pa to pb; its order is
+    len(inner) + 1, inner holding the intermediate points (r, (alpha, sigma)) at lambda_s + r h."""
     (a_s, s_s), (a_t, s_t) = pa, pb
+    order = len(inner) + 1
     lam_s = _lam(a_s, s_s)
     h = _lam(a_t, s_t) - lam_s
     eps_s, x0_s = model(x, a_s, s_s, step)
@@ -238,14 +266,12 @@ def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, floa
         base = (s_t / s_s) * x - (a_t * psi) * x0_s
         if order == 1:
             return base
-        r1 = _R[order][0]
-        a1, s1 = sched.at_lambda(lam_s + r1 * h)
+        r1, (a1, s1) = inner[0]
         u1 = (s1 / s_s) * x - (a1 * _expm1(-r1 * h)) * x0_s
         d1 = model(u1, a1, s1, step)[1] - x0_s
         if order == 2:
             return base - (a_t * psi / (2.0 * r1)) * d1
-        r2 = _R[3][1]
-        a2, s2 = sched.at_lambda(lam_s + r2 * h)
+        r2, (a2, s2) = inner[1]
         psi2 = _expm1(-r2 * h)
         u2 = (s2 / s_s) * x - (a2 * psi2) * x0_s + (a2 * r2 / r1 * (psi2 / (r2 * h) + 1.0)) * d1
         d2 = model(u2, a2, s2, step)[1] - x0_s
@@ -254,24 +280,43 @@ def _singlestep(model: _Model, sched: _Schedule, x: State, pa: tuple[float, floa
     base = (a_t / a_s) * x - (s_t * phi) * eps_s
     if order == 1:
         return base
-    r1 = _R[order][0]
-    a1, s1 = sched.at_lambda(lam_s + r1 * h)
+    r1, (a1, s1) = inner[0]
     u1 = (a1 / a_s) * x - (s1 * _expm1(r1 * h)) * eps_s
     d1 = model(u1, a1, s1, step)[0] - eps_s
     if order == 2:
         return base - (s_t * phi / (2.0 * r1)) * d1
-    r2 = _R[3][1]
-    a2, s2 = sched.at_lambda(lam_s + r2 * h)
+    r2, (a2, s2) = inner[1]
     phi2 = _expm1(r2 * h)
     u2 = (a2 / a_s) * x - (s2 * phi2) * eps_s - (s2 * r2 / r1 * (phi2 / (r2 * h) - 1.0)) * d1
     d2 = model(u2, a2, s2, step)[0] - eps_s
     return base - (s_t / r2 * (phi / h - 1.0)) * d2
 
 
-def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike, x_T: ArrayLike, *, order: int = 2,
-                      steps: int | None = None, method: str = "singlestep", algorithm: str = "dpmsolver",
-                      skip: str = "time_uniform", seed: int = 0, t_span: tuple[float, float] | None = None,
-                      path_offset: int = 0, to_zero: bool = False, lower_order_final: bool | None = None,
+def _check_orders(orders: Any, method: str, n_intervals: int | None) -> list[int]:
+    """orders as a list of ints: 1..3 per single step (summing to the grid's intervals) or 1..2 per multistep
+    interval (one per interval, the first 1); or an SDEKitError naming it."""
+    allowed = (1, 2, 3) if method == "singlestep" else (1, 2)
+    entries = list(orders) if isinstance(orders, list | tuple | np.ndarray) else None
+    if not entries or any(isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or v not in allowed
+                          for v in entries):
+        raise SDEKitError(f"orders must be a non-empty list of step orders in {allowed} for method {method!r}; "
+                          f"got {orders!r}")
+    out = [int(v) for v in entries]
+    if method == "multistep" and out[0] != 1:
+        raise SDEKitError(f"orders[0] must be 1 for method 'multistep' (the first step has no previous model "
+                          f"output); got {out[0]}")
+    need = sum(out) if method == "singlestep" else len(out)
+    if n_intervals is not None and need != n_intervals:
+        what = "sum(orders)" if method == "singlestep" else "len(orders)"
+        raise SDEKitError(f"{what} must equal the grid's number of intervals ({n_intervals}); got {need}")
+    return out
+
+
+def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike, x_T: ArrayLike, *,
+                      order: int | None = None, steps: int | None = None, method: str = "singlestep",
+                      algorithm: str = "dpmsolver", skip: str = "time_uniform", seed: int = 0,
+                      t_span: tuple[float, float] | None = None, path_offset: int = 0, to_zero: bool = False,
+                      lower_order_final: bool | None = None, orders: Sequence[int] | None = None,
                       noise: NoiseFn | None = None, callback: Callable | None = None,
                       return_trajectory: bool = False) -> SampleResult:
     """DPM-Solver / DPM-Solver++ (Lu et al. 2022, 2022b) from x_T ~ p_T down to t = eps (see the module docstring
@@ -280,7 +325,7 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     score(x (n, d), alpha, sigma) -> (n, d) ~ grad log p at x = alpha x_0 + sigma eps. forward: a ForwardSDE
     (sampled from T to eps, or t_span), a kernel t -> (alpha, sigma) with t_span = (T, eps), or an (m, 2) array of
     (alpha, sigma) pairs from the noisiest to the cleanest (then that is the grid: steps must be None or m - 1).
-    order 1 (DDIM / DPM-Solver++1), 2 or 3 for method "singlestep" (NFE = order x steps; intermediate points
+    order (default 2) 1 (DDIM / DPM-Solver++1), 2 or 3 for method "singlestep" (NFE = order x steps; intermediate points
     r1 = 1/2 for 2, r1 = 1/3, r2 = 2/3 for 3), 1 or 2 for "multistep" (NFE = steps). algorithm "dpmsolver" (noise
     prediction), "dpmsolver++" (data prediction) or "sde-dpmsolver++" (multistep only; its noise is the
     noise source's draw ``step``, by default sdekit's per-path streams for (seed, path_offset + row)).
@@ -292,8 +337,22 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     the step onto sigma = 0 is the first-order update, whose limit for every algorithm is the final denoise
     x = alpha_t x0hat(x_s) (one model call, no extra NFE). lower_order_final: the last step is first order (multistep:
     without the D1 correction; singlestep: order 1); None (default) applies diffusers' rule: on when the grid ends
-    at sigma = 0, or for multistep order 2 with fewer than 15 steps. Returns a `SampleResult`
-    (x, nfe, alphas, sigmas); a torch x_T runs in torch on its device and dtype and gives a tensor x.
+    at sigma = 0, or for multistep order 2 with fewer than 15 steps.
+
+    orders (instead of order and lower_order_final): the order of every step, for any order schedule.
+    Multistep: one order (1 or 2) per grid interval, the first 1. Singlestep: a step of order k spans k intervals of
+    the grid and its intermediate points are the grid points inside it, r_j = (lambda_j - lambda_s) / h (DPM-Solver
+    with general r1, r2: Lu et al. 2022, section 3.3 and Algorithms 4-5 of the appendix; the updates above with r1, r2
+    read from the grid), so NFE = sum(orders) = the number of intervals. This is how diffusers'
+    DPMSolverSinglestepScheduler groups its timesteps (its ``order_list`` [1, 2, 3, 1, 2, 1, ...] is the steps
+    [3, 2, ...]: a new step starts at each 1); a step onto sigma = 0 must have order 1. diffusers differs from
+    Lu et al. in one place (tests/test_diffusers_conformance.py): its third-order single step computes the second
+    intermediate point u2 by its second-order "midpoint" update, u2 = ... + alpha_s2 (r2 / r1) psi2 / 2 (x0(u1) - x0_s)
+    (data prediction; noise prediction alike) instead of Lu et al.'s - alpha_s2 (r2 / r1) (psi2 / (r2 h) + 1) (x0(u1)
+    - x0_s) used here (both are O(h^3) accurate; the results differ by O(h^3) per step).
+
+    Returns a `SampleResult` (x, nfe, alphas, sigmas: the step endpoints); a torch x_T runs in torch on its device
+    and dtype and gives a tensor x.
     """
     if not callable(score):
         raise SDEKitError(f"score must be a callable score(x, alpha, sigma); got {type(score).__name__}")
@@ -302,8 +361,18 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     if algorithm not in ALGORITHMS:
         raise SDEKitError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
     allowed = (1, 2, 3) if method == "singlestep" else (1, 2)
-    if isinstance(order, bool) or order not in allowed:
-        raise SDEKitError(f"order must be one of {allowed} for method {method!r}; got {order!r}")
+    if orders is not None:
+        if order is not None:
+            raise SDEKitError("give order or orders, not both")
+        if lower_order_final is not None:
+            raise SDEKitError("lower_order_final must be None when orders is given (orders sets every step's order)")
+        order_list: list[int] | None = _check_orders(orders, method, None)
+        order = max(order_list)
+    else:
+        order_list = None
+        order = 2 if order is None else order
+        if isinstance(order, bool) or order not in allowed:
+            raise SDEKitError(f"order must be one of {allowed} for method {method!r}; got {order!r}")
     stochastic = algorithm == "sde-dpmsolver++"
     if stochastic and method != "multistep":
         raise SDEKitError("algorithm 'sde-dpmsolver++' needs method='multistep'")
@@ -318,7 +387,10 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     x = check_state(x_T, "x_T")
     if isinstance(forward, ForwardSDE) or callable(forward):
         sched, _, _ = _schedule(forward, t_span)
-        alphas, sigmas = lambda_grid(forward, 20 if steps is None else steps, skip, t_span)
+        if steps is None:
+            steps = 20 if order_list is None else max(len(order_list) if method == "multistep" else sum(order_list)
+                                                      - int(bool(to_zero)), 1)
+        alphas, sigmas = lambda_grid(forward, steps, skip, t_span)
     else:
         alphas, sigmas = _grid_pairs(forward)
         if steps is not None and _steps(steps) != alphas.size - 1:
@@ -327,10 +399,10 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
             raise SDEKitError("t_span must be None when forward is a grid of (alpha, sigma) pairs")
         noisy = sigmas > 0
         vp = bool(np.allclose(alphas[noisy] ** 2 + sigmas[noisy] ** 2, 1.0, rtol=0, atol=1e-10))
-        if method == "singlestep" and order > 1 and not vp:
+        if method == "singlestep" and order_list is None and order > 1 and not vp:
             raise SDEKitError("forward given as a grid must be VP-type (alpha^2 + sigma^2 = 1) for single-step "
-                              "orders 2 and 3 (their intermediate points use the VP closed form); pass a ForwardSDE "
-                              "or a kernel function otherwise")
+                              "orders 2 and 3 (their intermediate points use the VP closed form); pass a ForwardSDE, "
+                              "a kernel function, or orders= (intermediate points on the grid) otherwise")
         sched = _Schedule(None, 0.0, 0.0, True)
     if to_zero:
         if sigmas[-1] == 0:
@@ -338,32 +410,52 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         alphas, sigmas = np.append(alphas, 1.0), np.append(sigmas, 0.0)
     ends_at_zero = bool(sigmas[-1] == 0)
     n_steps = alphas.size - 1
-    if lower_order_final is None:
+    if order_list is not None:
+        _check_orders(order_list, method, n_steps)
+        if ends_at_zero and order_list[-1] != 1:
+            raise SDEKitError("orders[-1] must be 1 when the grid ends at sigma = 0: the step onto sigma = 0 is the "
+                              "first-order final denoise")
+    elif lower_order_final is None:
         lower_order_final = ends_at_zero or (method == "multistep" and order > 1 and n_steps < 15)
     elif ends_at_zero and not lower_order_final:
         raise SDEKitError("lower_order_final must be True (or None) when the grid ends at sigma = 0: the step onto "
                           "sigma = 0 is the first-order final denoise")
+    if order_list is None:  # the default schedules: every step of ``order`` (multistep: the first is order 1)
+        order_list = [order] * n_steps if method == "singlestep" else [1] + [order] * (n_steps - 1)
+        if lower_order_final:
+            order_list[-1] = 1
     model = _Model(run)
     plus = algorithm != "dpmsolver"
     pairs = list(zip(alphas.tolist(), sigmas.tolist()))
     run.start(x, *pairs[0])
+    if method == "singlestep":
+        start = 0
+        for i, k in enumerate(order_list):
+            end = start + k if orders is not None else start + 1
+            (a_s, s_s), (a_t, s_t) = pairs[start], pairs[end]
+            model.last_x0 = None
+            if s_t == 0:  # the final denoise: the limit of every first-order update as sigma_t -> 0
+                x = a_t * model(x, a_s, s_s, i)[1]
+            else:
+                inner = (_grid_points(pairs, start, end) if orders is not None
+                         else _rule_points(sched, pairs[start], pairs[end], k))
+                x = _singlestep(model, x, pairs[start], pairs[end], inner, plus, i)
+            run.step_done(i, x, a_t, s_t, model.last_x0)
+            start = end
+        return run.finish(x)
     prev: State | None = None
     h_prev = 0.0
     for i in range(n_steps):
         (a_s, s_s), (a_t, s_t) = pairs[i], pairs[i + 1]
-        last = i == n_steps - 1
         model.last_x0 = None
         if s_t == 0:  # the final denoise: the limit of every first-order update as sigma_t -> 0
             x = a_t * model(x, a_s, s_s, i)[1]
-        elif method == "singlestep":
-            x = _singlestep(model, sched, x, pairs[i], pairs[i + 1], 1 if last and lower_order_final else order,
-                            plus, i)
         else:
             h = _lam(a_t, s_t) - _lam(a_s, s_s)
             eps_s, x0_s = model(x, a_s, s_s, i)
             cur = x0_s if plus else eps_s
             pred = cur
-            if order == 2 and prev is not None and not (last and lower_order_final):
+            if order_list[i] == 2:
                 pred = cur + (cur - prev) * (h / (2.0 * h_prev))  # (1 + 1/(2r)) cur - 1/(2r) prev, r = h_prev / h
             if stochastic:
                 em2h = _expm1(-2.0 * h)

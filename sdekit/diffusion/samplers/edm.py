@@ -19,6 +19,15 @@ With S_churn = 0 this is the deterministic Algorithm 1. z_i is the noise source'
 streams, `sdekit.diffusion.samplers.run`), so a path's output does not depend on the batch it runs in. NFE = N for
 Euler, N + #{i : sigma_{i+1} > 0} for Heun (2N - 1 on a grid ending at 0).
 
+diffusers (0.35.1; tests/test_diffusers_conformance.py): EulerDiscreteScheduler and HeunDiscreteScheduler are
+Algorithm 1 (Euler / Heun) on sigma_edm = sqrt((1 - alphabar) / alphabar) of a discrete VP schedule with the network
+called at x / sqrt(sigma^2 + 1); `sdekit.diffusion.networks.from_diffusers` answers score(x, 1, sigma) the same way,
+and on diffusers' own sigma grid the results agree to float32 rounding (Heun to 1e-12 with float64 tables; Euler casts
+its sample to float32). With S_churn > 0 EulerDiscreteScheduler differs from Algorithm 2: it evaluates the network at
+the pre-churn state and noise level (x_i, sigma_i) and steps from x_hat with that output,
+x_{i+1} = x_hat + (sigma_{i+1} - sigma_hat) eps(x_i; sigma_i); this sampler evaluates d_i at (x_hat, sigma_hat)
+as Karras et al.'s Algorithm 2 does.
+
 Accuracy with the exact score (tests/test_samplers_edm_dpm.py, data = 1-, 2- and 4-D anisotropic mixtures of scale
 ~2, N = 20000, ``compare_with_law`` at 1e-6 against the data law): the discretisation bias of Heun on
 ``karras_sigmas(18, 0.002, 80)`` (35 NFE, the paper's setting) IS detectable (1-D: variance 3.72 vs 3.50,

@@ -257,6 +257,12 @@ def test_likelihood_of_images_equals_the_flat_likelihood():
     np.testing.assert_allclose(image_exact_prior.log_prob.numpy(), truth, rtol=0, atol=1e-5)
 
 
+def test_likelihood_names_a_score_of_the_wrong_shape():
+    """A score that returns flat vectors for image batches is refused with both shapes named."""
+    with pytest.raises(SDEKitError, match=r"score returned shape \(3, 4\) for a batch x of shape \(3, 2, 2\)"):
+        torch_log_likelihood(lambda y, t: -y.reshape(len(y), -1), ForwardSDE.vp(), _images(3), steps=2)
+
+
 def test_bits_per_dim_counts_every_dimension_of_a_shape():
     """bits_per_dim(lp, (2, 2)) = bits_per_dim(lp, 4); (1, 8, 8) counts 64; a bad shape names dim."""
     lp = np.array([-10.0, -3.5])

@@ -212,7 +212,7 @@ def _torch_cases():
         ("tll-x-nan", lambda: torch_log_likelihood(ts.score_t, VP, torch.full((3, 2), float("nan"))), SDEKitError,
          "x must be finite"),
         ("tll-x-empty", lambda: torch_log_likelihood(ts.score_t, VP, torch.zeros(0, 2)), SDEKitError,
-         r"x must be a tensor of shape \(n, d\) with n, d >= 1"),
+         r"x must be a tensor of shape \(n, \*shape\) .* with every size >= 1"),
         ("tll-seed-negative", lambda: torch_log_likelihood(ts.score_t, VP, xt, divergence="hutchinson", seed=-1),
          SDEKitError, "seed must be an integer"),
         ("tll-prior-shape", lambda: torch_log_likelihood(ts.score_t, VP, xt, steps=2, prior_log_prob=lambda z: z),

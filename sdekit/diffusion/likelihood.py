@@ -138,18 +138,28 @@ def log_likelihood(model: DiffusionModel, x: Any, *, steps: int = 1000, divergen
     return Likelihood(est, se, prior, integral.mean(axis=0), xs, nfe[0])
 
 
-def bits_per_dim(log_prob: Any, dim: int, *, data_scale: float = 1.0 / 127.5) -> np.ndarray:
-    """Bits per dimension of 8-bit data: -(log p_y(y) + d log(data_scale)) / (d ln 2).
+def _dimension_count(dim: Any) -> int:
+    """D: dim itself (an integer >= 1) or prod(dim) for a shape (a tuple / list of integers >= 1)."""
+    sizes = tuple(dim) if isinstance(dim, tuple | list) else (dim,)
+    ok = len(sizes) >= 1 and all(not isinstance(k, bool) and isinstance(k, int | np.integer) and k >= 1 for k in sizes)
+    if not ok:
+        raise SDEKitError(f"dim must be an integer >= 1 or a shape (a tuple of integers >= 1, e.g. (C, H, W)); "
+                          f"got {dim!r}")
+    return math.prod(int(k) for k in sizes)
 
-    The model works on y = data_scale * x + shift for pixel values x in [0, 256) after uniform
-    dequantization x + u, u ~ U[0, 1)^d; the density of x is p_y(y) data_scale^d. The default scale
-    1/127.5 is the usual map to [-1, 1]; use 1/256 for [0, 1). The result upper-bounds the discrete
-    negative log-likelihood in bits per dimension (Theis et al. 2016).
+
+def bits_per_dim(log_prob: Any, dim: int | tuple[int, ...], *, data_scale: float = 1.0 / 127.5) -> np.ndarray:
+    """Bits per dimension of 8-bit data: -(log p_y(y) + D log(data_scale)) / (D ln 2).
+
+    dim: D, the number of dimensions of one example, or the example's shape (C, H, W), counting D = C H W. The
+    model works on y = data_scale * x + shift for pixel values x in [0, 256) after uniform dequantization
+    x + u, u ~ U[0, 1)^D; the density of x is p_y(y) data_scale^D. The default scale 1/127.5 is the usual map to
+    [-1, 1]; use 1/256 for [0, 1), 2/K for K levels mapped to [-1, 1). The result upper-bounds the discrete negative
+    log-likelihood in bits per dimension (Theis, van den Oord & Bethge 2016).
     """
-    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
-        raise SDEKitError(f"dim must be an integer >= 1; got {dim!r}")
+    d = _dimension_count(dim)
     if isinstance(data_scale, bool) or not isinstance(data_scale, int | float) \
             or not (math.isfinite(data_scale) and data_scale > 0):
         raise SDEKitError(f"data_scale must be a positive number; got {data_scale!r}")
     lp = real_array(log_prob, "log_prob")
-    return -(lp + dim * math.log(data_scale)) / (dim * math.log(2.0))
+    return -(lp + d * math.log(data_scale)) / (d * math.log(2.0))

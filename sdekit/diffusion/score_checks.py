@@ -109,6 +109,9 @@ def check_torch_score(s: Any, x: Any, name: str = "score") -> Any:
     leaves the device and the autograd graph). No host synchronisation."""
     if type(s).__module__.startswith("torch") and hasattr(s, "shape"):
         if tuple(s.shape) != tuple(x.shape):
+            if x.ndim != 2:  # (n, *shape) batches, e.g. images: name both shapes in full
+                raise SDEKitError(f"{name} returned shape {tuple(s.shape)} for a batch x of shape {tuple(x.shape)}; "
+                                  "expected x's shape, one score per example of x")
             shape = tuple(s.shape) + (-1, -1)
             raise ScoreShapeError(len(s.shape), shape[0], shape[1], x.shape[0], x.shape[1], name)
         return s

@@ -9,11 +9,12 @@ from sdekit.learn.losses import (
     v_loss,
     x0_loss,
 )
-from sdekit.learn.networks import FourierEmbedding, ScoreMLP
+from sdekit.learn.networks import ConvScoreNet, FourierEmbedding, ScoreMLP
 from sdekit.learn.train import TrainingResult, train_score_model
 from sdekit.learn.wrappers import ScoreModel, convert_prediction, log_snr, time_from_logsnr
 
 __all__ = [
+    "ConvScoreNet",
     "FourierEmbedding",
     "ScoreMLP",
     "ScoreModel",

@@ -15,8 +15,11 @@ stochastic differential equations"):
   by its v-average 1/2 ||s(x)||^2; J equals E||s - grad log p||^2 / 2 up to a constant. Its noise-conditional form
   applies it at x_t to s(., t) with weight sigma_t^2.
 
-Each loss sums the squared error over dimensions and averages over the batch (``reduction="mean"``, a 0-d tensor) or
-returns the per-example values (``reduction="none"``, shape (n,)) for standard errors.
+Data come as (n, *shape): n examples of any shape (vectors (n, d), images (n, C, H, W)); alpha_t, sigma_t and the
+weights are per example and broadcast over the rest. Each loss sums the squared error over every non-batch axis (the
+per-example sum the maths needs, the only place the shape is flattened) and averages over the batch
+(``reduction="mean"``, a 0-d tensor) or returns the per-example values (``reduction="none"``, shape (n,)) for standard
+errors.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.torch_schedule import torch_coefficients, torch_kernel
 from sdekit.errors import SDEKitError
 
-__all__ = ["WEIGHTINGS", "dsm_loss", "eps_loss", "noise_conditional_ssm_loss", "perturb", "sample_times",
-           "sliced_score_matching_loss", "v_loss", "x0_loss"]
+__all__ = ["WEIGHTINGS", "dsm_loss", "eps_loss", "noise_conditional_ssm_loss", "batch_column", "per_example_sum",
+           "perturb", "sample_times", "sliced_score_matching_loss", "v_loss", "x0_loss"]
 
 WEIGHTINGS = ("sigma2", "likelihood", "uniform")
 DISTRIBUTIONS = ("gaussian", "rademacher")
@@ -46,13 +49,27 @@ REDUCTIONS = ("mean", "none")
 
 
 def _check_data(x0: Any, model: Any, name: str = "x0") -> torch.Tensor:
+    """x0 if it is a floating tensor of shape (n, *shape), n >= 1, at least one non-batch axis, and (n, dim) where
+    the model states a ``dim`` (a vector model such as `ScoreMLP`)."""
     if not torch.is_tensor(x0) or not x0.is_floating_point():
-        raise SDEKitError(f"{name} must be a floating torch tensor of shape (n, d); got {type(x0).__name__}")
+        raise SDEKitError(f"{name} must be a floating torch tensor of shape (n, *shape); got {type(x0).__name__}")
     dim = getattr(model, "dim", None)
-    if x0.ndim != 2 or x0.shape[0] < 1 or (dim is not None and x0.shape[1] != dim):
-        want = "(n, d)" if dim is None else f"(n, {dim}) (the model's dim)"
+    if x0.ndim < 2 or x0.shape[0] < 1 or (dim is not None and (x0.ndim != 2 or x0.shape[1] != dim)):
+        want = "(n, *shape)" if dim is None else f"(n, {dim}) (the model's dim)"
         raise SDEKitError(f"{name} must have shape {want} with n >= 1; got shape {tuple(x0.shape)}")
     return x0
+
+
+def per_example_sum(v: torch.Tensor) -> torch.Tensor:
+    """sum_i v[k, i] over every non-batch axis i of v (n, *shape): the per-example sum of a squared error or of
+    v^T s (a squared norm ||.||^2 of an image is the sum over its pixels and channels); shape (n,)."""
+    return v.reshape(v.shape[0], -1).sum(dim=1)
+
+
+def batch_column(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """v (n,) (a per-example alpha_t, sigma_t or weight) shaped (n, 1, ..., 1), so that v * x scales example k of
+    x (n, *shape) by v[k]."""
+    return v.reshape(v.shape[0], *([1] * (like.ndim - 1)))
 
 
 def _check_forward(forward: Any) -> ForwardSDE:
@@ -68,10 +85,10 @@ def _method(model: Any, name: str) -> Callable:
     return fn
 
 
-def _reduce(per_example: torch.Tensor, reduction: str) -> torch.Tensor:
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction not in REDUCTIONS:
         raise SDEKitError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
-    return per_example.mean() if reduction == "mean" else per_example
+    return values.mean() if reduction == "mean" else values
 
 
 def sample_times(forward: ForwardSDE, n: int, like: torch.Tensor, t: Any = None,
@@ -101,22 +118,22 @@ def sample_times(forward: ForwardSDE, n: int, like: torch.Tensor, t: Any = None,
 def perturb(x0: torch.Tensor, forward: ForwardSDE, t: torch.Tensor,
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
     """(x_t, z, alpha_t, sigma_t): x_t = alpha_t x_0 + sigma_t z, z ~ N(0, I) from ``generator`` (Song et al. 2021);
-    alpha_t, sigma_t of shape (n, 1)."""
+    x_0 of shape (n, *shape), alpha_t and sigma_t of shape (n, 1, ..., 1) (broadcasting against x_0)."""
     z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     alpha, sigma = torch_kernel(forward, t)
-    alpha, sigma = alpha[:, None], sigma[:, None]
+    alpha, sigma = batch_column(alpha, x0), batch_column(sigma, x0)
     return alpha * x0 + sigma * z, z, alpha, sigma
 
 
 def _weights(weighting: str | Callable, forward: ForwardSDE, t: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """lambda(t) of shape (n,)."""
+    """lambda(t) of shape (n,); sigma: sigma_t of shape (n, 1, ..., 1)."""
     if callable(weighting):
         lam = torch.as_tensor(weighting(t), dtype=t.dtype, device=t.device)
         if lam.numel() not in (1, t.shape[0]):
             raise SDEKitError(f"weighting(t) must return a number or shape ({t.shape[0]},); got {tuple(lam.shape)}")
         return lam.reshape(-1).expand(t.shape[0])
     if weighting == "sigma2":
-        return sigma[:, 0] ** 2
+        return sigma.reshape(-1) ** 2
     if weighting == "likelihood":
         return torch_coefficients(forward, t)[1] ** 2
     if weighting == "uniform":
@@ -145,7 +162,7 @@ def dsm_loss(model: Any, x0: torch.Tensor, forward: ForwardSDE, *, weighting: st
     forward = _check_forward(forward)
     tt = sample_times(forward, x0.shape[0], x0, t, generator)
     xt, z, _, sigma = perturb(x0, forward, tt, generator)
-    err = ((score(xt, tt) + z / sigma) ** 2).sum(dim=1)
+    err = per_example_sum((score(xt, tt) + z / sigma) ** 2)
     return _reduce(_weights(weighting, forward, tt, sigma) * err, reduction)
 
 
@@ -159,7 +176,7 @@ def _regression(kind: str, model: Any, x0: torch.Tensor, forward: ForwardSDE, t:
     target = {"eps": z, "x0": x0}.get(kind)
     if target is None:
         target = alpha * z - sigma * x0
-    return _reduce(((predict(xt, tt) - target) ** 2).sum(dim=1), reduction)
+    return _reduce(per_example_sum((predict(xt, tt) - target) ** 2), reduction)
 
 
 def eps_loss(model: Any, x0: torch.Tensor, forward: ForwardSDE, *, t: Any = None,
@@ -200,13 +217,14 @@ def sliced_score_matching_loss(score_fn: Callable, x: torch.Tensor, *, n_project
     """Sliced score matching (Song, Garg, Shi & Ermon 2019): E_x E_v [ v^T grad_x(v^T s(x)) + 1/2 (v^T s(x))^2 ],
     or with variance_reduction E_x E_v [ v^T grad_x(v^T s(x)) ] + 1/2 ||s(x)||^2 (SSM-VR).
 
-    score_fn(x (n, d)) -> (n, d), each row depending on its own row of x only (no batch coupling); v: n_projections
+    score_fn(x (n, *shape)) -> (n, *shape), each example depending on its own example of x only (no batch coupling;
+    v^T s sums over every non-batch axis); v: n_projections
     draws per example, N(0, I) ("gaussian") or uniform signs ("rademacher"), both with E[v v^T] = I. The
     Jacobian-vector products use autograd with create_graph=True, so the loss trains score_fn's parameters.
     For s(x) = -x / c and x ~ N(0, c I_d) the expectation is -d / (2 c).
     """
     if not callable(score_fn):
-        raise SDEKitError(f"score_fn must be callable as score_fn(x) -> (n, d); got {type(score_fn).__name__}")
+        raise SDEKitError(f"score_fn must be callable as score_fn(x) -> (n, *shape); got {type(score_fn).__name__}")
     x = _check_data(x, None, "x")
     if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
         raise SDEKitError(f"n_projections must be an integer >= 1; got {n_projections!r}")
@@ -223,15 +241,15 @@ def sliced_score_matching_loss(score_fn: Callable, x: torch.Tensor, *, n_project
         vs = _projections((n_projections, *x.shape), distribution, x, generator)
         total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         for v in vs:
-            sv = (v * s).sum(dim=1)  # v^T s(x), per example
+            sv = per_example_sum(v * s)  # v^T s(x), per example
             (grad,) = torch.autograd.grad(sv.sum(), x, create_graph=True)
-            total = total + (v * grad).sum(dim=1)  # v^T J v
+            total = total + per_example_sum(v * grad)  # v^T J v
             if not variance_reduction:
                 total = total + 0.5 * sv * sv
-        per_example = total / n_projections
+        per_example_loss = total / n_projections
         if variance_reduction:
-            per_example = per_example + 0.5 * (s * s).sum(dim=1)
-    return _reduce(per_example, reduction)
+            per_example_loss = per_example_loss + 0.5 * per_example_sum(s * s)
+    return _reduce(per_example_loss, reduction)
 
 
 def noise_conditional_ssm_loss(model: Any, x0: torch.Tensor, forward: ForwardSDE, *, n_projections: int = 1,
@@ -248,7 +266,7 @@ def noise_conditional_ssm_loss(model: Any, x0: torch.Tensor, forward: ForwardSDE
     forward = _check_forward(forward)
     tt = sample_times(forward, x0.shape[0], x0, t, generator)
     xt, _, _, sigma = perturb(x0, forward, tt, generator)
-    per_example = sliced_score_matching_loss(lambda x: score(x, tt), xt, n_projections=n_projections,
-                                             variance_reduction=variance_reduction, distribution=distribution,
-                                             generator=generator, reduction="none")
-    return _reduce(sigma[:, 0] ** 2 * per_example, reduction)
+    per_example_loss = sliced_score_matching_loss(lambda x: score(x, tt), xt, n_projections=n_projections,
+                                                  variance_reduction=variance_reduction, distribution=distribution,
+                                                  generator=generator, reduction="none")
+    return _reduce(sigma.reshape(-1) ** 2 * per_example_loss, reduction)

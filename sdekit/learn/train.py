@@ -55,15 +55,15 @@ def _real_tensor(v: Any, name: str) -> torch.Tensor:
 
 
 def _batches(data: Any, like: torch.Tensor, dim: int | None) -> Callable[[int, torch.Generator], torch.Tensor]:
-    """A function (n, generator) -> (n, d) batch in like's dtype and device; a table is checked once here (shape
-    (N, dim), finite)."""
+    """A function (n, generator) -> (n, *shape) batch in like's dtype and device; a table is checked once here
+    (shape (N, *shape), (N, dim) for a model that states its dim; finite)."""
     if callable(data) and not torch.is_tensor(data):
         def draw(n: int, gen: torch.Generator) -> torch.Tensor:
             return _real_tensor(data(n, gen), "data(n, generator)").to(dtype=like.dtype, device=like.device)
         return draw
     table = _real_tensor(data, "data")
-    if table.ndim != 2 or table.shape[0] < 1 or (dim is not None and table.shape[1] != dim):
-        want = "(N, d)" if dim is None else f"(N, {dim}) (the model's dim)"
+    if table.ndim < 2 or table.shape[0] < 1 or (dim is not None and (table.ndim != 2 or table.shape[1] != dim)):
+        want = "(N, *shape)" if dim is None else f"(N, {dim}) (the model's dim)"
         raise SDEKitError(f"data must have shape {want} with N >= 1; got shape {tuple(table.shape)}")
     if not bool(torch.isfinite(table).all()):
         raise SDEKitError(f"data must be finite; row {int(torch.nonzero(~torch.isfinite(table))[0, 0])} is not")
@@ -90,7 +90,8 @@ def train_score_model(model: torch.nn.Module, data: Any, forward: ForwardSDE, *,
 
     loss: "dsm" (denoising score matching, `dsm_loss` with ``weighting``; Song et al. 2021 eq. 7), "eps" (Ho et al.
     2020), "x0", "v" (Salimans & Ho 2022) or "ssm" (noise-conditional sliced score matching, Song et al. 2019).
-    data: an (N, d) tensor or array, batches drawn with replacement, or a callable (n, generator) -> (n, d).
+    data: an (N, *shape) tensor or array (vectors (N, d), images (N, C, H, W)), batches drawn with replacement, or a
+    callable (n, generator) -> (n, *shape) (e.g. one that dequantises images with fresh uniform noise per draw).
     lr_decay: "cosine", "linear" or "constant"; grad_clip: max gradient norm or None. seed seeds the one
     torch.Generator for batches, times and noise (the network's initial weights are not touched). progress: a tqdm
     bar; log_every > 0 logs the mean loss of the last log_every steps to the "sdekit.learn" logger (and the bar).

@@ -34,6 +34,7 @@ from sdekit.diffusion.forward import COSINE, VE, VP, ForwardSDE
 from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.torch_schedule import torch_kernel
 from sdekit.errors import SDEKitError
+from sdekit.learn.losses import batch_column
 
 __all__ = ["CONDITIONINGS", "PARAMETRIZATIONS", "ScoreModel", "convert_prediction", "log_snr", "time_from_logsnr"]
 
@@ -126,7 +127,7 @@ def _to_eps(kind: str, x: Any, p: Any, a: Any, s: Any) -> Any:
 def convert_prediction(pred: torch.Tensor, source: str, target: str, x: torch.Tensor, alpha: Any,
                        sigma: Any) -> torch.Tensor:
     """Convert a prediction at x_t = x between "score", "eps", "x0", "v" (module docstring; Ho et al. 2020,
-    Salimans & Ho 2022). alpha, sigma: numbers or tensors broadcastable against x (e.g. (n, 1)); alpha > 0, and
+    Salimans & Ho 2022). alpha, sigma: numbers or tensors broadcastable against x (e.g. (n, 1, ..., 1)); alpha > 0, and
     sigma > 0 where a formula divides by it (score from anything, eps from x0, v from x0)."""
     for name, kind in (("source", source), ("target", target)):
         if kind not in PARAMETRIZATIONS:
@@ -158,7 +159,8 @@ def convert_prediction(pred: torch.Tensor, source: str, target: str, x: torch.Te
 
 
 class ScoreModel(nn.Module):
-    """A network net(x (n, d), c (n,)) -> (n, d) read as the ``parametrization`` it predicts, under a forward SDE.
+    """A network net(x (n, *shape), c (n,)) -> (n, *shape) read as the ``parametrization`` it predicts, under a forward
+    SDE: vectors (n, d) (`ScoreMLP`) or images (n, C, H, W) (`ConvScoreNet`); alpha_t, sigma_t are per example.
 
     parametrization: "score", "eps" (Ho et al. 2020), "x0" or "v" (Salimans & Ho 2022): what the net's output is.
     conditioning: "logsnr" (c = log(alpha_t / sigma_t), Kingma et al. 2021) or "t" (c = t).
@@ -168,8 +170,9 @@ class ScoreModel(nn.Module):
     sigma)`` and calling the module, ``model(x, alpha, sigma)``, return the score at x_t = alpha x_0 + sigma eps,
     the interface of sdekit's samplers (DDPM, DDIM, EDM, DPM-Solver, predictor-corrector); alpha, sigma: numbers,
     0-d or (n,) tensors, or (n,) / (n, 1) arrays. An (alpha, sigma) off the schedule is rescaled onto it (module
-    docstring). x: an (n, d) tensor, computed on in the net's dtype and returned in x's dtype; an (n, d) NumPy array
-    is evaluated under ``torch.no_grad()`` and answered with a float64 NumPy array (for NumPy sampler runs).
+    docstring). x: an (n, *shape) tensor ((n, dim) for a net that states its ``dim``), computed on in the net's dtype
+    and returned in x's dtype and shape; a NumPy array is evaluated under ``torch.no_grad()`` and answered with a
+    float64 NumPy array (for NumPy sampler runs).
     """
 
     def __init__(self, net: nn.Module, forward: ForwardSDE, parametrization: str = "eps",
@@ -207,7 +210,7 @@ class ScoreModel(nn.Module):
         return torch.device("cpu")
 
     def _points(self, x: Any) -> tuple[torch.Tensor, bool]:
-        """(x as an (n, d) floating tensor, whether it came as NumPy)."""
+        """(x as an (n, *shape) floating tensor, whether it came as NumPy)."""
         numpy_in = not torch.is_tensor(x)
         if numpy_in:
             arr = real_array(x, "x")
@@ -218,8 +221,8 @@ class ScoreModel(nn.Module):
             raise SDEKitError(f"x must be a real tensor; got dtype {x.dtype}")
         elif not x.is_floating_point():
             x = x.to(self._net_dtype(torch.get_default_dtype()))
-        if x.ndim != 2 or (self.dim is not None and x.shape[1] != self.dim):
-            want = "(n, d)" if self.dim is None else f"(n, {self.dim})"
+        if x.ndim < 2 or (self.dim is not None and (x.ndim != 2 or x.shape[1] != self.dim)):
+            want = "(n, *shape)" if self.dim is None else f"(n, {self.dim})"
             raise SDEKitError(f"x must have shape {want}; got shape {tuple(x.shape)}")
         return x, numpy_in
 
@@ -249,7 +252,8 @@ class ScoreModel(nn.Module):
             out = self.net(x.to(dt), c.to(dt))
         except TypeError as exc:  # a net that is not net(x, c)
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise SDEKitError(f"net must be callable as net(x (n, d), c (n,)) -> (n, d); calling it failed: {first}") \
+            raise SDEKitError(f"net must be callable as net(x (n, *shape), c (n,)) -> (n, *shape); calling it failed: "
+                              f"{first}") \
                 from exc
         if not torch.is_tensor(out) or tuple(out.shape) != tuple(x.shape):
             raise SDEKitError(f"net(x, c) must return a tensor of shape {tuple(x.shape)} (that of x); got "
@@ -269,23 +273,23 @@ class ScoreModel(nn.Module):
             alpha, sigma = torch_kernel(self.forward_sde, t64)
             c = torch.log(alpha) - torch.log(sigma) if self.conditioning == "logsnr" else t64
             pred = self._call_net(x, c)
-            a, s = alpha.to(x.dtype)[:, None], sigma.to(x.dtype)[:, None]
+            a, s = batch_column(alpha.to(x.dtype), x), batch_column(sigma.to(x.dtype), x)
             return self._answer(convert_prediction(pred, self.parametrization, target, x, a, s), numpy_in)
 
     def score(self, x: Any, t: Any) -> Any:
-        """s_theta(x, t) ~ grad log p_t(x) (Song et al. 2021), from the net's prediction at (x, t); shape (n, d)."""
+        """s_theta(x, t) ~ grad log p_t(x) (Song et al. 2021), from the net's prediction at (x, t); x's shape."""
         return self._in_time(x, t, "score")
 
     def eps(self, x: Any, t: Any) -> Any:
-        """epshat(x, t) ~ E[eps | x_t = x] = -sigma_t s (Ho et al. 2020); shape (n, d)."""
+        """epshat(x, t) ~ E[eps | x_t = x] = -sigma_t s (Ho et al. 2020); x's shape."""
         return self._in_time(x, t, "eps")
 
     def x0(self, x: Any, t: Any) -> Any:
-        """x0hat(x, t) ~ E[x_0 | x_t = x] = (x + sigma_t^2 s) / alpha_t (Tweedie, Efron 2011); shape (n, d)."""
+        """x0hat(x, t) ~ E[x_0 | x_t = x] = (x + sigma_t^2 s) / alpha_t (Tweedie, Efron 2011); x's shape."""
         return self._in_time(x, t, "x0")
 
     def v(self, x: Any, t: Any) -> Any:
-        """vhat(x, t) = alpha_t epshat - sigma_t x0hat (Salimans & Ho 2022); shape (n, d)."""
+        """vhat(x, t) = alpha_t epshat - sigma_t x0hat (Salimans & Ho 2022); x's shape."""
         return self._in_time(x, t, "v")
 
     # ---------------------------------------------------------------- in (alpha, sigma)
@@ -306,13 +310,13 @@ class ScoreModel(nn.Module):
     def score_alpha_sigma(self, x: Any, alpha: Any, sigma: Any) -> Any:
         """The score at x_t = alpha x_0 + sigma eps: m s_sched(m x; alpha*, sigma*) with (alpha*, sigma*) = m (alpha,
         sigma) on the schedule (same log-SNR log(alpha / sigma), Kingma et al. 2021); m = 1 on it. alpha > 0,
-        sigma > 0. The sampler interface score(x, alpha, sigma); shape (n, d)."""
+        sigma > 0. The sampler interface score(x, alpha, sigma); x's shape."""
         x, numpy_in = self._points(x)
         with torch.no_grad() if numpy_in else nullcontext():
             a64 = self._per_row(alpha, "alpha", x, positive=True)
             s64 = self._per_row(sigma, "sigma", x, positive=True)
             m, a_star, s_star, c = self._on_schedule(a64, s64)
-            m, a_star, s_star = (v.to(x.dtype)[:, None] for v in (m, a_star, s_star))
+            m, a_star, s_star = (batch_column(v.to(x.dtype), x) for v in (m, a_star, s_star))
             xm = m * x
             pred = self._call_net(xm, c)
             s = m * convert_prediction(pred, self.parametrization, "score", xm, a_star, s_star)

@@ -333,3 +333,37 @@ def test_schedule_twins_read_a_tensor_schedule_once():
     key = id(sp)
     del sp
     assert key not in torch_schedule._SP_FLOATS  # forgotten with the tensor
+
+
+def test_every_sigma_grid_drives_every_sampler_on_its_own_levels():
+    """A Karras / exponential / polyexponential grid runs EDM directly, DPM-Solver through `vp_pairs` and DDIM / DDPM
+    through `schedule_from_sigmas`; the levels each visits are the grid's (as sigma / alpha)."""
+    from sdekit.diffusion.samplers.ddim import ddim_sample
+    from sdekit.diffusion.samplers.ddpm import ddpm_sample
+    from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample
+    from sdekit.diffusion.samplers.edm import edm_sample
+    from sdekit.diffusion.samplers.sigma_grids import (
+        exponential_sigmas,
+        karras_sigmas,
+        polyexponential_sigmas,
+        schedule_from_sigmas,
+        vp_pairs,
+    )
+
+    model = DiffusionNetwork(ExactNet("ve", "sigma", "x0"), prediction="x0", kernel="ve", conditioning="sigma")
+    x = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    for grid in (karras_sigmas(8, 0.02, 20.0), exponential_sigmas(8, 0.02, 20.0),
+                 polyexponential_sigmas(8, 0.02, 20.0, rho=2.0)):
+        sched = schedule_from_sigmas(grid)
+        assert sched.n_steps == 8
+        np.testing.assert_allclose(sched.sigmas_edm[::-1], grid[:-1], rtol=1e-12)
+        a_top, s_top = sched.level(8)
+        runs = [edm_sample(model, grid, 20.0 * x), dpm_solver_sample(model, vp_pairs(grid), a_top * 20.0 * x,
+                                                                    method="multistep", algorithm="dpmsolver++"),
+                ddim_sample(model, sched, a_top * 20.0 * x, indices=np.arange(1, 9)),
+                ddpm_sample(model, sched, a_top * 20.0 * x, seed=1)]
+        for res in runs:
+            np.testing.assert_allclose(res.sigmas_edm, grid, rtol=1e-12)
+            assert bool(torch.isfinite(res.x).all())
+    with pytest.raises(SDEKitError, match="sigmas_edm"):
+        schedule_from_sigmas([1.0, np.nan])

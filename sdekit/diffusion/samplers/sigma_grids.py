@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.samplers.checks import check_real
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule, as_levels
 from sdekit.diffusion.samplers.edm import karras_sigmas
 from sdekit.errors import SDEKitError
 
-__all__ = ["exponential_sigmas", "karras_sigmas", "pairs_from_schedule", "polyexponential_sigmas", "vp_pairs"]
+__all__ = ["exponential_sigmas", "karras_sigmas", "pairs_from_schedule", "polyexponential_sigmas",
+           "schedule_from_sigmas", "vp_pairs"]
 
 
 def _sigma_range(n: Any, sigma_min: Any, sigma_max: Any) -> tuple[int, float, float]:
@@ -109,3 +111,17 @@ def pairs_from_schedule(schedule: DiscreteSchedule, levels: ArrayLike) -> np.nda
     alphas = np.concatenate([[1.0], schedule.alphas])[lv[::-1]]
     sigmas = np.concatenate([[0.0], schedule.sigmas])[lv[::-1]]
     return np.stack([alphas, sigmas], axis=1)
+
+
+def schedule_from_sigmas(sigmas_edm: ArrayLike) -> DiscreteSchedule:
+    """The `DiscreteSchedule` whose levels are the nonzero noise levels of an EDM grid (any order; a final 0 is the
+    data, level 0): alphabar = 1 / (1 + sigma^2) at each level, increasing sigma with the level. DDPM and DDIM run on
+    it exactly on the grid's levels (Karras et al. 2022, eq. 5 grids for the discrete samplers; DDIM's
+    "subsequence" of Song et al. 2021 section 4.2 is then the whole grid: ``indices=range(1, K + 1)``)."""
+    s = real_array(sigmas_edm, "sigmas_edm")
+    if s.ndim != 1 or s.size < 1 or not np.all(np.isfinite(s)) or np.any(s < 0):
+        raise SDEKitError(f"sigmas_edm must be a 1-D array of finite sigmas >= 0; got {sigmas_edm!r}"[:200])
+    levels = np.sort(s[s > 0])
+    if levels.size < 1 or np.any(np.diff(levels) <= 0):
+        raise SDEKitError("sigmas_edm must hold at least one sigma > 0 and no repeated sigma")
+    return DiscreteSchedule.from_alphas_cumprod(1.0 / (1.0 + levels ** 2))

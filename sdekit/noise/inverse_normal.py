@@ -83,10 +83,10 @@ def exact_log(x):
     log x = k LN2_HI - ((hfsq - (s (hfsq + R) + k LN2_LO)) - f).
     """
     m, e = math.frexp(x)
+    k = float(e)
     if m < SQRT_HALF:
         m = m * 2.0
-        e = e - 1
-    k = float(e)
+        k = k - 1.0
     f = m - 1.0
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)

@@ -8,8 +8,8 @@ on any other device the same operations run as torch operations:
 * uint64 arithmetic on int64 tensors: addition and multiplication wrap modulo 2^64 in two's complement, so they are
   the uint64 operations bit for bit; a right shift is made logical by masking off the copied sign bits;
 * the float64 steps are the ones of the Numba code, in the same order, each a correctly rounded IEEE operation
-  (+, -, *, /, frexp, a power of two built from its bits, comparisons; no torch.sqrt or torch.log, which are not
-  correctly rounded on the CPU): the results are the same bits (tested on the CPU against Numba);
+  (+, -, *, /, comparisons; frexp and powers of two read from and written into the bits; no torch.sqrt or
+  torch.log, which are not correctly rounded on the CPU): the same bits (tested on the CPU against Numba);
 * on CUDA the core is wrapped in ``torch.compile`` (one fused kernel instead of some 150 elementwise ones), with
   Inductor's ``emulate_precision_casts`` so that Triton does not contract a multiply and an add into an FMA; if
   compilation fails the eager core runs instead. No call here reads a device value on the host.
@@ -49,6 +49,8 @@ from sdekit.noise.streams import GOLDEN, MIX1, MIX2
 
 FLOAT_DTYPES = (torch.float64, torch.float32)
 _MASK64 = (1 << 64) - 1
+_MANTISSA = (1 << 52) - 1
+_HALF_EXPONENT = 1022 << 52  # the exponent field of [1/2, 1)
 
 
 def as_int64(v: int) -> int:
@@ -81,12 +83,22 @@ def _horner7(c: tuple, x: torch.Tensor) -> torch.Tensor:
     return acc
 
 
+def _frexp(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m, e) with x = m 2^e, m in [1/2, 1), e int64, for positive normal float64 x, read from the bits (what
+    frexp returns). Bit operations rather than torch.frexp, whose int32 exponent Inductor's CPU code generator of
+    torch 2.13 fails to compile."""
+    bits = x.view(torch.int64)
+    e = ((bits >> 52) & 0x7FF) - 1022
+    m = ((bits & _MANTISSA) | _HALF_EXPONENT).view(torch.float64)
+    return m, e
+
+
 def _exact_log(x: torch.Tensor) -> torch.Tensor:
     """`sdekit.noise.inverse_normal.exact_log` in torch operations (the same steps in the same order)."""
-    m, e = torch.frexp(x)
+    m, e = _frexp(x)
     small = m < SQRT_HALF
     m = torch.where(small, m * 2.0, m)
-    k = (e - small.to(e.dtype)).to(x.dtype)
+    k = e.to(x.dtype) - small.to(x.dtype)  # small integers: exact in float64
     f = m - 1.0
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
@@ -100,14 +112,14 @@ def _exact_log(x: torch.Tensor) -> torch.Tensor:
 
 def _exact_sqrt(x: torch.Tensor) -> torch.Tensor:
     """`sdekit.noise.inverse_normal.exact_sqrt` in torch operations; 2^(e/2) is built from its bits (exact)."""
-    m, e = torch.frexp(x)
-    odd = (e % 2) != 0
+    m, e = _frexp(x)
+    odd = (e & 1) != 0
     m = torch.where(odd, m * 0.5, m)
-    e = e.to(torch.int64) + odd.to(torch.int64)
+    e = e + odd.to(torch.int64)
     y = SQRT_A + SQRT_B * m
     for _ in range(SQRT_NEWTON):
         y = 0.5 * (y + m / y)
-    return y * ((torch.div(e, 2, rounding_mode="floor") + 1023) << 52).view(torch.float64)
+    return y * (((e >> 1) + 1023) << 52).view(torch.float64)
 
 
 def ppnd16_torch(q: torch.Tensor) -> torch.Tensor:

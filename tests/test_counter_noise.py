@@ -137,6 +137,9 @@ def test_any_block_is_the_slice_of_a_larger_request():
     assert big.size >= counter.PARALLEL_FROM > part.size
     assert np.array_equal(part, big[5:8, counter.DRAW_BLOCK - 20:counter.DRAW_BLOCK + 50])
     assert not np.array_equal(big, counter_normals(11, 9, m, stream=5))
+    rows = counter_normals(11, 6000, 3)  # parallel, several whole rows per work item
+    assert rows.size >= counter.PARALLEL_FROM and counter.DRAW_BLOCK // 3 == 682
+    assert np.array_equal(counter_normals(11, 7, 2, path_offset=2040, draw_offset=1), rows[2040:2047, 1:])
     assert counter_normals(1, 0, 5).shape == (0, 5) and counter_normals(1, 5, 0).shape == (5, 0)
 
 

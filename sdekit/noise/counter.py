@@ -29,13 +29,13 @@ import numba as nb
 import numpy as np
 
 from sdekit.errors import SDEKitError
-from sdekit.noise.inverse_normal import in_tail, ppnd16_central, ppnd16_tail
+from sdekit.noise.inverse_normal import quantiles_block
 from sdekit.noise.streams import GOLDEN, splitmix64
 
 U64 = nb.uint64
 INV_2_53 = 2.0**-53
 U64_RANGE = 2**64
-DRAW_BLOCK = 2048  # draws per parallel work item (one path's key is mixed once per block)
+DRAW_BLOCK = 2048  # normals per parallel work item
 PARALLEL_FROM = 1 << 14  # fewer normals than this: the serial kernel (no thread start-up)
 
 
@@ -48,26 +48,48 @@ def counter_uniform(word):
 def _fill(out, base, path_offset, draw_offset):
     """out[p, j] = Phi^{-1}(q(word(draw_offset + j))) on path path_offset + p; base = mix(mix(seed) ^ stream).
 
-    Per block of draws: the uniforms, then the central branch for all of them (a loop without branches, which LLVM
-    vectorises), then the tail branches where |q - 1/2| > 0.425 (15%); each element sees the same operations as
-    the scalar `ppnd16`.
+    Work items of about DRAW_BLOCK normals, each a contiguous stretch of out: a block of one path's draws when a
+    path has DRAW_BLOCK draws or more, else whole rows (DRAW_BLOCK // n_draws of them). Per item: the uniforms,
+    then `quantiles_block` (vectorised passes; each element sees the operations of the scalar `ppnd16`).
     """
     n, m = out.shape
-    n_blocks = (m + DRAW_BLOCK - 1) // DRAW_BLOCK
-    for b in nb.prange(n * n_blocks):
-        p = b // n_blocks
-        j0 = (b - p * n_blocks) * DRAW_BLOCK
-        nj = min(DRAW_BLOCK, m - j0)
-        q = np.empty(nj)
-        z = splitmix64(base ^ (path_offset + U64(p))) + (draw_offset + U64(j0)) * U64(GOLDEN)
-        for j in range(nj):
-            q[j] = counter_uniform(splitmix64(z))
-            z = z + U64(GOLDEN)
-        for j in range(nj):
-            out[p, j0 + j] = ppnd16_central(q[j])
-        for j in range(nj):
-            if in_tail(q[j]):
-                out[p, j0 + j] = ppnd16_tail(q[j])
+    flat = out.reshape(n * m)
+    if m >= DRAW_BLOCK:
+        per_row = (m + DRAW_BLOCK - 1) // DRAW_BLOCK
+        n_items = n * per_row
+        rows_per_item = 1
+    else:
+        per_row = 1
+        rows_per_item = DRAW_BLOCK // m
+        n_items = (n + rows_per_item - 1) // rows_per_item
+    for item in nb.prange(n_items):
+        if m >= DRAW_BLOCK:
+            p0 = item // per_row
+            p1 = p0 + 1
+            j0 = (item - p0 * per_row) * DRAW_BLOCK
+            j1 = min(j0 + DRAW_BLOCK, m)
+        else:
+            p0 = item * rows_per_item
+            p1 = min(p0 + rows_per_item, n)
+            j0 = 0
+            j1 = m
+        start = p0 * m + j0
+        size = (p1 - p0 - 1) * m + (j1 - j0)
+        q = np.empty(size)
+        rows, width = p1 - p0, j1 - j0
+        start_words = np.empty(rows, dtype=np.uint64)  # key + (draw_offset + j0) GOLDEN of each row
+        for r in range(rows):
+            start_words[r] = splitmix64(base ^ (path_offset + U64(p0 + r))) + (draw_offset + U64(j0)) * U64(GOLDEN)
+        if width >= rows:  # the longer loop innermost, so that it vectorises
+            for r in range(rows):
+                for j in range(width):
+                    q[r * width + j] = counter_uniform(splitmix64(start_words[r] + U64(j) * U64(GOLDEN)))
+        else:
+            for j in range(width):
+                step = U64(j) * U64(GOLDEN)
+                for r in range(rows):
+                    q[r * width + j] = counter_uniform(splitmix64(start_words[r] + step))
+        quantiles_block(q, size, flat[start:start + size])
 
 
 _fill_parallel = nb.njit(parallel=True, cache=True, error_model="numpy")(_fill)

@@ -61,6 +61,9 @@ SQRT_HALF = 0.7071067811865476  # mantissas below this are doubled, so that f = 
 SQRT_A = 0.34314575050761975
 SQRT_B = 0.6862915010152396
 SQRT_NEWTON = 4
+MANTISSA_BITS = (1 << 52) - 1
+HALF_EXPONENT_BITS = 1022 << 52  # the exponent field of [1/2, 1)
+BLOCK = 2048  # quantiles per block of `quantiles_block` (its scratch stays in the cache)
 
 _A, _B, _C, _D, _E, _F, _LG = PPND16_A, PPND16_B, PPND16_C, PPND16_D, PPND16_E, PPND16_F, LOG_LG
 
@@ -75,18 +78,16 @@ def horner7(c, x):
 
 
 @nb.njit(inline="always")
-def exact_log(x):
-    """log(x) for a positive normal float64 from basic operations only (fdlibm's kernel, error < 1 ulp).
+def log_parts(m, e):
+    """log(m 2^e) for m in [1/2, 1) and an integer e (the output of frexp), from basic operations only.
 
-    x = m 2^e (frexp), m doubled (e - 1) when m < sqrt(1/2); f = m - 1 (exact), s = f / (2 + f), z = s^2, w = z^2,
+    m doubled (k = e - 1) when m < sqrt(1/2), else k = e; f = m - 1 (exact), s = f / (2 + f), z = s^2, w = z^2,
     R = z (Lg1 + w (Lg3 + w (Lg5 + w Lg7))) + w (Lg2 + w (Lg4 + w Lg6)), hfsq = f^2 / 2,
-    log x = k LN2_HI - ((hfsq - (s (hfsq + R) + k LN2_LO)) - f).
+    log = k LN2_HI - ((hfsq - (s (hfsq + R) + k LN2_LO)) - f)   (fdlibm e_log.c; error below 1 ulp).
     """
-    m, e = math.frexp(x)
-    k = float(e)
-    if m < SQRT_HALF:
-        m = m * 2.0
-        k = k - 1.0
+    small = m < SQRT_HALF
+    k = float(e) - 1.0 if small else float(e)
+    m = m * 2.0 if small else m
     f = m - 1.0
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
@@ -99,20 +100,35 @@ def exact_log(x):
 
 
 @nb.njit(inline="always")
-def exact_sqrt(x):
-    """sqrt(x) for a positive normal float64 from basic operations only (within an ulp; the same bits in torch).
-
-    x = m 2^e (frexp), made e even with m in [1/4, 1); y = SQRT_A + SQRT_B m, then SQRT_NEWTON Newton steps
-    y <- 0.5 (y + m / y); result y 2^(e/2) (exact). Not a library sqrt: torch's CPU sqrt is not correctly rounded.
-    """
+def exact_log(x):
+    """log(x) for a positive normal float64 from basic operations only: `log_parts` of frexp(x)."""
     m, e = math.frexp(x)
-    if e % 2 != 0:
-        m = m * 0.5
-        e = e + 1
+    return log_parts(m, e)
+
+
+@nb.njit(inline="always")
+def sqrt_parts(m, e):
+    """(y, h) with y 2^h = sqrt(m 2^e), m in [1/2, 1), e an integer, from basic operations only (within an ulp).
+
+    e made even (m halved, e + 1, when e is odd), so m in [1/4, 1); y = SQRT_A + SQRT_B m, then SQRT_NEWTON Newton
+    steps y <- 0.5 (y + m / y); h = e / 2.
+    """
+    odd = (e & 1) != 0
+    m = m * 0.5 if odd else m
+    e = e + 1 if odd else e
     y = SQRT_A + SQRT_B * m
     for _ in range(SQRT_NEWTON):
         y = 0.5 * (y + m / y)
-    return y * math.ldexp(1.0, e // 2)
+    return y, e >> 1
+
+
+@nb.njit(inline="always")
+def exact_sqrt(x):
+    """sqrt(x) for a positive normal float64: `sqrt_parts` of frexp(x), scaled by 2^h (exact). Not a library
+    sqrt: torch's CPU sqrt is not correctly rounded, and this one gives the same bits in torch."""
+    m, e = math.frexp(x)
+    y, h = sqrt_parts(m, e)
+    return y * math.ldexp(1.0, h)
 
 
 @nb.njit(inline="always")
@@ -124,18 +140,27 @@ def ppnd16_central(q):
 
 
 @nb.njit(inline="always")
+def tail_from_root(r, q):
+    """AS 241's tail value from r = sqrt(-log(min(q, 1 - q))): C/D at r - 1.6 (r <= 5), else E/F at r - 5, with
+    the sign of q - 1/2 (both evaluated, one selected: no branch, so loops over it vectorise)."""
+    rn = r - NEAR_TAIL_SHIFT
+    rf = r - SPLIT_TAIL
+    near = horner7(_C, rn) / horner7(_D, rn)
+    far = horner7(_E, rf) / horner7(_F, rf)
+    z = near if r <= SPLIT_TAIL else far
+    return -z if q - 0.5 < 0.0 else z
+
+
+@nb.njit(inline="always")
+def tail_argument(q):
+    """min(q, 1 - q), the argument of AS 241's tail logarithm: q when q - 1/2 < 0, else 1 - q (exact)."""
+    return q if q - 0.5 < 0.0 else 1.0 - q
+
+
+@nb.njit(inline="always")
 def ppnd16_tail(q):
-    """AS 241's tail branches, for |q - 1/2| > 0.425: r = sqrt(-log(min(q, 1 - q))), C/D or E/F, sign of q - 1/2."""
-    qc = q - 0.5
-    r = q if qc < 0.0 else 1.0 - q
-    r = exact_sqrt(-exact_log(r))
-    if r <= SPLIT_TAIL:
-        r = r - NEAR_TAIL_SHIFT
-        z = horner7(_C, r) / horner7(_D, r)
-    else:
-        r = r - SPLIT_TAIL
-        z = horner7(_E, r) / horner7(_F, r)
-    return -z if qc < 0.0 else z
+    """AS 241's tail branches, for |q - 1/2| > 0.425: r = sqrt(-log(min(q, 1 - q))), then `tail_from_root`."""
+    return tail_from_root(exact_sqrt(-exact_log(tail_argument(q))), q)
 
 
 @nb.njit(inline="always")
@@ -146,14 +171,64 @@ def in_tail(q):
 
 @nb.njit(inline="always")
 def ppnd16(q):
-    """Phi^{-1}(q) for q in (0, 1) by AS 241 (PPND16) with `exact_log` (module docstring)."""
+    """Phi^{-1}(q) for q in (0, 1) by AS 241 (PPND16) with `exact_log` and `exact_sqrt` (module docstring)."""
     return ppnd16_tail(q) if in_tail(q) else ppnd16_central(q)
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always")
+def _frexp_bits(x, n, m_out, e_out, bits):
+    """m_out[:n], e_out[:n] = frexp(x[:n]) for positive normal x, read from the bits (exponent field - 1022, and
+    the mantissa with the exponent field of [1/2, 1)); bits: int64 scratch. Equals math.frexp there."""
+    xb = x.view(np.int64)
+    for i in range(n):
+        b = xb[i]
+        e_out[i] = ((b >> 52) & 0x7FF) - 1022
+        bits[i] = (b & MANTISSA_BITS) | HALF_EXPONENT_BITS
+    mv = bits.view(np.float64)
+    for i in range(n):
+        m_out[i] = mv[i]
+
+
+@nb.njit(inline="always")
+def quantiles_block(q, n, out):
+    """out[:n] = Phi^{-1}(q[:n]), the same bits as `ppnd16` elementwise, in passes that LLVM vectorises: the central
+    branch for all; the tail entries (15%) gathered without branches; their logarithm, square root and rational
+    function, each a loop over the gathered entries (frexp read from the bits); scattered back."""
+    for i in range(n):
+        out[i] = ppnd16_central(q[i])
+    pos = np.empty(n, dtype=np.int64)
+    tq = np.empty(n)
+    fa = np.empty(n)
+    fb = np.empty(n)
+    ia = np.empty(n, dtype=np.int64)
+    ib = np.empty(n, dtype=np.int64)
+    nt = 0
+    for i in range(n):
+        pos[nt] = i
+        tq[nt] = q[i]
+        nt += 1 if in_tail(q[i]) else 0
+    for t in range(nt):
+        fa[t] = tail_argument(tq[t])
+    _frexp_bits(fa, nt, fb, ia, ib)
+    for t in range(nt):
+        fa[t] = -log_parts(fb[t], ia[t])
+    _frexp_bits(fa, nt, fb, ia, ib)
+    for t in range(nt):
+        y, h = sqrt_parts(fb[t], ia[t])
+        fa[t] = y
+        ib[t] = (h + 1023) << 52
+    scale = ib.view(np.float64)
+    for t in range(nt):
+        fb[t] = tail_from_root(fa[t] * scale[t], tq[t])
+    for t in range(nt):
+        out[pos[t]] = fb[t]
+
+
+@nb.njit(cache=True, error_model="numpy")
 def _quantiles(q, out):
-    for i in range(q.size):
-        out[i] = ppnd16(q[i])
+    for start in range(0, q.size, BLOCK):
+        n = min(BLOCK, q.size - start)
+        quantiles_block(q[start:start + n], n, out[start:start + n])
 
 
 def normal_quantile(q: np.ndarray) -> np.ndarray:

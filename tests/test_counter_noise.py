@@ -172,6 +172,16 @@ def test_torch_implementation_equals_numba_to_the_bit(seed, stream, path_offset,
                                                  CPU), f32)
 
 
+def test_blocks_of_the_device_path_equal_numba(monkeypatch):
+    monkeypatch.setattr(cn, "uses_numba", lambda device: False)  # the torch operations, here on the CPU
+    blocks = cn.CounterNormals(3, 30, 70, stream=2, path_offset=2**63 + 5, device="cpu")
+    for offset in (0, 70, 2**62 + 1, 2**64 - 70):
+        ref = counter_normals(3, 30, 70, stream=2, path_offset=2**63 + 5, draw_offset=offset)
+        assert torch.equal(blocks.block(offset), torch.from_numpy(ref))
+    with pytest.raises(SDEKitError, match="draw_offset must be an integer in"):
+        blocks.block(2**64 - 69)
+
+
 def test_planted_logical_shift_bug_breaks_bit_equality(monkeypatch):
     ref = torch.from_numpy(counter_normals(5, 20, 50))
     monkeypatch.setattr(cn, "_lsr", lambda z, k: z >> k)  # arithmetic shift: sign bits leak into the word

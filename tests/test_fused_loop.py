@@ -109,6 +109,17 @@ def test_fused_loop_equals_numpy_loop_to_the_bit(problem, solver, family, t, ste
     assert np.array_equal(sol.ys.numpy(), ref)
 
 
+def test_device_noise_path_gives_the_same_solve(monkeypatch):
+    """The fused loop with the torch noise operations (what runs on a GPU), here on the CPU: the same bits."""
+    from sdekit.backends.torch import counter_noise
+
+    x0 = np.linspace(-0.8, 0.9, 14).reshape(7, 2)
+    ref = fused_solve(WELL_STRAT, x0, (0.0, 1.0), "fused_heun", steps=12, seed=13, noise_substeps=2).ys
+    monkeypatch.setattr(counter_noise, "uses_numba", lambda device: False)
+    got = fused_solve(WELL_STRAT, x0, (0.0, 1.0), "fused_heun", steps=12, seed=13, noise_substeps=2).ys
+    assert torch.equal(got, ref)
+
+
 def test_rows_do_not_depend_on_the_batch_size():
     x0 = np.linspace(-1.0, 1.0, 40).reshape(20, 2)
     big = fused_solve(WELL, x0, (0.0, 1.0), "fused_euler_maruyama", steps=20, seed=3).ys
@@ -146,8 +157,8 @@ def test_fused_loop_follows_the_exact_law_of_its_chain(solver):
 def test_planted_bug_reused_noise_fails_the_law(monkeypatch):
     real = fused.brownian_increment
 
-    def reused(seed, step, *args, **kw):
-        return real(seed, 0, *args, **kw)  # every step draws step 0's normals
+    def reused(noise, step, *args):
+        return real(noise, 0, *args)  # every step draws step 0's normals
 
     monkeypatch.setattr(fused, "brownian_increment", reused)
     assert ou_ks_pvalue("fused_euler_maruyama") <= ALPHA

@@ -30,11 +30,12 @@ import numpy as np
 
 from sdekit.errors import SDEKitError
 from sdekit.noise.inverse_normal import quantiles_block
-from sdekit.noise.streams import GOLDEN, splitmix64
+from sdekit.noise.streams import GOLDEN, MIX1, MIX2, splitmix64
 
 U64 = nb.uint64
 INV_2_53 = 2.0**-53
 U64_RANGE = 2**64
+U64_MASK = U64_RANGE - 1
 DRAW_BLOCK = 2048  # normals per parallel work item
 PARALLEL_FROM = 1 << 14  # fewer normals than this: the serial kernel (no thread start-up)
 
@@ -96,9 +97,17 @@ _fill_parallel = nb.njit(parallel=True, cache=True, error_model="numpy")(_fill)
 _fill_serial = nb.njit(cache=True, error_model="numpy")(_fill)
 
 
+def splitmix64_int(z: int) -> int:
+    """`sdekit.noise.streams.splitmix64` on a Python int (mod 2^64)."""
+    z = (z + GOLDEN) & U64_MASK
+    z = ((z ^ (z >> 30)) * MIX1) & U64_MASK
+    z = ((z ^ (z >> 27)) * MIX2) & U64_MASK
+    return z ^ (z >> 31)
+
+
 def stream_base(seed: int, stream: int) -> int:
     """splitmix64(splitmix64(seed) ^ stream) as a Python int: the part of the key shared by all paths."""
-    return int(splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(stream)))
+    return splitmix64_int(splitmix64_int(seed) ^ stream)
 
 
 def u64_arg(value: object, name: str) -> int:
@@ -139,7 +148,13 @@ def counter_normals(seed: int, n_paths: int, n_draws: int, *, path_offset: int =
     seed, n_paths, n_draws, path_offset, stream, draw_offset = check_counter_args(
         seed, n_paths, n_draws, path_offset, stream, draw_offset)
     out = np.empty((n_paths, n_draws))
+    fill_counter_normals(out, stream_base(seed, stream), path_offset, draw_offset)
+    return out
+
+
+def fill_counter_normals(out: np.ndarray, base: int, path_offset: int, draw_offset: int) -> None:
+    """out[p, j] = N(.., path_offset + p, draw_offset + j) for out C-contiguous float64 (n_paths, n_draws), base =
+    `stream_base(seed, stream)`; arguments not checked (for loops that checked them once)."""
     if out.size:
         fill = _fill_parallel if out.size >= PARALLEL_FROM else _fill_serial
-        fill(out, np.uint64(stream_base(seed, stream)), np.uint64(path_offset), np.uint64(draw_offset))
-    return out
+        fill(out, np.uint64(base), np.uint64(path_offset), np.uint64(draw_offset))

@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from sdekit.errors import SDEKitError
-from sdekit.noise.counter import INV_2_53, check_counter_args, counter_normals, stream_base
+from sdekit.noise.counter import INV_2_53, U64_RANGE, check_counter_args, fill_counter_normals, stream_base
 from sdekit.noise.inverse_normal import (
     CENTRAL_R0,
     LN2_HI,
@@ -200,6 +201,57 @@ def _dtype_arg(dtype: Any) -> torch.dtype:
     return dtype
 
 
+def _device_arg(device: Any) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise SDEKitError(f"device must be a torch device or its name; got {device!r}") from exc
+
+
+def uses_numba(device: torch.device) -> bool:
+    """Whether blocks on ``device`` come from the Numba generator (the CPU) rather than torch operations."""
+    return device.type == "cpu"
+
+
+class CounterNormals:
+    """Blocks of counter normals of fixed (seed, stream, paths, width) on one device, for loops that draw every step.
+
+    ``block(draw_offset)`` is N(seed, stream, path_offset + p, draw_offset + j) at [p, j], shape (n_paths, width):
+    the numbers of `torch_counter_normals` with the arguments checked once, here, and the per-path words built once
+    (on a device other than the CPU a block costs one small addition and the generator's kernel, no host read).
+    """
+
+    def __init__(self, seed: int, n_paths: int, width: int, *, stream: int = 0, path_offset: int = 0,
+                 dtype: torch.dtype = torch.float64, device: Any = "cpu"):
+        seed, n_paths, width, path_offset, stream, _ = check_counter_args(seed, n_paths, width, path_offset, stream,
+                                                                          0)
+        self.shape = (n_paths, width)
+        self.path_offset = path_offset
+        self.dtype = _dtype_arg(dtype)
+        self.device = _device_arg(device)
+        self._base = stream_base(seed, stream)
+        self._on_cpu = uses_numba(self.device)
+        if not self._on_cpu and n_paths and width:
+            self._paths = path_words(seed, stream, n_paths, path_offset, self.device)
+            self._cols = draw_words(width, 0, self.device)
+            self._core = _core_for(self.device)
+
+    def block(self, draw_offset: int) -> torch.Tensor:
+        """The normals of draws draw_offset ... draw_offset + width - 1 of every path, (n_paths, width)."""
+        n, width = self.shape
+        if isinstance(draw_offset, bool) or not isinstance(draw_offset, int) or not (
+                0 <= draw_offset <= U64_RANGE - width):
+            raise SDEKitError(f"draw_offset must be an integer in [0, 2**64 - {width}]; got {draw_offset!r}")
+        if self._on_cpu:
+            out = np.empty(self.shape)
+            fill_counter_normals(out, self._base, self.path_offset, draw_offset)
+            t = torch.from_numpy(out)
+            return t if self.dtype == torch.float64 else t.to(self.dtype)
+        if n == 0 or width == 0:
+            return torch.empty(self.shape, dtype=self.dtype, device=self.device)
+        return self._core(self._paths, self._cols + as_int64(draw_offset * GOLDEN), self.dtype)
+
+
 def torch_counter_normals(seed: int, n_paths: int, n_draws: int, *, path_offset: int = 0, stream: int = 0,
                           draw_offset: int = 0, dtype: torch.dtype = torch.float64,
                           device: Any = "cpu") -> torch.Tensor:
@@ -212,16 +264,8 @@ def torch_counter_normals(seed: int, n_paths: int, n_draws: int, *, path_offset:
     """
     seed, n_paths, n_draws, path_offset, stream, draw_offset = check_counter_args(
         seed, n_paths, n_draws, path_offset, stream, draw_offset)
-    dtype = _dtype_arg(dtype)
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise SDEKitError(f"device must be a torch device or its name; got {device!r}") from exc
-    if device.type == "cpu":
-        out = torch.from_numpy(counter_normals(seed, n_paths, n_draws, path_offset=path_offset, stream=stream,
-                                               draw_offset=draw_offset))
-        return out if dtype == torch.float64 else out.to(dtype)
-    return device_counter_normals(seed, n_paths, n_draws, path_offset, stream, draw_offset, dtype, device)
+    return CounterNormals(seed, n_paths, n_draws, stream=stream, path_offset=path_offset, dtype=dtype,
+                          device=device).block(draw_offset)
 
 
 def torch_counter_normals_like(seed: int, like: torch.Tensor, *, stream: int, draw_offset: int = 0,

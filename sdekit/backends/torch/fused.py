@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from sdekit.backends.torch.counter_noise import torch_counter_normals
+from sdekit.backends.torch.counter_noise import CounterNormals
 from sdekit.backends.torch.lowering import LoweredSDE
 from sdekit.backends.torch.methods import FusedMethod
 from sdekit.backends.torch.runner import _bad_rows, _first_bad
@@ -47,12 +47,10 @@ from sdekit.solution import SolveStats
 CHECK_EVERY = 64  # steps between two reads of the finiteness record
 
 
-def brownian_increment(seed: int, step: int, n: int, m: int, substeps: int, habs: float, dtype: torch.dtype,
-                       device: torch.device, path_offset: int = 0) -> torch.Tensor:
+def brownian_increment(noise: CounterNormals, step: int, m: int, substeps: int, habs: float) -> torch.Tensor:
     """dW (n, m) of grid step ``step``: sqrt(|h| / q) (Z_{step q} + ... + Z_{step q + q - 1}), Z_i the (n, m) block
-    of counter normals at draws i m ... i m + m - 1 of paths path_offset ... (stream 0), on ``device``."""
-    z = torch_counter_normals(seed, n, substeps * m, path_offset=path_offset, stream=STREAM_BROWNIAN,
-                              draw_offset=step * substeps * m, dtype=dtype, device=device)
+    of counter normals at draws i m ... i m + m - 1 (``noise`` has width q m: one step's draws)."""
+    z = noise.block(step * substeps * m)
     sq = math.sqrt(habs / substeps)
     dw = sq * z[:, :m]
     for j in range(1, substeps):
@@ -86,6 +84,7 @@ def run_fused(problem: Any, method: FusedMethod, x0: torch.Tensor, grid: Grid, p
     n_steps = len(ts) - 1
     sde = LoweredSDE(problem, params, 1.0)  # sign +1: f and g on the t axis itself (h carries the direction)
     step = STEPS[method.family]
+    noise = CounterNormals(seed, n, substeps * m, stream=STREAM_BROWNIAN, dtype=x0.dtype, device=x0.device)
     saves: dict[int, list[int]] = {}
     for j, k in enumerate(grid.save_steps):
         saves.setdefault(int(k), []).append(j)
@@ -101,7 +100,7 @@ def run_fused(problem: Any, method: FusedMethod, x0: torch.Tensor, grid: Grid, p
     window: list[torch.Tensor] = []  # the batch sum after each step of the current window (stays on the device)
     for k in steps_iter:
         h = ts[k + 1] - ts[k]
-        dw = brownian_increment(seed, k, n, m, substeps, abs(h), x0.dtype, x0.device)
+        dw = brownian_increment(noise, k, m, substeps, abs(h))
         y = step(sde, y, ts[k], h, dw)
         if not mask:
             window.append(y.detach().sum())

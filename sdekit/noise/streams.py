@@ -21,6 +21,8 @@ from sdekit.noise.ziggurat import TAIL_START, ZIG_F, ZIG_K, ZIG_W
 
 U64 = nb.uint64
 GOLDEN = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9  # SplitMix64 finaliser multipliers (Steele, Lea & Flood 2014)
+MIX2 = 0x94D049BB133111EB
 STREAM_BROWNIAN = 0
 STREAM_AUX = 1
 INV_2_53 = 1.0 / 9007199254740992.0
@@ -42,8 +44,8 @@ def _rotl(x, k):
 def splitmix64(z):
     """SplitMix64 finaliser of z + golden gamma (Steele, Lea & Flood 2014)."""
     z = z + U64(GOLDEN)
-    z = (z ^ (z >> U64(30))) * U64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> U64(27))) * U64(0x94D049BB133111EB)
+    z = (z ^ (z >> U64(30))) * U64(MIX1)
+    z = (z ^ (z >> U64(27))) * U64(MIX2)
     return z ^ (z >> U64(31))
 
 

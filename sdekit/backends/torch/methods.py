@@ -5,6 +5,9 @@ type (Itô or Stratonovich calculus) and the noise types they integrate; the tab
 declarations (a test checks it against the installed torchsde) so that a mismatch is refused before anything
 runs, with a message naming the method's property and the SDE's. sdekit's own solver names map to the
 torchsde method with the same update formula (derivative-free Milstein, Heun, SRA1 = torchsde's additive SRK).
+
+The fused methods (``solver="fused_euler_maruyama"`` or ``"fused_heun"``) bypass torchsde: `sdekit.backends.torch.
+fused` runs the fixed-step loop itself, with counter-based noise drawn on the state's device.
 """
 
 from __future__ import annotations
@@ -42,6 +45,27 @@ TORCHSDE_METHODS: dict[str, TorchsdeMethod] = {m.name: m for m in (
 # sdekit solver name -> torchsde method with the same one-step map (tested: paths agree to rounding)
 SDEKIT_TO_TORCHSDE = {"euler_maruyama": "euler", "milstein": "milstein", "heun": "heun", "sra1": "srk"}
 
+
+
+@dataclass(frozen=True)
+class FusedMethod:
+    """A method of the fused loop (`sdekit.backends.torch.fused`): its step family, calculi, drift evaluations per
+    step and the paper of its update formula."""
+
+    name: str
+    family: str
+    calculus: frozenset
+    evals: int
+    reference: str
+
+
+FUSED_METHODS: dict[str, FusedMethod] = {m.name: m for m in (
+    FusedMethod("fused_euler_maruyama", "euler_maruyama", frozenset({"ito"}), 1,
+                "Kloeden & Platen (1992), Numerical Solution of SDEs, §9.1"),
+    FusedMethod("fused_heun", "heun", frozenset({"stratonovich"}), 2,
+                "Rümelin (1982), SIAM J. Numer. Anal. 19(3); with zero noise the ODE's Heun method"),
+)}
+
 # torchdiffeq: fixed-grid and adaptive methods of the installed release; sdekit names mapped onto them
 ODE_FIXED = ("euler", "midpoint", "heun2", "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams")
 ODE_ADAPTIVE = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun", "tsit5")
@@ -56,7 +80,7 @@ def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
         name = "euler" if calculus == "ito" else "heun"
     key = SDEKIT_TO_TORCHSDE.get(name, name)
     if key not in TORCHSDE_METHODS:
-        known = sorted(set(TORCHSDE_METHODS) | set(SDEKIT_TO_TORCHSDE))
+        known = sorted(set(TORCHSDE_METHODS) | set(SDEKIT_TO_TORCHSDE) | set(FUSED_METHODS))
         hint = " (log_ode needs the space-space Lévy area, which sdekit's streams do not provide)" \
             if key == "log_ode" else ""
         raise SDEKitError(f"solver must be one of {known} for backend='torch'; got {name!r}{hint}")
@@ -71,6 +95,18 @@ def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
             f"torchsde method {key!r} supports noise types {sorted(method.noise_types)} but the SDE {sde.name!r} "
             f"has noise={noise!r}; choose one of "
             f"{sorted(k for k, m in TORCHSDE_METHODS.items() if calculus in m.calculus and noise in m.noise_types)}")
+    return method
+
+
+def fused_method(name: str | None, sde: object) -> FusedMethod | None:
+    """The fused method called ``name`` (None when ``name`` is not one), refused if it does not integrate the SDE's
+    calculus (on additive noise Itô and Stratonovich coincide, so both methods take it)."""
+    method = FUSED_METHODS.get(name) if isinstance(name, str) else None
+    if method is not None and sde.calculus not in method.calculus and sde.noise != "additive":
+        raise IncompatibleSolverError(
+            f"solver {name!r} integrates {sorted(method.calculus)} SDEs but the SDE {sde.name!r} has "
+            f"calculus={sde.calculus!r} and noise={sde.noise!r}; choose one of "
+            f"{sorted(k for k, m in FUSED_METHODS.items() if sde.calculus in m.calculus)}")
     return method
 
 

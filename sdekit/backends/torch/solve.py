@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from sdekit.backends.torch.fused import run_fused
 from sdekit.backends.torch.lowering import probe, torch_function, torch_params
-from sdekit.backends.torch.methods import ode_method, sde_method
+from sdekit.backends.torch.methods import fused_method, ode_method, sde_method
 from sdekit.backends.torch.runner import run_ode, run_sde
 from sdekit.errors import SDEKitError
 from sdekit.grid import adaptive_saves, fixed_grid
@@ -80,13 +81,18 @@ def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: floa
         if adjoint:
             raise SDEKitError("adjoint=True is for ODEs (torchdiffeq's adjoint); backpropagate through an SDE "
                               "solve directly")
-        method = sde_method(solver, problem)
+        fused = fused_method(solver, problem)
+        method = sde_method(solver, problem) if fused is None else None
         grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
         check_save_size(grid.save_steps.size, tuple(x.shape), DTYPE_NAMES[tdtype], max_save_bytes)
         probe((torch_function(problem.drift), torch_function(problem.diffusion)), ("drift", "diffusion"), problem,
               x, float(grid.ts[0]), params)
-        ys, stats = run_sde(problem, method, x, grid, params, seed=seed, substeps=noise_substeps, mask=mask,
-                            progress=progress)
+        if fused is not None:
+            ys, stats = run_fused(problem, fused, x, grid, params, seed=seed, substeps=noise_substeps, mask=mask,
+                                  progress=progress)
+        else:
+            ys, stats = run_sde(problem, method, x, grid, params, seed=seed, substeps=noise_substeps, mask=mask,
+                                progress=progress)
         return Solution(grid.save_ts.copy(), ys, stats)
     name, adaptive = ode_method(solver)
     field = (torch_function(problem.field),)

@@ -21,7 +21,7 @@ from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
 from sdekit.diffusion.reverse import probability_flow_ode, reverse_sde
 from sdekit.errors import SDEKitError
-from sdekit.noise.streams import path_normals
+from sdekit.noise.counter import counter_normals
 from sdekit.sde import ODE, SDE
 from sdekit.targets import GaussianMixture
 
@@ -47,11 +47,13 @@ def _points(x: Any, dim: int) -> np.ndarray:
 
 
 def step_normals(seed: int, n_paths: int, dim: int, step: int, *, path_offset: int = 0) -> np.ndarray:
-    """Standard normals (n_paths, dim) for a sampler's step ``step``: the first dim draws of stream
-    2 + step of each path (seed, path_offset + p). Reproducible per path, whatever the batch."""
+    """Standard normals (n_paths, dim) for a sampler's step ``step``: the first dim draws of stream 2 + step of each
+    path (seed, path_offset + p) of sdekit's counter-based generator (`sdekit.noise.counter`: a normal per (seed,
+    stream, path, draw index), so the same numbers can be drawn on any device by
+    `sdekit.backends.torch.counter_noise`). Reproducible per path, whatever the batch."""
     if step < 0:
         raise SDEKitError(f"step must be >= 0; got {step}")
-    return path_normals(seed, n_paths, dim, path_offset=path_offset, stream=FIRST_SAMPLER_STREAM + step)
+    return counter_normals(seed, n_paths, dim, path_offset=path_offset, stream=FIRST_SAMPLER_STREAM + step)
 
 
 @dataclass

@@ -28,8 +28,8 @@ streams, `sdekit.diffusion.samplers.run`), so each path's output depends only on
 the batch size.
 
 Backends: x_init may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays
-in torch on that device and dtype, calls the score on tensors, uses the same float64 normals moved there
-(`arrays.noise_like`) and returns a tensor (equal to the NumPy run to rounding in float64).
+in torch on that device and dtype, calls the score on tensors, uses the same normals drawn on that device
+(`run.sampler_normals`) and returns a tensor (equal to the NumPy run to rounding in float64).
 """
 
 from __future__ import annotations

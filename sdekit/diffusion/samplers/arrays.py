@@ -7,9 +7,10 @@ norms) reduce over all trailing dimensions. torch is an
 optional dependency: a tensor is recognised by ``type(x).__module__.startswith("torch")`` and torch is imported only
 inside the functions that are reached with a tensor, never at import time.
 
-Noise stays NumPy: sdekit's per-path streams (`sdekit.diffusion.model.step_normals`) give float64 normals, which
-`noise_like` moves to the state's device and dtype (``torch.from_numpy(z).to(device=..., dtype=...)``), so a float64
-torch run equals the NumPy run to rounding and no result depends on the batch size.
+Noise is drawn where the state lives (`sdekit.diffusion.samplers.run.sampler_normals`: sdekit's counter-based
+streams, on the CPU by Numba and on any other device by torch, the same numbers), so a float64 torch run equals the
+NumPy run to rounding and no result depends on the batch size. `noise_like` moves host normals to a state's device
+(for callers that bring their own).
 """
 
 from __future__ import annotations

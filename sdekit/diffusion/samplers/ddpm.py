@@ -31,8 +31,9 @@ Noise: the step leaving level k draws the noise source's draw k (by default sdek
 `sdekit.diffusion.samplers.run`), so each path's output depends only on (seed, path index), never on the batch size.
 
 Backends: x_K may be a float64 NumPy array or a torch tensor (float32 / float64, any device). For a tensor the whole
-run stays in torch on that device and dtype, the score is called on tensors, the normals are the same float64 stream
-moved there (`arrays.noise_like`), and the result is a tensor; a float64 torch run equals the NumPy run to rounding.
+run stays in torch on that device and dtype, the score is called on tensors, the normals are the same streams drawn
+on that device (`run.sampler_normals`), and the result is a tensor; a float64 torch run equals the NumPy run to
+rounding.
 """
 
 from __future__ import annotations

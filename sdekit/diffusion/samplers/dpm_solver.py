@@ -63,8 +63,8 @@ grid of the linear-beta VP is still pre-asymptotic there (fitted 1.4 .. 1.8).
 
 Backends: x_T may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays in
 torch on that device and dtype (the grid and all coefficients are Python floats), calls the score on tensors, uses
-the same float64 normals moved there (`arrays.noise_like`, SDE variant) and returns a tensor (equal to the NumPy run
-to rounding in float64). Each score output is checked for kind, shape and finiteness (`score_calls.ScoreCalls`:
+the same normals drawn on that device (`run.sampler_normals`, SDE variant) and returns a tensor (equal to the NumPy
+run to rounding in float64). Each score output is checked for kind, shape and finiteness (`score_calls.ScoreCalls`:
 on torch without a host synchronisation per call).
 """
 

@@ -37,8 +37,8 @@ min p 2e-24; 4-D min p 2e-67); 24 steps still fail (min p 3e-8 .. 6e-18); from 3
 in the NFE (10 .. 80).
 
 Backends: x_init may be a float64 NumPy array or a torch tensor (float32 / float64, any device); a tensor run stays
-in torch on that device and dtype, calls the score on tensors, uses the same float64 normals moved there
-(`arrays.noise_like`) and returns a tensor (equal to the NumPy run to rounding in float64). Each score output is
+in torch on that device and dtype, calls the score on tensors, uses the same normals drawn on that device
+(`run.sampler_normals`) and returns a tensor (equal to the NumPy run to rounding in float64). Each score output is
 checked for kind, shape and finiteness (`score_calls.ScoreCalls`: on torch without a host synchronisation per call).
 """
 

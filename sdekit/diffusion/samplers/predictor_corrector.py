@@ -40,11 +40,11 @@ Phi(z), z the first normal of step index i B + 2 + 2 j. Each path's output depen
 whenever the step size does not depend on the batch (snr_norms="per_sample", or corrector "none" / fixed steps).
 
 Backends: the state may be a float64 NumPy array or a torch tensor (float32 / float64, any device). A tensor run
-stays in torch on that device and dtype: score and log_prob are called on tensors, the normals are the same float64
-streams moved there (`arrays.noise_like`), MALA's log-uniforms log Phi(z) are computed in float64 NumPy (scipy's
-ndtr) and moved likewise, accept / reject is a row-wise torch.where, and the result is a tensor. Inside the loop the
-only host synchronisations are the documented per-step checks of log_prob (NaN) and of the snr step size (finite;
-it reads the pending score checks first); the score's finiteness is read every `score_calls.CHECK_EVERY` calls.
+stays in torch on that device and dtype: score and log_prob are called on tensors, the normals are the same streams
+drawn on that device (`run.sampler_normals`), MALA's log-uniforms log Phi(z) are computed there (log_ndtr), accept /
+reject is a row-wise torch.where, and the result is a tensor. Inside the loop the only host synchronisations are the
+documented per-step checks of log_prob (NaN) and of the snr step size (finite; it reads the pending score checks
+first); the score's finiteness is read every `score_calls.CHECK_EVERY` calls.
 """
 
 from __future__ import annotations

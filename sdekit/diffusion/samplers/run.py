@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from sdekit.diffusion.model import step_normals
-from sdekit.diffusion.samplers.arrays import State, as_like, dims, is_torch, noise_like
+from sdekit.diffusion.model import FIRST_SAMPLER_STREAM, step_normals
+from sdekit.diffusion.samplers.arrays import State, as_like, dims, is_torch
 from sdekit.diffusion.samplers.checks import check_path_offset, check_seed
 from sdekit.diffusion.samplers.score_calls import ScoreCalls
 from sdekit.errors import SDEKitError
@@ -75,11 +75,18 @@ class StepInfo:
 
 def sampler_normals(seed: int, step: int, like: State, path_offset: int = 0) -> State:
     """Standard normals of like's shape, kind, dtype and device for sampler step ``step``: row p is path
-    path_offset + p of stream 2 + step of sdekit's per-path counter streams keyed by seed; the trailing dimensions
-    are the draws in C order (`sdekit.noise.counter`)."""
+    path_offset + p of stream 2 + step of sdekit's counter-based streams keyed by seed; the trailing dimensions are
+    the draws in C order (`sdekit.noise.counter`). A torch state gets them drawn on its own device
+    (`sdekit.backends.torch.counter_noise`: the same numbers, bit-equal in float64; float32 is the float64 value
+    rounded), so no noise is copied from the host."""
     n, d = int(like.shape[0]), dims(like)
-    z = step_normals(seed, n, d, int(step), path_offset=path_offset)  # TEMP: counter streams land with the device noise
-    return noise_like(z, like).reshape(like.shape)
+    stream = FIRST_SAMPLER_STREAM + int(step)
+    if is_torch(like):
+        from sdekit.backends.torch.counter_noise import torch_counter_normals
+
+        return torch_counter_normals(seed, n, d, path_offset=path_offset, stream=stream, dtype=like.dtype,
+                                     device=like.device).reshape(like.shape)
+    return step_normals(seed, n, d, int(step), path_offset=path_offset).reshape(like.shape)
 
 
 class StreamNoise:

@@ -16,9 +16,10 @@ with 20 steps by
   euler_karras  Euler on Karras sigmas (Karras et al. 2022, eq. 5)  edm_sample euler | Euler...(use_karras_sigmas)
                                                                     | sample_euler
 
-from the same start, at batch sizes n = 1, 8, 64, 256. Every figure is the median of interleaved repeats after a
-warm-up; `floor` is the network alone (NFE forward passes at the same batch, timed in the same rounds), so
-``(t - floor) / steps`` is a library's overhead per sampler step. The outputs of the three libraries are compared
+from the same start, at batch sizes n = 1, 8, 64, 256. Every figure is the median of interleaved rounds after a
+warm-up (at least 5, up to 25 while a batch size has taken under 30 s); `floor` is the network alone (NFE forward
+passes at the same batch, timed in the same rounds), so ``(t - floor) / steps`` is a library's overhead per sampler
+step. The outputs of the three libraries are compared
 (max abs difference; float32 rounding is expected).
 
 k-diffusion is not a dependency: only ``k_diffusion/sampling.py`` is loaded from its wheel (``--k-diffusion-wheel``,
@@ -29,10 +30,11 @@ helper it uses (`append_dims`); the eps-network's denoiser (k-diffusion's Discre
 Another network plugs in through `NetworkCase` and `run_benchmark(case, ...)` (a diffusers-style eps network
 ``unet(x, timestep)`` returning ``.sample`` or a tensor, its example shape and its diffusers beta schedule).
 
-    python benchmarks/samplers_torch.py                # full run: n = 1, 8, 64, 256, 5 repeats
+    python benchmarks/samplers_torch.py                # full run: n = 1, 8, 64, 256 (about 10 min on 1 core)
     python benchmarks/samplers_torch.py --quick        # n = 1, 8: a smoke test (about a minute)
     python benchmarks/samplers_torch.py --profile      # also cProfile sdekit's samplers at n = 1
     python benchmarks/samplers_torch.py --batches 1 8 --repeats 3 --threads 1 --out DIR
+    python benchmarks/samplers_torch.py --replot       # rewrite the .md / .png from results/samplers_torch.json
 """
 
 from __future__ import annotations
@@ -329,9 +331,11 @@ def _max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def bench_batch(case: NetworkCase, setups: dict[str, SamplerSetup], n: int, repeats: int, seed: int,
-                budget_s: float) -> list[dict]:
-    """Every sampler and implementation at batch n: a warm-up (its output checked across libraries), then
-    ``repeats`` rounds, each running every (sampler, implementation, floor) once in turn; medians."""
+                budget_s: float, min_s: float = 0.0, max_rounds: int = 25) -> list[dict]:
+    """Every sampler and implementation at batch n: a warm-up (its output checked across libraries), then rounds,
+    each running every (sampler, implementation, floor) once in turn; medians. At least ``repeats`` rounds (at
+    least 3 once ``budget_s`` seconds are spent), more while under ``min_s`` seconds (up to ``max_rounds``): cheap
+    small batches get many rounds, which a shared machine needs."""
     z = torch.randn((n, *case.shape), generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
     recs = []
     calls: list[tuple[dict, Callable, torch.Tensor]] = []
@@ -355,7 +359,9 @@ def bench_batch(case: NetworkCase, setups: dict[str, SamplerSetup], n: int, repe
                 rec["agreement"] = agree
     spent = 0.0
     j0, c0, w0 = busy_jiffies(), time.process_time(), time.perf_counter()
-    for rep in range(repeats):
+    for rep in range(max(repeats, max_rounds)):
+        if rep >= repeats and spent >= min_s:
+            break
         for rec, fn, x0 in calls:
             with torch.no_grad():
                 t = timed(lambda fn=fn, x0=x0: fn(x0))
@@ -373,6 +379,7 @@ def bench_batch(case: NetworkCase, setups: dict[str, SamplerSetup], n: int, repe
         rec["batch_other_cores"] = other  # cores other processes kept busy during this batch's timed rounds
         rec["median_s"] = statistics.median(rec["seconds"])
         rec["median_cpu_s"] = statistics.median(rec["cpu_s"])
+        rec["min_s"] = min(rec["seconds"])
         rec["repeats"] = len(rec["seconds"])
         busy = [v for v in rec["other_cores"] if v is not None]
         rec["other_cores_median"] = statistics.median(busy) if busy else None
@@ -446,8 +453,35 @@ def overhead_breakdown(case: NetworkCase, n: int = 1, rounds: int = 7, calls: in
     return {k: statistics.median(v) for k, v in res.items()}
 
 
-def profile_sdekit(case: NetworkCase, setups: dict[str, SamplerSetup], n: int = 1, top: int = 18) -> dict[str, str]:
-    """cProfile (by own time) of sdekit's Euler and DPM-Solver++(2M) and of diffusers' Euler at batch n, 20 runs."""
+def free_network_overhead(case: NetworkCase, steps: int, kd: types.ModuleType | None, n: int = 1,
+                          rounds: int = 9, runs: int = 5) -> dict[str, dict[str, float]]:
+    """Each library's own cost per sampler step in microseconds at batch n: every sampler of `sampler_setups` run
+    with a network that costs nothing (`_free_net`, eps = its input) on ``case``'s shape and schedule; median over
+    interleaved rounds of ``runs`` runs each, divided by the steps."""
+    free = NetworkCase("free network", _free_net, case.shape, case.schedule, output="sample")
+    setups = sampler_setups(free, steps, kd)
+    z = torch.randn((n, *case.shape), generator=torch.Generator().manual_seed(5))
+    res: dict[str, dict[str, list[float]]] = {s: {impl: [] for impl in st.runners} for s, st in setups.items()}
+    with torch.no_grad():
+        for st in setups.values():
+            for fn in st.runners.values():
+                fn(z * st.start_scale)  # warm-up
+        for _ in range(rounds):
+            for s, st in setups.items():
+                x0 = z * st.start_scale
+                for impl, fn in st.runners.items():
+                    t0 = time.perf_counter()
+                    for _ in range(runs):
+                        fn(x0)
+                    res[s][impl].append((time.perf_counter() - t0) / (runs * steps) * 1e6)
+    return {s: {impl: statistics.median(v) for impl, v in d.items()} for s, d in res.items()}
+
+
+def profile_sdekit(case: NetworkCase, steps: int, kd: types.ModuleType | None, n: int = 1,
+                   top: int = 18) -> dict[str, str]:
+    """cProfile (by own time) of 100 runs of sdekit's Euler and DPM-Solver++(2M) and of diffusers' Euler at batch n
+    with a network that costs nothing (`_free_net`), so that the libraries' own work shows."""
+    setups = sampler_setups(NetworkCase("free network", _free_net, case.shape, case.schedule), steps, kd)
     z = torch.randn((n, *case.shape), generator=torch.Generator().manual_seed(1), dtype=torch.float32)
     out = {}
     targets = [(f"sdekit {s}", setups[s].runners["sdekit"], setups[s].start_scale) for s in ("euler", "dpmpp_2m")]
@@ -458,7 +492,7 @@ def profile_sdekit(case: NetworkCase, setups: dict[str, SamplerSetup], n: int = 
             fn(x0)
             prof = cProfile.Profile()
             prof.enable()
-            for _ in range(20):
+            for _ in range(100):
                 fn(x0)
             prof.disable()
         buf = io.StringIO()
@@ -472,7 +506,7 @@ def profile_sdekit(case: NetworkCase, setups: dict[str, SamplerSetup], n: int = 
 
 
 def run_benchmark(case: NetworkCase, batches: list[int], *, steps: int = 20, repeats: int = 5, seed: int = 7,
-                  wheel: str | Path = DEFAULT_WHEEL, threads: int = 1, budget_s: float = 120.0,
+                  wheel: str | Path = DEFAULT_WHEEL, threads: int = 1, budget_s: float = 120.0, min_s: float = 30.0,
                   profile: bool = False) -> dict:
     """Run the benchmark of this module on ``case`` and return the JSON document (see `write_results`)."""
     torch.set_num_threads(threads)
@@ -490,22 +524,24 @@ def run_benchmark(case: NetworkCase, batches: list[int], *, steps: int = 20, rep
         fwd = timed(lambda: [case.unet(z, torch.full((8,), 500.0)) for _ in range(10)])
     recs: list[dict] = []
     for n in batches:
-        recs += bench_batch(case, setups, n, repeats, seed, budget_s)
+        recs += bench_batch(case, setups, n, repeats, seed, budget_s, min_s)
         for row in ratios([r for r in recs if r["batch"] == n], steps):
             ms = row["ms"]
             print(f"n={n:4d} {row['sampler']:13s} " + "  ".join(f"{k} {v:8.2f}" for k, v in ms.items())
                   + f"  ms | sdekit/diffusers {row['sdekit_over_diffusers']:.2f}", flush=True)
+    free_us = free_network_overhead(case, steps, kd)
     info["loadavg_after"] = os.getloadavg()
     doc = {"machine": info, "versions": package_versions(("sdekit", "torch", "numpy", "diffusers", "scipy")),
            "config": {"case": case.name, "network": case.description, "shape": list(case.shape),
                       "schedule": case.schedule, "steps": steps, "spacing": SPACING, "batches": batches,
-                      "repeats": repeats, "seed": seed, "threads": threads, "dtype": "float32",
+                      "repeats": repeats, "min_seconds": min_s, "budget_seconds": budget_s, "seed": seed,
+                      "threads": threads, "dtype": "float32",
                       "k_diffusion_wheel": str(wheel) if kd is not None else None,
                       "forward_ms_at_n8": 1e3 * fwd.wall_s / 10},
-           "notes": notes, "records": recs, "rows": ratios(recs, steps)}
+           "notes": notes, "records": recs, "rows": ratios(recs, steps), "free_network_us_per_step_n1": free_us}
     if profile:
         doc["overhead_us_per_call_n1"] = overhead_breakdown(case)
-        doc["profile"] = profile_sdekit(case, setups)
+        doc["profile"] = profile_sdekit(case, steps, kd)
     return doc
 
 
@@ -521,8 +557,8 @@ def markdown(doc: dict, command: str) -> str:
            f"date (UTC) {info['date_utc']}",
            f"* network: {cfg['network']}; one forward pass at n = 8: {cfg['forward_ms_at_n8']:.2f} ms",
            f"* schedule: {cfg['schedule']}, timestep_spacing '{cfg['spacing']}', {cfg['steps']} steps, float32, "
-           f"start from the same N(0, I) draw (seed {cfg['seed']}); median of up to {cfg['repeats']} interleaved "
-           "rounds after a warm-up", ""]
+           f"start from the same N(0, I) draw (seed {cfg['seed']}); median of interleaved rounds "
+           f"after a warm-up (at least {cfg['repeats']}, more while under {cfg['min_seconds']:g} s per batch size)", ""]
     per_batch = {r["batch"]: (r["repeats"], r.get("batch_other_cores")) for r in doc["records"]}
     out += ["Rounds and load per batch size (other processes' busy cores during the timed rounds, from /proc/stat): "
             + "; ".join(f"n = {n}: {k} rounds, {'?' if o is None else f'{o:.2f}'} cores"
@@ -562,15 +598,33 @@ def markdown(doc: dict, command: str) -> str:
         if has_kd:
             cells.append(f"{ov.get('k_diffusion', float('nan')):.3f}")
         out.append("| " + " | ".join(cells) + " |")
+    free = doc["free_network_us_per_step_n1"]
+    impls = [i for i in IMPLS if any(i in d for d in free.values())]
+    out += ["", "## Library overhead per step with a free network (n = 1)", "",
+            "Each sampler run with a network that costs nothing (it returns its input), microseconds per sampler "
+            "step (20 steps; Heun makes 39 calls): the libraries' own work, without the network's timing noise.", "",
+            "| sampler | " + " | ".join(f"{i} us/step" for i in impls) + " | sdekit/diffusers |",
+            "|" + "|".join(["---"] * (len(impls) + 2)) + "|"]
+    for name, d in free.items():
+        out.append(f"| {SAMPLER_NAMES[name]} | " + " | ".join(f"{d[i]:.1f}" if i in d else "-" for i in impls)
+                   + f" | {d['sdekit'] / d['diffusers']:.2f} |")
     out += ["", "## Agreement of the outputs (same start, float32)", "",
-            "| sampler | n | max abs x | sdekit vs diffusers | sdekit vs k-diff | diffusers vs k-diff |",
-            "|---|---|---|---|---|---|"]
+            "Max abs differences of the final samples; ulp: the float32 spacing at max |x|.", "",
+            "| sampler | n | max abs x | ulp | sdekit vs diffusers | sdekit vs k-diff | diffusers vs k-diff |",
+            "|---|---|---|---|---|---|---|"]
     for r in doc["rows"]:
         a = r["agreement"]
-        out.append(f"| {SAMPLER_NAMES[r['sampler']]} | {r['batch']} | {a['max_abs_x']:.3g} | "
+        ulp = float(np.spacing(np.float32(a["max_abs_x"])))
+        out.append(f"| {SAMPLER_NAMES[r['sampler']]} | {r['batch']} | {a['max_abs_x']:.3g} | {ulp:.2g} | "
                    f"{a.get('sdekit_vs_diffusers', float('nan')):.2e} | "
                    f"{a.get('sdekit_vs_k_diffusion', float('nan')):.2e} | "
                    f"{a.get('diffusers_vs_k_diffusion', float('nan')):.2e} |")
+    worst = max((v / float(np.spacing(np.float32(r["agreement"]["max_abs_x"])))
+                 for r in doc["rows"] for k, v in r["agreement"].items() if "_vs_" in k), default=float("nan"))
+    out += ["", f"Largest difference: {worst:.0f} float32 ulps of max |x| (the libraries compute their coefficients "
+            "in different precisions and orders: sdekit in float64 Python floats, diffusers and k-diffusion partly "
+            "in float32 tensors; DDIM and DPM-Solver step in VP coordinates, through x0hat = (x - sigma eps) / "
+            "alpha with 1 / alpha up to 1 / alpha_K, the Euler family in x / alpha)."]
     out += ["", "k-diffusion has no DDIM: its row runs `sample_euler` on the same levels, which is the same map for an "
             "eps network (x/alpha moves by (sigma' - sigma) eps: Song et al. 2021, eq. 14; Karras et al. 2022, "
             "section 3).", ""]
@@ -580,11 +634,11 @@ def markdown(doc: dict, command: str) -> str:
         out += [f"| {k} | {v:.1f} |" for k, v in doc["overhead_us_per_call_n1"].items()]
         out += [""]
     if "profile" in doc:
-        out += ["## Profile at n = 1 (cProfile, 20 runs, by own time)", ""]
+        out += ["## Profile at n = 1 with a free network (cProfile, 100 runs of 20 steps, by own time)", ""]
         for label, text in doc["profile"].items():
             lines = [ln for ln in text.splitlines() if ln.strip()]
             start = next((i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls")), 0)
-            out += [f"### {label}", "", "```", *lines[max(0, start - 2):start + 19], "```", ""]
+            out += [f"### {label}", "", "```", lines[0], *lines[start:start + 19], "```", ""]
     return "\n".join(out) + "\n"
 
 
@@ -593,6 +647,7 @@ def plot(doc: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     rows = doc["rows"]
     samplers = [s for s in SAMPLERS if any(r["sampler"] == s for r in rows)]
@@ -605,15 +660,21 @@ def plot(doc: dict, path: Path) -> None:
             if impl in rs[0]["ms"]:
                 axes[0, j].loglog(ns, [r["ms"][impl] for r in rs], fmt, color=color, label=impl, ms=4)
                 if impl != "floor":
-                    axes[1, j].semilogx(ns, [r["overhead_ms_per_step"][impl] for r in rs], fmt, color=color,
+                    axes[1, j].semilogx(ns, [r["cpu_overhead_ms_per_step"][impl] for r in rs], fmt, color=color,
                                         label=impl, ms=4)
         axes[0, j].set_title(f"{SAMPLER_NAMES[s]} (NFE {rs[0]['nfe']})", fontsize=9)
         axes[1, j].axhline(0.0, color="0.6", lw=0.6)
         axes[1, j].set_xlabel("batch size n")
         for ax in axes[:, j]:
             ax.grid(True, which="both", alpha=0.3)
+            ax.set_xticks(ns)
+            ax.xaxis.set_major_formatter(ticker.FixedFormatter([str(v) for v in ns]))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        axes[0, j].yaxis.set_minor_locator(ticker.LogLocator(subs=(2.0, 5.0)))
+        axes[0, j].yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        axes[0, j].yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
     axes[0, 0].set_ylabel("ms per batch")
-    axes[1, 0].set_ylabel("overhead ms per step\n(time - floor) / steps")
+    axes[1, 0].set_ylabel("overhead ms per step\n(CPU time - floor) / steps")
     axes[0, 0].legend(fontsize=7)
     info = doc["machine"]
     fig.suptitle(f"{doc['config']['case']}, {doc['config']['steps']} steps, float32 - {info['cpu']}, "
@@ -625,9 +686,11 @@ def plot(doc: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="n = 1, 8 and 5 repeats (a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="n = 1, 8 and 8 s per batch size (a smoke test)")
     parser.add_argument("--batches", type=int, nargs="+", default=None)
-    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=5, help="least number of rounds")
+    parser.add_argument("--min-seconds", type=float, default=None,
+                        help="more rounds while a batch size has taken less (default 30, 8 with --quick)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
@@ -635,18 +698,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k-diffusion-wheel", default=DEFAULT_WHEEL)
     parser.add_argument("--profile", action="store_true", help="add a cProfile of sdekit's samplers at n = 1")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--replot", action="store_true", help="rewrite the .md and .png from the .json in --out")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.replot:
+        doc = json.loads((out / "samplers_torch.json").read_text())
+        (out / "samplers_torch.md").write_text(markdown(doc, doc["command"]))
+        plot(doc, out / "samplers_torch.png")
+        return 0
     batches = args.batches or ([1, 8] if args.quick else [1, 8, 64, 256])
-    repeats = args.repeats or 5
+    min_s = args.min_seconds if args.min_seconds is not None else (8.0 if args.quick else 30.0)
     case = synthetic_case()
-    doc = run_benchmark(case, batches, steps=args.steps, repeats=repeats, seed=args.seed,
-                        wheel=args.k_diffusion_wheel, threads=args.threads, budget_s=args.budget,
+    doc = run_benchmark(case, batches, steps=args.steps, repeats=args.repeats, seed=args.seed,
+                        wheel=args.k_diffusion_wheel, threads=args.threads, budget_s=args.budget, min_s=min_s,
                         profile=args.profile)
     doc["config"]["quick"] = args.quick
-    command = "python benchmarks/samplers_torch.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    out = Path(args.out)
+    doc["command"] = ("python benchmarks/samplers_torch.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     out.mkdir(parents=True, exist_ok=True)
-    md = markdown(doc, command.strip())
+    md = markdown(doc, doc["command"])
     (out / "samplers_torch.md").write_text(md)
     (out / "samplers_torch.json").write_text(json.dumps(doc, indent=1))
     try:

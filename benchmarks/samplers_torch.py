@@ -27,8 +27,9 @@ default /tmp/dl/k_diffusion-0.1.1.post1-py3-none-any.whl) inside a stub package 
 helper it uses (`append_dims`); the eps-network's denoiser (k-diffusion's DiscreteEpsDDPMDenoiser convention) is
 `KDiffusionEpsDenoiser` below. Without the wheel the k-diffusion columns are skipped with a note.
 
-Another network plugs in through `NetworkCase` and `run_benchmark(case, ...)` (a diffusers-style eps network
-``unet(x, timestep)`` returning ``.sample`` or a tensor, its example shape and its diffusers beta schedule).
+Another network plugs in through `NetworkCase` (a diffusers-style eps network ``unet(x, timestep)`` returning
+``.sample`` or a tensor, its example shape and its diffusers beta schedule): ``doc = run_benchmark(case, [1, 8]);
+doc["command"] = "..."; write_results(doc, Path("benchmarks/results"), "samplers_torch_digits")``.
 
     python benchmarks/samplers_torch.py                # full run: n = 1, 8, 64, 256 (about 10 min on 1 core)
     python benchmarks/samplers_torch.py --quick        # n = 1, 8: a smoke test (about a minute)
@@ -508,7 +509,10 @@ def profile_sdekit(case: NetworkCase, steps: int, kd: types.ModuleType | None, n
 def run_benchmark(case: NetworkCase, batches: list[int], *, steps: int = 20, repeats: int = 5, seed: int = 7,
                   wheel: str | Path = DEFAULT_WHEEL, threads: int = 1, budget_s: float = 120.0, min_s: float = 30.0,
                   profile: bool = False) -> dict:
-    """Run the benchmark of this module on ``case`` and return the JSON document (see `write_results`)."""
+    """Run the benchmark of this module on ``case`` (batch sizes ``batches``) and return the JSON document: the
+    machine and its load, config, per-run records, per-(sampler, batch) rows with ratios and agreement, the
+    free-network overhead per step, and with ``profile`` the overhead breakdown and cProfile tables. Set
+    doc["command"] and pass it to `write_results`."""
     torch.set_num_threads(threads)
     info = machine()
     info.update(loadavg_before=os.getloadavg(), torch_threads=torch.get_num_threads(),
@@ -684,6 +688,20 @@ def plot(doc: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def write_results(doc: dict, out: Path, stem: str = "samplers_torch") -> str:
+    """Write ``doc`` (from `run_benchmark`, with "command" set) as out/stem.json, out/stem.md and out/stem.png;
+    returns the markdown. Another network's results go under another stem."""
+    out.mkdir(parents=True, exist_ok=True)
+    md = markdown(doc, doc["command"])
+    (out / f"{stem}.md").write_text(md)
+    (out / f"{stem}.json").write_text(json.dumps(doc, indent=1))
+    try:
+        plot(doc, out / f"{stem}.png")
+    except ImportError:
+        print("note: matplotlib not importable, no figure")
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="n = 1, 8 and 8 s per batch size (a smoke test)")
@@ -702,27 +720,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.replot:
-        doc = json.loads((out / "samplers_torch.json").read_text())
-        (out / "samplers_torch.md").write_text(markdown(doc, doc["command"]))
-        plot(doc, out / "samplers_torch.png")
+        write_results(json.loads((out / "samplers_torch.json").read_text()), out)
         return 0
     batches = args.batches or ([1, 8] if args.quick else [1, 8, 64, 256])
     min_s = args.min_seconds if args.min_seconds is not None else (8.0 if args.quick else 30.0)
-    case = synthetic_case()
-    doc = run_benchmark(case, batches, steps=args.steps, repeats=args.repeats, seed=args.seed,
+    doc = run_benchmark(synthetic_case(), batches, steps=args.steps, repeats=args.repeats, seed=args.seed,
                         wheel=args.k_diffusion_wheel, threads=args.threads, budget_s=args.budget, min_s=min_s,
                         profile=args.profile)
     doc["config"]["quick"] = args.quick
     doc["command"] = ("python benchmarks/samplers_torch.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
-    out.mkdir(parents=True, exist_ok=True)
-    md = markdown(doc, doc["command"])
-    (out / "samplers_torch.md").write_text(md)
-    (out / "samplers_torch.json").write_text(json.dumps(doc, indent=1))
-    try:
-        plot(doc, out / "samplers_torch.png")
-    except ImportError:
-        print("note: matplotlib not importable, no figure")
-    print(md)
+    print(write_results(doc, out))
     return 0
 
 

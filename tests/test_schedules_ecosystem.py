@@ -495,3 +495,15 @@ BAD = [
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(SDEKitError, match=match):
         call()
+
+
+def test_float_timestep_lookup_equals_the_array_path_to_the_bit():
+    """The fast path for one Python float (a sampler's level) gives the array path's numbers exactly."""
+    sched = DiscreteSchedule.scaled_linear(1000)
+    rng = np.random.default_rng(3)
+    queries = np.concatenate([sched.sigmas_edm[[0, 1, 500, 998, 999]], np.exp(rng.uniform(-6, 6, 200))])
+    for interpolation in ("log", "linear"):
+        fast = [sched.timestep_of_sigma(float(q), interpolation=interpolation) for q in queries]
+        slow = sched.timestep_of_sigma(queries, interpolation=interpolation)
+        assert np.array_equal(np.array(fast), slow)
+    assert sched.timestep_of_sigma(float(sched.sigmas_edm[500])) == 500.0

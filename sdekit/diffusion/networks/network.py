@@ -79,6 +79,10 @@ def _coefficient(v: Any, name: str, x: Any) -> Any:
         return per_row(v, x)
     if isinstance(v, bool):
         raise SDEKitError(f"{name} must be a real number; got {v!r}")
+    if type(v) is float:  # a sampler's level: no array conversion
+        if not math.isfinite(v):
+            raise SDEKitError(f"{name} must be finite; got {v!r}")
+        return v
     a = real_array(v, name)
     if a.size == 1:
         return float(a.reshape(()))

@@ -6,9 +6,9 @@ graph). Those checks are on the host. Finiteness costs one elementwise pass and 
 row's entries):
 
 - NumPy: checked at once;
-- torch: the index of the first non-finite row (n when there is none) stays on the device, and the indices of the
-  latest calls are read in one host synchronisation every `CHECK_EVERY` calls and at the end of the run
-  (`ScoreCalls.finish`), as the torch backend's solver loop does (`sdekit.backends.torch.runner`).
+- torch: each call's (n,) record of finite rows stays on the device (two kernels per call), and the records of the
+  latest calls are reduced to their first bad rows and read in one host synchronisation every `CHECK_EVERY` calls
+  and at the end of the run (`ScoreCalls.finish`), as the torch backend's solver loop does.
 
 Either way the error is a `ScoreNonFiniteError` naming the path, the sampler step (counted from 0 in the order the
 steps run) and the noise level (alpha, sigma) of the first call that returned NaN or infinity.
@@ -29,12 +29,22 @@ __all__ = ["CHECK_EVERY", "ScoreCalls"]
 CHECK_EVERY = 32  # torch: calls between host reads of the finiteness record (the torch backend's interval)
 
 
-def _first_bad_row_torch(s: Any) -> Any:
-    """0-d tensor: the first row of s with a NaN or an infinity, or n (= s.shape[0]) when every row is finite."""
+def _rows_ok_torch(s: Any) -> Any:
+    """(n,) bool tensor: whether each row of s is finite (two kernels; the first bad row is found at the read)."""
     import torch
 
-    ok = torch.isfinite(s.reshape(s.shape[0], -1)).all(dim=1)
-    return torch.argmin(torch.cat([ok, ok.new_zeros(1)]).to(torch.uint8))
+    return torch.isfinite(s.reshape(s.shape[0], -1)).all(dim=1)
+
+
+def _first_bad_rows(oks: list) -> list[int]:
+    """For each call's (n,) record, the first non-finite row, or n when all are finite (one host read)."""
+    import torch
+
+    bad = ~torch.stack(oks)
+    n = bad.shape[1]
+    first = torch.where(bad.any(dim=1), bad.to(torch.uint8).argmax(dim=1), torch.full_like(bad[:, 0], n,
+                                                                                         dtype=torch.int64))
+    return first.tolist()
 
 
 class ScoreCalls:
@@ -53,7 +63,7 @@ class ScoreCalls:
             raise ScoreShapeError.of_shapes(tuple(s.shape), tuple(x.shape), self.name)
         self.nfe += 1
         if is_torch(s):
-            self._pending.append((_first_bad_row_torch(s), int(s.shape[0]), step, alpha, sigma, t))
+            self._pending.append((_rows_ok_torch(s), int(s.shape[0]), step, alpha, sigma, t))
             if len(self._pending) >= CHECK_EVERY:
                 self.flush()
         elif not np.isfinite(s).all():
@@ -65,9 +75,7 @@ class ScoreCalls:
         """Read the pending torch finiteness record (one host synchronisation) and raise at its first bad call."""
         if not self._pending:
             return
-        import torch
-
-        codes = torch.stack([p[0] for p in self._pending]).tolist()
+        codes = _first_bad_rows([p[0] for p in self._pending])
         pending, self._pending = self._pending, []
         for code, (_, n, step, alpha, sigma, t) in zip(codes, pending):
             if code < n:

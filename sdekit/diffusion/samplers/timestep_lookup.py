@@ -13,6 +13,8 @@ so t is clamped to [0, K - 1] and equals j exactly at x = x_j. torch is imported
 
 from __future__ import annotations
 
+import bisect
+import math
 from typing import Any
 
 import numpy as np
@@ -37,7 +39,25 @@ def lookup_timestep(sigmas: np.ndarray, sigma: Any, rounding: str, interpolation
     torch_tables: a dict used to keep the table on each (device, dtype) between calls."""
     if _is_tensor(sigma):
         return _lookup_torch(sigmas, sigma, rounding, interpolation, {} if torch_tables is None else torch_tables)
+    if (type(sigma) is float and rounding == "interpolate" and torch_tables is not None and math.isfinite(sigma)
+            and sigma > 0 and sigmas.shape[0] > 1):
+        return _lookup_float(sigmas, sigma, interpolation, torch_tables)
     return _lookup_numpy(sigmas, sigma, rounding, interpolation)
+
+
+def _lookup_float(sigmas: np.ndarray, sigma: float, interpolation: str, cache: dict) -> float:
+    """The "interpolate" lookup of one Python float (a sampler's level), with the table kept as a Python list in
+    ``cache``: the same floating-point operations as `_lookup_numpy`, without its array overhead (~30 us a call)."""
+    key = ("float-table", interpolation)
+    table = cache.get(key)
+    if table is None:
+        table = (np.log(sigmas) if interpolation == "log" else sigmas).tolist()
+        cache[key] = table
+    x = float(np.log(sigma)) if interpolation == "log" else sigma
+    k = len(table)
+    j = min(max(bisect.bisect_right(table, x) - 1, 0), k - 2)
+    w = min(max((x - table[j]) / (table[j + 1] - table[j]), 0.0), 1.0)
+    return j + w
 
 
 def _lookup_numpy(sigmas: np.ndarray, sigma: Any, rounding: str, interpolation: str) -> Any:

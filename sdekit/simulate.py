@@ -90,7 +90,9 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     dtype: "float64" (default) or "float32"; on the torch backend the default is x0's dtype when x0 is a tensor.
     backend: "numba" (compiled kernels), "numpy" (the reference) or "torch" (torchsde / torchdiffeq on the device
     of x0, or ``device``; solver names are torchsde's or torchdiffeq's, or sdekit's for the same method; the
-    Brownian increments are the Numba backend's; adjoint=True solves an ODE with torchdiffeq's adjoint).
+    Brownian increments are the Numba backend's; adjoint=True solves an ODE with torchdiffeq's adjoint;
+    solver="fused_euler_maruyama" or "fused_heun" runs sdekit's own fixed-step loop instead of torchsde, with
+    counter-based noise drawn on the device: `sdekit.backends.torch.fused`).
     Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats; ys is a tensor on torch.
     """
     if not isinstance(problem, (SDE, ODE)):

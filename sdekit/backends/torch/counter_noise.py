@@ -29,9 +29,11 @@ from sdekit.errors import SDEKitError
 from sdekit.noise.counter import INV_2_53, U64_RANGE, check_counter_args, fill_counter_normals, stream_base
 from sdekit.noise.inverse_normal import (
     CENTRAL_R0,
+    HALF_EXPONENT_BITS,
     LN2_HI,
     LN2_LO,
     LOG_LG,
+    MANTISSA_BITS,
     NEAR_TAIL_SHIFT,
     PPND16_A,
     PPND16_B,
@@ -50,8 +52,6 @@ from sdekit.noise.streams import GOLDEN, MIX1, MIX2
 
 FLOAT_DTYPES = (torch.float64, torch.float32)
 _MASK64 = (1 << 64) - 1
-_MANTISSA = (1 << 52) - 1
-_HALF_EXPONENT = 1022 << 52  # the exponent field of [1/2, 1)
 
 
 def as_int64(v: int) -> int:
@@ -90,7 +90,7 @@ def _frexp(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     torch 2.13 fails to compile."""
     bits = x.view(torch.int64)
     e = ((bits >> 52) & 0x7FF) - 1022
-    m = ((bits & _MANTISSA) | _HALF_EXPONENT).view(torch.float64)
+    m = ((bits & MANTISSA_BITS) | HALF_EXPONENT_BITS).view(torch.float64)
     return m, e
 
 

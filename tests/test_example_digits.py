@@ -4,11 +4,14 @@ Checks, each with the planted bug that fails it:
 
 * the eps loss falls: the mean of the last 10% of steps is below 0.5 of the first 10% (measured 0.30); a run whose
   weights never move stays near 1;
-* every sampler of `SAMPLERS` (eight, each at its quick budget of model evaluations, through `DiffusionNetwork`)
-  gives finite digits of shape (n, 1, 8, 8) whose Fréchet distance to the held-out digits is below 0.3 of that of
-  N(0, I) noise on both feature maps (measured 0.10-0.21 of it on pca16 and 0.04-0.10 on mlp64) and above the
-  real-vs-real floor; with the network's eps prediction sign-flipped every sampler gives digits as far as noise
-  (0.95-1.05 of noise's FD), so the threshold fails for each of them;
+* every sampler of `SAMPLERS` (eight, each at its quick budget of model evaluations, through `DiffusionNetwork` on
+  (n, 1, 8, 8) batches) gives finite digits of that shape whose Fréchet distance to the held-out digits is below 0.3
+  of that of N(0, I) noise on both feature maps (measured 0.08-0.21 of it on pca16 and 0.04-0.11 on mlp64); with
+  the network's eps prediction sign-flipped every sampler's digits are as far as noise (1.07-1.16 of noise's FD on
+  pca16, 0.95-0.99 on mlp64; 32 digits, budgets of at most 11), so the same threshold fails for each of them. (No
+  sampler is required to stay above the real-vs-real floor: the FD's own noise at this size is large, and the full
+  run has the reverse SDE below one draw of the floor);
+* the results are written: a grid per sampler, the FD-vs-NFE plot, results.md / .json with the run's rows;
 * the held-out bits per dimension through the PF-ODE are finite and below those of a standard normal density on the
   same points (measured 2.5 against 4.9); the untrained net (its zero output layer predicts eps = 0) is above the
   standard normal (11.7), so the bound is not met by construction;
@@ -61,25 +64,26 @@ def test_every_sampler_gives_digits_not_noise(example, quick):
     res, _ = quick
     names = [r.sampler for r in res.rows]
     assert len(set(names)) >= 5 and sorted(names) == sorted(example.SAMPLERS), names  # one budget each
-    noise, floor = res.reference[example.NOISE], res.reference[example.FLOOR]
+    noise = res.reference[example.NOISE]
     for r in res.rows:
         assert r.x.shape == (res.config.n_samples, 1, 8, 8) and np.all(np.isfinite(r.x)), (r.sampler, r.x.shape)
         assert 0 < r.nfe <= example.SAMPLERS[r.sampler].quick_nfe + 1, (r.sampler, r.nfe)
         for feature in ("pca16", "mlp64"):
             assert r.fd[feature] < 0.3 * noise[feature], (r.sampler, feature, r.fd, noise)
-            assert floor[feature] < r.fd[feature], (r.sampler, feature, r.fd, floor)  # the floor is the floor
 
 
 def test_flipped_prediction_fails_every_sampler(example, quick):
-    """Planted bug: the network's eps prediction read with its sign flipped; every sampler's digits are then as far
-    from the held-out digits as noise is (measured 0.95-1.05 of noise's FD), above the 0.3 threshold."""
+    """Planted bug: the network's eps prediction read with its sign flipped; every sampler's digits (32, at budgets
+    of at most 11 model evaluations) are then as far from the held-out digits as noise is (measured 0.95-1.16 of
+    noise's FD), above the 0.3 threshold."""
     res, _ = quick
-    n = 64
+    n = 32
     flipped = example.ScoreModel(_Negated(res.trained.model.net), example.FORWARD, parametrization="eps")
     cfg = dataclasses.replace(res.config, n_samples=n)
     judge = example.Judge(example.load_split())
     noise = judge.noise(n)
-    rows = example.sample_all(flipped, judge, cfg)
+    cheap = {name: dataclasses.replace(s, quick_nfe=min(s.quick_nfe, 11)) for name, s in example.SAMPLERS.items()}
+    rows = example.sample_all(flipped, judge, cfg, cheap)
     assert len(rows) == len(example.SAMPLERS)
     for r in rows:
         assert r.x.shape == (n, 1, 8, 8)

@@ -641,7 +641,8 @@ def save_grid(images: np.ndarray, path: Path, title: str = "", columns: int = 10
 
 def save_sampler_grid(rows: list[SampleRow], path: Path, columns: int = 16) -> None:
     """One sampler's digits at each of its budgets, one line of ``columns`` digits per NFE (the same prior draws, so
-    a column follows one starting point as the NFE grows)."""
+    for a deterministic sampler a column follows one starting point as the NFE grows; a stochastic one draws other
+    noise on each grid)."""
     plt = _pyplot()
     fig, axes = plt.subplots(len(rows), 1, figsize=(columns * 0.45 + 0.9, len(rows) * 0.5 + 0.35), squeeze=False)
     for ax, row in zip(axes[:, 0], rows):

@@ -162,6 +162,42 @@ def synthetic_case(width: int = 16, blocks: int = 2, seed: int = 0) -> NetworkCa
                                    f"{n_params} parameters, float32")
 
 
+class DigitsUNet(nn.Module):
+    """The trained digits eps-network of examples/digits.py (ConvScoreNet on (1, 8, 8), conditioned on lambda =
+    log(alpha / sigma) of the VP SDE) as a diffusers-style ``unet(x, timestep)`` on the DDPM linear schedule: the
+    timestep's lambda is read from the schedule (linear interpolation between levels for a fractional timestep).
+    Both kernels are VP, so x needs no rescaling."""
+
+    def __init__(self, net: nn.Module, lambdas: np.ndarray) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("lambdas", torch.as_tensor(lambdas, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor, timestep: Any) -> torch.Tensor:
+        t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(x.shape[0])
+        lo = t.floor().clamp(0, self.lambdas.shape[0] - 2).long()
+        lam = torch.lerp(self.lambdas[lo], self.lambdas[lo + 1], t - lo)
+        return self.net(x, lam)
+
+
+def digits_case() -> NetworkCase:
+    """The digits model (examples/digits.py, trained or loaded from its cache) on (1, 8, 8), DDPM's linear schedule
+    (K = 1000, 1e-4 .. 0.02: the discretisation of the VP SDE it was trained on)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    import digits  # noqa: PLC0415
+
+    trained = digits.train(digits.load_split(), digits.FULL, digits.default_cache_dir())
+    abar = np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000))
+    lambdas = 0.5 * (np.log(abar) - np.log1p(-abar))
+    unet = DigitsUNet(trained.model.net.float().eval(), lambdas)
+    n_params = sum(p.numel() for p in unet.net.parameters())
+    return NetworkCase("digits (1, 8, 8)", unet, (1, 8, 8),
+                       schedule={"num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02,
+                                 "beta_schedule": "linear"},
+                       output=None, description=f"examples/digits.py ConvScoreNet ({n_params} parameters, "
+                                                f"{'cached' if trained.cached else 'trained'} weights), float32")
+
+
 def _prediction(case: NetworkCase, out: Any) -> torch.Tensor:
     return out if case.output is None else getattr(out, case.output)
 
@@ -717,19 +753,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="add a cProfile of sdekit's samplers at n = 1")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--replot", action="store_true", help="rewrite the .md and .png from the .json in --out")
+    parser.add_argument("--network", choices=("synthetic", "digits"), default="synthetic",
+                        help="the synthetic (3, 32, 32) network or the trained digits model of examples/digits.py")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    stem = "samplers_torch" if args.network == "synthetic" else "samplers_torch_digits"
     if args.replot:
-        write_results(json.loads((out / "samplers_torch.json").read_text()), out)
+        write_results(json.loads((out / f"{stem}.json").read_text()), out, stem)
         return 0
     batches = args.batches or ([1, 8] if args.quick else [1, 8, 64, 256])
     min_s = args.min_seconds if args.min_seconds is not None else (8.0 if args.quick else 30.0)
-    doc = run_benchmark(synthetic_case(), batches, steps=args.steps, repeats=args.repeats, seed=args.seed,
+    case = synthetic_case() if args.network == "synthetic" else digits_case()
+    doc = run_benchmark(case, batches, steps=args.steps, repeats=args.repeats, seed=args.seed,
                         wheel=args.k_diffusion_wheel, threads=args.threads, budget_s=args.budget, min_s=min_s,
                         profile=args.profile)
     doc["config"]["quick"] = args.quick
     doc["command"] = ("python benchmarks/samplers_torch.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
-    print(write_results(doc, out))
+    print(write_results(doc, out, stem))
     return 0
 
 

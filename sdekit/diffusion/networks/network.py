@@ -39,7 +39,7 @@ from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.networks.guidance import Guidance, apply_guidance
 from sdekit.diffusion.networks.native import Native
-from sdekit.diffusion.networks.predictions import PREDICTIONS, to_x0_eps
+from sdekit.diffusion.networks.predictions import PREDICTIONS, to_eps, to_x0_eps
 from sdekit.diffusion.networks.thresholding import Threshold, threshold_x0
 from sdekit.diffusion.samplers.arrays import is_torch, per_row
 from sdekit.diffusion.samplers.checks import check_real
@@ -211,17 +211,22 @@ class DiffusionNetwork:
     def predict(self, x: Any, alpha: Any, sigma: Any) -> tuple[Any, Any]:
         """(x0hat, epshat) at x = alpha x_0 + sigma eps (steps 1-3 of the module docstring), in x's kind, dtype and
         shape. alpha > 0, sigma > 0: numbers, or one value per row."""
+        return self._run(x, alpha, sigma, True)
+
+    def _run(self, x: Any, alpha: Any, sigma: Any, want_x0: bool) -> tuple[Any, Any]:
+        """`predict`, with x0hat left out (None) when not wanted and not needed (no preconditioning, no threshold)."""
         numpy_in = not is_torch(x)
         if numpy_in and self.is_torch_net:
             import torch
 
             xt = torch.as_tensor(real_array(x, "x"), dtype=self._net_dtype(torch.float64), device=self._net_device())
             with torch.no_grad():
-                x0, eps = self._predict(xt, alpha, sigma)
-            return (x0.detach().cpu().numpy().astype(np.float64), eps.detach().cpu().numpy().astype(np.float64))
-        return self._predict(x if not numpy_in else real_array(x, "x"), alpha, sigma)
+                x0, eps = self._predict(xt, alpha, sigma, want_x0)
+            return (None if x0 is None else x0.detach().cpu().numpy().astype(np.float64),
+                    eps.detach().cpu().numpy().astype(np.float64))
+        return self._predict(x if not numpy_in else real_array(x, "x"), alpha, sigma, want_x0)
 
-    def _predict(self, x: Any, alpha: Any, sigma: Any) -> tuple[Any, Any]:
+    def _predict(self, x: Any, alpha: Any, sigma: Any, want_x0: bool = True) -> tuple[Any, Any]:
         shape_in = tuple(x.shape)
         if self.shape is not None and shape_in[1:] != self.shape:
             if math.prod(shape_in[1:]) != math.prod(self.shape):
@@ -231,7 +236,7 @@ class DiffusionNetwork:
         a = _coefficient(alpha, "alpha", x)
         s = _coefficient(sigma, "sigma", x)
         m, a_star, s_star, c = self.native.level(a, s)
-        x_star = m * x
+        x_star = x if (type(m) is float and m == 1.0) else m * x
         x_net, pre = x_star, None
         if self.precondition == "edm":
             sig = s_star / a_star
@@ -242,6 +247,8 @@ class DiffusionNetwork:
         if pre is not None:
             x0 = pre[0] * x_star + pre[1] * pred
             eps = (x_star - a_star * x0) / s_star
+        elif not want_x0 and self.threshold is None:
+            return None, to_eps(self.prediction, pred, x_star, a_star, s_star).reshape(shape_in)
         else:
             x0, eps = to_x0_eps(self.prediction, pred, x_star, a_star, s_star)
         if self.threshold is not None:
@@ -270,11 +277,11 @@ class DiffusionNetwork:
 
     def eps(self, x: Any, alpha: Any, sigma: Any) -> Any:
         """epshat = E[eps | x] at x = alpha x_0 + sigma eps."""
-        return self.predict(x, alpha, sigma)[1]
+        return self._run(x, alpha, sigma, False)[1]
 
     def score(self, x: Any, alpha: Any, sigma: Any) -> Any:
         """grad log p(x) at x = alpha x_0 + sigma eps: -epshat / sigma (Tweedie, Efron 2011)."""
-        eps = self.predict(x, alpha, sigma)[1]
+        eps = self._run(x, alpha, sigma, False)[1]
         sg = sigma
         if is_torch(eps) or isinstance(sg, np.ndarray) or is_torch(sg):
             sg = _coefficient(sigma, "sigma", eps)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["PREDICTIONS", "to_x0_eps"]
+__all__ = ["EPS_ONLY", "PREDICTIONS", "to_eps", "to_x0_eps"]
 
 
 def _eps(pred: Any, x: Any, a: Any, s: Any) -> tuple[Any, Any]:
@@ -54,6 +54,20 @@ PREDICTIONS: dict[str, Callable[[Any, Any, Any, Any], tuple[Any, Any]]] = {
     "score": _score,
     "velocity": _velocity,
 }
+
+
+EPS_ONLY: dict[str, Callable[[Any, Any, Any, Any], Any]] = {  # epshat alone, the same formulas (fewer operations)
+    "eps": lambda pred, x, a, s: pred,
+    "x0": lambda pred, x, a, s: (x - a * pred) / s,
+    "v": lambda pred, x, a, s: (s * x + a * pred) / (a * a + s * s),
+    "score": lambda pred, x, a, s: -s * pred,
+    "velocity": lambda pred, x, a, s: x + a * pred,
+}
+
+
+def to_eps(prediction: str, pred: Any, x: Any, a: Any, s: Any) -> Any:
+    """epshat alone from a network output (the second entry of `to_x0_eps`, computed the same way)."""
+    return EPS_ONLY[prediction](pred, x, a, s)
 
 
 def to_x0_eps(prediction: str, pred: Any, x: Any, a: Any, s: Any) -> tuple[Any, Any]:

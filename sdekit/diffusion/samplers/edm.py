@@ -150,7 +150,7 @@ def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: Arra
             x = x + (_churn_std(sig, sig_hat) * noise_scale) * run.noise(i, x)
         s1 = run.score(x, 1.0, sig_hat, i)
         d1 = -sig_hat * s1
-        denoised = x + (sig_hat * sig_hat) * s1
+        denoised = x + (sig_hat * sig_hat) * s1 if run.wants_denoised else None
         h = sig_next - sig_hat
         x_next = x + h * d1
         if method == "heun" and sig_next > 0:

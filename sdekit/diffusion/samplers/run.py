@@ -132,6 +132,12 @@ class SamplerRun:
     def nfe(self) -> int:
         return self.calls.nfe
 
+    @property
+    def wants_denoised(self) -> bool:
+        """Whether a step's denoised estimate is read (by the callback); samplers that compute it only for the
+        callback skip it otherwise."""
+        return self.callback is not None
+
     def score(self, x: State, alpha: float, sigma: float, step: int, t: float | None = None) -> State:
         """The checked model output at x for the level (alpha, sigma)."""
         return self.calls(x, alpha, sigma, step, t)

@@ -39,20 +39,18 @@ dimension through the probability-flow ODE.
    sampler; all share the noise range sigma/alpha in [0.0105, 152] of t in [eps, T]. Outputs: a grid per sampler
    (one line of digits per NFE), FD on both maps against NFE with the floor and noise, results.md / results.json.
 
-Measured (full run, one torch thread on a 2-core machine shared with other jobs, load average about 3; the weights
-from the cache: 4000 training steps took 426 s, eps loss 8.36 (first 10 %) -> 4.92 (last 10 %)): 276 s in all.
-The deterministic samplers converge to the PF-ODE's map, FD 0.30 on pca16 and 2.03 on mlp64 (DPM-Solver++(2M) from
-NFE 20, DPM-Solver-3 from 21, EDM Heun from 19, RK4 at 201, DDIM at 100: 0.309 / 2.05); DPM-Solver++(2M) is there
-already at NFE 10 (0.322 / 2.08), DPM-Solver-3 needs 15 (at 9: 6.46 / 21.3) and EDM Heun 19 (at 9: 1.27 / 5.95).
-The stochastic ones need more: DDPM 0.354 / 1.96 at 100, the reverse SDE 0.250 / 1.54 at 101 and 0.226 / 1.28 at 201,
-the predictor-corrector 0.355 / 2.20 at 101. The floor is 0.284 / 1.71 (30 draws: sd 0.048 / 0.32, range
-0.204-0.426 / 1.10-2.53), so differences below about 0.05 / 0.3 are not resolved at n = 360; noise is 7.09 / 117.
-The classifier's held-out accuracy is 98.1 %. Held-out 1.908 +- 0.012 bits per dimension (360 digits, RK4 50 steps,
-2 probes; on 32 digits RK4 50 steps differs from dopri5 at rtol 1e-6 by 0.0005 in the mean), against 4.873 for a
-standard normal and 4.087 for the uniform bound. ``--quick`` (300 training steps, 200 digits, every sampler at one
-budget): 41 s in all at load 3 (training included), FD 0.08-0.21 of noise's on pca16 and 0.04-0.11 on mlp64, 2.54
-bits per dimension.
-"""
+Measured (full run, one torch thread on a 2-core machine, load average about 1; the weights from the cache: 4000
+training steps took 426 s at load 5, eps loss 8.36 (first 10 %) -> 4.92 (last 10 %)): 177 s in all. The deterministic
+samplers converge to the PF-ODE's map, FD 0.30 on pca16 and 2.03 on mlp64 (DPM-Solver++(2M) from NFE 20, DPM-Solver-3
+from 21, EDM Heun from 19, RK4 at 201, DDIM at 100: 0.309 / 2.05); DPM-Solver++(2M) is there already at NFE 10 (0.322
+/ 2.08), DPM-Solver-3 needs 15 (at 9: 6.46 / 21.3) and EDM Heun 19 (at 9: 1.27 / 5.95). The stochastic ones need more:
+DDPM 0.388 / 2.19 at 50 and 0.415 / 2.27 at 100, the reverse SDE 0.250 / 1.54 at 101 and 0.226 / 1.28 at 201, the
+predictor-corrector 0.357 / 2.12 at 201. The floor is 0.284 / 1.71 (30 draws: sd 0.048 / 0.32, range 0.204-0.426 /
+1.10-2.53), so differences below about 0.05 / 0.3 are not resolved at n = 360; noise is 7.09 / 117. The classifier's
+held-out accuracy is 98.1 %. Held-out 1.908 +- 0.012 bits per dimension (360 digits, RK4 50 steps, 2 probes; on 32
+digits RK4 50 steps differs from dopri5 at rtol 1e-6 by 0.0005 in the mean), against 4.873 for a standard normal and
+4.087 for the uniform bound. ``--quick`` (300 training steps, 200 digits, every sampler at one budget): 41 s in all at
+load 3 (training included), FD 0.08-0.21 of noise's on pca16 and 0.04-0.11 on mlp64, 2.54 bits per dimension. """
 
 from __future__ import annotations
 

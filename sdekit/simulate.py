@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numba as nb
@@ -54,11 +55,14 @@ def _initial_state(x0: Any, dim: int, n_paths: int | None, dtype: type) -> np.nd
         if arr.shape[0] != dim:
             raise SDEKitError(f"x0 has shape {arr.shape} but dim = {dim}; expected ({dim},) or (n_paths, {dim})")
         arr = arr[None, :]
-    elif arr.ndim != 2 or arr.shape[1] != dim:
-        raise SDEKitError(f"x0 has shape {arr.shape}; expected a scalar, ({dim},) or (n_paths, {dim})")
-    elif n_paths is not None and arr.shape[0] != n_paths:
+    elif arr.ndim > 2 and math.prod(arr.shape[1:]) == dim:  # (n, *shape): the solvers' state is the flat vector
+        arr = np.ascontiguousarray(arr).reshape(arr.shape[0], dim)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise SDEKitError(f"x0 has shape {arr.shape}; expected a scalar, ({dim},), (n_paths, {dim}) or (n_paths, "
+                          f"*shape) with prod(shape) = {dim}")
+    if raw.ndim >= 2 and n_paths is not None and arr.shape[0] != n_paths:
         raise SDEKitError(f"x0 has {arr.shape[0]} rows but n_paths = {n_paths}; give one or make them agree")
-    elif arr.shape[0] == 0:
+    if arr.shape[0] == 0:
         raise SDEKitError("x0 has 0 rows; give at least one path")
     bad = np.argwhere(~np.isfinite(arr))
     if bad.size:

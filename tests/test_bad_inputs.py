@@ -56,7 +56,8 @@ CASES = [
     ("x0-none", sim(x0=None), SDEKitError, r"x0 must hold real numbers"),
     ("x0-object", sim(x0=[object(), 1.0, 2.0]), SDEKitError, r"x0 must"),
     ("x0-zero-rows", sim(x0=np.zeros((0, 3)), n_paths=_DROP), SDEKitError, r"x0 has 0 rows"),
-    ("x0-3d", sim(x0=np.zeros((2, 3, 1)), n_paths=_DROP), SDEKitError, r"x0 has shape"),
+    ("x0-3d", sim(x0=np.zeros((2, 2, 2)), n_paths=_DROP), SDEKitError,
+     r"x0 has shape \(2, 2, 2\); .*prod\(shape\) = 3"),
     ("x0-wrong-dim", sim(x0=np.zeros(4)), SDEKitError, r"x0 has shape \(4,\) but dim = 3"),
     ("x0-inf", sim(x0=np.array([np.inf, 0.0, 0.0])), SDEKitError, r"x0 must be finite"),
     ("x0-rows-vs-n_paths", sim(x0=np.zeros((2, 3)), n_paths=5), SDEKitError, r"n_paths"),
@@ -217,7 +218,7 @@ _bad_x0 = st.one_of(
     st.complex_numbers(allow_nan=False, allow_infinity=False).filter(lambda z: z.imag != 0).map(
         lambda z: np.array([z, 0, 0])),
     st.text(max_size=3).map(lambda s: np.array([s] * 3)),
-    st.integers(1, 3).map(lambda k: np.zeros((1,) * k + (3, 1))),
+    st.integers(1, 3).map(lambda k: np.zeros((1,) * k + (3, 2))),  # (n, *shape) with prod(shape) != dim
 )
 _bad_counts = st.one_of(st.integers(max_value=0), st.floats(allow_nan=True), st.text(max_size=2), st.just(True))
 

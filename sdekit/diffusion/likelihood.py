@@ -58,7 +58,8 @@ def _exact_divergence(model: DiffusionModel, x: np.ndarray, t: float) -> np.ndar
 def log_likelihood(model: DiffusionModel, x: Any, *, steps: int = 1000, divergence: str = "exact",
                    probes: int = 8, probe: str = "rademacher", seed: int = 0, fd_step: float = 1e-4,
                    prior_log_prob: Callable[[np.ndarray], np.ndarray] | None = None) -> Likelihood:
-    """log p_eps(x) for rows x at t = eps by the PF-ODE from eps to T (RK4, ``steps`` steps).
+    """log p_eps(x) for rows x at t = eps by the PF-ODE from eps to T (RK4, ``steps`` steps). x: (n, d), or
+    (n, *shape) with prod(shape) = d (each example flattened in C order).
 
     divergence: "exact" (needs the exact mixture model's Laplacian) or "hutchinson" (``probes`` probes,
     "rademacher" or "gaussian"). prior_log_prob: log p_T at x_T (default: the exact marginal p_T for
@@ -67,8 +68,11 @@ def log_likelihood(model: DiffusionModel, x: Any, *, steps: int = 1000, divergen
     if not isinstance(model, DiffusionModel):
         raise SDEKitError(f"model must be a DiffusionModel; got {type(model).__name__}")
     x = np.atleast_2d(real_array(x, "x"))
+    if x.ndim > 2 and x.shape[0] >= 1 and math.prod(x.shape[1:]) == model.dim:  # (n, *shape): flat points, C order
+        x = x.reshape(x.shape[0], model.dim)
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] != model.dim:
-        raise SDEKitError(f"x must have shape (n, {model.dim}) with n >= 1; got {x.shape}")
+        raise SDEKitError(f"x must have shape (n, {model.dim}) or (n, *shape) with prod(shape) = {model.dim}, n >= 1; "
+                          f"got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise SDEKitError(f"x must be finite; row {int(np.argmin(np.all(np.isfinite(x), axis=1)))} is not")
     if divergence not in ("exact", "hutchinson"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -53,9 +54,12 @@ def initial_tensor(x0: Any, dim: int, n_paths: int | None, dtype: Any, device: A
         if arr.shape[0] != dim:
             raise SDEKitError(f"x0 has shape {tuple(arr.shape)} but dim = {dim}; expected ({dim},) or (n_paths, {dim})")
         arr = arr[None, :]
-    elif arr.ndim != 2 or arr.shape[1] != dim:
-        raise SDEKitError(f"x0 has shape {tuple(arr.shape)}; expected a scalar, ({dim},) or (n_paths, {dim})")
-    elif n_paths is not None and arr.shape[0] not in (1, n_paths):
+    elif arr.ndim > 2 and math.prod(arr.shape[1:]) == dim:  # (n, *shape): the solvers' state is the flat vector
+        arr = arr.reshape(arr.shape[0], dim)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise SDEKitError(f"x0 has shape {tuple(arr.shape)}; expected a scalar, ({dim},), (n_paths, {dim}) or "
+                          f"(n_paths, *shape) with prod(shape) = {dim}")
+    if n_paths is not None and arr.shape[0] not in (1, n_paths):
         raise SDEKitError(f"x0 has {arr.shape[0]} rows but n_paths = {n_paths}; give one or make them agree")
     if not bool(torch.isfinite(arr).all()):
         bad = torch.nonzero(~torch.isfinite(arr))[0].tolist()

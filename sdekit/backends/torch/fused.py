@@ -38,7 +38,7 @@ import torch
 from sdekit.backends.torch.counter_noise import CounterNormals
 from sdekit.backends.torch.lowering import LoweredSDE
 from sdekit.backends.torch.methods import FusedMethod
-from sdekit.backends.torch.runner import _bad_rows, _first_bad
+from sdekit.backends.torch.runner import _bad_rows, _first_bad, save_slots
 from sdekit.errors import NonFiniteError
 from sdekit.grid import Grid
 from sdekit.noise.streams import STREAM_BROWNIAN
@@ -85,13 +85,8 @@ def run_fused(problem: Any, method: FusedMethod, x0: torch.Tensor, grid: Grid, p
     sde = LoweredSDE(problem, params, 1.0)  # sign +1: f and g on the t axis itself (h carries the direction)
     step = STEPS[method.family]
     noise = CounterNormals(seed, n, substeps * m, stream=STREAM_BROWNIAN, dtype=x0.dtype, device=x0.device)
-    saves: dict[int, list[int]] = {}
-    for j, k in enumerate(grid.save_steps):
-        saves.setdefault(int(k), []).append(j)
-    out: list[Any] = [None] * grid.save_steps.size
+    saves, out = save_slots(grid, x0)
     y = x0
-    for j in saves.get(0, []):
-        out[j] = y.clone()
     steps_iter: Any = range(n_steps)
     if progress:
         from tqdm.auto import tqdm

@@ -46,6 +46,17 @@ def _bad_rows(y: torch.Tensor) -> torch.Tensor:
     return ~torch.isfinite(y.sum(dim=1))
 
 
+def save_slots(grid: Grid, x0: torch.Tensor) -> tuple[dict[int, list[int]], list[Any]]:
+    """(step -> the save slots it fills, the slots with the start already saved) for a fixed-step solve."""
+    saves: dict[int, list[int]] = {}
+    for j, k in enumerate(grid.save_steps):
+        saves.setdefault(int(k), []).append(j)
+    out: list[Any] = [None] * grid.save_steps.size
+    for j in saves.get(0, []):
+        out[j] = x0.clone()
+    return saves, out
+
+
 def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, params: Any, *, seed: int,
             substeps: int, mask: bool, progress: bool = False) -> tuple[torch.Tensor, SolveStats]:
     """Fixed-step solve of an SDE with a torchsde method; returns (ys (n_saves, n, d), stats)."""
@@ -65,13 +76,8 @@ def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, 
     solver = solver_cls(sde=TorchsdeForward(sde), bm=bm, dt=float(abs(ts[1] - ts[0])), adaptive=False, rtol=0.0,
                         atol=0.0, dt_min=0.0, options=options)
     s_times = torch.as_tensor(s_grid, dtype=torch.float64)  # CPU scalars: reading one never syncs a device
-    saves: dict[int, list[int]] = {}
-    for j, k in enumerate(grid.save_steps):
-        saves.setdefault(int(k), []).append(j)
-    out: list[Any] = [None] * grid.save_steps.size
+    saves, out = save_slots(grid, x0)
     y = x0
-    for j in saves.get(0, []):
-        out[j] = y.clone()
     extra = solver.init_extra_solver_state(s_times[0], y)
     n_steps = ts.size - 1
     steps_iter = range(n_steps)

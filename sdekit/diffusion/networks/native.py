@@ -35,7 +35,6 @@ Conditionings (``conditioning=``), computed from the native level:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,7 @@ from sdekit.diffusion.samplers.arrays import is_torch
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 from sdekit.errors import SDEKitError
 
-__all__ = ["CONDITIONINGS", "KERNEL_FAMILIES", "TIMESTEP_ROUNDINGS", "Native", "native_level"]
+__all__ = ["CONDITIONINGS", "KERNEL_FAMILIES", "TIMESTEP_ROUNDINGS", "Native"]
 
 KERNEL_FAMILIES = ("vp", "ve", "flow")
 CONDITIONINGS = ("sigma", "logsnr", "t", "timestep", "edm")
@@ -195,10 +194,3 @@ def _bisect_time(forward: ForwardSDE, lam: float) -> float:
             hi = mid
     return 0.5 * (lo + hi)
 
-
-def native_level(kernel: Any, conditioning: Any, alpha: Any, sigma: Any) -> tuple[Any, Any, Any, Any]:
-    """(m, a*, s*, c) for one call (see `Native`)."""
-    return Native(kernel, conditioning).level(alpha, sigma)
-
-
-ConditionFn = Callable[[Any, Any], Any]

@@ -9,8 +9,7 @@ inside the functions that are reached with a tensor, never at import time.
 
 Noise is drawn where the state lives (`sdekit.diffusion.samplers.run.sampler_normals`: sdekit's counter-based
 streams, on the CPU by Numba and on any other device by torch, the same numbers), so a float64 torch run equals the
-NumPy run to rounding and no result depends on the batch size. `noise_like` moves host normals to a state's device
-(for callers that bring their own).
+NumPy run to rounding and no result depends on the batch size.
 """
 
 from __future__ import annotations
@@ -30,8 +29,8 @@ if TYPE_CHECKING:
 else:
     State: TypeAlias = Any
 
-__all__ = ["State", "all_finite", "any_nan", "as_like", "count_true", "dims", "flat", "is_torch", "noise_like",
-           "row_norms", "per_row", "row_sums", "select_rows", "sqrt", "to_state"]
+__all__ = ["State", "all_finite", "any_nan", "as_like", "count_true", "dims", "flat", "is_torch", "row_norms",
+           "per_row", "row_sums", "select_rows", "sqrt", "to_state"]
 
 
 def is_torch(x: Any) -> bool:
@@ -83,16 +82,6 @@ def as_like(v: Any, like: State, name: str) -> State:
     if v.dtype != like.dtype or v.device != like.device:
         v = v.to(device=like.device, dtype=like.dtype)
     return v
-
-
-def noise_like(z: np.ndarray, like: State) -> State:
-    """The float64 NumPy normals z as an array of like's kind: z itself, or ``torch.from_numpy(z)`` moved to like's
-    device and dtype (the same numbers, rounded to float32 for a float32 state)."""
-    if not is_torch(like):
-        return z
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(z)).to(device=like.device, dtype=like.dtype)
 
 
 def all_finite(a: State) -> bool:

@@ -91,19 +91,21 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
     return np.append(out, 0.0)
 
 
-def _check_sigmas(sigmas: ArrayLike) -> np.ndarray:
+def check_sigma_grid(sigmas: ArrayLike, name: str = "sigmas") -> np.ndarray:
+    """A noise-level grid as float64: 1-D, at least 2 levels, finite, > 0 except possibly the last (0: the data),
+    strictly decreasing (noisiest first); an SDEKitError naming ``name`` otherwise."""
     try:
         s = np.asarray(sigmas, dtype=np.float64)
     except (TypeError, ValueError):
-        raise SDEKitError("sigmas must be a 1-D array of numbers") from None
+        raise SDEKitError(f"{name} must be a 1-D array of numbers") from None
     if s.ndim != 1 or s.size < 2:
-        raise SDEKitError(f"sigmas must be a 1-D array of at least 2 noise levels; got shape {s.shape}")
+        raise SDEKitError(f"{name} must be a 1-D array of at least 2 noise levels; got shape {s.shape}")
     if not np.all(np.isfinite(s)):
-        raise SDEKitError("sigmas must be finite")
+        raise SDEKitError(f"{name} must be finite")
     if not (np.all(s[:-1] > 0) and s[-1] >= 0):
-        raise SDEKitError("sigmas must be > 0 (only the last may be 0)")
+        raise SDEKitError(f"{name} must be > 0 (only the last may be 0, the data)")
     if not np.all(np.diff(s) < 0):
-        raise SDEKitError("sigmas must be strictly decreasing")
+        raise SDEKitError(f"{name} must be strictly decreasing (noisiest first)")
     return s
 
 
@@ -126,7 +128,7 @@ def edm_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_init: Arra
     """
     if not callable(score):
         raise SDEKitError(f"score must be a callable score(x, alpha, sigma); got {type(score).__name__}")
-    s = _check_sigmas(sigmas)
+    s = check_sigma_grid(sigmas)
     x = check_state(x_init, "x_init")
     if method not in ("heun", "euler"):
         raise SDEKitError(f"method must be 'heun' or 'euler'; got {method!r}")

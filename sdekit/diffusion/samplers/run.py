@@ -19,7 +19,6 @@ after each step stacked as (steps + 1, n, *shape) (the start first).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,7 +179,3 @@ class SamplerRun:
                              np.array(self.sigmas, dtype=np.float64), trajectory, **extra)
         return self.calls.finish(result)
 
-
-def vp_level(alpha_bar: float) -> tuple[float, float]:
-    """(alpha, sigma) = (sqrt(alphabar), sqrt(1 - alphabar)) of a discrete level."""
-    return math.sqrt(alpha_bar), math.sqrt(1.0 - alpha_bar)

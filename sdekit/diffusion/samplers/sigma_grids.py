@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.samplers.checks import check_real
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule, as_levels
-from sdekit.diffusion.samplers.edm import karras_sigmas
+from sdekit.diffusion.samplers.edm import check_sigma_grid, karras_sigmas
 from sdekit.errors import SDEKitError
 
 __all__ = ["exponential_sigmas", "karras_sigmas", "pairs_from_schedule", "polyexponential_sigmas",
@@ -78,18 +78,7 @@ def vp_pairs(sigmas_edm: ArrayLike) -> np.ndarray:
     denoise (the samplers' final-step handling decides how that last step is taken). E.g.
     ``vp_pairs(karras_sigmas(10, 0.03, 14.6))``.
     """
-    try:
-        s = np.asarray(sigmas_edm, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SDEKitError("sigmas_edm must be a 1-D array of numbers") from None
-    if s.ndim != 1 or s.shape[0] < 2:
-        raise SDEKitError(f"sigmas_edm must be a 1-D array of at least 2 noise levels; got shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise SDEKitError("sigmas_edm must be finite")
-    if not (np.all(s[:-1] > 0) and s[-1] >= 0):
-        raise SDEKitError("sigmas_edm must be > 0 (only the last may be 0, the data)")
-    if not np.all(np.diff(s) < 0):
-        raise SDEKitError("sigmas_edm must be strictly decreasing (noisiest first)")
+    s = check_sigma_grid(sigmas_edm, "sigmas_edm")
     norm = np.hypot(1.0, s)
     return np.stack([1.0 / norm, s / norm], axis=1)
 

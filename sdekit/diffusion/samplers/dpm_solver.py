@@ -79,18 +79,25 @@ from numpy.typing import ArrayLike
 
 from sdekit.diffusion.forward import ForwardSDE
 from sdekit.diffusion.samplers.arrays import State
-from sdekit.diffusion.samplers.checks import check_real, check_state
+from sdekit.diffusion.samplers.checks import check_state
+from sdekit.diffusion.samplers.lambda_schedule import (
+    KernelFn,
+    LambdaSchedule,
+    half_log_snr,
+    is_vp_grid,
+    lambda_grid,
+    resolve_grid,
+    vp_alpha_sigma,
+)
 from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun
 from sdekit.errors import SDEKitError
 
 __all__ = ["DPMSolverResult", "dpm_solver_sample", "lambda_grid", "vp_alpha_sigma"]
 
 ScoreFn = Callable[[State, float, float], State]
-KernelFn = Callable[[float], tuple[float, float]]
 
 ALGORITHMS = ("dpmsolver", "dpmsolver++", "sde-dpmsolver++")
 METHODS = ("singlestep", "multistep")
-SKIPS = ("time_uniform", "logSNR")
 _R = {2: (0.5,), 3: (1.0 / 3.0, 2.0 / 3.0)}  # intermediate-point rules (lambda_s + r h)
 
 
@@ -100,122 +107,6 @@ def _expm1(h: float) -> float:
 
 
 DPMSolverResult = SampleResult  # the one result type of every sampler (`sdekit.diffusion.samplers.run`)
-
-
-def vp_alpha_sigma(lam: float) -> tuple[float, float]:
-    """(alpha, sigma) of a VP-type kernel (alpha^2 + sigma^2 = 1) at lambda = log(alpha / sigma):
-    alpha = (1 + e^{-2 lambda})^{-1/2}, sigma = (1 + e^{2 lambda})^{-1/2} (log1p forms, stable for any lambda)."""
-    lam = check_real(lam, "lam")
-    return math.exp(-0.5 * math.log1p(math.exp(-2.0 * lam))), math.exp(-0.5 * math.log1p(math.exp(2.0 * lam)))
-
-
-def _lam(alpha: float, sigma: float) -> float:
-    return math.log(alpha) - math.log(sigma)
-
-
-def _pair(kernel: KernelFn, t: float) -> tuple[float, float]:
-    try:
-        a, s = kernel(t)
-        a, s = float(a), float(s)
-    except (TypeError, ValueError) as exc:
-        raise SDEKitError(f"forward must map t to a pair (alpha, sigma); at t = {t} it gave an error: {exc}") from None
-    if not (math.isfinite(a) and math.isfinite(s) and a > 0 and s > 0):
-        raise SDEKitError(f"forward's kernel must give alpha > 0 and sigma > 0 on the sampling interval; "
-                          f"at t = {t} got alpha = {a}, sigma = {s}")
-    return a, s
-
-
-class _Schedule:
-    """(alpha, sigma) at any lambda in the sampling range: VP closed form or bisection of lambda(t) on t."""
-
-    def __init__(self, kernel: KernelFn | None, t_hi: float, t_lo: float, vp: bool) -> None:
-        self.kernel, self.t_hi, self.t_lo, self.vp = kernel, t_hi, t_lo, vp
-
-    def at_lambda(self, lam: float) -> tuple[float, float]:
-        if self.vp:
-            return vp_alpha_sigma(lam)
-        assert self.kernel is not None
-        hi, lo = self.t_hi, self.t_lo  # lambda(hi) <= lam <= lambda(lo)
-        for _ in range(200):
-            mid = 0.5 * (hi + lo)
-            if mid in (hi, lo):
-                break
-            if _lam(*_pair(self.kernel, mid)) > lam:
-                lo = mid
-            else:
-                hi = mid
-        return _pair(self.kernel, 0.5 * (hi + lo))
-
-
-def lambda_grid(forward: ForwardSDE | KernelFn, steps: int, skip: str = "logSNR",
-                t_span: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(alphas, sigmas), each (steps + 1,), from t = T down to t = eps: uniform in t ("time_uniform") or in
-    lambda = log(alpha / sigma) ("logSNR"; interior points by `vp_alpha_sigma` for VP-type kernels, else by
-    bisection of lambda(t)). forward: a ForwardSDE (t_span defaults to (T, eps)) or a kernel t -> (alpha, sigma)
-    (t_span = (T, eps) required)."""
-    sched, t_hi, t_lo = _schedule(forward, t_span)
-    steps = _steps(steps)
-    if skip not in SKIPS:
-        raise SDEKitError(f"skip must be one of {SKIPS}; got {skip!r}")
-    kernel = sched.kernel
-    assert kernel is not None
-    if skip == "time_uniform":
-        pairs = [_pair(kernel, t) for t in np.linspace(t_hi, t_lo, steps + 1)]
-    else:
-        first, last = _pair(kernel, t_hi), _pair(kernel, t_lo)
-        lams = np.linspace(_lam(*first), _lam(*last), steps + 1)
-        pairs = [first] + [sched.at_lambda(v) for v in lams[1:-1]] + [last]
-    alphas, sigmas = (np.array(v) for v in zip(*pairs))
-    return alphas, sigmas
-
-
-def _steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise SDEKitError(f"steps must be an integer >= 1; got {steps!r}")
-    return int(steps)
-
-
-def _schedule(forward: Any, t_span: Any) -> tuple[_Schedule, float, float]:
-    if isinstance(forward, ForwardSDE):
-        kernel: KernelFn = forward.kernel
-        default = (forward.T, forward.eps)
-        vp = forward.name in ("vp", "cosine") and forward.custom_kernel is None
-    elif callable(forward):
-        kernel, default, vp = forward, None, False
-    else:
-        raise SDEKitError(f"forward must be a ForwardSDE, a kernel t -> (alpha, sigma), or an (m, 2) array of "
-                          f"(alpha, sigma) pairs; got {type(forward).__name__}")
-    span = t_span if t_span is not None else default
-    if span is None:
-        raise SDEKitError("t_span = (T, eps) is required when forward is a kernel function")
-    try:
-        t_hi, t_lo = (float(v) for v in span)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"t_span must be a pair (T, eps) of numbers; got {span!r}") from None
-    if not (math.isfinite(t_hi) and math.isfinite(t_lo) and t_hi > t_lo):
-        raise SDEKitError(f"t_span must be (T, eps) with T > eps, both finite; got {span!r}")
-    if _lam(*_pair(kernel, t_hi)) >= _lam(*_pair(kernel, t_lo)):
-        raise SDEKitError("forward's lambda = log(alpha / sigma) must decrease from t = eps to t = T")
-    return _Schedule(kernel, t_hi, t_lo, vp), t_hi, t_lo
-
-
-def _grid_pairs(grid: Any) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        g = np.asarray(grid, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SDEKitError(f"forward must be a ForwardSDE, a kernel t -> (alpha, sigma), or an (m, 2) array of "
-                          f"(alpha, sigma) pairs; got {grid!r}") from None
-    if g.ndim != 2 or g.shape[1] != 2 or g.shape[0] < 2:
-        raise SDEKitError(f"forward given as a grid must have shape (m, 2), m >= 2, rows (alpha, sigma); "
-                          f"got shape {g.shape}")
-    a, s = g[:, 0].copy(), g[:, 1].copy()
-    if not (np.all(np.isfinite(g)) and np.all(a > 0) and np.all(s[:-1] > 0) and s[-1] >= 0):
-        raise SDEKitError("forward grid must hold finite alpha > 0 and sigma > 0 (only the last row may have "
-                          "sigma = 0: the data level, reached by the final denoise)")
-    noisy = s > 0
-    if not np.all(np.diff(np.log(a[noisy]) - np.log(s[noisy])) > 0):
-        raise SDEKitError("forward grid must have lambda = log(alpha / sigma) strictly increasing (noise decreasing)")
-    return a, s
 
 
 class _Model:
@@ -236,20 +127,20 @@ class _Model:
 Inner = list[tuple[float, tuple[float, float]]]  # a single step's intermediate points: (r, (alpha, sigma))
 
 
-def _rule_points(sched: _Schedule, pa: tuple[float, float], pb: tuple[float, float], order: int) -> Inner:
+def _rule_points(sched: LambdaSchedule, pa: tuple[float, float], pb: tuple[float, float], order: int) -> Inner:
     """The intermediate points of the fixed rules r1 = 1/2 (order 2), r1 = 1/3, r2 = 2/3 (order 3) at
     lambda_s + r h."""
-    lam_s = _lam(*pa)
-    h = _lam(*pb) - lam_s
+    lam_s = half_log_snr(*pa)
+    h = half_log_snr(*pb) - lam_s
     return [(r, sched.at_lambda(lam_s + r * h)) for r in _R.get(order, ())]
 
 
 def _grid_points(pairs: list[tuple[float, float]], start: int, end: int) -> Inner:
     """The grid points strictly inside the step pairs[start] -> pairs[end] as intermediate points, with
     r_j = (lambda_j - lambda_s) / h (the general r1, r2 of Lu et al. 2022, section 3.3 and appendix)."""
-    lam_s = _lam(*pairs[start])
-    h = _lam(*pairs[end]) - lam_s
-    return [((_lam(*pairs[j]) - lam_s) / h, pairs[j]) for j in range(start + 1, end)]
+    lam_s = half_log_snr(*pairs[start])
+    h = half_log_snr(*pairs[end]) - lam_s
+    return [((half_log_snr(*pairs[j]) - lam_s) / h, pairs[j]) for j in range(start + 1, end)]
 
 
 def _singlestep(model: _Model, x: State, pa: tuple[float, float], pb: tuple[float, float], inner: Inner,
@@ -258,8 +149,8 @@ def _singlestep(model: _Model, x: State, pa: tuple[float, float], pb: tuple[floa
     len(inner) + 1, inner holding the intermediate points (r, (alpha, sigma)) at lambda_s + r h."""
     (a_s, s_s), (a_t, s_t) = pa, pb
     order = len(inner) + 1
-    lam_s = _lam(a_s, s_s)
-    h = _lam(a_t, s_t) - lam_s
+    lam_s = half_log_snr(a_s, s_s)
+    h = half_log_snr(a_t, s_t) - lam_s
     eps_s, x0_s = model(x, a_s, s_s, step)
     if plus:
         psi = _expm1(-h)
@@ -376,8 +267,6 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     stochastic = algorithm == "sde-dpmsolver++"
     if stochastic and method != "multistep":
         raise SDEKitError("algorithm 'sde-dpmsolver++' needs method='multistep'")
-    if skip not in SKIPS:
-        raise SDEKitError(f"skip must be one of {SKIPS}; got {skip!r}")
     if not isinstance(to_zero, bool | np.bool_):
         raise SDEKitError(f"to_zero must be a bool; got {to_zero!r}")
     if lower_order_final is not None and not isinstance(lower_order_final, bool | np.bool_):
@@ -385,25 +274,13 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     run = SamplerRun(score, seed=seed, path_offset=path_offset, noise=noise, callback=callback,
                      return_trajectory=return_trajectory)
     x = check_state(x_T, "x_T")
-    if isinstance(forward, ForwardSDE) or callable(forward):
-        sched, _, _ = _schedule(forward, t_span)
-        if steps is None:
-            steps = 20 if order_list is None else max(len(order_list) if method == "multistep" else sum(order_list)
+    default_steps = 20 if order_list is None else max(len(order_list) if method == "multistep" else sum(order_list)
                                                       - int(bool(to_zero)), 1)
-        alphas, sigmas = lambda_grid(forward, steps, skip, t_span)
-    else:
-        alphas, sigmas = _grid_pairs(forward)
-        if steps is not None and _steps(steps) != alphas.size - 1:
-            raise SDEKitError(f"steps must be None or {alphas.size - 1} (the grid's intervals); got {steps!r}")
-        if t_span is not None:
-            raise SDEKitError("t_span must be None when forward is a grid of (alpha, sigma) pairs")
-        noisy = sigmas > 0
-        vp = bool(np.allclose(alphas[noisy] ** 2 + sigmas[noisy] ** 2, 1.0, rtol=0, atol=1e-10))
-        if method == "singlestep" and order_list is None and order > 1 and not vp:
-            raise SDEKitError("forward given as a grid must be VP-type (alpha^2 + sigma^2 = 1) for single-step "
-                              "orders 2 and 3 (their intermediate points use the VP closed form); pass a ForwardSDE, "
-                              "a kernel function, or orders= (intermediate points on the grid) otherwise")
-        sched = _Schedule(None, 0.0, 0.0, True)
+    alphas, sigmas, sched, from_pairs = resolve_grid(forward, steps, skip, t_span, default_steps)
+    if from_pairs and method == "singlestep" and order_list is None and order > 1 and not is_vp_grid(alphas, sigmas):
+        raise SDEKitError("forward given as a grid must be VP-type (alpha^2 + sigma^2 = 1) for single-step "
+                          "orders 2 and 3 (their intermediate points use the VP closed form); pass a ForwardSDE, "
+                          "a kernel function, or orders= (intermediate points on the grid) otherwise")
     if to_zero:
         if sigmas[-1] == 0:
             raise SDEKitError("to_zero must be False when the grid already ends at sigma = 0")
@@ -451,7 +328,7 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         if s_t == 0:  # the final denoise: the limit of every first-order update as sigma_t -> 0
             x = a_t * model(x, a_s, s_s, i)[1]
         else:
-            h = _lam(a_t, s_t) - _lam(a_s, s_s)
+            h = half_log_snr(a_t, s_t) - half_log_snr(a_s, s_s)
             eps_s, x0_s = model(x, a_s, s_s, i)
             cur = x0_s if plus else eps_s
             pred = cur

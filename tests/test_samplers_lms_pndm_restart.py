@@ -320,7 +320,7 @@ def test_torch_float64_equals_numpy():
     (lambda s, x: lms_sample(s, [2.0, 1.0, 0.0], x, order=True), "order"),
     (lambda s, x: lms_sample(s, [2.0, 1.0, 0.0], x[0]), "x_init"),
     (lambda s, x: lms_sample(None, [2.0, 1.0, 0.0], x), "score"),
-    (lambda s, x: lms_coefficients([2.0, 1.0, 0.0], 2, 4), "i"),
+    (lambda s, x: lms_coefficients([2.0, 1.0, 0.0], 2, 4), "step index"),
     (lambda s, x: pndm_sample(s, LIN, x, method="prk"), "method"),
     (lambda s, x: pndm_sample(s, LIN, x, method="pndm", steps=3), "at least 4"),
     (lambda s, x: pndm_sample(s, LIN, x, method="plms", steps=1), "at least 2"),

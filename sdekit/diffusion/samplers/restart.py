@@ -20,7 +20,13 @@ z is the noise source's draw r (r = 0, 1, ... over all restarts in order; by def
 `sdekit.diffusion.samplers.run`), so a path's output depends only on (seed, path).
 
 NFE = (2 N - 1) for a grid of N steps ending at 0 (the Heun main process, as `edm_sample`) plus 2 K N_restart per
-interval. Without intervals this is `edm_sample(method="heun")` (second order; tests/test_samplers_lms_pndm_restart.py).
+interval. Without intervals this is `edm_sample(method="heun")` bit for bit (second order: fitted 2.16).
+
+Accuracy with the exact score (tests/test_samplers_lms_pndm_restart.py; N = 20000, ``compare_with_law`` at 1e-6
+against the data law, 1-, 2-, 4-D anisotropic mixtures): karras_sigmas(18, 0.002, 80) with restart
+[(0.1, 2.0, 2, 8)] (67 NFE) passes (min p 0.14 / 0.011 / 8.7e-6); 12 main steps (55 NFE) fail in 4-D (p 1e-14).
+Heun alone fails at 18 steps (35 NFE) and passes from 32 (63 NFE); a short restart (0.1, 2.0, 2, 3) at 47 NFE
+fails (its 3-step backward ODE adds more error than the restart removes).
 
 Every step (main, restart noise, restart Heun step) is reported to the callback and recorded in the result's sigmas
 (the noise jump with denoised None). Backends: NumPy float64 or torch (any dtype / device, normals drawn on the

@@ -147,8 +147,8 @@ def test_pndm_default_last_step_of_diffusers_is_pinned(method):
 
 @pytest.mark.parametrize("bug", ["plms-weight", "prk-weight"])
 def test_pndm_planted_weight_exceeds_the_float32_bound(bug, monkeypatch):
-    """The comparison can fail: one Adams-Bashforth weight (-9/24 -> -8/24) or one PRK weights (1/6, 1/3, 1/3, 1/6 ->
-    1/4 each) changed."""
+    """The comparison can fail: one Adams-Bashforth weight (-9/24 -> -8/24) or one PRK weight (1/6, 1/3, 1/3, 1/6 ->
+    1/6, 1/3, 1/3, 1/3) changed."""
     import sdekit.diffusion.samplers.pndm as pndm_mod
 
     if bug == "plms-weight":
@@ -157,7 +157,7 @@ def test_pndm_planted_weight_exceeds_the_float32_bound(bug, monkeypatch):
         monkeypatch.setattr(pndm_mod, "_PLMS_WEIGHTS", tuple(w))
         method = "plms"
     else:
-        monkeypatch.setattr(pndm_mod, "_PRK_WEIGHTS", (0.25, 0.25, 0.25, 0.25))
+        monkeypatch.setattr(pndm_mod, "_PRK_WEIGHTS", (1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0))
         method = "pndm"
     _, xd, _, ours, _ = _pndm("linear", method, 20, torch.float32)
     assert maxdiff(ours.x, xd) > 10 * f32_tol(ours.nfe, ours.x)

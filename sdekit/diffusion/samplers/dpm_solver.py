@@ -35,12 +35,22 @@ D1_1 = (m1 - m2) / r1, D1 = D1_0 + r0 / (r0 + r1) (D1_0 - D1_1), D2 = (D1_0 - D1
 h^2 D2 ~ h^2 m'' / 2 at lambda_s), and with w_k = hh phi_k(hh) (`phi_functions.h_phis`: w_1 = expm1(hh),
 w_2 = w_1 / hh - 1, w_3 = w_2 / hh - 1/2), hh = -h for data, +h for noise prediction:
 
-DPM-Solver++(3M)  x_t = (sigma_t / sigma_s) x_s - alpha_t (w_1 m0 + w_2 D1 + w_3 D2)
-DPM-Solver(3M)    x_t = (alpha_t / alpha_s) x_s - sigma_t (w_1 m0 + w_2 D1 + w_3 D2)
+DPM-Solver++(3M)  x_t = (sigma_t / sigma_s) x_s - alpha_t (w_1 m0 + w_2 D1 + 2 w_3 D2)
+DPM-Solver(3M)    x_t = (alpha_t / alpha_s) x_s - sigma_t (w_1 m0 + w_2 D1 + 2 w_3 D2)
 
-(the exact integral of the quadratic in lambda through m2, m1, m0). Lower-order final (diffusers'
+(the exact integral of the quadratic in lambda through m2, m1, m0: with m(lambda_s + v) = m0 + v m' + v^2 m'' / 2,
+the m'' term needs the weight h^3 phi_3 = h^2 w_3 on m'' = 2 D2 / h^2). Lower-order final (diffusers'
 DPMSolverMultistepScheduler): the last step order 1 when the grid ends at sigma = 0 or with fewer than 15 steps, and
 with fewer than 15 steps the one before it at most order 2.
+
+diffusers' DPMSolverMultistepScheduler(solver_order=3), Lu et al.'s dpm_solver code and k-diffusion's
+sample_dpmpp_3m_sde weight D2 by w_3, not 2 w_3 (their single-step "taylor" update uses D2 = 2 (D1_1 - D1_0) /
+(r2 - r1) ~ h^2 m'', the multistep one D2 ~ h^2 m'' / 2 with the same weight): half the m'' term, a local error
+alpha_t h^3 m'' / 12 + O(h^4), so that method is globally second order (measured on Gaussian data: local slopes
+2.76, 2.42, 2.15, 2.05 over NFE 10 .. 160; with 2 w_3: 3.6 .. 4.2, third order). sdekit uses 2 w_3; the conformance
+test reproduces diffusers' variant through the weights hook and pins the difference. The corrected updates equal
+DEIS tAB-3 (noise; `sdekit.diffusion.samplers.deis`) and UniP-3 without corrector (data; `unipc`), which integrate
+the same quadratic exactly (tests/test_samplers_unipc_deis.py, to rounding).
 
 SDE-DPM-Solver++(2M) (algorithm "sde-dpmsolver++", multistep; Lu et al. 2022b / Gonzalez et al.): the reverse SDE
 dx = [f x - g^2 s] dt + g dW in lambda, for VP-type or any kernel (g^2 = -2 sigma^2 dlambda/dt), reads
@@ -121,7 +131,10 @@ def _expm1(h: float) -> float:
     return math.expm1(h)
 
 
-_h_phis = h_phis  # the weights hh phi_k(hh) of the third-order multistep update (a hook for planted-bug tests)
+# multipliers of the weights (w_1, w_2, w_3) of (m0, D1, D2) in the third-order multistep update: w_3 is doubled
+# because D2 ~ h^2 m'' / 2 (module docstring); (1, 1, 1) is the variant of diffusers / Lu et al.'s code (a hook also
+# for planted-bug tests)
+_THIRD_ORDER_WEIGHTS = (1.0, 1.0, 2.0)
 
 
 DPMSolverResult = SampleResult  # the one result type of every sampler (`sdekit.diffusion.samplers.run`)
@@ -210,7 +223,7 @@ def _third_order_multistep(x: State, pa: tuple[float, float], pb: tuple[float, f
     d1_0, d1_1 = (m0 - m1) * (1.0 / r0), (m1 - m2) * (1.0 / r1)
     d1 = d1_0 + (d1_0 - d1_1) * (r0 / (r0 + r1))
     d2 = (d1_0 - d1_1) * (1.0 / (r0 + r1))
-    w0, w1, w2 = _h_phis(-h if plus else h, 3)
+    w0, w1, w2 = (f * w for f, w in zip(_THIRD_ORDER_WEIGHTS, h_phis(-h if plus else h, 3)))
     ratio, c = (s_t / s_s, a_t) if plus else (a_t / a_s, s_t)
     return ratio * x - c * (w0 * m0 + w1 * d1 + w2 * d2)
 

@@ -26,8 +26,9 @@ timesteps (its last level sigma_min, never 0) equals `deis_sample` on the same (
 rounding (float32 tables) and to 1e-12 in float64.
 
 Accuracy with the exact score (tests/test_samplers_unipc_deis.py; ForwardSDE.vp(), T = 1, eps = 1e-3, logSNR grid,
-N = 20000, ``compare_with_law`` at 1e-6 against the exact marginal at eps): see the module's tests; the measured
-passes-at / fails-at NFE are recorded there and in the README's sampler table.
+N = 20000, ``compare_with_law`` at 1e-6 against the exact marginal at eps, 1-, 2- and 4-D anisotropic mixtures):
+tAB-2 passes at 25 NFE (min p 9e-6) and fails at 20 (2-D p 1.2e-10); tAB-3 passes at 12 (min p 1.8e-6) and fails at
+10. Fitted global orders on Gaussian data (NFE 10 .. 80): 1.9 (tAB-2), 3.7 (tAB-3).
 """
 
 from __future__ import annotations

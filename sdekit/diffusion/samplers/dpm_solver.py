@@ -81,7 +81,10 @@ Accuracy with the exact score (tests/test_samplers_edm_dpm.py; ForwardSDE.vp(), 
 discretisation bias at the usual ~20 NFE IS detectable for several solvers: DPM-Solver++(2M) fails at 20 NFE on the
 logSNR grid in 2-D / 4-D (min p 6e-16 / 9e-11; time-uniform is worse) and passes from 30 NFE; DPM-Solver-2 fails up
 to 40 NFE in 2-D / 4-D and passes at 50; DPM-Solver-3 passes at 21 NFE on the logSNR grid (fails time-uniform);
-SDE-DPM-Solver++(2M) fails at 25 NFE and passes at 100. On Gaussian data (logSNR grid) the error against the exact
+SDE-DPM-Solver++(2M) fails at 25 NFE and passes at 100. DPM-Solver++(3M) (logSNR) fails at 15 NFE (2-D p 1.1e-12) and
+passes at 18 (min p 7.1e-4); DPM-Solver(3M) fails at 10 and passes at 12 (min p 2e-6)
+(tests/test_samplers_unipc_deis.py; fitted orders 3.9 / 3.7 on Gaussian data over NFE 10 .. 80).
+On Gaussian data (logSNR grid) the error against the exact
 flow map falls with fitted order ~2 / ~2 / ~3.5 (DPM-Solver-2 / ++(2M) / -3) over NFE 10 .. 80; the time-uniform
 grid of the linear-beta VP is still pre-asymptotic there (fitted 1.4 .. 1.8).
 

@@ -241,6 +241,7 @@ def test_noise_callable_trajectory_and_callback():
     np.testing.assert_array_equal(res.trajectory[-1], res.x)
     np.testing.assert_allclose(res.sigmas, [1.0, 0.75, 0.5, 0.25, 0.0])
     np.testing.assert_allclose(res.alphas, 1.0 - res.sigmas)
+    assert res.sigmas_edm[0] == np.inf and res.sigmas_edm[-1] == 0.0
     assert [i.step for i in infos] == [0, 1, 2, 3] and infos[-1].sigma == 0.0
     np.testing.assert_array_equal(infos[-1].denoised, res.x)  # the last step returns the denoised estimate
 

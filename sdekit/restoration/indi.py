@@ -90,6 +90,12 @@ class InDIResult(SampleResult):
 
     times: np.ndarray | None = None
 
+    @property
+    def sigmas_edm(self) -> np.ndarray:
+        """sigmas / alphas = t / (1 - t) (inf at t = 1), without a division warning."""
+        with np.errstate(divide="ignore"):
+            return self.sigmas / self.alphas
+
 
 def indi_sample(denoiser: DenoiserFn, y: ArrayLike, *, steps: int | None = None, times: ArrayLike | None = None,
                 noise_schedule: Any = None, seed: int = 0, path_offset: int = 0, noise: NoiseFn | None = None,

@@ -1,6 +1,7 @@
 """Learned scores in torch: networks, the `ScoreModel` wrapper (score / eps / x0 / v), training losses and a training
 loop. This package imports torch at its top; torch is optional, so nothing else in sdekit imports it."""
 
+from sdekit.learn.indi_loss import InDIDenoiser, indi_loss, train_indi
 from sdekit.learn.losses import (
     dsm_loss,
     eps_loss,
@@ -16,16 +17,19 @@ from sdekit.learn.wrappers import ScoreModel, convert_prediction, log_snr, time_
 __all__ = [
     "ConvScoreNet",
     "FourierEmbedding",
+    "InDIDenoiser",
     "ScoreMLP",
     "ScoreModel",
     "TrainingResult",
     "convert_prediction",
     "dsm_loss",
     "eps_loss",
+    "indi_loss",
     "log_snr",
     "noise_conditional_ssm_loss",
     "sliced_score_matching_loss",
     "time_from_logsnr",
+    "train_indi",
     "train_score_model",
     "v_loss",
     "x0_loss",

@@ -143,8 +143,9 @@ def _check_custom(interp: Interpolant) -> None:
 
 LINEAR = Interpolant(alpha=lambda t: 1.0 - t, sigma=lambda t: t, dalpha=lambda t: -1.0 + 0.0 * t,
                      dsigma=lambda t: 1.0 + 0.0 * t, name="linear", code=0, time_of_ratio=lambda r: r / (1.0 + r))
-TRIGONOMETRIC = Interpolant(alpha=lambda t: _cos(_HALF_PI * t), sigma=lambda t: _sin(_HALF_PI * t),
-                            dalpha=lambda t: -_HALF_PI * _sin(_HALF_PI * t),
+# alpha written as sin(pi (1 - t) / 2) (= cos(pi t / 2)) so that alpha_1 = 0 and alpha_0 = 1 exactly in floating point
+TRIGONOMETRIC = Interpolant(alpha=lambda t: _sin(_HALF_PI * (1.0 - t)), sigma=lambda t: _sin(_HALF_PI * t),
+                            dalpha=lambda t: -_HALF_PI * _cos(_HALF_PI * (1.0 - t)),
                             dsigma=lambda t: _HALF_PI * _cos(_HALF_PI * t), name="trigonometric", code=1,
                             time_of_ratio=lambda r: math.atan(r) / _HALF_PI)
 INTERPOLANTS = {"linear": LINEAR, "trigonometric": TRIGONOMETRIC}

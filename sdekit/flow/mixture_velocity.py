@@ -142,8 +142,8 @@ def builtin_coefficients(code, t):
     """(alpha, sigma, alpha', sigma') of the built-in interpolant ``code`` (0 linear, 1 trigonometric) at t."""
     if code == 0:
         return 1.0 - t, t, -1.0, 1.0
-    return math.cos(HALF_PI * t), math.sin(HALF_PI * t), -HALF_PI * math.sin(HALF_PI * t), HALF_PI * math.cos(
-        HALF_PI * t)
+    return (math.sin(HALF_PI * (1.0 - t)), math.sin(HALF_PI * t), -HALF_PI * math.cos(HALF_PI * (1.0 - t)),
+            HALF_PI * math.cos(HALF_PI * t))
 
 
 @nb.njit

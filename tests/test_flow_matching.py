@@ -61,6 +61,15 @@ from sdekit.validate import compare_with_law
 sys.path.insert(0, str(Path(__file__).parent))
 from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread (the test session runs one worker per core; more threads oversubscribe it)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 N_MC = 20_000
 ALPHA_TEST = 1e-6
 MIX = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}

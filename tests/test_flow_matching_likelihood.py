@@ -21,6 +21,15 @@ from sdekit.flow import MixtureVelocity, flow_log_likelihood
 sys.path.insert(0, str(Path(__file__).parent))
 from test_diffusion_fixtures import make_data  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread (the test session runs one worker per core; more threads oversubscribe it)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 DATA = {d: make_data(d) for d in (1, 2, 4)}
 
 

@@ -249,6 +249,22 @@ def test_velocity_network_on_the_flow_kernel_is_the_exact_score():
         np.testing.assert_allclose(net(y, alpha, sigma), mm.score(y, alpha, sigma), rtol=1e-9, atol=1e-9)
 
 
+def test_conversions_on_torch_equal_numpy():
+    import torch
+
+    mm = MIX[2]
+    as_score = VelocityAsScore(VEL[2], "trigonometric")
+    v = MixtureVelocity(mm, "trigonometric")
+    for alpha, sigma in [(1.0, 0.5), (0.6, 0.8)]:
+        y = mm.sample(30, alpha, sigma, seed=8)
+        out = as_score(torch.tensor(y), alpha, sigma)
+        assert torch.is_tensor(out)
+        np.testing.assert_allclose(out.numpy(), as_score(y, alpha, sigma), rtol=0, atol=1e-12)
+    x = v.sample(30, 0.3, seed=9)
+    u = velocity_to_x0_eps(torch.tensor(v(x, 0.3)), torch.tensor(x), 0.3, "trigonometric")
+    np.testing.assert_allclose(u[0].numpy(), mm.denoiser(x, *v.level(0.3)), rtol=0, atol=1e-12)
+
+
 def test_diffusion_samplers_run_the_flow_model_to_the_exact_law():
     """DPM-Solver++(2M) (30 NFE, VP, logSNR grid), EDM Heun (63 NFE) and DDIM (1-D, 200 NFE) on the exact velocity
     through VelocityAsScore pass the exact law, and equal their runs on the exact score to 1e-9."""

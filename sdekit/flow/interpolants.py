@@ -64,8 +64,9 @@ _HALF_PI = 0.5 * math.pi
 class Interpolant:
     """x_t = alpha(t) x_0 + sigma(t) eps with the derivatives dalpha(t), dsigma(t) (module docstring).
 
-    Each function maps t (a float, a NumPy array or a torch tensor) to the same kind. ``code`` is the index of a
-    built-in interpolant in the compiled kernels (`sdekit.flow.mixture_velocity`), -1 for a custom one.
+    Each function maps t (a float, a NumPy array or a torch tensor) to the same kind. ``code`` is set by the
+    built-in interpolants only (their index in the compiled kernels of `sdekit.flow.mixture_velocity`; a code >= 0
+    skips the checks of a custom interpolant); leave it at -1.
     ``time_of_ratio`` optionally inverts r = sigma_t / alpha_t to t in closed form (else bisection)."""
 
     alpha: Callable[[Any], Any]

@@ -33,7 +33,7 @@ from sdekit.diffusion.inputs import real_array
 from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_log_prob
 from sdekit.diffusion.samplers.arrays import is_torch
 from sdekit.errors import SDEKitError
-from sdekit.flow.interpolants import Interpolant, get_interpolant
+from sdekit.flow.interpolants import INTERPOLANTS, Interpolant, get_interpolant
 from sdekit.sde import ODE
 from sdekit.targets.gaussian import LOG_2PI, Seed, sample_count
 from sdekit.targets.mixture import GaussianMixture
@@ -286,7 +286,7 @@ class MixtureVelocity:
     def ode(self) -> ODE:
         """The flow ODE dx/dt = u(x, t) as an `sdekit.ODE` with a Numba field, for `sdekit.simulate` (any ODE solver,
         e.g. "rk4" or "dopri5", from t = 1 to 0); built-in interpolants only (their coefficients are compiled)."""
-        if self.interpolant.code < 0:
+        if not any(self.interpolant is ip for ip in INTERPOLANTS.values()):
             raise SDEKitError("MixtureVelocity.ode() needs a built-in interpolant ('linear', 'trigonometric'); for a "
                               "custom one use flow_ode(velocity) on backend='torch' or flow_sample")
         return ODE(_flow_field, dim=self.dim, params=(np.array([float(self.interpolant.code)]),

@@ -16,14 +16,14 @@ N_PATHS, SEED, ALPHA = 20_000, 2026, 1e-6
 
 def test_every_row_is_in_the_suite_with_a_known_start_and_a_description():
     for case in sc.SAMPLER_CASES:
-        assert case.start in ("vp", "ve", "discrete"), case
+        assert case.start in ("vp", "ve", "discrete", "noise"), case
         assert case.description and case.sampler
         check = suite.SUITE[case.name]
         assert check.description == case.description
     assert len({c.name for c in sc.SAMPLER_CASES}) == len(sc.SAMPLER_CASES)
 
 
-@pytest.mark.parametrize("name", ["diffusion_unipc", "diffusion_lms", "diffusion_plms"])
+@pytest.mark.parametrize("name", ["diffusion_unipc", "diffusion_lms", "diffusion_plms", "flow_heun"])
 def test_a_row_passes_its_exact_law_check(name):
     rep = suite.SUITE[name].run(N_PATHS, SEED, ALPHA)
     assert rep.name == name

@@ -6,7 +6,8 @@ its first level and compares the output with the exact law of its last level (`c
     start "vp"        exact p_T of ForwardSDE.vp() (T = 1), compared with the exact marginal at t = eps = 1e-3;
     start "ve"        exact p(x; sigma) at sigma = 80 (alpha = 1, the k-diffusion / EDM convention; InDI's
                       y = x + sigma_y n at sigma = sigma_y), compared with the data law;
-    start "discrete"  exact level K of DiscreteSchedule.linear() (K = 1000), compared with the data law.
+    start "discrete"  exact level K of DiscreteSchedule.linear() (K = 1000), compared with the data law;
+    start "noise"     x_1 ~ N(0, I), the t = 1 end of a flow-matching interpolant, compared with the data law.
 
 The settings are above the smallest NFE each sampler was measured to pass at N = 20,000 on the 1-, 2- and 4-D test
 mixtures (the samplers' module docstrings), so a failure here is a defect, not the sampler's known bias.
@@ -151,6 +152,15 @@ def _indi_stochastic(score, x, seed):
     return indi_sample(denoiser, x, steps=160, noise_schedule=_indi_noise, seed=seed).x
 
 
+def _flow(method: str, steps: int) -> RunFn:
+    def run(score, x, seed):
+        from sdekit.flow import MixtureVelocity, flow_sample
+
+        return flow_sample(MixtureVelocity(GaussianMixture(**MIXTURE_2D)), x, method=method, steps=steps).x
+
+    return run
+
+
 def _linear_schedule():
     from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 
@@ -199,6 +209,15 @@ SAMPLER_CASES: tuple[SamplerCase, ...] = (
                 "PNDM (pseudo Runge-Kutta warm-up), 50 steps of the linear schedule (59 NFE), vs the data law."),
     SamplerCase("diffusion_plms", "plms", "discrete", _plms,
                 "PLMS (pseudo linear multistep), 50 steps of the linear schedule (51 NFE), vs the data law."),
+    SamplerCase("flow_euler", "flow euler", "noise", _flow("euler", 120),
+                "Flow matching (linear interpolant, exact mixture velocity), Euler, 120 steps from N(0, I), vs the "
+                "data law."),
+    SamplerCase("flow_heun", "flow heun", "noise", _flow("heun", 10),
+                "Flow matching (linear interpolant, exact mixture velocity), Heun, 10 steps (20 NFE), vs the data law.",
+                quick=True),
+    SamplerCase("flow_midpoint", "flow midpoint", "noise", _flow("midpoint", 8),
+                "Flow matching (linear interpolant, exact mixture velocity), midpoint, 8 steps (16 NFE), vs the data "
+                "law."),
     SamplerCase("diffusion_indi", "indi", "ve", _indi,
                 "InDI restoration, deterministic, 100 uniform steps from the exact y = x + 2 n, vs the law of x.",
                 sigma_start=INDI_SIGMA_Y),
@@ -214,6 +233,10 @@ def _start_and_law(case: SamplerCase, mm, n_paths: int, seed: int) -> tuple[np.n
     if start == "vp":
         vp = _vp()
         return mm.sample(n_paths, *vp.kernel(vp.T), seed=seed), mm.marginal(*vp.kernel(vp.eps))
+    if start == "noise":
+        from sdekit.noise import counter_normals
+
+        return counter_normals(seed, n_paths, mm.dim), mm.data
     if start == "ve":
         return mm.sample(n_paths, 1.0, case.sigma_start, seed=seed), mm.data
     sched = _linear_schedule()

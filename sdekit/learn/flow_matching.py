@@ -18,8 +18,6 @@ batch ("mean") or returned per example ("none", shape (n,)).
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,8 +27,8 @@ import torch
 from sdekit.diffusion.inputs import real_array
 from sdekit.errors import SDEKitError
 from sdekit.flow.interpolants import Interpolant, get_interpolant
+from sdekit.learn.adam_loop import TrainingResult, check_adam_settings, run_adam
 from sdekit.learn.losses import batch_column, per_example_sum
-from sdekit.learn.train import LR_DECAYS, TrainingResult, _batches, _decay, _positive_int
 
 __all__ = ["VelocityModel", "flow_matching_loss", "flow_matching_pairs", "train_flow_model"]
 
@@ -142,42 +140,12 @@ def train_flow_model(model: torch.nn.Module, data: Any, *, interpolant: Interpol
     ``seed`` draws batches, times and noise. The model is left in eval mode."""
     if not isinstance(model, torch.nn.Module):
         raise SDEKitError(f"model must be a torch.nn.Module (a VelocityModel); got {type(model).__name__}")
-    if lr_decay not in LR_DECAYS:
-        raise SDEKitError(f"lr_decay must be one of {LR_DECAYS}; got {lr_decay!r}")
-    steps = _positive_int(steps, "steps")
-    batch_size = _positive_int(batch_size, "batch_size")
-    seed = _positive_int(seed, "seed", 0)
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr > 0):
-        raise SDEKitError(f"lr must be a positive number; got {lr!r}")
-    if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, int | float)
-                                  or not grad_clip > 0):
-        raise SDEKitError(f"grad_clip must be None or a positive number; got {grad_clip!r}")
+    check_adam_settings(steps, batch_size, lr, lr_decay, grad_clip, seed)
     ip = get_interpolant(interpolant)
     lo_hi = _check_range(t_range)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise SDEKitError("model has no trainable parameters")
-    like = params[0]
-    draw = _batches(data, like, getattr(model, "dim", None))
-    gen = torch.Generator(device=like.device).manual_seed(seed)
-    opt = torch.optim.Adam(params, lr=float(lr))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _decay(lr_decay, steps))
-    losses = np.empty(steps)
-    model.train()
-    start = time.perf_counter()
-    try:
-        for k in range(steps):
-            value = flow_matching_loss(model, draw(batch_size, gen), interpolant=ip, t_range=lo_hi, generator=gen)
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, float(grad_clip))
-            opt.step()
-            sched.step()
-            losses[k] = float(value.detach())
-            if not math.isfinite(losses[k]):
-                raise FloatingPointError(f"the flow-matching loss became non-finite at step {k}; lower lr or set "
-                                         "grad_clip")
-    finally:
-        model.eval()
-    return TrainingResult(losses=losses, seconds=time.perf_counter() - start, steps=steps)
+
+    def batch_loss(x0: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return flow_matching_loss(model, x0, interpolant=ip, t_range=lo_hi, generator=gen)
+
+    return run_adam(model, data, batch_loss, steps=steps, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
+                    grad_clip=grad_clip, seed=seed, label="flow-matching")

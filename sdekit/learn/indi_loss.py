@@ -20,7 +20,6 @@ zero-output network is the identity. `train_indi` fits any F with Adam on freshl
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,8 +27,8 @@ import numpy as np
 import torch
 
 from sdekit.errors import SDEKitError
+from sdekit.learn.adam_loop import TrainingResult, check_adam_settings, run_adam
 from sdekit.learn.losses import batch_column, per_example_sum
-from sdekit.learn.train import LR_DECAYS, TrainingResult, _batches, _decay, _positive_int
 from sdekit.restoration.interpolant import check_noise_schedule, noise_at
 
 __all__ = ["InDIDenoiser", "indi_interpolant", "indi_loss", "train_indi"]
@@ -155,42 +154,12 @@ def train_indi(denoiser: torch.nn.Module, data: Any, degrade: Any, *, steps: int
     """
     if not isinstance(denoiser, torch.nn.Module):
         raise SDEKitError(f"denoiser must be a torch.nn.Module (an InDIDenoiser); got {type(denoiser).__name__}")
-    steps = _positive_int(steps, "steps")
-    batch_size = _positive_int(batch_size, "batch_size")
-    seed = _positive_int(seed, "seed", 0)
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr > 0):
-        raise SDEKitError(f"lr must be a positive number; got {lr!r}")
-    if lr_decay not in LR_DECAYS:
-        raise SDEKitError(f"lr_decay must be one of {LR_DECAYS}; got {lr_decay!r}")
-    if grad_clip is not None and (isinstance(grad_clip, bool) or not isinstance(grad_clip, int | float)
-                                  or not grad_clip > 0):
-        raise SDEKitError(f"grad_clip must be None or a positive number; got {grad_clip!r}")
+    check_adam_settings(steps, batch_size, lr, lr_decay, grad_clip, seed)
     schedule = check_noise_schedule(noise_schedule)
     corrupt = _degrader(degrade)
-    params = [p for p in denoiser.parameters() if p.requires_grad]
-    if not params:
-        raise SDEKitError("denoiser has no trainable parameters")
-    like = params[0]
-    draw = _batches(data, like, getattr(denoiser, "dim", None))
-    gen = torch.Generator(device=like.device).manual_seed(seed)
-    opt = torch.optim.Adam(params, lr=float(lr))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _decay(lr_decay, steps))
-    losses = np.empty(steps)
-    denoiser.train()
-    start = time.perf_counter()
-    try:
-        for k in range(steps):
-            x = draw(batch_size, gen)
-            value = indi_loss(denoiser, x, corrupt(x, gen), noise_schedule=schedule, generator=gen)
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, float(grad_clip))
-            opt.step()
-            sched.step()
-            losses[k] = float(value.detach())
-            if not math.isfinite(losses[k]):
-                raise FloatingPointError(f"the InDI loss became non-finite at step {k}; lower lr or set grad_clip")
-    finally:
-        denoiser.eval()
-    return TrainingResult(losses=losses, seconds=time.perf_counter() - start, steps=steps)
+
+    def batch_loss(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return indi_loss(denoiser, x, corrupt(x, gen), noise_schedule=schedule, generator=gen)
+
+    return run_adam(denoiser, data, batch_loss, steps=steps, batch_size=batch_size, lr=lr, lr_decay=lr_decay,
+                    grad_clip=grad_clip, seed=seed, label="InDI")

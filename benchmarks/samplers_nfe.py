@@ -21,7 +21,9 @@ projections; each projected law is an exact 1-D mixture), `samplers.ks_distance`
 the same size (`--floor-draws` independent draws, default 50): mean D_0 and sd; its 99.9 % band is
 D <= D_0 + 3.09 sd (normal approximation of the floor's spread; the empirical maximum is stored too).
 **passes at** = the smallest measured NFE from which D stays within the band at every larger measured NFE
-("-" if the largest NFE is still outside).
+("-" if the largest NFE is still outside). To save time an entry stops once three consecutive budgets were within
+the band (``--stop-after 3``; 0 runs every budget): past that point a deterministic sampler only repeats the exact
+flow map's D and a stochastic one another floor draw.
 
 NFE grid: `NFE_GRID` (12 log-spaced budgets 5 .. 1000, ratio ~1.62); each entry turns a budget into its step count
 (e.g. Heun to sigma = 0: (nfe + 1) // 2 steps, NFE 2 steps - 1), the NFE it really used is read from its result,
@@ -246,9 +248,11 @@ def _simulated(setting: Setting, sde: bool, steps: int) -> SampleResult:
         raise RuntimeError("this setting has no njit diffusion model")
     span = (fwd.T, fwd.eps)
     if sde:
-        sol = sdekit.simulate(model.reverse_sde(), _vp_start(setting), span, steps=steps, seed=setting.seed)
+        sol = sdekit.simulate(model.reverse_sde(), _vp_start(setting), span, steps=steps, seed=setting.seed,
+                              progress=False)
     else:
-        sol = sdekit.simulate(model.probability_flow(), _vp_start(setting), span, steps=steps, solver="rk4")
+        sol = sdekit.simulate(model.probability_flow(), _vp_start(setting), span, steps=steps, solver="rk4",
+                              progress=False)
     (a0, s0), (a1, s1) = fwd.kernel(fwd.T), fwd.kernel(fwd.eps)
     return SampleResult(sol.final, steps * (1 if sde else 4), np.array([a0, a1]), np.array([s0, s1]))
 
@@ -445,11 +449,14 @@ def budgets(entry: Entry, nfes: tuple[int, ...]) -> list[int]:
 
 
 def run_entry(entry: Entry, score: Score, setting: Setting, nfes: tuple[int, ...],
-              measure: Callable[[SampleResult], dict[str, float]], log: Callable[[str], None] | None = None
-              ) -> list[dict[str, Any]]:
-    """The entry at every budget of ``nfes``: one row per run whose NFE lies in NFE_RANGE."""
-    rows = []
+              measure: Callable[[SampleResult], dict[str, float]], log: Callable[[str], None] | None = None,
+              settled: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[dict[str, Any]]:
+    """The entry at every budget of ``nfes`` (in increasing order; it stops early once ``settled(rows)``): one row
+    per run whose NFE lies in NFE_RANGE."""
+    rows: list[dict[str, Any]] = []
     for nfe in budgets(entry, nfes):
+        if settled is not None and settled(rows):
+            break
         t0 = time.perf_counter()
         res = entry.run(score, setting, nfe)
         seconds = time.perf_counter() - t0
@@ -475,12 +482,18 @@ def passes_at(rows: list[dict[str, Any]], band: float, key: str = "distance") ->
 
 
 def run_mixture(mixture: Mixture, entries: list[Entry], nfes: tuple[int, ...], n: int, seed: int,
-                floor_draws: int, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every available entry on one mixture: its rows, the floor and each entry's passes-at."""
+                floor_draws: int, log: Callable[[str], None] | None = None, stop_after: int = 0) -> dict[str, Any]:
+    """Every available entry on one mixture: its rows, the floor and each entry's passes-at. stop_after > 0: an
+    entry stops once its last ``stop_after`` budgets were all within the band (the larger budgets would only
+    measure the floor again; passes-at is then read from the budgets measured)."""
     floor = mixture.floor(n, floor_draws, seed)
     if log is not None:
         log(f"{mixture.name}: floor D_0 = {floor['mean']:.4f} (sd {floor['sd']:.4f}), band {floor['band']:.4f}")
     score, setting = mixture.score(), mixture.setting(n, seed)
+
+    def settled(rows: list[dict[str, Any]]) -> bool:
+        return stop_after > 0 and len(rows) >= stop_after and all(r["distance"] <= floor["band"]
+                                                                  for r in rows[-stop_after:])
 
     def measure(res: SampleResult) -> dict[str, float]:
         return {"distance": mixture.distance(res.x, float(res.alphas[-1]), float(res.sigmas[-1])),
@@ -492,7 +505,7 @@ def run_mixture(mixture: Mixture, entries: list[Entry], nfes: tuple[int, ...], n
             summary[entry.name] = {"family": entry.family, "status": "not available", "note": entry.note}
             continue
         try:
-            mine = run_entry(entry, score, setting, nfes, measure, log)
+            mine = run_entry(entry, score, setting, nfes, measure, log, settled)
         except Exception as exc:  # a sampler of this checkout that rejects the entry's call: recorded, not fatal
             summary[entry.name] = {"family": entry.family, "status": f"failed: {exc}", "note": entry.note}
             if log is not None:
@@ -578,7 +591,8 @@ def mixture_table(part: dict[str, Any], nfes: tuple[int, ...]) -> list[str]:
     lines = [f"### {part['dataset']} (d = {part['dim']}, N = {part['n']})", "",
              f"Noise floor D_0 = {f['mean'] * 1e3:.2f} e-3 (sd {f['sd'] * 1e3:.2f} e-3 over {f['draws']} exact draws, "
              f"max {f['max'] * 1e3:.2f} e-3); 99.9 % band D <= **{f['band'] * 1e3:.2f} e-3**. Cells: D x 1000 at each "
-             "NFE budget (the NFE used in parentheses when it differs); bold: within the band.", "",
+             "NFE budget (the NFE used in parentheses when it differs); bold: within the band; blank after bold "
+             "cells: not run (the entry stopped after three budgets within the band).", "",
              "| sampler | family | passes at | " + " | ".join(str(b) for b in nfes) + " |",
              "|---|---|---:|" + "---:|" * len(nfes)]
     for name, s in part["summary"].items():
@@ -592,20 +606,37 @@ def mixture_table(part: dict[str, Any], nfes: tuple[int, ...]) -> list[str]:
     return lines + [""]
 
 
+def settles_at(rows: list[dict[str, Any]], key: str, tolerance: float) -> int | None:
+    """The smallest NFE from which ``key`` stays within ``tolerance`` of its value at the largest measured NFE (the
+    digits have no exact law: this is where a sampler stops changing at the resolution of the FD's own noise)."""
+    ordered = sorted(rows, key=lambda r: r["nfe"], reverse=True)
+    if not ordered:
+        return None
+    last, best = ordered[0][key], None
+    for r in ordered:
+        if abs(r[key] - last) > tolerance:
+            break
+        best = r["nfe"]
+    return best
+
+
 def digits_table(part: dict[str, Any], nfes: tuple[int, ...]) -> list[str]:
     fl, noise = part["floor"], part["noise"]
     lines = [f"### digits (examples/digits.py's cached eps model: n = {part['n']} generated vs 360 held-out)", "",
              f"Fréchet distance on pca16 / mlp64. Floor (held-out vs {part['n']} training digits, 30 draws): "
              f"{fl['pca16']['mean']:.3f} (sd {fl['pca16']['sd']:.3f}) / {fl['mlp64']['mean']:.2f} "
              f"(sd {fl['mlp64']['sd']:.2f}); N(0, I) noise: {noise['pca16']:.2f} / {noise['mlp64']:.1f}. "
-             "Cells: FD pca16 / mlp64 at each NFE budget (NFE used in parentheses when it differs).", "",
-             "| sampler | family | " + " | ".join(str(b) for b in nfes) + " |", "|---|---|" + "---:|" * len(nfes)]
+             "Cells: FD pca16 / mlp64 at each NFE budget (NFE used in parentheses when it differs). **settles at**: "
+             "the smallest NFE from which FD pca16 stays within one floor sd of its value at the largest NFE.", "",
+             "| sampler | family | settles at | " + " | ".join(str(b) for b in nfes) + " |",
+             "|---|---|---:|" + "---:|" * len(nfes)]
     for name, s in part["summary"].items():
         if s["status"] != "ok":
-            lines.append(f"| {name} | {s['family']} | {s['status']} |" + " |" * (len(nfes) - 1))
+            lines.append(f"| {name} | {s['family']} | {s['status']} |" + " |" * len(nfes))
             continue
         mine = [r for r in part["rows"] if r["sampler"] == name]
-        cells = []
+        settled = settles_at(mine, "pca16", fl["pca16"]["sd"])
+        cells = ["-" if settled is None else str(settled)]
         for b in nfes:
             r = next((r for r in mine if r["budget"] == b), None)
             cells.append("" if r is None else f"{r['pca16']:.3g} / {r['mlp64']:.3g}"
@@ -698,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated sampler names (default: every entry)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--replot", action="store_true", help="redraw the PNG and Markdown from the JSON")
+    parser.add_argument("--stop-after", type=int, default=3,
+                        help="stop an entry after this many consecutive budgets within the band (0: run them all)")
     parser.add_argument("--note", default="", help="a line for the Markdown (e.g. which checkout ran)")
     args = parser.parse_args(argv)
     stem = "samplers_nfe_quick" if args.quick else "samplers_nfe"
@@ -712,8 +745,8 @@ def main(argv: list[str] | None = None) -> int:
     datasets = ["mixture 2-D"] if args.quick else list(DATASETS)
     start, info = time.perf_counter(), machine()
     info["load_before"] = os.getloadavg()[0]
-    mixtures = [run_mixture(Mixture(name, DATASETS[name]()), entries, nfes, n, args.seed, floor_draws, print)
-                for name in datasets]
+    mixtures = [run_mixture(Mixture(name, DATASETS[name]()), entries, nfes, n, args.seed, floor_draws, print,
+                            args.stop_after) for name in datasets]
     digits = None
     if not (args.quick or args.no_digits):
         subset = [e for e in entries if e.name in DIGITS_SAMPLERS]
@@ -723,7 +756,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": info, "seconds": time.perf_counter() - start, "mixtures": mixtures, "digits": digits,
               "not_run": NOT_RUN,
               "config": {"command": command, "note": args.note, "nfes": list(nfes), "digits_nfes": list(DIGITS_NFE),
-                         "paths": n, "floor_draws": floor_draws, "band_z": BAND_Z, "projections": PROJECTIONS,
+                         "paths": n, "floor_draws": floor_draws, "stop_after": args.stop_after, "band_z": BAND_Z,
+                         "projections": PROJECTIONS,
                          "digits_samplers": list(DIGITS_SAMPLERS)}}
     write(result, out, stem)
     print(markdown(result))

@@ -5,8 +5,8 @@ times 1.3) sits far above the noise floor while the correct sampler sits within 
 
 Thresholds: the floor is the mean D_0 and sd of 10 exact draws of the same size. The correct sampler must be within
 D_0 + 6 sd (for a normal spread a one-sided tail of 1e-9; the KS statistic's tail is sub-Gaussian), the planted one
-above D_0 + 6 sd; measured (seed 7): correct 0.020 / 0.021 at NFE 21 / 34 against D_0 0.018 (sd 0.0037, so the
-limit is 0.040), planted 0.28 / 0.30.
+above D_0 + 6 sd; measured (seed 7): correct 0.020 / 0.018 at NFE 21 / 34 against D_0 0.018 (sd 0.0037, so the
+limit is 0.040), planted 0.27 / 0.30.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def test_table_structure(tiny, tmp_path):
     assert set(tiny) >= {"dataset", "dim", "n", "floor", "rows", "summary"}
     assert tiny["dim"] == 2 and tiny["n"] == N
     assert set(tiny["floor"]) == {"mean", "sd", "max", "band", "draws"}
-    assert tiny["floor"]["band"] == pytest.approx(tiny["floor"]["mean"] + bench.BAND_Z * tiny["floor"]["sd"])
+    f = tiny["floor"]
+    assert f["mean"] < f["band"] < f["mean"] + 2 * bench.BAND_Z * f["sd"]  # log-normal 99.9 % band
     assert tiny["summary"]["not in this checkout"]["status"] == "not available"
     names = ["DPM-Solver++(2M)", "planted: DPM-Solver++(2M), score x 1.3"]
     for name in names:

@@ -700,7 +700,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
             pts = sorted((r["nfe"], r[key]) for r in part["rows"] if r["sampler"] == name)
             if pts:
                 c, ls = style[name]
-                marker = "o" if any(r["family"] == "ODE" for r in part["rows"] if r["sampler"] == name) else "s"
+                family = next(r["family"] for r in part["rows"] if r["sampler"] == name)
+                marker = {"ODE": "o", "SDE": "s"}.get(family, "^")
                 ax.loglog(*zip(*pts), ls, marker=marker, ms=3, color=c, lw=1.1, label=name)
         fl = part["floor"]
         if key == "distance":
@@ -717,9 +718,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("model evaluations (NFE)")
         ax.grid(True, which="both", alpha=0.25)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(6, max(1, len(labels))), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.04 + 0.025 * math.ceil(len(labels) / 6), 1, 1))
-    fig.savefig(path, dpi=110)
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=1 if len(labels) <= 22 else 2,
+               fontsize=7, frameon=False, title="o ODE, s SDE, ^ flow", title_fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 

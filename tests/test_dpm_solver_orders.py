@@ -101,7 +101,7 @@ GRID = np.stack(lambda_grid(VP, 6, "logSNR"), axis=1)
     ({"orders": [True, 2, 3]}, "step orders in"),
     ({"orders": [2.0, 2, 2]}, "step orders in"),
     ({"orders": "222"}, "non-empty list"),
-    ({"orders": [1, 2, 3], "method": "multistep"}, "step orders in (1, 2)"),
+    ({"orders": [1, 3, 3], "method": "multistep"}, "orders[i] must be <= i + 1"),
     ({"orders": [2, 1, 1, 1, 1, 1], "method": "multistep"}, "orders[0]"),
     ({"orders": [1, 2, 2, 2, 2], "method": "multistep"}, "len(orders)"),
 ])

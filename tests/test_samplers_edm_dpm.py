@@ -304,7 +304,7 @@ def test_ddim_equals_dpm_solver_pp_1():
     (lambda s, x: edm_sample(s, [2.0, 1.0, 0.0], x, s_churn=5.0, seed=-1), "seed"),
     (lambda s, x: edm_sample(s, [2.0, 1.0, 0.0], x, s_churn=-1.0), "s_churn"),
     (lambda s, x: edm_sample(lambda *a: np.zeros(3), [2.0, 1.0, 0.0], x), "score"),
-    (lambda s, x: dpm_solver_sample(s, VP, x, order=3, method="multistep"), "order"),
+    (lambda s, x: dpm_solver_sample(s, VP, x, order=4, method="multistep"), "order"),
     (lambda s, x: dpm_solver_sample(s, VP, x, algorithm="sde-dpmsolver++"), "multistep"),
     (lambda s, x: dpm_solver_sample(s, VP, x, method="multistep", algorithm="sde-dpmsolver++", seed=1.5), "seed"),
     (lambda s, x: dpm_solver_sample(s, VP, x, skip="quadratic"), "skip"),

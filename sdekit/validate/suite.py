@@ -2,7 +2,8 @@
 Fokker–Planck, convergence-order and bias-or-bug checks over the processes and solvers sdekit ships.
 
 Each entry is a `Check` (`sdekit.validate.registry`: name, solver, run(n_paths, seed, alpha) -> Report,
-quick); ``SUITE`` joins the closed-form checks, this module's and the MCMC checks, in the order they run.
+quick); ``SUITE`` joins the closed-form checks, this module's, the samplers' (`sampler_checks`, a table) and the
+MCMC checks, in the order they run.
 Checks marked quick make up `sdekit validate --quick`. A check's report carries its name.
 """
 
@@ -27,6 +28,7 @@ from sdekit.validate.mcmc_checks import MCMC_CHECKS
 from sdekit.validate.order import fit_order, fit_order_deterministic, gbm_problem, s3_sine_problem, strong_errors
 from sdekit.validate.registry import Check, join_tables, registrar
 from sdekit.validate.report import Report
+from sdekit.validate.sampler_checks import SAMPLER_CHECKS
 from sdekit.validate.stationarity import stationarity_check, ula_law, verdict_report
 from sdekit.validate.stats import CheckResult
 from sdekit.validate.weak import em_weak_errors_linear, fit_weak_order, weak_errors
@@ -299,4 +301,4 @@ def check_ddpm(n_paths: int, seed: int, alpha: float) -> Report:
 
 
 
-SUITE: dict[str, Check] = join_tables(CHECKS, BATTERY_CHECKS, MCMC_CHECKS)
+SUITE: dict[str, Check] = join_tables(CHECKS, BATTERY_CHECKS, SAMPLER_CHECKS, MCMC_CHECKS)

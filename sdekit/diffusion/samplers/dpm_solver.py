@@ -28,6 +28,30 @@ Multistep order 2 (one evaluation per step; the first step is order 1), with r =
 DPM-Solver++(2M)  x_t = (sigma_t / sigma_s) x_s - alpha_t psi ((1 + 1 / (2 r)) x0_s - 1 / (2 r) x0_prev);
 DPM-Solver(2M)    x_t = (alpha_t / alpha_s) x_s - sigma_t phi (eps_s + (eps_s - eps_prev) / (2 r)).
 
+Multistep order 3 (Lu et al. 2022b, Appendix B, "multistep DPM-Solver++(3M)"; the same form in noise prediction;
+orders 1, 2, 3, 3, ...), with the outputs m0, m1, m2 (x0hat or epshat) of this and the two previous steps, their
+lambda-lengths h, h0, h1 and r0 = h0 / h, r1 = h1 / h: the divided differences D1_0 = (m0 - m1) / r0,
+D1_1 = (m1 - m2) / r1, D1 = D1_0 + r0 / (r0 + r1) (D1_0 - D1_1), D2 = (D1_0 - D1_1) / (r0 + r1) (h D1 ~ h m',
+h^2 D2 ~ h^2 m'' / 2 at lambda_s), and with w_k = hh phi_k(hh) (`phi_functions.h_phis`: w_1 = expm1(hh),
+w_2 = w_1 / hh - 1, w_3 = w_2 / hh - 1/2), hh = -h for data, +h for noise prediction:
+
+DPM-Solver++(3M)  x_t = (sigma_t / sigma_s) x_s - alpha_t (w_1 m0 + w_2 D1 + 2 w_3 D2)
+DPM-Solver(3M)    x_t = (alpha_t / alpha_s) x_s - sigma_t (w_1 m0 + w_2 D1 + 2 w_3 D2)
+
+(the exact integral of the quadratic in lambda through m2, m1, m0: with m(lambda_s + v) = m0 + v m' + v^2 m'' / 2,
+the m'' term needs the weight h^3 phi_3 = h^2 w_3 on m'' = 2 D2 / h^2). Lower-order final (diffusers'
+DPMSolverMultistepScheduler): the last step order 1 when the grid ends at sigma = 0 or with fewer than 15 steps, and
+with fewer than 15 steps the one before it at most order 2.
+
+diffusers' DPMSolverMultistepScheduler(solver_order=3), Lu et al.'s dpm_solver code and k-diffusion's
+sample_dpmpp_3m_sde weight D2 by w_3, not 2 w_3 (their single-step "taylor" update uses D2 = 2 (D1_1 - D1_0) /
+(r2 - r1) ~ h^2 m'', the multistep one D2 ~ h^2 m'' / 2 with the same weight): half the m'' term, a local error
+alpha_t h^3 m'' / 12 + O(h^4), so that method is globally second order (measured on Gaussian data: local slopes
+2.76, 2.42, 2.15, 2.05 over NFE 10 .. 160; with 2 w_3: 3.6 .. 4.2, third order). sdekit uses 2 w_3; the conformance
+test reproduces diffusers' variant through the weights hook and pins the difference. The corrected updates equal
+DEIS tAB-3 (noise; `sdekit.diffusion.samplers.deis`) and UniP-3 without corrector (data; `unipc`), which integrate
+the same quadratic exactly (tests/test_samplers_unipc_deis.py, to rounding).
+
 SDE-DPM-Solver++(2M) (algorithm "sde-dpmsolver++", multistep; Lu et al. 2022b / Gonzalez et al.): the reverse SDE
 dx = [f x - g^2 s] dt + g dW in lambda, for VP-type or any kernel (g^2 = -2 sigma^2 dlambda/dt), reads
 dx = [(dlog alpha / dlambda) x - 2 (x - alpha x0hat)] dlambda + noise; its linear part has the propagator
@@ -57,7 +81,10 @@ Accuracy with the exact score (tests/test_samplers_edm_dpm.py; ForwardSDE.vp(), 
 discretisation bias at the usual ~20 NFE IS detectable for several solvers: DPM-Solver++(2M) fails at 20 NFE on the
 logSNR grid in 2-D / 4-D (min p 6e-16 / 9e-11; time-uniform is worse) and passes from 30 NFE; DPM-Solver-2 fails up
 to 40 NFE in 2-D / 4-D and passes at 50; DPM-Solver-3 passes at 21 NFE on the logSNR grid (fails time-uniform);
-SDE-DPM-Solver++(2M) fails at 25 NFE and passes at 100. On Gaussian data (logSNR grid) the error against the exact
+SDE-DPM-Solver++(2M) fails at 25 NFE and passes at 100. DPM-Solver++(3M) (logSNR) fails at 15 NFE (2-D p 1.1e-12) and
+passes at 18 (min p 7.1e-4); DPM-Solver(3M) fails at 10 and passes at 12 (min p 2e-6)
+(tests/test_samplers_unipc_deis.py; fitted orders 3.9 / 3.7 on Gaussian data over NFE 10 .. 80).
+On Gaussian data (logSNR grid) the error against the exact
 flow map falls with fitted order ~2 / ~2 / ~3.5 (DPM-Solver-2 / ++(2M) / -3) over NFE 10 .. 80; the time-uniform
 grid of the linear-beta VP is still pre-asymptotic there (fitted 1.4 .. 1.8).
 
@@ -89,6 +116,7 @@ from sdekit.diffusion.samplers.lambda_schedule import (
     resolve_grid,
     vp_alpha_sigma,
 )
+from sdekit.diffusion.samplers.phi_functions import h_phis
 from sdekit.diffusion.samplers.run import NoiseFn, SampleResult, SamplerRun
 from sdekit.errors import SDEKitError
 
@@ -104,6 +132,12 @@ _R = {2: (0.5,), 3: (1.0 / 3.0, 2.0 / 3.0)}  # intermediate-point rules (lambda_
 def _expm1(h: float) -> float:
     """e^h - 1 without cancellation (a module function so the tests can plant a wrong one)."""
     return math.expm1(h)
+
+
+# multipliers of the weights (w_1, w_2, w_3) of (m0, D1, D2) in the third-order multistep update: w_3 is doubled
+# because D2 ~ h^2 m'' / 2 (module docstring); (1, 1, 1) is the variant of diffusers / Lu et al.'s code (a hook also
+# for planted-bug tests)
+_THIRD_ORDER_WEIGHTS = (1.0, 1.0, 2.0)
 
 
 DPMSolverResult = SampleResult  # the one result type of every sampler (`sdekit.diffusion.samplers.run`)
@@ -183,19 +217,33 @@ def _singlestep(model: _Model, x: State, pa: tuple[float, float], pb: tuple[floa
     return base - (s_t / r2 * (phi / h - 1.0)) * d2
 
 
+def _third_order_multistep(x: State, pa: tuple[float, float], pb: tuple[float, float], m0: State, m1: State,
+                           m2: State, h: float, h0: float, h1: float, plus: bool) -> State:
+    """DPM-Solver++(3M) (plus: m = x0hat) / DPM-Solver(3M) (m = epshat) from pa = (alpha_s, sigma_s) to pb with the
+    model outputs m0, m1, m2 of this and the two previous steps (lambda-lengths h, h0, h1; module docstring)."""
+    (a_s, s_s), (a_t, s_t) = pa, pb
+    r0, r1 = h0 / h, h1 / h
+    d1_0, d1_1 = (m0 - m1) * (1.0 / r0), (m1 - m2) * (1.0 / r1)
+    d1 = d1_0 + (d1_0 - d1_1) * (r0 / (r0 + r1))
+    d2 = (d1_0 - d1_1) * (1.0 / (r0 + r1))
+    w0, w1, w2 = (f * w for f, w in zip(_THIRD_ORDER_WEIGHTS, h_phis(-h if plus else h, 3)))
+    ratio, c = (s_t / s_s, a_t) if plus else (a_t / a_s, s_t)
+    return ratio * x - c * (w0 * m0 + w1 * d1 + w2 * d2)
+
+
 def _check_orders(orders: Any, method: str, n_intervals: int | None) -> list[int]:
-    """orders as a list of ints: 1..3 per single step (summing to the grid's intervals) or 1..2 per multistep
-    interval (one per interval, the first 1); or an SDEKitError naming it."""
-    allowed = (1, 2, 3) if method == "singlestep" else (1, 2)
+    """orders as a list of ints: 1..3 per single step (summing to the grid's intervals) or 1..3 per multistep
+    interval (one per interval, step i of order <= i + 1); or an SDEKitError naming it."""
+    allowed = (1, 2, 3)
     entries = list(orders) if isinstance(orders, list | tuple | np.ndarray) else None
     if not entries or any(isinstance(v, bool | np.bool_) or not isinstance(v, int | np.integer) or v not in allowed
                           for v in entries):
         raise SDEKitError(f"orders must be a non-empty list of step orders in {allowed} for method {method!r}; "
                           f"got {orders!r}")
     out = [int(v) for v in entries]
-    if method == "multistep" and out[0] != 1:
-        raise SDEKitError(f"orders[0] must be 1 for method 'multistep' (the first step has no previous model "
-                          f"output); got {out[0]}")
+    if method == "multistep" and any(k > i + 1 for i, k in enumerate(out)):
+        raise SDEKitError(f"orders[i] must be <= i + 1 for method 'multistep' (step i has i previous model "
+                          f"outputs; orders[0] must be 1); got {out}")
     need = sum(out) if method == "singlestep" else len(out)
     if n_intervals is not None and need != n_intervals:
         what = "sum(orders)" if method == "singlestep" else "len(orders)"
@@ -217,7 +265,8 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     (sampled from T to eps, or t_span), a kernel t -> (alpha, sigma) with t_span = (T, eps), or an (m, 2) array of
     (alpha, sigma) pairs from the noisiest to the cleanest (then that is the grid: steps must be None or m - 1).
     order (default 2) 1 (DDIM / DPM-Solver++1), 2 or 3 for method "singlestep" (NFE = order x steps; intermediate points
-    r1 = 1/2 for 2, r1 = 1/3, r2 = 2/3 for 3), 1 or 2 for "multistep" (NFE = steps). algorithm "dpmsolver" (noise
+    r1 = 1/2 for 2, r1 = 1/3, r2 = 2/3 for 3), 1, 2 or 3 for "multistep" (NFE = steps; order 3 = DPM-Solver(++)(3M);
+    "sde-dpmsolver++" 1 or 2). algorithm "dpmsolver" (noise
     prediction), "dpmsolver++" (data prediction) or "sde-dpmsolver++" (multistep only; its noise is the
     noise source's draw ``step``, by default sdekit's per-path streams for (seed, path_offset + row)).
     skip "time_uniform" (default) or "logSNR" (uniform lambda).
@@ -227,14 +276,15 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
     appends the data level (alpha, sigma) = (alpha(0), 0) = (1, 0) after eps, and a grid of pairs may end at sigma = 0;
     the step onto sigma = 0 is the first-order update, whose limit for every algorithm is the final denoise
     x = alpha_t x0hat(x_s) (one model call, no extra NFE). lower_order_final: the last step is first order (multistep:
-    without the D1 correction; singlestep: order 1); None (default) applies diffusers' rule: on when the grid ends
-    at sigma = 0, or for multistep order 2 with fewer than 15 steps.
+    without the D1 correction, and the step before it at most order 2; singlestep: order 1); None (default) applies
+    diffusers' rule: the last step first order when the grid ends at sigma = 0, or for multistep orders 2 and 3 with
+    fewer than 15 steps, and (multistep) the step before it at most order 2 with fewer than 15 steps.
 
     orders (instead of order and lower_order_final): the order of every step, for any order schedule.
-    Multistep: one order (1 or 2) per grid interval, the first 1. Singlestep: a step of order k spans k intervals of
-    the grid and its intermediate points are the grid points inside it, r_j = (lambda_j - lambda_s) / h (DPM-Solver
-    with general r1, r2: Lu et al. 2022, section 3.3 and Algorithms 4-5 of the appendix; the updates above with r1, r2
-    read from the grid), so NFE = sum(orders) = the number of intervals. This is how diffusers'
+    Multistep: one order (1, 2 or 3) per grid interval, orders[i] <= i + 1. Singlestep: a step of order k spans k
+    intervals of the grid and its intermediate points are the grid points inside it, r_j = (lambda_j - lambda_s) / h
+    (DPM-Solver with general r1, r2: Lu et al. 2022, section 3.3 and Algorithms 4-5 of the appendix; the updates above
+    with r1, r2 read from the grid), so NFE = sum(orders) = the number of intervals. This is how diffusers'
     DPMSolverSinglestepScheduler groups its timesteps (its ``order_list`` [1, 2, 3, 1, 2, 1, ...] is the steps
     [3, 2, ...]: a new step starts at each 1); a step onto sigma = 0 must have order 1. diffusers differs from
     Lu et al. in one place (tests/test_diffusers_conformance.py): its third-order single step computes the second
@@ -251,7 +301,7 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         raise SDEKitError(f"method must be one of {METHODS}; got {method!r}")
     if algorithm not in ALGORITHMS:
         raise SDEKitError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
-    allowed = (1, 2, 3) if method == "singlestep" else (1, 2)
+    allowed = (1, 2) if algorithm == "sde-dpmsolver++" else (1, 2, 3)
     if orders is not None:
         if order is not None:
             raise SDEKitError("give order or orders, not both")
@@ -259,11 +309,13 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
             raise SDEKitError("lower_order_final must be None when orders is given (orders sets every step's order)")
         order_list: list[int] | None = _check_orders(orders, method, None)
         order = max(order_list)
+        if order not in allowed:
+            raise SDEKitError(f"orders must hold step orders in {allowed} for algorithm {algorithm!r}; got {orders!r}")
     else:
         order_list = None
         order = 2 if order is None else order
         if isinstance(order, bool) or order not in allowed:
-            raise SDEKitError(f"order must be one of {allowed} for method {method!r}; got {order!r}")
+            raise SDEKitError(f"order must be one of {allowed} for algorithm {algorithm!r}; got {order!r}")
     stochastic = algorithm == "sde-dpmsolver++"
     if stochastic and method != "multistep":
         raise SDEKitError("algorithm 'sde-dpmsolver++' needs method='multistep'")
@@ -292,14 +344,21 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
         if ends_at_zero and order_list[-1] != 1:
             raise SDEKitError("orders[-1] must be 1 when the grid ends at sigma = 0: the step onto sigma = 0 is the "
                               "first-order final denoise")
-    elif lower_order_final is None:
-        lower_order_final = ends_at_zero or (method == "multistep" and order > 1 and n_steps < 15)
-    elif ends_at_zero and not lower_order_final:
-        raise SDEKitError("lower_order_final must be True (or None) when the grid ends at sigma = 0: the step onto "
-                          "sigma = 0 is the first-order final denoise")
-    if order_list is None:  # the default schedules: every step of ``order`` (multistep: the first is order 1)
-        order_list = [order] * n_steps if method == "singlestep" else [1] + [order] * (n_steps - 1)
-        if lower_order_final:
+    else:
+        if lower_order_final is None:  # diffusers' rule (its default lower_order_final=True)
+            lower_last = ends_at_zero or (method == "multistep" and order > 1 and n_steps < 15)
+            lower_second = n_steps < 15
+        elif ends_at_zero and not lower_order_final:
+            raise SDEKitError("lower_order_final must be True (or None) when the grid ends at sigma = 0: the step "
+                              "onto sigma = 0 is the first-order final denoise")
+        else:
+            lower_last = lower_second = bool(lower_order_final)
+        order_list = [order] * n_steps
+        if method == "multistep":  # warm-up: step i has i previous outputs (orders 1, 2, 3, 3, ...)
+            order_list = [min(order, i + 1) for i in range(n_steps)]
+            if lower_second and n_steps >= 2:
+                order_list[-2] = min(order_list[-2], 2)
+        if lower_last:
             order_list[-1] = 1
     model = _Model(run)
     plus = algorithm != "dpmsolver"
@@ -320,8 +379,8 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
             run.step_done(i, x, a_t, s_t, model.last_x0)
             start = end
         return run.finish(x)
-    prev: State | None = None
-    h_prev = 0.0
+    outs: list[State] = []  # the model outputs (x0hat or epshat) of the last steps, newest last
+    hs: list[float] = []  # their steps' lambda-lengths h
     for i in range(n_steps):
         (a_s, s_s), (a_t, s_t) = pairs[i], pairs[i + 1]
         model.last_x0 = None
@@ -331,17 +390,21 @@ def dpm_solver_sample(score: ScoreFn, forward: ForwardSDE | KernelFn | ArrayLike
             h = half_log_snr(a_t, s_t) - half_log_snr(a_s, s_s)
             eps_s, x0_s = model(x, a_s, s_s, i)
             cur = x0_s if plus else eps_s
-            pred = cur
-            if order_list[i] == 2:
-                pred = cur + (cur - prev) * (h / (2.0 * h_prev))  # (1 + 1/(2r)) cur - 1/(2r) prev, r = h_prev / h
-            if stochastic:
-                em2h = _expm1(-2.0 * h)
-                x = (s_t / s_s * math.exp(-h)) * x - (a_t * em2h) * pred \
-                    + (s_t * math.sqrt(-em2h)) * run.noise(i, x)
-            elif plus:
-                x = (s_t / s_s) * x - (a_t * _expm1(-h)) * pred
+            if order_list[i] == 3:
+                x = _third_order_multistep(x, (a_s, s_s), (a_t, s_t), cur, outs[-1], outs[-2], h, hs[-1], hs[-2],
+                                           plus)
             else:
-                x = (a_t / a_s) * x - (s_t * _expm1(h)) * pred
-            prev, h_prev = cur, h
+                pred = cur
+                if order_list[i] == 2:  # (1 + 1/(2r)) cur - 1/(2r) prev, r = h_prev / h
+                    pred = cur + (cur - outs[-1]) * (h / (2.0 * hs[-1]))
+                if stochastic:
+                    em2h = _expm1(-2.0 * h)
+                    x = (s_t / s_s * math.exp(-h)) * x - (a_t * em2h) * pred \
+                        + (s_t * math.sqrt(-em2h)) * run.noise(i, x)
+                elif plus:
+                    x = (s_t / s_s) * x - (a_t * _expm1(-h)) * pred
+                else:
+                    x = (a_t / a_s) * x - (s_t * _expm1(h)) * pred
+            outs, hs = (outs + [cur])[-2:], (hs + [h])[-2:]
         run.step_done(i, x, a_t, s_t, model.last_x0)
     return run.finish(x)

@@ -5,6 +5,7 @@
     python benchmarks/samplers_nfe.py --quick           # 2-D only, N = 4000, three NFE, no digits (about a minute)
     python benchmarks/samplers_nfe.py --no-digits       # the mixtures only
     python benchmarks/samplers_nfe.py --replot          # redraw the PNG and Markdown from the JSON
+    python benchmarks/samplers_nfe.py --only "flow Euler,flow Heun" --update   # rerun entries into the JSON
 
 **Samplers** are DATA: `REGISTRY` holds one `Entry` per sampler (name, family, the sdekit functions it needs, its
 NFE -> steps rule and a function (score, setting, steps) -> SampleResult). Adding a sampler is adding one entry; an
@@ -735,6 +736,27 @@ def write(result: dict[str, Any], out: Path, stem: str) -> None:
         pass
 
 
+def updated(result: dict[str, Any], mixtures: list[dict[str, Any]], digits: dict[str, Any] | None,
+            names: list[str]) -> dict[str, Any]:
+    """``result`` with the rows and summaries of the entries ``names`` replaced by a new run's (same datasets, N,
+    seeds: the floors are recomputed identically); summaries in registry order."""
+    order = {e.name: i for i, e in enumerate(REGISTRY)}
+
+    def merge(old: dict[str, Any], new: dict[str, Any]) -> None:
+        old["rows"] = [r for r in old["rows"] if r["sampler"] not in names] + new["rows"]
+        summary = {**old["summary"], **new["summary"]}
+        old["summary"] = dict(sorted(summary.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+    parts = {p["dataset"]: p for p in result["mixtures"]}
+    for new in mixtures:
+        if new["dataset"] not in parts or new["n"] != parts[new["dataset"]]["n"]:
+            raise SystemExit(f"--update: {new['dataset']} at N = {new['n']} is not in the JSON")
+        merge(parts[new["dataset"]], new)
+    if digits is not None and result.get("digits"):
+        merge(result["digits"], digits)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2-D mixture, N = 4000, NFE 8, 21, 55, no digits")
@@ -751,7 +773,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after", type=int, default=3,
                         help="stop an entry after this many consecutive budgets within the band (0: run them all)")
     parser.add_argument("--note", default="", help="a line for the Markdown (e.g. which checkout ran)")
+    parser.add_argument("--update", action="store_true",
+                        help="with --only: rerun those entries and replace their rows in the existing JSON")
     args = parser.parse_args(argv)
+    if args.update and args.only is None:
+        parser.error("--update needs --only (the entries to rerun)")
     stem = "samplers_nfe_quick" if args.quick else "samplers_nfe"
     out = Path(args.out)
     if args.replot:
@@ -772,6 +798,13 @@ def main(argv: list[str] | None = None) -> int:
         digits = run_digits(subset, DIGITS_NFE, args.digits_n, args.seed, args.digits_cache, print)
     info["load_after"] = os.getloadavg()[0]
     command = " ".join(["python benchmarks/samplers_nfe.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.update:
+        result = updated(json.loads((out / f"{stem}.json").read_text()), mixtures, digits, [e.name for e in entries])
+        result["config"].setdefault("updates", []).append({"command": command, "machine": info,
+                                                           "seconds": time.perf_counter() - start})
+        write(result, out, stem)
+        print(markdown(result))
+        return 0
     result = {"machine": info, "seconds": time.perf_counter() - start, "mixtures": mixtures, "digits": digits,
               "not_run": NOT_RUN,
               "config": {"command": command, "note": args.note, "nfes": list(nfes), "digits_nfes": list(DIGITS_NFE),

@@ -690,6 +690,9 @@ def markdown(result: dict[str, Any]) -> str:
     md += ["Not run:", ""] + [f"- {k}: {v}" for k, v in result.get("not_run", {}).items()] + [""]
     if cfg.get("note"):
         md += [f"Note: {cfg['note']}", ""]
+    for u in cfg.get("updates", []):
+        md += [f"Updated by `{u['command']}` (load average {u['machine']['load_before']:.2f} -> "
+               f"{u['machine']['load_after']:.2f}, {u['seconds']:.0f} s): those entries' rows are from that run.", ""]
     return "\n".join(md)
 
 

@@ -1,6 +1,8 @@
 """Learned scores in torch: networks, the `ScoreModel` wrapper (score / eps / x0 / v), training losses and a training
 loop. This package imports torch at its top; torch is optional, so nothing else in sdekit imports it."""
 
+from sdekit.learn.flow_matching import VelocityModel, flow_matching_loss, train_flow_model
+from sdekit.learn.indi_loss import InDIDenoiser, indi_loss, train_indi
 from sdekit.learn.losses import (
     dsm_loss,
     eps_loss,
@@ -16,16 +18,22 @@ from sdekit.learn.wrappers import ScoreModel, convert_prediction, log_snr, time_
 __all__ = [
     "ConvScoreNet",
     "FourierEmbedding",
+    "InDIDenoiser",
     "ScoreMLP",
     "ScoreModel",
     "TrainingResult",
+    "VelocityModel",
     "convert_prediction",
     "dsm_loss",
     "eps_loss",
+    "flow_matching_loss",
+    "indi_loss",
     "log_snr",
     "noise_conditional_ssm_loss",
     "sliced_score_matching_loss",
     "time_from_logsnr",
+    "train_flow_model",
+    "train_indi",
     "train_score_model",
     "v_loss",
     "x0_loss",

@@ -4,7 +4,8 @@ Every row runs its sampler with the exact score of the 2-D anisotropic mixture `
 its first level and compares the output with the exact law of its last level (`compare_with_law`, the full battery):
 
     start "vp"        exact p_T of ForwardSDE.vp() (T = 1), compared with the exact marginal at t = eps = 1e-3;
-    start "ve"        exact p(x; sigma = 80) (alpha = 1, the k-diffusion / EDM convention), compared with the data law;
+    start "ve"        exact p(x; sigma) at sigma = 80 (alpha = 1, the k-diffusion / EDM convention; InDI's
+                      y = x + sigma_y n at sigma = sigma_y), compared with the data law;
     start "discrete"  exact level K of DiscreteSchedule.linear() (K = 1000), compared with the data law.
 
 The settings are above the smallest NFE each sampler was measured to pass at N = 20,000 on the 1-, 2- and 4-D test
@@ -42,6 +43,7 @@ class SamplerCase:
     run: RunFn
     description: str
     quick: bool = False
+    sigma_start: float = SIGMA_MAX
 
 
 def _vp():
@@ -129,6 +131,26 @@ def _restart(score, x, seed):
     return restart_sample(score, _karras(32), x, restart=[(0.1, 2.0, 2, 8)], seed=seed).x
 
 
+INDI_SIGMA_Y = 2.0
+
+
+def _indi(score, x, seed):
+    from sdekit.restoration import MixtureDenoiser, indi_sample
+
+    return indi_sample(MixtureDenoiser(GaussianMixture(**MIXTURE_2D), INDI_SIGMA_Y), x, steps=100).x
+
+
+def _indi_noise(t):
+    return INDI_SIGMA_Y * np.sqrt(1.0 - t)
+
+
+def _indi_stochastic(score, x, seed):
+    from sdekit.restoration import MixtureDenoiser, indi_sample
+
+    denoiser = MixtureDenoiser(GaussianMixture(**MIXTURE_2D), INDI_SIGMA_Y, noise_schedule=_indi_noise)
+    return indi_sample(denoiser, x, steps=160, noise_schedule=_indi_noise, seed=seed).x
+
+
 def _linear_schedule():
     from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 
@@ -177,16 +199,23 @@ SAMPLER_CASES: tuple[SamplerCase, ...] = (
                 "PNDM (pseudo Runge-Kutta warm-up), 50 steps of the linear schedule (59 NFE), vs the data law."),
     SamplerCase("diffusion_plms", "plms", "discrete", _plms,
                 "PLMS (pseudo linear multistep), 50 steps of the linear schedule (51 NFE), vs the data law."),
+    SamplerCase("diffusion_indi", "indi", "ve", _indi,
+                "InDI restoration, deterministic, 100 uniform steps from the exact y = x + 2 n, vs the law of x.",
+                sigma_start=INDI_SIGMA_Y),
+    SamplerCase("diffusion_indi_stochastic", "indi (noise-injected)", "ve", _indi_stochastic,
+                "InDI restoration, noise-injected (eps_t = 2 sqrt(1 - t)), 160 steps from the exact y = x + 2 n, vs "
+                "the law of x.", sigma_start=INDI_SIGMA_Y),
 )
 
 
-def _start_and_law(start: str, mm, n_paths: int, seed: int) -> tuple[np.ndarray, GaussianMixture]:
+def _start_and_law(case: SamplerCase, mm, n_paths: int, seed: int) -> tuple[np.ndarray, GaussianMixture]:
     """The exact start of the sampler's first level and the exact law of its last."""
+    start = case.start
     if start == "vp":
         vp = _vp()
         return mm.sample(n_paths, *vp.kernel(vp.T), seed=seed), mm.marginal(*vp.kernel(vp.eps))
     if start == "ve":
-        return mm.sample(n_paths, 1.0, SIGMA_MAX, seed=seed), mm.data
+        return mm.sample(n_paths, 1.0, case.sigma_start, seed=seed), mm.data
     sched = _linear_schedule()
     return mm.sample(n_paths, *sched.level(sched.n_steps), seed=seed), mm.data
 
@@ -200,7 +229,7 @@ def _check_fn(case: SamplerCase) -> Callable[[int, int, float], Report]:
         def score(x, a, s):
             return mixture_marginal_score(np.ascontiguousarray(x), float(a), float(s), mm.params)
 
-        x, law = _start_and_law(case.start, mm, n_paths, seed + 11)
+        x, law = _start_and_law(case, mm, n_paths, seed + 11)
         return compare_with_law(case.run(score, x, seed), law, alpha=alpha, name=case.name)
 
     check.__doc__ = case.description

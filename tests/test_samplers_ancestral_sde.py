@@ -30,6 +30,7 @@ the full level sigma_s and with no stage noise (law), the 2M/3M noise std withou
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -54,11 +55,13 @@ from sdekit.diffusion.samplers.sigma_grids import exponential_sigmas
 from sdekit.errors import SDEKitError
 from sdekit.targets import GaussianMixture
 from sdekit.validate import compare_with_law
+from sdekit.validate.compare import ALL_TESTS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
 
 N_MC = 20_000
+GATING_TESTS = tuple(t for t in ALL_TESTS if t != "mmd")
 ALPHA_TEST = 1e-6
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 FIXTURES = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
@@ -84,15 +87,24 @@ def exact_score(mm: MixtureMarginals):
     return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x), a, s, mm.params)
 
 
+@functools.cache
+def exact_start(d: int) -> np.ndarray:
+    """N_MC exact draws of p(x; SIGMA_MAX), shared by every law run in d dimensions (read-only)."""
+    x0 = FIXTURES[d].sample(N_MC, 1.0, SIGMA_MAX, seed=1)
+    x0.setflags(write=False)
+    return x0
+
+
 def run_law(name: str, d: int, steps: int | None = None, **kw):
     sampler, n, _ = SAMPLERS[name]
     mm = FIXTURES[d]
-    x0 = mm.sample(N_MC, 1.0, SIGMA_MAX, seed=1)
-    return sampler(exact_score(mm), karras_sigmas(steps or n, SIGMA_MIN, SIGMA_MAX), x0, seed=3, **kw)
+    return sampler(exact_score(mm), karras_sigmas(steps or n, SIGMA_MIN, SIGMA_MAX), exact_start(d), seed=3, **kw)
 
 
 def law_report(x: np.ndarray, d: int, what: str):
-    return compare_with_law(x, FIXTURES[d].data, alpha=ALPHA_TEST, name=what)
+    """The battery's gating tests (KS and CvM on the marginals and projections, moments, Stein); its MMD diagnostic
+    never gates (``Report.passed`` ignores it), so it is left out to save time."""
+    return compare_with_law(x, FIXTURES[d].data, alpha=ALPHA_TEST, tests=GATING_TESTS, name=what)
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ from sdekit.diffusion.samplers.dpmpp_sde import BrownianNoise, dpmpp_sde_sample
 from sdekit.diffusion.samplers.edm import karras_sigmas
 from sdekit.diffusion.samplers.sigma_grids import exponential_sigmas
 from sdekit.errors import SDEKitError
+from sdekit.noise.brownian_path import BrownianPath
+from sdekit.noise.counter import counter_normals
 from sdekit.targets import GaussianMixture
 from sdekit.validate import compare_with_law
 from sdekit.validate.compare import ALL_TESTS
@@ -272,6 +274,37 @@ def test_brownian_noise_increments_are_standard_and_correlated_as_one_path():
     zstat = (math.atanh(rho) - math.atanh(want)) * math.sqrt(n * d - 3)
     assert abs(zstat) < stats.norm.isf(0.5e-6)
     np.testing.assert_array_equal(path(t, u, like), z2)  # a pure function of the times
+
+
+def plain_descent(path, t: float) -> np.ndarray:
+    """W(t) by Levy's midpoint construction from the root, in plain NumPy (the definition in
+    `sdekit.noise.brownian_path`), for checking the path's reuse of cells and its fused arithmetic."""
+    def normals(node: int) -> np.ndarray:
+        return counter_normals(path.seed, path.n_paths, path.m, path_offset=path.path_offset, stream=path.stream,
+                               draw_offset=node * path.m)
+
+    a, b, node = path.t0, path.t1, 1
+    wa, wb = np.zeros((path.n_paths, path.m)), math.sqrt(b - a) * normals(0)
+    if t in (a, b):
+        return wa if t == a else wb
+    for _ in range(path.depth):
+        mid = 0.5 * (a + b)
+        wm = 0.5 * (wa + wb) + math.sqrt((b - a) / 4.0) * normals(node)
+        if t == mid:
+            return wm
+        a, b, wa, wb, node = (a, mid, wa, wm, 2 * node) if t < mid else (mid, b, wm, wb, 2 * node + 1)
+    return wa + (t - a) / (b - a) * (wb - wa)
+
+
+def test_brownian_path_queries_equal_the_plain_descent_bit_for_bit():
+    """Queries in any order (nearby times reuse the previous descent's cells; dyadic points stop early) give the
+    numbers of the plain construction exactly, also when the kept cells are fewer than the levels."""
+    rng = np.random.default_rng(3)
+    for n, m, depth in ((7, 3, 52), (60, 1000, 20)):  # the second keeps 17 cells of 20 levels
+        path = BrownianPath(5, n, m, t0=-4.4, t1=6.2, path_offset=11, stream=3, depth=depth)
+        times = [0.3, 0.3 + 1e-9, 0.30000000000000004, 0.9, -4.4 + 10.6 * 0.375, 6.2, -4.4, *rng.uniform(-4.4, 6.2, 4)]
+        for t in times:
+            np.testing.assert_array_equal(path(float(t)), plain_descent(path, float(t)))
 
 
 def test_dpmpp_sde_default_noise_is_the_brownian_path():

@@ -71,8 +71,8 @@ class BrownianPath:
 
     seed, stream: the counter streams' key (stream separates independent uses; the fused torch loop uses stream 0,
     the samplers 2 + step); depth: the number of dyadic levels (1 .. 60; values at dyadic points of level <= depth
-    are exact). m <= 2048. A path keeps work buffers between queries (about 8 MiB at most for its kept cells), so
-    one object serves one query at a time (not several threads at once).
+    are exact). m <= 2048. A path keeps buffers between queries (the kept cells, at most TRAIL_BYTES = 8 MiB, and four
+    (n_paths, m) work arrays), so one object serves one query at a time (not several threads at once).
     """
 
     def __init__(self, seed: int, n_paths: int, m: int = 1, *, t0: float = 0.0, t1: float = 1.0,

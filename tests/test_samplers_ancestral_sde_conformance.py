@@ -11,8 +11,8 @@ dpmpp_multistep_sde) with diffusers 0.35.1: the same eps-network (tests/test_dif
 * DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++", final_sigmas_type="zero"), solver_order 2,
   solver_type midpoint / heun = dpmpp_2m_sde_sample (eta = 1) on its grid in VE form (x_ve = x_vp / alpha); to float32
   rounding (its step casts the sample to float32). solver_order 3 is a different algorithm: it equals
-  dpmpp_3m_sde_sample with diffusers' d2 weight (``_PHI3_HALF = -0.5``) and differs from the k-diffusion weight by far
-  more than float32 rounding (pinned).
+  dpmpp_3m_sde_sample with diffusers' d2 weight (``_D2_WEIGHT = K_DIFFUSION_D2_WEIGHT``, ``_PHI3_HALF = -0.5``) and
+  differs from sdekit's default (third-order) weight by far more than float32 rounding (pinned).
 """
 
 from __future__ import annotations
@@ -150,10 +150,11 @@ def test_sde_dpmsolver_pp_2m_equals_diffusers(steps, solver_type, dtype):
 
 def test_sde_dpmsolver_pp_3m_of_diffusers_is_pinned(monkeypatch):
     """diffusers' order-3 SDE update weights d2 by (1 - e^{-H} - H) / H^2 - 1/2 (H = 2h): sdekit with that weight
-    agrees to float32 rounding; k-diffusion's weight (+1/2, the default) differs by far more."""
+    agrees to float32 rounding; sdekit's default weight 2 (1/2 - phi_2 / H) differs by far more."""
     steps = 12
     schedule, sig, zs, x_init, xd = _sde_multistep(3, "midpoint", steps, torch.float32, lower_order_final=False)
     ref = dpmpp_3m_sde_sample(model_for(schedule), sig, x_init, noise=lambda i, like: zs[i].double())
+    monkeypatch.setattr(msde, "_D2_WEIGHT", msde.K_DIFFUSION_D2_WEIGHT)
     monkeypatch.setattr(msde, "_PHI3_HALF", -0.5)
     variant = dpmpp_3m_sde_sample(model_for(schedule), sig, x_init, noise=lambda i, like: zs[i].double())
     assert maxdiff(variant.x, xd) <= f32_tol(steps, xd), f"diffusers vs its variant: {maxdiff(variant.x, xd):.3g}"

@@ -17,13 +17,17 @@ variance sigma_{i+1}^2 (1 - e^{-2 eta h}); the multistep solvers expand D in t f
         "heun":      correction = phi_2(H) D1,  phi_2(H) = expm1(-H) / H + 1
     3M, r0 = h_1 / h, r1 = h_2 / h, d1_0 = (D - D_1) / r0, d1_1 = (D_1 - D_2) / r1,
         d1 = d1_0 + r0 (d1_0 - d1_1) / (r0 + r1),  d2 = (d1_0 - d1_1) / (r0 + r1),
-        correction = phi_2(H) d1 - phi_3(H) d2,  phi_3(H) = phi_2(H) / H - 1/2
+        correction = phi_2(H) d1 - 2 phi_3(H) d2,  phi_3(H) = phi_2(H) / H - 1/2
         (the second step uses phi_2(H) (D - D_1) / r, the first none).
 
-The step onto sigma = 0 is the final denoise x' = D. The phi weights are the exact integrals of the Taylor terms
-against the propagator (int_0^h (1 + eta) e^{-(1 + eta)(h - u)} (u / h)^k du), so for eta = 0 these are the
-multistep DPM-Solver++(2M) (order 2) and (3M) (order 3) ODE solvers; for eta > 0 they are weak first-order SDE
-schemes (exact in law for a constant D). NFE = N (N = len(sigmas) - 1).
+The step onto sigma = 0 is the final denoise x' = D. With h D'(t) ~ d1 and h^2 D''(t) / 2 ~ d2, the weights are the
+exact integrals of the Taylor terms (u / h)^k against the propagator, int_0^h (1 + eta) e^{-(1 + eta)(h - u)}
+(u / h)^k du = phi_2(H) (k = 1) and -2 phi_3(H) (k = 2), so for eta = 0 these are the multistep DPM-Solver++(2M)
+(order 2) and (3M) (order 3) ODE solvers; for eta > 0 they are weak first-order SDE schemes (exact in law for a
+constant D). NFE = N (N = len(sigmas) - 1). With eta = 0, 3M takes the steps of
+``dpm_solver_sample(method="multistep", order=3, algorithm="dpmsolver++", lower_order_final=False)`` on the VP pairs
+of the grid except the second (warm-up) step, which there is the midpoint form -expm1(-H) D1 / 2 (with that form
+the two agree to 2.4e-14 on a 9-level Karras grid, 2-D).
 
 **Noise.** z_i is the noise source's draw i (`sdekit.diffusion.samplers.run`; by default sdekit's per-path streams),
 or with ``brownian=True`` the normalised increment (W(t_{i+1}) - W(t_i)) / sqrt(h) of one Brownian path per row
@@ -37,21 +41,28 @@ diffusers (0.35.1; tests/test_samplers_ancestral_sde_conformance.py): DPMSolverM
 sigma_edm; the VP update divided by alpha is the VE update): solver_order 2 with solver_type "midpoint" / "heun" is
 the same algorithm (agreement to float32 rounding: its step casts the sample to float32), including its
 lower_order_final rule (the last step onto 0 is the denoise in both). solver_order 3 is NOT the same: diffusers'
-third-order SDE update weights D2 by (1 - e^{-2h} - 2h) / (2h)^2 - 1/2, i.e. -phi_3 with phi_3 = phi_2 / H + 1/2
-instead of phi_2 / H - 1/2 (k-diffusion, and the exact integral: its weight tends to -1 instead of 0 as h -> 0, a
-first-order error); it equals this sampler with that coefficient (``_PHI3_HALF = -0.5``) to float32 rounding, which
-the conformance test pins. diffusers also lowers the order of the second-to-last step with lower_order_final and
+third-order SDE update weights d2 by (1 - e^{-H} - H) / H^2 - 1/2, i.e. -phi_3 with phi_3 = phi_2 / H + 1/2
+(its weight tends to -1 instead of 0 as h -> 0, a first-order error); it equals this sampler with the module
+constants ``_D2_WEIGHT = K_DIFFUSION_D2_WEIGHT`` (1) and ``_PHI3_HALF = -0.5`` to float32 rounding, which the
+conformance test pins. diffusers also lowers the order of the second-to-last step with lower_order_final and
 fewer than 15 steps (not done here).
 
-**Order of 3M.** k-diffusion's (and DPM-Solver's multistep) third-order weight -phi_3(h) = 1/2 - phi_2(h) / h ~ h / 6
-is HALF the exact Taylor weight int_0^h e^{-(h - u)} u^2 du / h^2 ~ h / 3 of d2 = h^2 D'' / 2, so the 3M step has
-local error O(h^3) and global order 2, not 3 (measured with eta = 0 on Gaussian data: slopes 2.5 / 2.2 / 2.1 at
-NFE 20 .. 160 on the exponential grid; with twice the weight 4.0 .. 5.0). This module keeps k-diffusion's weights.
+**Order of 3M: the d2 weight.** k-diffusion's ``sample_dpmpp_3m_sde`` (as DPM-Solver's multistep code and
+diffusers) weights d2 by -phi_3(H) = 1/2 - phi_2(H) / H ~ H / 6, HALF the exact Taylor weight -2 phi_3(H) ~ H / 3,
+so its step has local error O(h^3) and global order 2. This module uses the exact weight (``_D2_WEIGHT = 2``);
+k-diffusion's is the module constant ``K_DIFFUSION_D2_WEIGHT = 1``, and with ``_D2_WEIGHT`` set to it the sampler
+equals k-diffusion's to 1e-12 in float64 (tests/test_k_diffusion_conformance.py). Measured with eta = 0 on Gaussian
+data N(0, diag(0.05, 0.3, 2)) against the exact flow map, ``karras_sigmas(n + 1, 0.002, 80)[:-1]``: local slopes
+3.54, 3.34, 3.08, 3.04, 3.01 over NFE 10 .. 320 (fit 3.15 over NFE 20 .. 160, the tested window [2.5, 3.5]); with
+k-diffusion's weight 1.29 .. 1.92 (fit 1.52), on the exponential grid 2.6 .. 2.0.
 
 Accuracy with the exact score (tests/test_samplers_ancestral_sde.py; 1-, 2-, 4-D mixtures, N = 20000, start
-~ p(x; 80), ``karras_sigmas(n, 0.002, 80)`` ending at 0, ``compare_with_law`` at 1e-6): 2M midpoint fails at 40 NFE
-(2-D p 6e-14), passes at 48 (min p 3.8e-5); 2M heun fails at 48 (4-D p 2e-15), passes at 64 (1.5e-5); 3M fails at
-24 (2-D p 1e-37), passes at 32 (min p 0.024).
+~ p(x; 80), ``karras_sigmas(n, 0.002, 80)`` ending at 0, ``compare_with_law`` at 1e-6, eta = 1): 2M midpoint fails
+at 40 NFE (2-D p 6e-14), passes at 48 (min p 3.8e-5); 2M heun fails at 48 (4-D p 2e-15), passes at 64 (1.5e-5);
+3M fails at 28 (2-D p 1.8e-40; 1-D 4.9e-18, 4-D 4.0e-28), passes at 32 (min p 9.6e-8, 2-D; 36: 4.6e-4). For the
+SDE (eta = 1) the exact d2 weight costs accuracy in law (k-diffusion's weight 1, same seeds: fails at 28 with 2-D
+p 1.6e-9, passes at 32 with min p 0.024); a likely reason is that the second difference of D along a noisy path
+is mostly noise, which the larger weight passes on.
 """
 
 from __future__ import annotations
@@ -73,7 +84,12 @@ __all__ = ["dpmpp_2m_sde_sample", "dpmpp_3m_sde_sample"]
 ScoreFn = Callable[[State, float, float], State]
 SOLVER_TYPES = ("midpoint", "heun")
 
-# phi_3(H) = phi_2(H) / H - _PHI3_HALF; a module constant so the tests can plant diffusers' (or another) coefficient.
+# The 3M correction is phi_2(H) d1 - _D2_WEIGHT phi_3(H) d2 with phi_3(H) = phi_2(H) / H - _PHI3_HALF. The exact
+# Taylor weight of d2 ~ h^2 D'' / 2 is 2 phi_3 (third order); k-diffusion's published sample_dpmpp_3m_sde uses
+# K_DIFFUSION_D2_WEIGHT = 1 (second order) and diffusers' order-3 "sde-dpmsolver++" additionally _PHI3_HALF = -1/2.
+# Module constants so the tests can reproduce either (and plant a wrong one).
+_D2_WEIGHT = 2.0
+K_DIFFUSION_D2_WEIGHT = 1.0
 _PHI3_HALF = 0.5
 
 
@@ -159,11 +175,13 @@ def dpmpp_3m_sde_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_i
     """SDE-DPM-Solver++(3M) (k-diffusion ``sample_dpmpp_3m_sde``) from x_init ~ p(x; sigmas[0]).
 
     Step i (h, H as for 2M; r0 = h_1 / h, r1 = h_2 / h from the two previous steps):
-    x' = e^{-H} x - expm1(-H) D + phi_2(H) d1 - phi_3(H) d2 + s_noise sigma_{i+1} sqrt(-expm1(-2 eta h)) z_i with
+    x' = e^{-H} x - expm1(-H) D + phi_2(H) d1 - 2 phi_3(H) d2 + s_noise sigma_{i+1} sqrt(-expm1(-2 eta h)) z_i with
     d1_0 = (D - D_1) / r0, d1_1 = (D_1 - D_2) / r1, d1 = d1_0 + r0 (d1_0 - d1_1) / (r0 + r1),
     d2 = (d1_0 - d1_1) / (r0 + r1), phi_2(H) = expm1(-H) / H + 1, phi_3(H) = phi_2(H) / H - 1/2; the second step
-    adds phi_2(H) (D - D_1) / r0 only, the first nothing; x' = D onto sigma = 0. eta = 0: DPM-Solver++(3M), order 3.
-    diffusers' solver_order 3 "sde-dpmsolver++" differs in the d2 weight (module docstring). NFE = N.
+    adds phi_2(H) (D - D_1) / r0 only, the first nothing; x' = D onto sigma = 0. eta = 0: DPM-Solver++(3M), order 3
+    (measured 3.0). The factor 2 on phi_3 d2 is the exact Taylor weight; k-diffusion (and diffusers'
+    solver_order 3 "sde-dpmsolver++", with a further change) use 1, which is second order (module docstring).
+    NFE = N.
     """
 
     def correction(h: float, big_h: float, denoised: State, history: list) -> State:
@@ -178,7 +196,7 @@ def dpmpp_3m_sde_sample(score: ScoreFn, sigmas: ArrayLike | Sequence[float], x_i
         d1 = d1_0 + (d1_0 - d1_1) * (r0 / (r0 + r1))
         d2 = (d1_0 - d1_1) * (1.0 / (r0 + r1))
         phi3 = phi2 / big_h - _PHI3_HALF
-        return phi2 * d1 - phi3 * d2
+        return phi2 * d1 - (_D2_WEIGHT * phi3) * d2
 
     return _multistep(score, sigmas, x_init, eta, s_noise, brownian, seed, path_offset, noise, callback,
                       return_trajectory, correction)

@@ -75,8 +75,8 @@ class BrownianNoise:
     def at(self, t: float) -> np.ndarray:
         """W(t), shape (n, d)."""
         if t not in self.cache:
-            if len(self.cache) > 4:
-                self.cache.clear()
+            if len(self.cache) >= 4:
+                del self.cache[next(iter(self.cache))]  # the oldest: a step's start stays cached for its stages
             self.cache[t] = np.concatenate([b(t) for b in self.blocks], axis=1)
         return self.cache[t]
 

@@ -66,6 +66,25 @@ def make_data(d: int) -> GaussianMixture:
 FIXTURES = {d: MixtureMarginals(make_data(d)) for d in DIMS}
 
 
+def exact_score(mm: MixtureMarginals):
+    """The exact score(x, alpha, sigma) of mm's marginals (the njit form of MixtureMarginals.score), shared by the
+    sampler tests."""
+    return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x, dtype=np.float64), a, s, mm.params)
+
+
+def assert_law(x, target: GaussianMixture, what: str) -> float:
+    """The full battery (`compare_with_law` at ALPHA_TEST) passes on x against target; returns its min p."""
+    rep = compare_with_law(np.asarray(x), target, alpha=ALPHA_TEST, name=what)
+    assert rep.passed, rep.to_text()
+    return rep.min_pvalue
+
+
+def assert_law_fails(x, target: GaussianMixture, what: str) -> None:
+    """The full battery rejects x (a planted bug is caught)."""
+    rep = compare_with_law(np.asarray(x), target, alpha=ALPHA_TEST, name=what)
+    assert not rep.passed, f"planted bug not caught: {what}, min p = {rep.min_pvalue:.3g}"
+
+
 def min_std(mm: MixtureMarginals, alpha: float, sigma: float) -> float:
     """Smallest standard deviation of any S_k along any direction."""
     return math.sqrt(alpha * alpha * float(mm.eigvals.min()) + sigma * sigma)

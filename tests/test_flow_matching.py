@@ -32,7 +32,7 @@ import sdekit.flow.conversions as conv
 import sdekit.flow.samplers as fs
 from sdekit import simulate
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
+from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.networks import DiffusionNetwork
 from sdekit.diffusion.samplers.ddim import ddim_sample
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
@@ -56,10 +56,9 @@ from sdekit.flow import (
     x0_eps_from_score,
 )
 from sdekit.targets import GaussianMixture
-from sdekit.validate import compare_with_law
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
+from test_diffusion_fixtures import N_MC, assert_law, assert_law_fails, exact_score, make_data  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -70,29 +69,12 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-N_MC = 20_000
-ALPHA_TEST = 1e-6
 MIX = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
 VEL = {d: MixtureVelocity(MIX[d]) for d in (1, 2, 4)}
 
 
 def start(d: int, n: int = N_MC, seed: int = 1) -> np.ndarray:
     return VEL[d].sample(n, 1.0, seed=seed)
-
-
-def exact_score(mm: MixtureMarginals):
-    return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x), a, s, mm.params)
-
-
-def assert_law(x, target: GaussianMixture, what: str) -> float:
-    rep = compare_with_law(np.asarray(x), target, alpha=ALPHA_TEST, name=what)
-    assert rep.passed, rep.to_text()
-    return rep.min_pvalue
-
-
-def assert_law_fails(x, target: GaussianMixture, what: str) -> None:
-    rep = compare_with_law(np.asarray(x), target, alpha=ALPHA_TEST, name=what)
-    assert not rep.passed, f"planted bug not caught: {what}, min p = {rep.min_pvalue:.3g}"
 
 
 # --------------------------------------------------------------------------------------------

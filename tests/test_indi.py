@@ -33,15 +33,11 @@ from sdekit.diffusion.samplers.edm import edm_sample
 from sdekit.errors import SDEKitError
 from sdekit.restoration import MixtureDenoiser, indi_sample, indi_times
 from sdekit.targets import GaussianMixture
-from sdekit.validate import compare_with_law
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
+from test_diffusion_fixtures import FIXTURES, N_MC, assert_law, assert_law_fails  # noqa: E402
 
-N_MC = 20_000
-ALPHA_TEST = 1e-6
 SIGMA_Y = 2.0
-FIXTURES = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
 DETERMINISTIC_STEPS = {1: 30, 2: 50, 4: 70}  # the smallest measured to pass; 20 / 40 / 60 fail
 STOCHASTIC_STEPS = {1: 40, 2: 80, 4: 120}  # the smallest measured to pass; 30 / 70 / 100 fail
 
@@ -54,17 +50,6 @@ def stochastic_schedule(t: float) -> float:
 def observations(d: int, n: int = N_MC, seed: int = 1) -> np.ndarray:
     """y = x + SIGMA_Y n with x from the data law: exact draws of the VE marginal at sigma = SIGMA_Y."""
     return FIXTURES[d].sample(n, 1.0, SIGMA_Y, seed=seed)
-
-
-def assert_law(x: np.ndarray, target: GaussianMixture, what: str) -> float:
-    rep = compare_with_law(x, target, alpha=ALPHA_TEST, name=what)
-    assert rep.passed, rep.to_text()
-    return rep.min_pvalue
-
-
-def assert_law_fails(x: np.ndarray, target: GaussianMixture, what: str) -> None:
-    rep = compare_with_law(x, target, alpha=ALPHA_TEST, name=what)
-    assert not rep.passed, f"planted bug not caught: {what}, min p = {rep.min_pvalue:.3g}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,23 +26,15 @@ import pytest
 
 import sdekit.diffusion.samplers.adaptive_dpm_solver as adaptive_mod
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
 from sdekit.diffusion.samplers.adaptive_dpm_solver import adaptive_dpm_solver_sample
 from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample
 from sdekit.errors import SDEKitError
 from sdekit.validate import compare_with_law
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
+from test_diffusion_fixtures import ALPHA_TEST, FIXTURES, N_MC, exact_score  # noqa: E402
 
-N_MC = 20_000
-ALPHA_TEST = 1e-6
 VP = ForwardSDE.vp()
-FIXTURES = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
-
-
-def exact_score(mm: MixtureMarginals):
-    return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x), a, s, mm.params)
 
 
 def vp_start(d: int, n: int = N_MC) -> np.ndarray:

@@ -41,7 +41,7 @@ import pytest
 import sdekit.diffusion.samplers.ancestral as anc
 import sdekit.diffusion.samplers.dpmpp_multistep_sde as msde
 import sdekit.diffusion.samplers.dpmpp_sde as dsde
-from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
+from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.ancestral import (
     ancestral_step,
     dpm2_ancestral_sample,
@@ -60,13 +60,10 @@ from sdekit.validate import compare_with_law
 from sdekit.validate.compare import ALL_TESTS
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
+from test_diffusion_fixtures import ALPHA_TEST, FIXTURES, N_MC, exact_score  # noqa: E402
 
-N_MC = 20_000
 GATING_TESTS = tuple(t for t in ALL_TESTS if t != "mmd")
-ALPHA_TEST = 1e-6
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
-FIXTURES = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
 
 
 def heun_2m(*args, **kw):
@@ -82,11 +79,6 @@ SAMPLERS = {  # name: (sampler, steps measured to pass in 1-, 2- and 4-D, NFE th
     "dpmpp_2m_sde_heun": (heun_2m, 64, 64),
     "dpmpp_3m_sde": (dpmpp_3m_sde_sample, 32, 32),
 }
-
-
-def exact_score(mm: MixtureMarginals):
-    """The exact score (the njit form of MixtureMarginals.score)."""
-    return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x), a, s, mm.params)
 
 
 @functools.cache

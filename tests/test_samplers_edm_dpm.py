@@ -30,26 +30,17 @@ import pytest
 import sdekit.diffusion.samplers.dpm_solver as dpm
 import sdekit.diffusion.samplers.edm as edm
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
+from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample, lambda_grid, vp_alpha_sigma
 from sdekit.diffusion.samplers.edm import edm_sample, karras_sigmas
 from sdekit.errors import SDEKitError
 from sdekit.targets import GaussianMixture
-from sdekit.validate import compare_with_law
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
+from test_diffusion_fixtures import FIXTURES, N_MC, assert_law, assert_law_fails, exact_score  # noqa: E402
 
-N_MC = 20_000
-ALPHA_TEST = 1e-6
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 VP = ForwardSDE.vp()
-FIXTURES = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
-
-
-def exact_score(mm: MixtureMarginals):
-    """The exact score (the njit form of MixtureMarginals.score: same values, ~5x faster)."""
-    return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x), a, s, mm.params)
 
 
 def edm_start(d: int) -> np.ndarray:
@@ -58,17 +49,6 @@ def edm_start(d: int) -> np.ndarray:
 
 def vp_start(d: int) -> np.ndarray:
     return FIXTURES[d].sample(N_MC, *VP.kernel(VP.T), seed=2)
-
-
-def assert_law(x: np.ndarray, target: GaussianMixture, what: str) -> float:
-    rep = compare_with_law(x, target, alpha=ALPHA_TEST, name=what)
-    assert rep.passed, rep.to_text()
-    return rep.min_pvalue
-
-
-def assert_law_fails(x: np.ndarray, target: GaussianMixture, what: str) -> None:
-    rep = compare_with_law(x, target, alpha=ALPHA_TEST, name=what)
-    assert not rep.passed, f"planted bug not caught: {what}, min p = {rep.min_pvalue:.3g}"
 
 
 # --------------------------------------------------------------------------------------------

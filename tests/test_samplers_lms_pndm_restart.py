@@ -41,7 +41,7 @@ from scipy import integrate
 import sdekit.diffusion.samplers.lms as lms_mod
 import sdekit.diffusion.samplers.pndm as pndm_mod
 import sdekit.diffusion.samplers.restart as restart_mod
-from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
+from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.ddim import ddim_coefficients
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 from sdekit.diffusion.samplers.edm import edm_sample, karras_sigmas
@@ -50,22 +50,13 @@ from sdekit.diffusion.samplers.pndm import pndm_sample, pndm_transfer
 from sdekit.diffusion.samplers.restart import restart_sample
 from sdekit.errors import SDEKitError
 from sdekit.targets import GaussianMixture
-from sdekit.validate import compare_with_law
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
+from test_diffusion_fixtures import FIXTURES, N_MC, assert_law, assert_law_fails, exact_score  # noqa: E402
 
-N_MC = 20_000
-ALPHA_TEST = 1e-6
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 LIN = DiscreteSchedule.linear()
-FIXTURES = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
 RESTART = [(0.1, 2.0, 2, 8)]
-
-
-def exact_score(mm: MixtureMarginals):
-    """The exact score (the njit form of MixtureMarginals.score)."""
-    return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x), a, s, mm.params)
 
 
 def edm_start(d: int) -> np.ndarray:
@@ -74,16 +65,6 @@ def edm_start(d: int) -> np.ndarray:
 
 def discrete_start(d: int) -> np.ndarray:
     return FIXTURES[d].sample(N_MC, *LIN.level(LIN.n_steps), seed=2)
-
-
-def assert_law(x: np.ndarray, target: GaussianMixture, what: str) -> None:
-    rep = compare_with_law(x, target, alpha=ALPHA_TEST, name=what)
-    assert rep.passed, rep.to_text()
-
-
-def assert_law_fails(x: np.ndarray, target: GaussianMixture, what: str) -> None:
-    rep = compare_with_law(x, target, alpha=ALPHA_TEST, name=what)
-    assert not rep.passed, f"planted bug not caught: {what}, min p = {rep.min_pvalue:.3g}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import sdekit.diffusion.samplers.deis as deis_mod
 import sdekit.diffusion.samplers.dpm_solver as dpm
 import sdekit.diffusion.samplers.unipc as unipc_mod
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
+from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.deis import deis_coefficients, deis_sample
 from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample, vp_alpha_sigma
 from sdekit.diffusion.samplers.multistep_grid import multistep_orders
@@ -42,17 +42,10 @@ from sdekit.targets import GaussianMixture
 from sdekit.validate import compare_with_law
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import make_data  # noqa: E402  (the shared 1-, 2-, 4-D anisotropic mixtures)
+from test_diffusion_fixtures import ALPHA_TEST, FIXTURES, N_MC, exact_score  # noqa: E402
 
-N_MC = 20_000
-ALPHA_TEST = 1e-6
 VP = ForwardSDE.vp()
-FIXTURES = {d: MixtureMarginals(make_data(d)) for d in (1, 2, 4)}
 DPMPP3M_NFE = 18
-
-
-def exact_score(mm: MixtureMarginals):
-    return lambda x, a, s: mixture_marginal_score(np.ascontiguousarray(x), a, s, mm.params)
 
 
 def vp_start(d: int) -> np.ndarray:

@@ -32,29 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from sdekit.diffusion.samplers.arrays import is_torch
+from sdekit.diffusion.samplers.arrays import cos, sin
 from sdekit.errors import SDEKitError
 
 __all__ = ["INTERPOLANTS", "LINEAR", "TRIGONOMETRIC", "Interpolant", "get_interpolant"]
 
 CHECK_GRID = 257  # points of [0, 1] on which a custom interpolant is checked
 BISECTION_STEPS = 80
-
-
-def _cos(t: Any) -> Any:
-    if is_torch(t):
-        import torch
-
-        return torch.cos(t)
-    return np.cos(t) if isinstance(t, np.ndarray) else math.cos(t)
-
-
-def _sin(t: Any) -> Any:
-    if is_torch(t):
-        import torch
-
-        return torch.sin(t)
-    return np.sin(t) if isinstance(t, np.ndarray) else math.sin(t)
 
 
 _HALF_PI = 0.5 * math.pi
@@ -145,9 +129,9 @@ def _check_custom(interp: Interpolant) -> None:
 LINEAR = Interpolant(alpha=lambda t: 1.0 - t, sigma=lambda t: t, dalpha=lambda t: -1.0 + 0.0 * t,
                      dsigma=lambda t: 1.0 + 0.0 * t, name="linear", code=0, time_of_ratio=lambda r: r / (1.0 + r))
 # alpha written as sin(pi (1 - t) / 2) (= cos(pi t / 2)) so that alpha_1 = 0 and alpha_0 = 1 exactly in floating point
-TRIGONOMETRIC = Interpolant(alpha=lambda t: _sin(_HALF_PI * (1.0 - t)), sigma=lambda t: _sin(_HALF_PI * t),
-                            dalpha=lambda t: -_HALF_PI * _cos(_HALF_PI * (1.0 - t)),
-                            dsigma=lambda t: _HALF_PI * _cos(_HALF_PI * t), name="trigonometric", code=1,
+TRIGONOMETRIC = Interpolant(alpha=lambda t: sin(_HALF_PI * (1.0 - t)), sigma=lambda t: sin(_HALF_PI * t),
+                            dalpha=lambda t: -_HALF_PI * cos(_HALF_PI * (1.0 - t)),
+                            dsigma=lambda t: _HALF_PI * cos(_HALF_PI * t), name="trigonometric", code=1,
                             time_of_ratio=lambda r: math.atan(r) / _HALF_PI)
 INTERPOLANTS = {"linear": LINEAR, "trigonometric": TRIGONOMETRIC}
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.samplers.arrays import is_torch
+from sdekit.diffusion.samplers.arrays import is_torch, log, sqrt
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 from sdekit.errors import SDEKitError
 
@@ -53,22 +53,6 @@ TIMESTEP_INTERPOLATIONS = ("log", "linear")
 SNAP = 1e-9  # a timestep this close to an integer is that level (sigma tables computed by another formula differ
 #              from sdekit's by an ulp: diffusers' ((1 - abar) / abar) ** 0.5 against sqrt(1 - abar) / sqrt(abar))
 BISECTION_STEPS = 64
-
-
-def _log(v: Any) -> Any:
-    if is_torch(v):
-        import torch
-
-        return torch.log(v)
-    return np.log(v) if isinstance(v, np.ndarray) else math.log(v)
-
-
-def _sqrt(v: Any) -> Any:
-    if is_torch(v):
-        import torch
-
-        return torch.sqrt(v)
-    return np.sqrt(v) if isinstance(v, np.ndarray) else math.sqrt(v)
 
 
 class Native:
@@ -114,7 +98,7 @@ class Native:
         fam = self.family
         t_star = None
         if fam == "vp":
-            m = 1.0 / _sqrt(alpha * alpha + sigma * sigma)
+            m = 1.0 / sqrt(alpha * alpha + sigma * sigma)
         elif fam == "ve":
             m = 1.0 / alpha
         elif fam == "flow":
@@ -139,9 +123,9 @@ class Native:
         if c == "sigma":
             return ratio
         if c == "logsnr":
-            return _log(a) - _log(s)
+            return log(a) - log(s)
         if c == "edm":
-            return 0.25 * _log(ratio)
+            return 0.25 * log(ratio)
         if c == "t":
             return t
         return self.timestep(ratio)
@@ -166,7 +150,7 @@ class Native:
     def _forward_level(self, alpha: Any, sigma: Any) -> tuple[Any, Any, Any]:
         """(t*, a*, s*) with log(a* / s*) = log(alpha / sigma) on the ForwardSDE's kernel."""
         fw = self.kernel
-        lam = _log(alpha) - _log(sigma)
+        lam = log(alpha) - log(sigma)
         if is_torch(lam):
             from sdekit.diffusion.torch_schedule import torch_kernel
             from sdekit.learn.wrappers import time_from_logsnr

@@ -41,7 +41,7 @@ from sdekit.diffusion.networks.guidance import Guidance, apply_guidance
 from sdekit.diffusion.networks.native import Native
 from sdekit.diffusion.networks.predictions import PREDICTIONS, to_eps, to_x0_eps
 from sdekit.diffusion.networks.thresholding import Threshold, threshold_x0
-from sdekit.diffusion.samplers.arrays import is_torch, per_row
+from sdekit.diffusion.samplers.arrays import is_torch, per_row, sqrt
 from sdekit.diffusion.samplers.checks import check_real
 from sdekit.errors import SDEKitError
 
@@ -240,7 +240,7 @@ class DiffusionNetwork:
         x_net, pre = x_star, None
         if self.precondition == "edm":
             sig = s_star / a_star
-            norm = _sqrt(sig * sig + self.sigma_data ** 2)
+            norm = sqrt(sig * sig + self.sigma_data ** 2)
             pre = (self.sigma_data ** 2 / (norm * norm), sig * self.sigma_data / norm)
             x_net = x_star / norm
         pred = self._network(x_net, c, x)
@@ -313,14 +313,6 @@ class _InTime:
         else:
             alpha, sigma = self.forward.kernel(float(t))
         return self.model.score(x, alpha, sigma)
-
-
-def _sqrt(v: Any) -> Any:
-    if is_torch(v):
-        import torch
-
-        return torch.sqrt(v)
-    return np.sqrt(v) if isinstance(v, np.ndarray) else math.sqrt(v)
 
 
 def _concat(like: Any) -> Any:

@@ -15,6 +15,7 @@ NumPy run to rounding and no result depends on the batch size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -124,15 +125,26 @@ def row_norms(a: State) -> State:
     return sqrt(row_sums(a * a))
 
 
-def sqrt(v: Any) -> Any:
-    """Square root of a number (math.sqrt), a NumPy array (np.sqrt) or a tensor (torch.sqrt)."""
-    if is_torch(v):
-        import torch
+def _elementwise(name: str) -> Callable[[Any], Any]:
+    """The function ``name`` on a number (math), a NumPy array (numpy) or a tensor (torch)."""
+    math_fn, numpy_fn = getattr(math, name), getattr(np, name)
 
-        return torch.sqrt(v)
-    if isinstance(v, np.ndarray):
-        return np.sqrt(v)
-    return math.sqrt(v)
+    def fn(v: Any) -> Any:
+        if is_torch(v):
+            import torch
+
+            return getattr(torch, name)(v)
+        return numpy_fn(v) if isinstance(v, np.ndarray) else math_fn(v)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"{name} of a number (math.{name}), a NumPy array (np.{name}) or a tensor (torch.{name})."
+    return fn
+
+
+sqrt = _elementwise("sqrt")
+log = _elementwise("log")
+cos = _elementwise("cos")
+sin = _elementwise("sin")
 
 
 def flat(v: Any) -> Any:

@@ -144,13 +144,19 @@ def work_precision(problem: SDE | ClosedForm, solvers: Sequence[str], x0: Any, t
                    exact_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                    phi: Callable[[np.ndarray], np.ndarray] | None = None, exact_expectation: float | None = None,
                    coupled: bool = True, t0: float = 0.0, repeats: int = 3,
-                   threads: int | None = None) -> WorkPrecision:
+                   threads: int | None = None, reference_solver: str | None = None,
+                   reference_levels: int = 2) -> WorkPrecision:
     """Error and cost of each solver at steps base_steps 2^l, l = 0 .. levels-1 (module docstring).
 
     error="strong": e = RMS ||X_h(T) - X(T; W)|| against exact_fn(x0, W_T) (default: the ClosedForm's
     exact solution when t0 = 0). error="weak": e = |E phi(X_h(T)) - E phi(X(T))| by `weak_errors`
     (coupled with exact_fn, or against exact_expectation with coupled=False). Cost: wall seconds of a
     plain solve (min over ``repeats`` after a warm-up) and steps x evals per step from the registry.
+
+    Without a closed form (error="strong", no exact_fn, not a ClosedForm with t0 = 0) the reference X(T; W) is a
+    solve ``reference_levels`` halvings finer than the finest level on the same Brownian path (and I_(1,0)), by
+    ``reference_solver`` (one high-order solver for every curve, e.g. "sra1" on additive noise or "milstein";
+    default: each solver refined itself), as `strong_errors` does; diffrax's test_sde.py uses two levels.
 
     exact_fn(x0, w) gets x0 of shape (n_paths, dim) and W_T of shape (n_paths, m) and must return X(T) of shape
     (n_paths, dim); (n_paths,) is accepted when dim = 1 (read as the one column), any other shape is an error
@@ -175,8 +181,11 @@ def work_precision(problem: SDE | ClosedForm, solvers: Sequence[str], x0: Any, t
     t0, t1 = time_span(t0, t1)
     if exact_fn is None and isinstance(problem, ClosedForm) and t0 == 0.0:
         exact_fn = problem.exact_at(t1)
-    if error == "strong" and exact_fn is None:
-        raise SDEKitError("error='strong' needs exact_fn(x0, W_T) -> X(T) (or a ClosedForm problem with t0 = 0)")
+    if reference_solver is not None:
+        reference_solver = get_solver(reference_solver, "sde").name
+        if exact_fn is not None or error != "strong":
+            raise SDEKitError("reference_solver is for error='strong' without exact_fn (and not a ClosedForm with "
+                              "t0 = 0): a closed form is used when there is one")
     if error == "weak" and phi is None:
         raise SDEKitError("error='weak' needs phi(x) -> (n,), the test function")
     if exact_fn is not None:
@@ -187,7 +196,8 @@ def work_precision(problem: SDE | ClosedForm, solvers: Sequence[str], x0: Any, t
     for name in names:
         if error == "strong":
             hs, sq = strong_errors(sde, name, x0_arr, t1, exact_fn, base_steps, levels, n_paths, seed, t0=t0,
-                                   threads=threads)
+                                   threads=threads, reference_levels=reference_levels,
+                                   reference_solver=reference_solver)
             errors, stderr = np.sqrt(sq.mean(axis=1)), np.full(levels, np.nan)
         else:
             w = weak_errors(sde, name, x0_arr, t1, phi, exact_expectation=exact_expectation, exact_fn=exact_fn,

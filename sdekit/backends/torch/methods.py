@@ -43,7 +43,8 @@ TORCHSDE_METHODS: dict[str, TorchsdeMethod] = {m.name: m for m in (
 )}
 
 # sdekit solver name -> torchsde method with the same one-step map (tested: paths agree to rounding)
-SDEKIT_TO_TORCHSDE = {"euler_maruyama": "euler", "milstein": "milstein", "heun": "heun", "sra1": "srk"}
+SDEKIT_TO_TORCHSDE = {"euler_maruyama": "euler", "milstein": "milstein", "heun": "heun", "sra1": "srk",
+                      "reversible_heun": "reversible_heun"}
 
 
 

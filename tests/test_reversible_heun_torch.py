@@ -11,6 +11,7 @@ pytest.importorskip("torchsde")
 
 from sdekit import SDE, simulate  # noqa: E402
 from sdekit.backends.torch.methods import SDEKIT_TO_TORCHSDE  # noqa: E402
+from sdekit.errors import SDEKitError  # noqa: E402
 from tests.test_torch_backend import _both, additive, diffusion, drift, general, general_numpy  # noqa: E402
 
 torch.set_num_threads(1)
@@ -37,3 +38,11 @@ def test_general_noise_equals_torchsde_reversible_heun():
     a = simulate(sde_np, x0, (0, 1), backend="numpy", **kw)
     b = simulate(sde_t, torch.as_tensor(x0), (0, 1), backend="torch", **kw)
     np.testing.assert_allclose(b.ys.numpy(), a.ys, rtol=0, atol=1e-12)
+
+
+def test_platen_weak2_is_refused_on_torch_naming_solver_and_backend():
+    sde = SDE(drift, diffusion, dim=3, params=[0.7, 0.5])
+    with pytest.raises(SDEKitError, match=r"backend='torch'; got 'platen_weak2' \(sdekit's 'platen_weak2' has no "
+                                          r"torchsde method"):
+        simulate(sde, torch.zeros(3, dtype=torch.float64), (0, 1), steps=4, n_paths=2, solver="platen_weak2",
+                 backend="torch")

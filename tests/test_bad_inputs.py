@@ -108,7 +108,7 @@ CASES = [
      r"'milstein' supports noise types .* noise='general'; choose one of \['euler_maruyama'\]"),
     ("sra1-diagonal-noise", sim(DIAGONAL, solver="sra1"), IncompatibleSolverError, r"'sra1'.*choose one of"),
     ("em-stratonovich", sim(DIAGONAL_STRAT, solver="euler_maruyama"), IncompatibleSolverError,
-     r"calculus='stratonovich'.*choose one of \['milstein', 'heun'\]"),
+     r"calculus='stratonovich'.*choose one of \['milstein', 'heun', 'reversible_heun'\]"),
     # adaptive ODE options
     ("rtol-negative", sim(ODE, x0=1.0, steps=_DROP, solver="dopri5", rtol=-1.0), SDEKitError, r"rtol must be"),
     ("atol-nan", sim(ODE, x0=1.0, steps=_DROP, solver="dopri5", atol=float("nan")), SDEKitError, r"atol must be"),

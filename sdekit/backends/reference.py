@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.backends.reference_platen_weak2 import platen_weak2_step
+from sdekit.backends.reference_reversible_heun import ReversibleHeunStep
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
@@ -87,7 +89,14 @@ def _rk(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
     return x + h * sum(tab.b[s] * ks[s] for s in range(tab.stages))
 
 
-STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk}
+def _platen_weak2(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
+    return platen_weak2_step(f, g, x, t, h, dw[:, :1] if noise.scalar else dw, p)
+
+
+STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk,
+         "platen_weak2": _platen_weak2}
+# families whose step keeps state between steps: a new step object per solve
+STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix": ReversibleHeunStep}
 
 
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
@@ -102,7 +111,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     m = problem.m if is_sde else 0
     streams_w = PathStreams(seed, n, STREAM_BROWNIAN)
     streams_z = PathStreams(seed, n, STREAM_AUX) if solver.aux_noise else None
-    step = STEPS[step_family(solver, problem)]
+    family = step_family(solver, problem)
+    step = STATEFUL_STEPS[family]() if family in STATEFUL_STEPS else STEPS[family]
     calculus = getattr(problem, "calculus", "ito")
     x = x0.astype(x0.dtype, copy=True)
     dead = np.zeros(n, dtype=bool)

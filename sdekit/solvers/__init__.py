@@ -31,6 +31,16 @@ register(Solver("sra1", "sde", "sra", strong_order=1.5, weak_order=2.0,
                 tableau=SRA1, aux_noise=True, evals=2,
                 reference="Rößler (2010), SIAM J. Numer. Anal. 48(3), 922-952"))
 
+register(Solver("reversible_heun", "sde", "reversible_heun", strong_order=0.5, weak_order=1.0,
+                calculus=frozenset({"stratonovich"}), noise_types=_ALL, evals=1,
+                reference="Kidger, Foster, Li & Lyons (2021), Efficient and accurate gradients for neural SDEs, "
+                          "NeurIPS 34; algebraically reversible, one f and g evaluation per step; strong order 1 "
+                          "for additive noise"))
+register(Solver("platen_weak2", "sde", "platen_weak2", strong_order=1.0, weak_order=2.0,
+                calculus=frozenset({"ito"}), noise_types=frozenset({"diagonal", "scalar", "additive"}), evals=2,
+                reference="Kloeden & Platen (1992), §15.1, eq. (15.1.1) (derivative-free, Gaussian increments); "
+                          "diagonal noise with g_i a function of x_i and t"))
+
 for _tab in (EULER, HEUN2, MIDPOINT, RK4):
     register(Solver(_tab.name, "ode", "rk", strong_order=_tab.order, weak_order=_tab.order,
                     tableau=_tab, evals=_tab.stages, reference="Hairer, Nørsett & Wanner, Solving ODEs I"))

@@ -94,9 +94,19 @@ def check_compatible(solver: Solver, sde: Any) -> None:
         raise IncompatibleSolverError(f"{reason}; choose one of {compatible_solvers(sde)}")
 
 
+# family -> the stepper that runs it on matrix noise (general, or additive given as a (dim, m) matrix)
+MATRIX_NOISE_FAMILY = {
+    "reversible_heun": "reversible_heun_matrix",  # keeps g(z) by column between steps
+    "platen_weak2": "heun",  # on additive matrix noise Platen's weak order-2 update is Heun's
+}
+
+
 def step_family(solver: Solver, sde: Any) -> str:
     """The stepper that runs ``solver`` on ``sde``: Milstein on additive noise is Euler–Maruyama (its correction
-    term is zero), run as such so that a (dim, m) noise matrix works and g is not evaluated twice for nothing."""
+    term is zero), run as such so that a (dim, m) noise matrix works and g is not evaluated twice for nothing;
+    on matrix noise a family may have its own stepper (`MATRIX_NOISE_FAMILY`)."""
     if solver.family == "milstein" and getattr(sde, "noise", None) == "additive":
         return "euler_maruyama"
+    if getattr(sde, "matrix_noise", False) and solver.family in MATRIX_NOISE_FAMILY:
+        return MATRIX_NOISE_FAMILY[solver.family]
     return solver.family

@@ -106,9 +106,13 @@ def write_rows(dst, start, x, dead):
 
 @nb.njit(nogil=True)
 def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_steps, out, p, tab,
-               m, substeps, use_aux, chunk, c_start, c_stop, n_work, mask, dead, err_step, err_path,
+               m, substeps, use_aux, chunk, c_start, c_stop, n_work, carry, mask, dead, err_step, err_path,
                k_tab, w_tab, f_tab):
-    """Run grid steps [k_start, k_stop) on chunks [c_start, c_stop) of `chunk` paths each."""
+    """Run grid steps [k_start, k_stop) on chunks [c_start, c_stop) of `chunk` paths each.
+
+    carry (n_carry, n_paths, d): the first n_carry work arrays of each path, kept between calls (a solver whose
+    step carries state from step to step, `steps.CARRIED_FAMILIES`); n_carry = 0 for the others.
+    """
     n_paths, d = xs.shape
     n_saves = save_steps.shape[0]
     mm = max(m, 1)
@@ -121,6 +125,10 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
             for i in range(d):
                 x[r, i] = 0.0 if dead[start + r] else xs[start + r, i]
         work = np.empty((n_work, nc, d), dtype=xs.dtype)
+        for q in range(carry.shape[0]):
+            for r in range(nc):
+                for i in range(d):
+                    work[q, r, i] = carry[q, start + r, i]
         dw = np.zeros((nc, mm))
         dz = np.zeros((nc, mm))
         # plain increments (one normal per component and step) are drawn `block` steps ahead
@@ -162,6 +170,10 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         for r in range(nc):
             for i in range(d):
                 xs[start + r, i] = x[r, i]
+        for q in range(carry.shape[0]):
+            for r in range(nc):
+                for i in range(d):
+                    carry[q, start + r, i] = work[q, r, i]
 
 
 def _rms_norm(e, x0, x1, rtol, atol):

@@ -13,7 +13,7 @@ import numpy as np
 
 from sdekit.backends.numba import disk_cache, first_class, kernels
 from sdekit.backends.numba.access import noise_term_for
-from sdekit.backends.numba.steps import STEPS, work_arrays
+from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
@@ -90,7 +90,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     m = problem.m if is_sde else 0
     stages = solver.tableau.stages if solver.tableau is not None else 1
     family = step_family(solver, problem)
-    n_work = work_arrays(family, stages)
+    n_work = work_arrays(family, stages, max(m, 1))
     tab = solver_tab(solver, getattr(problem, "calculus", "ito"))
     step = STEPS[family]
     chunk = chunk or default_chunk(dim)
@@ -98,6 +98,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
 
     xs = np.ascontiguousarray(x0).copy()
+    # state a step carries between steps (steps_reversible_heun): kept per path across chunks and segments
+    carry = np.zeros((n_work if family in CARRIED_FAMILIES else 0, n_paths, dim), dtype=x0.dtype)
     rng_w = np.empty((n_paths if m else 0, 4), dtype=np.uint64)
     rng_z = np.empty((n_paths if use_aux else 0, 4), dtype=np.uint64)
     kernels.seed_states(rng_w, np.uint64(seed), np.uint64(STREAM_BROWNIAN))
@@ -114,14 +116,14 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
     kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params, m)
 
-    def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1):
+    def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1, carry_=carry):
         kernel(*leading, xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux,
-               chunk, c0, c1, n_work, mask, dead_, es, ep, *tables)
+               chunk, c0, c1, n_work, carry_, mask, dead_, es, ep, *tables)
 
     empty = np.empty((0, dim), dtype=x0.dtype)
     with user_compile_errors(originals, roles, x0, params):
         call(empty, rng_w[:0], rng_z[:0], 0, 0, np.empty((grid.save_steps.size, 0, dim), x0.dtype),
-             dead[:0], err_step[:0], err_path[:0], 0, 0)
+             dead[:0], err_step[:0], err_path[:0], 0, 0, carry[:, :0])
     t_run = time.perf_counter()
     bar = _progress_bar(n_steps, progress is True)
     large = n_paths * n_steps * solver.evals * dim >= AUTO_PROGRESS_WORK

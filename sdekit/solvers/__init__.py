@@ -11,7 +11,24 @@ from sdekit.solvers.base import (
     register,
     step_family,
 )
-from sdekit.solvers.tableaus import DOPRI5, EULER, HEUN2, MIDPOINT, RK4, SRA1, ButcherTableau, SRATableau
+from sdekit.solvers.tableaus import (
+    DOPRI5,
+    EULER,
+    HEUN2,
+    MIDPOINT,
+    RK4,
+    SOSRA,
+    SOSRA2,
+    SOSRI,
+    SOSRI2,
+    SRA1,
+    SRA3,
+    SRIW1,
+    SRIW2,
+    ButcherTableau,
+    SRATableau,
+    SRITableau,
+)
 
 _ALL = frozenset({"diagonal", "scalar", "additive", "general"})
 
@@ -30,6 +47,21 @@ register(Solver("sra1", "sde", "sra", strong_order=1.5, weak_order=2.0,
                 calculus=frozenset({"ito", "stratonovich"}), noise_types=frozenset({"additive"}),
                 tableau=SRA1, aux_noise=True, evals=2,
                 reference="Rößler (2010), SIAM J. Numer. Anal. 48(3), 922-952"))
+_RN2018 = ("Rackauckas & Nie (2018), Stability-optimized high order methods and stiffness detection for pathwise "
+           "stiff SDEs, arXiv:1804.04344")
+for _tab, _ref in ((SRA3, "Rößler (2010), SIAM J. Numer. Anal. 48(3), 922-952"), (SOSRA, _RN2018),
+                   (SOSRA2, _RN2018)):
+    register(Solver(_tab.name, "sde", "sra", strong_order=1.5, weak_order=2.0,
+                    calculus=frozenset({"ito", "stratonovich"}), noise_types=frozenset({"additive"}),
+                    tableau=_tab, aux_noise=True, evals=_tab.stages, reference=_ref))
+# SRI: strong 1.5 for Itô SDEs with scalar noise, or diagonal noise with g_k depending on x_k only (Kloeden & Platen
+# 1992, §10.3); on a diagonal g_k that reads other components the noise is non-commutative and the order drops.
+for _tab, _ref in ((SRIW1, "Rößler (2010), SIAM J. Numer. Anal. 48(3), 922-952"),
+                   (SRIW2, "Rößler (2010), SIAM J. Numer. Anal. 48(3), 922-952"), (SOSRI, _RN2018),
+                   (SOSRI2, _RN2018)):
+    register(Solver(_tab.name, "sde", "sri", strong_order=1.5, weak_order=2.0, calculus=frozenset({"ito"}),
+                    noise_types=frozenset({"diagonal", "scalar"}), tableau=_tab, aux_noise=True,
+                    evals=_tab.stages, reference=_ref))
 
 for _tab in (EULER, HEUN2, MIDPOINT, RK4):
     register(Solver(_tab.name, "ode", "rk", strong_order=_tab.order, weak_order=_tab.order,
@@ -39,4 +71,5 @@ register(Solver("dopri5", "ode", "rk_adaptive", strong_order=5, weak_order=5, ta
 
 __all__ = ["ODE_SOLVERS", "SDE_SOLVERS", "Solver", "check_compatible", "compatible_solvers", "get_solver",
            "incompatibility", "register", "step_family",
-           "ButcherTableau", "SRATableau", "DOPRI5", "EULER", "HEUN2", "MIDPOINT", "RK4", "SRA1"]
+           "ButcherTableau", "SRATableau", "SRITableau", "DOPRI5", "EULER", "HEUN2", "MIDPOINT", "RK4", "SRA1", "SRA3",
+           "SOSRA", "SOSRA2", "SRIW1", "SRIW2", "SOSRI", "SOSRI2"]

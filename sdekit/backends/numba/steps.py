@@ -22,6 +22,7 @@ import math
 import numba as nb
 
 from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.steps_sri import step_sri
 
 
 @nb.njit
@@ -203,9 +204,11 @@ STEPS = {
     "heun": step_heun,
     "sra": step_sra,
     "rk": step_rk,
+    "sri": step_sri,
 }
 
 
 def work_arrays(family: str, stages: int) -> int:
     """How many (n, dim) scratch arrays a family's step needs."""
-    return {"euler_maruyama": 1, "milstein": 2, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1}[family]
+    return {"euler_maruyama": 1, "milstein": 2, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1,
+            "sri": 2 + 2 * stages}[family]

@@ -1,4 +1,6 @@
-"""Closed-form SDEs for the SRI tests: S1 per component with diagonal noise (g_k depends on x_k only)."""
+"""SDEs for the SRA / SRI tests: S1 per component with diagonal noise (g_k depends on x_k only), with its closed
+form, and the functions of the stability and torch tests (in a module of their own, always imported as
+tests.sri_problems, so that Numba's on-disk cache of them is found under one module name)."""
 
 import numpy as np
 
@@ -31,3 +33,18 @@ def _exact(x0, w, t):
 
 DIAG = ClosedForm(SDE(diag_s1_drift, diag_s1_diffusion, 2, noise="diagonal", params=list(DIAG_A), name="s1_diag"),
                   _exact)
+
+
+def ou_drift(x, t, p):
+    """-p[0] x."""
+    return -p[0] * x
+
+
+def ou_diffusion(x, t, p):
+    """1 (additive noise)."""
+    return 1.0
+
+
+def soft_diffusion(x, t, p):
+    """p[1] sqrt(1 + x^2) (multiplicative, nonlinear)."""
+    return p[1] * (1.0 + x * x) ** 0.5

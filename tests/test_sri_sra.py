@@ -18,7 +18,7 @@ import pytest
 import sdekit
 from sdekit.solvers.tableaus import SRA3, SRIW1, SRATableau, SRITableau
 from sdekit.validate import fit_order, gbm_problem, s1_problem, strong_errors
-from tests.sri_problems import DIAG
+from tests.sri_problems import DIAG, ou_diffusion, ou_drift, soft_diffusion
 from tests.test_orders import GATE, SEED
 
 TOL = 1e-12  # the published coefficients are rounded to ~16 digits: measured residuals are below 2e-13
@@ -151,7 +151,51 @@ def test_planted_wrong_sri_coefficient_fails_the_order_gate(monkeypatch: pytest.
     assert fit.ci_high < 1.0, fit.summary()
 
 
+# ------------------------------------------------------------------------------------------ stability
+
+
+def _mean_square_at_10(sde: sdekit.SDE, solver: str) -> float:
+    y = sdekit.simulate(sde, 1.0, (0.0, 10.0), steps=40, n_paths=1000, seed=3, solver=solver,
+                        on_nonfinite="mask").ys[-1, :, 0]
+    return float(np.nanmean(y**2))
+
+
+def test_stability_optimised_sri_is_stable_where_rossler_tableaus_explode() -> None:
+    """GBM with lambda = -16, mu = 0.5 at h = 1/4 (lambda h = -4, mu^2 h = 1/16; exact E X_10^2 = e^-317.5).
+
+    The drift stability intervals on the negative axis are [-2, 0] (SRIW1), [-2.51, 0] (SRIW2), [-9.8, 0] (SOSRI),
+    [-10.5, 0] (SOSRI2): the Rößler tableaus grow to E X^2 = 2e56 and 3e60 (measured), the optimised ones decay
+    (1e-20 and 6e-13)."""
+    gbm = gbm_problem(-16.0, 0.5).sde
+    for name in ("sosri", "sosri2"):
+        assert _mean_square_at_10(gbm, name) < 1e-6, name
+    for name in ("sriw1", "sriw2"):
+        assert _mean_square_at_10(gbm, name) > 1e20, name
+
+
+def test_stability_optimised_sra_is_stable_where_rossler_tableaus_explode() -> None:
+    """OU dX = -20 X dt + dW at h = 1/4 (lambda h = -5, inside SOSRA's [-5.31, 0] and SOSRA2's [-5.34, 0], outside
+    SRA1's [-2, 0] and SRA3's [-2.51, 0]): E X_10^2 stays O(1) (measured 0.081 and 0.55; stationary 0.025) for the
+    optimised tableaus and grows to 2e74 and 2e87 for Rößler's."""
+    ou = sdekit.SDE(ou_drift, ou_diffusion, 1, noise="additive", params=[20.0])
+    for name in ("sosra", "sosra2"):
+        assert _mean_square_at_10(ou, name) < 2.0, name
+    for name in ("sra1", "sra3"):
+        assert _mean_square_at_10(ou, name) > 1e20, name
+
+
 # ------------------------------------------------------------------------------------------ registry and backends
+
+
+def test_sri_paths_do_not_depend_on_chunks_or_batch_and_blow_ups_are_named() -> None:
+    """Each path's numbers depend on its seed alone; a path that overflows stops the solve naming step and time."""
+    s1 = s1_problem(1.0).sde
+    kw = dict(x0=0.5, t=(0.0, 1.0), steps=16, seed=5, solver="sosri")
+    ref = sdekit.simulate(s1, n_paths=300, **kw).ys
+    np.testing.assert_array_equal(sdekit.simulate(s1, n_paths=300, chunk_size=7, **kw).ys, ref)
+    np.testing.assert_array_equal(sdekit.simulate(s1, n_paths=40, **kw).ys, ref[:, :40])
+    with pytest.raises(sdekit.NonFiniteError, match=r"step \d+.*t = "):
+        sdekit.simulate(gbm_problem(-1e5, 1.0).sde, 1.0, (0.0, 10.0), steps=40, n_paths=8, seed=1, solver="sriw1")
 
 
 def test_sri_refuses_what_it_cannot_integrate() -> None:
@@ -179,25 +223,17 @@ def _torch_run(sde, solver: str) -> np.ndarray:
     return sdekit.simulate(sde, x0, solver=solver, backend="torch", **_KW).ys.numpy()
 
 
-def _torch_drift(x, t, p):
-    return -p[0] * x
-
-
-def _torch_diffusion(x, t, p):
-    return p[1] * (1.0 + x * x) ** 0.5
-
-
 @pytest.mark.parametrize("noise", ["diagonal", "scalar"])
 def test_sriw2_is_torchsde_srk_on_diagonal_and_scalar_noise(noise: str) -> None:
     """torchsde's srk on diagonal / scalar noise uses the SRIW2 tableau: same noise, same paths to rounding."""
-    sde = sdekit.SDE(_torch_drift, _torch_diffusion, 2, noise=noise, params=[0.7, 0.5])
+    sde = sdekit.SDE(ou_drift, soft_diffusion, 2, noise=noise, params=[0.7, 0.5])
     b = _torch_run(sde, "sriw2")
     np.testing.assert_allclose(b, _numpy_run(sde, "sriw2"), rtol=0, atol=1e-12)
     assert np.abs(_numpy_run(sde, "sriw1") - b).max() > 1e-4  # another tableau: the comparison can fail
 
 
 def test_torch_refuses_sdekit_solvers_without_a_torchsde_update() -> None:
-    sde = sdekit.SDE(_torch_drift, _torch_diffusion, 2, noise="diagonal", params=[0.7, 0.5])
+    sde = sdekit.SDE(ou_drift, soft_diffusion, 2, noise="diagonal", params=[0.7, 0.5])
     for name in ("sriw1", "sosri", "sosri2"):
         with pytest.raises(sdekit.IncompatibleSolverError, match=rf"'{name}' has no torchsde counterpart.*torch"):
             _torch_run(sde, name)

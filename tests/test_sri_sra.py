@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 import sdekit
+from sdekit.backends import reference
+from sdekit.backends.reference_sri import sri_step
 from sdekit.solvers.tableaus import SRA3, SRIW1, SRATableau, SRITableau
-from sdekit.validate import fit_order, gbm_problem, s1_problem, strong_errors
+from sdekit.validate import fit_order, fit_order_deterministic, gbm_problem, s1_problem, strong_errors
 from tests.sri_problems import DIAG, ou_diffusion, ou_drift, soft_diffusion
 from tests.test_orders import GATE, SEED
 
@@ -149,6 +151,89 @@ def test_planted_wrong_sri_coefficient_fails_the_order_gate(monkeypatch: pytest.
     fit = _fit(gbm.sde, bad.name, 1.0, gbm.exact_at(1.0))
     assert not fit.passes(1.5, **GATE), fit.summary()
     assert fit.ci_high < 1.0, fit.summary()
+
+
+# ------------------------------------------------------------------------------------------ weak orders, exactly
+
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(24)  # exact for polynomials of degree <= 47 in each normal
+_XI, _ETA = (a.ravel() for a in np.meshgrid(_NODES, _NODES, indexing="ij"))
+_W2 = np.outer(_WEIGHTS, _WEIGHTS).ravel() / _WEIGHTS.sum() ** 2
+LAM, MU = -1.0, 1.0
+
+
+def _lam_x(x, t, p):
+    return LAM * x
+
+
+def _mu_x(x, t, p):
+    return MU * x
+
+
+def _mu(x, t, p):
+    return MU
+
+
+def exact_moments(solver_name: str, steps: int, step_fn=None) -> tuple[float, float]:
+    """(E X_1, E X_1^2) of the scheme on the linear test equation, X_0 = 1, computed without sampling.
+
+    SRI on GBM dX = LAM X dt + MU X dW: X' = P X with P a polynomial in (xi, eta) independent of X, so
+    E X_n = (E P)^n, E X_n^2 = (E P^2)^n. SRA on OU dX = LAM X dt + MU dW: X' = a X + b, and the first two moments
+    follow by recursion. E P, E P^2, ... are Gauss–Hermite sums over (xi, eta), dW = sqrt(h) xi,
+    I_(1,0) = h^1.5 (xi + eta / sqrt 3) / 2: exact, as P has low degree.
+    """
+    solver = sdekit.SDE_SOLVERS[solver_name]
+    family = solver.family
+    step_fn = step_fn or reference.STEPS[family]
+    sde = sdekit.SDE(_lam_x, _mu if family == "sra" else _mu_x, 1, noise="additive" if family == "sra" else "scalar")
+    noise = reference._Noise(sde)
+    h = 1.0 / steps
+    dw = np.sqrt(h) * _XI[:, None]
+    dz = 0.5 * h**1.5 * (_XI + _ETA / np.sqrt(3.0))[:, None]
+
+    def one_step(x0: float) -> np.ndarray:
+        return step_fn(sde.drift, sde.diffusion, noise, np.full_like(dw, x0), 0.0, h, dw, dz, None, solver, "ito")[:, 0]
+
+    b = one_step(0.0)
+    a = one_step(1.0) - b
+    m1 = m2 = 1.0
+    for _ in range(steps):
+        m1, m2 = _W2 @ a * m1 + _W2 @ b, _W2 @ (a * a) * m2 + 2 * (_W2 @ (a * b)) * m1 + _W2 @ (b * b)
+    return m1, m2
+
+
+def exact_weak_fit(solver_name: str, step_fn=None):
+    """The lower of the two weak orders (E X and E X^2 at T = 1) fitted over 16 .. 256 steps."""
+    family = sdekit.SDE_SOLVERS[solver_name].family
+    truth = (np.exp(LAM), np.exp(2 * LAM) + MU**2 * (1 - np.exp(2 * LAM)) / (-2 * LAM)) if family == "sra" \
+        else (np.exp(LAM), np.exp(2 * LAM + MU**2))
+    steps = 16 * 2 ** np.arange(5)
+    moments = np.array([exact_moments(solver_name, int(n), step_fn) for n in steps])
+    fits = [fit_order_deterministic(1.0 / steps, np.abs(moments[:, k] - truth[k])) for k in range(2)]
+    return min(fits, key=lambda fit: fit.order)
+
+
+@pytest.mark.parametrize("name", SRA_NAMES + SRI_NAMES)
+def test_declared_weak_order_is_the_exact_one(name: str) -> None:
+    """Measured (16 .. 256 steps): SRA1, SRA3, SOSRA, SOSRA2 1.99-2.00 and SRIW1 1.96 against a declared 2;
+    SRIW2 1.46, SOSRI 1.53, SOSRI2 1.65 (their E X^2; pairwise orders falling towards 1.5) against a declared 1.5."""
+    fit = exact_weak_fit(name)
+    assert fit.passes(sdekit.SDE_SOLVERS[name].weak_order, **GATE), f"{name}: {fit.summary()}"
+
+
+def test_weak_gate_rejects_a_wrong_weak_order_claim_and_a_planted_tableau_bug() -> None:
+    """SOSRI declared with weak order 2 (as StochasticDiffEq.jl's documentation says) fails the gate; so does SRIW1
+    with alpha = (1/2, 1/2, 0, 0) (sums to 1, so the constructor takes it; alpha.A0e = 3/8: E X converges at order 1).
+    Sign flips of the I_(1,1) or I_(1,1,1) terms leave both moments of the linear test equation unchanged (odd
+    moments of the normals vanish): those bugs are for the strong-order and condition tests to find."""
+    assert not exact_weak_fit("sosri").passes(2.0, **GATE)
+    bad = dataclasses.replace(SRIW1, name="sriw1_planted", alpha=np.array([0.5, 0.5, 0.0, 0.0]))
+
+    def planted(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
+        return sri_step(f, g, noise, x, t, h, dw, dz, p, dataclasses.replace(solver, tableau=bad), calculus)
+
+    fit = exact_weak_fit("sriw1", planted)
+    assert not fit.passes(2.0, **GATE), fit.summary()
+    assert fit.order < 1.2, fit.summary()
 
 
 # ------------------------------------------------------------------------------------------ stability

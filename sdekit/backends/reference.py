@@ -15,6 +15,7 @@ import numpy as np
 
 from sdekit.backends.reference_platen_weak2 import platen_weak2_step
 from sdekit.backends.reference_reversible_heun import ReversibleHeunStep
+from sdekit.backends.reference_sri import sri_step
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
@@ -94,7 +95,7 @@ def _platen_weak2(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
 
 
 STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk,
-         "platen_weak2": _platen_weak2}
+         "platen_weak2": _platen_weak2, "sri": sri_step}
 # families whose step keeps state between steps: a new step object per solve
 STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix": ReversibleHeunStep}
 

@@ -22,7 +22,7 @@ class Solver:
     """A named integrator with its declared capabilities.
 
     kind: "sde" or "ode". family: the stepper ("euler_maruyama", "milstein", "heun", "sra",
-    "rk", "rk_adaptive"). strong_order / weak_order: the orders it is tested against (for
+    "sri", "rk", "rk_adaptive"). strong_order / weak_order: the orders it is tested against (for
     ODE solvers strong_order is the classical order). calculus: the calculi it converges
     in. noise_types: SDE noise types it supports. aux_noise: it needs I_(1,0) (a second
     normal per Brownian component and step). evals: function evaluations per step.

@@ -46,6 +46,8 @@ def solver_tab(solver: Solver, calculus: str) -> tuple:
     tab = solver.tableau
     if solver.family == "sra":
         return (tab.c0, tab.c1, tab.a0, tab.b0, tab.alpha, tab.beta1, tab.beta2)
+    if solver.family == "sri":
+        return tab.arrays()
     if solver.family in ("rk", "rk_adaptive"):
         return (np.ascontiguousarray(tab.a), tab.b, tab.c)
     return (np.array([1.0 if calculus == "ito" else 0.0]),)

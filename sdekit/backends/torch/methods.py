@@ -4,7 +4,8 @@ torchsde's solvers (Li, Wong, Chen & Duvenaud 2020; Kidger et al. 2021 for rever
 type (Itô or Stratonovich calculus) and the noise types they integrate; the table below restates those
 declarations (a test checks it against the installed torchsde) so that a mismatch is refused before anything
 runs, with a message naming the method's property and the SDE's. sdekit's own solver names map to the
-torchsde method with the same update formula (derivative-free Milstein, Heun, SRA1 = torchsde's additive SRK).
+torchsde method with the same update formula (derivative-free Milstein, Heun, SRA1 = torchsde's additive SRK, SRIW2 =
+torchsde's SRK on diagonal and scalar noise); the other sdekit solvers are refused on this backend.
 
 The fused methods (``solver="fused_euler_maruyama"`` or ``"fused_heun"``) bypass torchsde: `sdekit.backends.torch.
 fused` runs the fixed-step loop itself, with counter-based noise drawn on the state's device.
@@ -43,9 +44,11 @@ TORCHSDE_METHODS: dict[str, TorchsdeMethod] = {m.name: m for m in (
     TorchsdeMethod("reversible_heun", frozenset({"stratonovich"}), ALL_NOISE),
 )}
 
-# sdekit solver name -> torchsde method with the same one-step map (tested: paths agree to rounding)
+# sdekit solver name -> torchsde method with the same one-step map (tested: paths agree to rounding). torchsde's
+# "srk" runs SRA1 on additive noise and the SRIW2 tableau (its srid2.py) on diagonal and scalar noise; sdekit's
+# own noise-type declaration of the solver decides which one a name may reach (see `sde_method`).
 SDEKIT_TO_TORCHSDE = {"euler_maruyama": "euler", "milstein": "milstein", "heun": "heun", "sra1": "srk",
-                      "reversible_heun": "reversible_heun"}
+                      "sriw2": "srk", "reversible_heun": "reversible_heun"}
 
 
 
@@ -80,6 +83,7 @@ def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
     calculus, noise = sde.calculus, sde.noise
     if name is None:
         name = "euler" if calculus == "ito" else "heun"
+    _check_sdekit_solver(name, sde)
     key = SDEKIT_TO_TORCHSDE.get(name, name)
     if key not in TORCHSDE_METHODS:
         known = sorted(set(TORCHSDE_METHODS) | set(SDEKIT_TO_TORCHSDE) | set(FUSED_METHODS))
@@ -100,6 +104,24 @@ def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
             f"has noise={noise!r}; choose one of "
             f"{sorted(k for k, m in TORCHSDE_METHODS.items() if calculus in m.calculus and noise in m.noise_types)}")
     return method
+
+
+def _check_sdekit_solver(name: object, sde: object) -> None:
+    """Refuse an sdekit solver name that torchsde has no update for, or one whose own noise types or calculus do not
+    cover the SDE (torchsde's "srk" takes more noise types than sdekit's "sra1" or "sriw2" do)."""
+    from sdekit.solvers import SDE_SOLVERS, incompatibility
+
+    solver = SDE_SOLVERS.get(name) if isinstance(name, str) else None
+    if solver is None:
+        return
+    options = sorted(k for k in SDEKIT_TO_TORCHSDE if incompatibility(SDE_SOLVERS[k], sde) is None)
+    if name not in SDEKIT_TO_TORCHSDE:
+        raise IncompatibleSolverError(
+            f"solver {name!r} has no torchsde counterpart, so backend='torch' cannot run it; run it with "
+            f"backend='numba' or backend='numpy', or choose one of {options} for backend='torch'")
+    reason = incompatibility(solver, sde)
+    if reason is not None:
+        raise IncompatibleSolverError(f"{reason}; for backend='torch' choose one of {options}")
 
 
 def fused_method(name: str | None, sde: object) -> FusedMethod | None:

@@ -42,7 +42,7 @@ def test_general_noise_equals_torchsde_reversible_heun():
 
 def test_platen_weak2_is_refused_on_torch_naming_solver_and_backend():
     sde = SDE(drift, diffusion, dim=3, params=[0.7, 0.5])
-    with pytest.raises(SDEKitError, match=r"backend='torch'; got 'platen_weak2' \(sdekit's 'platen_weak2' has no "
-                                          r"torchsde method"):
+    with pytest.raises(SDEKitError, match=r"solver 'platen_weak2' has no torchsde counterpart, so backend='torch' "
+                                          r"cannot run it; run it with backend='numba' or backend='numpy'"):
         simulate(sde, torch.zeros(3, dtype=torch.float64), (0, 1), steps=4, n_paths=2, solver="platen_weak2",
                  backend="torch")

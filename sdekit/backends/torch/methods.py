@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sdekit.errors import IncompatibleSolverError, SDEKitError
-from sdekit.solvers import SDE_SOLVERS
 
 ALL_NOISE = frozenset({"diagonal", "scalar", "additive", "general"})
 NON_GENERAL = frozenset({"diagonal", "scalar", "additive"})
@@ -89,8 +88,6 @@ def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
         known = sorted(set(TORCHSDE_METHODS) | set(SDEKIT_TO_TORCHSDE) | set(FUSED_METHODS))
         hint = " (log_ode needs the space-space Lévy area, which sdekit's streams do not provide)" \
             if key == "log_ode" else ""
-        if name in SDE_SOLVERS:  # an sdekit solver torchsde has no method for
-            hint = f" (sdekit's {name!r} has no torchsde method with its update; run it on backend='numba' or 'numpy')"
         raise SDEKitError(f"solver must be one of {known} for backend='torch'; got {name!r}{hint}")
     method = TORCHSDE_METHODS[key]
     if calculus not in method.calculus and noise != "additive":  # additive noise: Itô = Stratonovich

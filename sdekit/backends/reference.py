@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.backends.reference_stiff import STEPS as STIFF_STEPS
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
@@ -87,7 +88,7 @@ def _rk(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
     return x + h * sum(tab.b[s] * ks[s] for s in range(tab.stages))
 
 
-STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk}
+STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk, **STIFF_STEPS}
 
 
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
@@ -129,7 +130,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
             bad = ~np.all(np.isfinite(x), axis=1) & ~dead
             if np.any(bad):
                 if not mask:
-                    raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1])
+                    raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1],
+                                         what="state" + getattr(solver.tableau, "failure_hint", ""))
                 dead |= bad
             x[dead] = np.nan
             for s in saves.get(k + 1, []):

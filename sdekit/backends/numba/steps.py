@@ -22,6 +22,8 @@ import math
 import numba as nb
 
 from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.steps_implicit import step_theta
+from sdekit.backends.numba.steps_skrock import step_skrock
 
 
 @nb.njit
@@ -203,9 +205,12 @@ STEPS = {
     "heun": step_heun,
     "sra": step_sra,
     "rk": step_rk,
+    "theta": step_theta,
+    "skrock": step_skrock,
 }
 
 
 def work_arrays(family: str, stages: int) -> int:
     """How many (n, dim) scratch arrays a family's step needs."""
-    return {"euler_maruyama": 1, "milstein": 2, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1}[family]
+    return {"euler_maruyama": 1, "milstein": 2, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1, "theta": 3,
+            "skrock": 4}[family]

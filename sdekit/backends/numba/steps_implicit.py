@@ -18,8 +18,30 @@ import math
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from sdekit.backends.numba.access import at2, check_rows
+
+
+def diag_entry(a, b, i):
+    """g's entry (b, i) for diagonal or scalar noise (as `at2`); NaN for a (.., dim, m) matrix, which the Milstein
+    variant refuses before a solve: the matrix-noise kernel compiles the Milstein branch but never runs it."""
+    a = np.asarray(a)
+    return np.nan if a.ndim == 3 else at2(a, b, i)
+
+
+@overload(diag_entry)
+def _diag_entry_impl(a, b, i):
+    if isinstance(a, types.Array) and a.ndim == 3:
+        return lambda a, b, i: np.nan
+    return lambda a, b, i: at2(a, b, i)
+
+
+@nb.njit
+def _dw_component(dw, r, i):
+    """ΔW driving component i: ΔW_i (diagonal noise, m = dim) or ΔW_0 (scalar noise, m = 1)."""
+    return dw[r, 0] if dw.shape[1] == 1 else dw[r, i]
 
 
 @nb.njit
@@ -79,12 +101,12 @@ def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab):
         sq = math.sqrt(abs(h))
         for r in range(n):
             for i in range(d):
-                yp[r, i] = x[r, i] + at2(fx, r, i) * h + at2(gx, r, i) * sq
+                yp[r, i] = x[r, i] + at2(fx, r, i) * h + diag_entry(gx, r, i) * sq
         ga = g(yp, t, p)
         for r in range(n):
             for i in range(d):
-                dwi = gdw(1.0, dw, r, i)
-                c[r, i] += (at2(ga, r, i) - at2(gx, r, i)) * (dwi * dwi - abs(h)) / (2.0 * sq)
+                dwi = _dw_component(dw, r, i)
+                c[r, i] += (diag_entry(ga, r, i) - diag_entry(gx, r, i)) * (dwi * dwi - abs(h)) / (2.0 * sq)
     for r in range(n):
         for i in range(d):
             y[r, i] = c[r, i]

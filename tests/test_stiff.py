@@ -34,6 +34,14 @@ def zero_diffusion(x, t, p):
     return 0.0 * x
 
 
+def zero_drift(x, t, p):
+    return 0.0 * x
+
+
+def unit_diffusion(x, t, p):
+    return 1.0 + 0.0 * x
+
+
 def diag_drift(x, t, p):
     """dX_i = -λ_i X_i dt, λ_i = p[i]."""
     return -p * x
@@ -155,7 +163,7 @@ def test_planted_bug_wrong_chebyshev_coefficient_fails(monkeypatch) -> None:
 
 def test_skrock_noise_enters_with_weight_one() -> None:
     """With zero drift, s = 9 stages give X' = X + g ΔW exactly (the κ/ν recursion sums the noise to weight 1)."""
-    sde = sdekit.SDE(lambda x, t, p: 0.0 * x, lin_diffusion, 2, params=np.array([0.0, 0.7]), name="nodrift")
+    sde = sdekit.SDE(zero_drift, lin_diffusion, 2, params=np.array([0.0, 0.7]), name="nodrift")
     kw = dict(x0=[1.0, -2.0], t=(0.0, 1.0), steps=4, n_paths=50, seed=5)
     em = sdekit.simulate(sde, solver="euler_maruyama", **kw).ys
     with registered(skrock_method("skrock_noise_test", spectral_radius=300.0)) as name:
@@ -193,3 +201,42 @@ def test_bad_parameters_are_refused() -> None:
         sdekit.simulate(sdekit.SDE(lin_drift, lin_diffusion, 1, noise="scalar", calculus="stratonovich",
                                    params=np.array([LAM, MU])), 1.0, (0.0, 1.0), steps=2, n_paths=2,
                         solver="implicit_euler_maruyama")
+
+
+def _skrock_one_step_coefficients(name: str, lam: float, mu: float, h: float) -> tuple[float, float]:
+    """(A, B) with X_1 = A X_0 + B μ X_0 ΔW for one step of ``name`` on dX = λX dt + μX dW (the step is affine in
+    ΔW): read off two paths, their ΔW from Euler–Maruyama on dX = dW with the same seed."""
+    sde = sdekit.SDE(lin_drift, lin_diffusion, 1, noise="scalar", params=np.array([lam, mu]), name="lin")
+    bm = sdekit.SDE(zero_drift, unit_diffusion, 1, noise="scalar", name="bm")
+    kw = dict(x0=1.0, t=(0.0, h), steps=1, n_paths=2, seed=1)
+    x1 = sdekit.simulate(sde, solver=name, **kw).ys[-1, :, 0]
+    dw = sdekit.simulate(bm, solver="euler_maruyama", **kw).ys[-1, :, 0] - 1.0
+    b = (x1[1] - x1[0]) / (mu * (dw[1] - dw[0]))
+    return x1[0] - b * mu * dw[0], b
+
+
+def test_skrock_weak_order_one_on_second_moment() -> None:
+    """E X_T² of dX = -X dt + X dW (exact e^{-T}) under SK-ROCK with h ρ = 20 (s = 4 at every h) is
+    (A² + B² μ² h)^{T/h} exactly; A, B read from the solver match the paper's A = T_s(ω_0+ω_1 z)/T_s(ω_0),
+    B = U_{s-1}(ω_0+ω_1 z)/U_{s-1}(ω_0) (1 + ω_1 z/2); the weak error's fitted order is 1 (measured 1.01-1.06)."""
+    lam, mu, hrho = -1.0, 1.0, 20.0
+    s = skrock_stages(hrho, 0.05)
+    w0, w1 = skrock_omegas(s, 0.05)
+
+    def cheb_u(k: int, y: float) -> float:
+        return float(np.sinh((k + 1) * np.arccosh(y)) / np.sinh(np.arccosh(y))) if y > 1 else \
+            float(np.sin((k + 1) * np.arccos(y)) / np.sin(np.arccos(y)))
+
+    hs = 2.0 ** -np.arange(3, 8)
+    errors = []
+    for h in hs:
+        with registered(skrock_method(f"skrock_weak_{h:g}", spectral_radius=hrho / h)) as name:
+            a, b = _skrock_one_step_coefficients(name, lam, mu, float(h))
+        z = h * lam
+        t_s = np.zeros(s + 1)
+        t_s[s] = 1.0
+        np.testing.assert_allclose(a, chebyshev.chebval(w0 + w1 * z, t_s) / chebyshev.chebval(w0, t_s), rtol=1e-10)
+        np.testing.assert_allclose(b, cheb_u(s - 1, w0 + w1 * z) / cheb_u(s - 1, w0) * (1 + w1 * z / 2), rtol=1e-10)
+        errors.append(abs((a * a + b * b * mu * mu * h) ** round(1 / h) - np.exp(2 * lam + mu * mu)))
+    order = np.polyfit(np.log(hs), np.log(errors), 1)[0]
+    assert s == 4 and 0.9 < order < 1.15, (s, order, errors)

@@ -33,7 +33,7 @@ import sdekit  # noqa: E402
 D_HEAT = 32
 DXI = 1.0 / (D_HEAT + 1)
 N_REF = 2**13
-SOLVERS = ("euler_maruyama", "implicit_euler_maruyama", "theta_maruyama", "skrock")
+SOLVERS = ("euler_maruyama", "implicit_euler_maruyama", "theta_maruyama", "skrock", "skrock_rho")
 
 
 def heat_drift(x, t, p):
@@ -85,7 +85,10 @@ def solve(sde, x0, t1, steps, solver, paths, seed, coupled=True):
                            noise_substeps=N_REF // steps if coupled else 1, threads=1, progress=False)
 
 
-def run_problem(sde, x0, t1, paths: int, seed: int) -> dict:
+def run_problem(sde, x0, t1, rho: float, paths: int, seed: int) -> dict:
+    """Errors and wall times of every solver on the step ladder; "skrock_rho" is SK-ROCK given the bound ρ."""
+    sdekit.SDE_SOLVERS.pop("skrock_rho", None)
+    sdekit.solvers.register(sdekit.solvers.skrock_method("skrock_rho", spectral_radius=rho))
     ref = solve(sde, x0, t1, N_REF, "euler_maruyama", paths, seed).ys[-1]
     curves = {}
     for solver in SOLVERS:
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, (name, (sde, x0, t1, rho)) in zip(axes, problems().items()):
         print(name, flush=True)
-        curves = run_problem(sde, x0, t1, args.paths, seed=11)
+        curves = run_problem(sde, x0, t1, rho, args.paths, seed=11)
         em_stable = [r["steps"] for r in curves["euler_maruyama"] if r["error"] is not None]
         errs = sorted({r["error"] for r in curves["euler_maruyama"] if r["error"] is not None})
         targets = [errs[-1], errs[len(errs) // 2]] if errs else []
@@ -173,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "stiff.png", dpi=110)
-    md += ["![stiff](stiff.png)", "", f"Total benchmark time {time.perf_counter() - start:.0f} s."]
+    md += ["Notes. `skrock` estimates ρ on every step and path by a power iteration (up to 30 drift evaluations on the "
+           "heat equation, whose top eigenvalues are clustered); `skrock_rho` is given ρ. The θ-methods pay (d + 1) "
+           "drift evaluations and a dense d x d solve per Newton iteration (about 2 per step on these problems), "
+           "which at d = 32 costs far more than the steps they save. A Chebyshev method damps a stiff mode only by "
+           "|R_s(-hρ)|, which can be close to 1 (0.95 at hρ = 31, s = 5): on slow_fast the initial transient of the "
+           "fast variable then decays slowly and SK-ROCK's error is not monotone in h.", "",
+           "![stiff](stiff.png)", "", f"Total benchmark time {time.perf_counter() - start:.0f} s."]
     (out / "stiff.md").write_text("\n".join(md) + "\n")
     (out / "stiff.json").write_text(json.dumps(record, indent=1))
     print("\n".join(md))

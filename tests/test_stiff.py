@@ -240,3 +240,14 @@ def test_skrock_weak_order_one_on_second_moment() -> None:
         errors.append(abs((a * a + b * b * mu * mu * h) ** round(1 / h) - np.exp(2 * lam + mu * mu)))
     order = np.polyfit(np.log(hs), np.log(errors), 1)[0]
     assert s == 4 and 0.9 < order < 1.15, (s, order, errors)
+
+
+@pytest.mark.parametrize("solver", ["implicit_euler_maruyama", "skrock"])
+def test_results_do_not_depend_on_the_chunk(solver: str) -> None:
+    """Newton iterations and SK-ROCK stage counts are per path, so chunks of 7 paths give bit-identical paths to one
+    chunk of all 50 (paths of a chunk share drift evaluations but never each other's iteration counts)."""
+    sde = sdekit.SDE(stiff_cubic, const_noise, 1, noise="additive", params=np.array([100.0, 0.5]), name="cubic")
+    kw = dict(x0=np.linspace(-2.0, 2.0, 50)[:, None], t=(0.0, 0.5), steps=5, seed=9, solver=solver, threads=1)
+    a = sdekit.simulate(sde, chunk_size=7, **kw).ys
+    b = sdekit.simulate(sde, chunk_size=64, **kw).ys
+    np.testing.assert_array_equal(a, b)

@@ -9,9 +9,10 @@ Two stiff problems (ρ = the drift Jacobian's spectral radius; EM is mean-square
   slow_fast  dx = (-x + y) dt + 0.3 x dW_1, dy = -γ (y - sin x) dt + 0.2 dW_2, γ = 1000, T = 1 (diagonal noise).
 Each solver runs on nested grids of T/n, n = 2^k, every grid on the same Brownian path (noise_substeps) as a
 reference Euler–Maruyama solve with 2^13 steps; strong error = RMS over paths of |X_h(T) - X_ref(T)| / sqrt(dim).
-A step count at which a solver overflows is recorded as unstable. For each error target, the cheapest run (wall time:
-fastest of 3 solves with plain increments, compile
-excluded) of each solver that meets it gives the speed-up over EM's.
+Solvers: euler_maruyama, implicit_euler_maruyama, theta_maruyama, skrock (ρ estimated per step and path) and
+skrock_rho (SK-ROCK given the bound ρ above). A step count at which a solver overflows is recorded as unstable.
+For each error target (EM's error at its fewest stable steps, and a tighter one), the cheapest run of each solver that
+meets it (wall time: fastest of 3 solves with plain increments, compile excluded) gives the speed-up over EM's.
 """
 
 from __future__ import annotations

@@ -251,3 +251,15 @@ def test_results_do_not_depend_on_the_chunk(solver: str) -> None:
     a = sdekit.simulate(sde, chunk_size=7, **kw).ys
     b = sdekit.simulate(sde, chunk_size=64, **kw).ys
     np.testing.assert_array_equal(a, b)
+
+
+def test_skrock_power_iteration_is_not_trapped_by_an_eigenvector_drift() -> None:
+    """X_0 = (1, 1e-200) on dX_i = -λ_i X_i dt, λ = (1, 1e4): f(X_0) is (to 1e-196) the eigenvector of the small
+    eigenvalue. Started from f(X) alone the power iteration returns ρ ≈ 1, s = 1, and the stiff component grows 999x
+    a step until it is large enough to be seen; with the fixed start direction ρ ≈ 1e4 is found from the first step
+    and the stiff component only decays, as the exact 1e-200 exp(-1e4 t) does."""
+    sde = sdekit.SDE(diag_drift, zero_diffusion, 2, params=np.array([1.0, 1e4]), name="diag2")
+    for backend in ("numba", "numpy"):
+        ys = sdekit.simulate(sde, np.array([1.0, 1e-200]), (0.0, 10.0), steps=100, n_paths=1, solver="skrock",
+                             backend=backend, save_at="steps").ys[:, 0]
+        assert np.abs(ys[:, 1]).max() <= 1e-200 and abs(ys[-1, 0] - np.exp(-10.0)) < 1e-3, (backend, ys[-1])

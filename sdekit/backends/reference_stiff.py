@@ -14,6 +14,8 @@ import numpy as np
 
 from sdekit.solvers.stiff import skrock_omegas, skrock_stages
 
+GOLDEN_ANGLE = 2.399963229728653  # the power iteration's start direction, as in steps_skrock
+
 
 def _vec(a: Any, n: int, d: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(a, dtype=float), (n, d))
@@ -57,7 +59,8 @@ def _power_rho(f, x, t, p, prm) -> np.ndarray:
     """Per-path spectral-radius estimate: nonlinear power iteration on the drift, times the safety factor."""
     n, d = x.shape
     fx = _vec(f(x, t, p), n, d)
-    v = fx.copy()
+    nf = np.linalg.norm(fx, axis=1)
+    v = fx + np.where(nf > 0.0, nf, 1.0)[:, None] * np.sin(1.0 + GOLDEN_ANGLE * np.arange(d))
     nv = np.linalg.norm(v, axis=1)
     v[nv == 0.0] = 1.0
     nv[nv == 0.0] = math.sqrt(d)

@@ -9,7 +9,8 @@ Abdulle, Almuslimani & Vilmart (2018), SIAM/ASA J. Uncertain. Quantif. 6(2), eq.
 
 s is the fewest stages with L_s = (1 + ω_0)/ω_1 >= |h| ρ, ρ the drift Jacobian's spectral radius: a bound given in
 the parameters (`sdekit.solvers.stiff.SKROCKParams`), else a per-path estimate by the nonlinear power iteration
-ρ ≈ |f(X + v) - f(X)| / |v| (|v| = sqrt(eps)(1 + |X|), v restarted from f(X)), times a safety factor. Each path
+ρ ≈ |f(X + v) - f(X)| / |v| (|v| = sqrt(eps)(1 + |X|), v started from f(X) + |f(X)| w, w_i = sin(1 + 2.39996 i)),
+times a safety factor. Each path
 runs its own s (paths of a chunk share the drift evaluations; a finished path is left alone), so results do not
 depend on the chunk. Every stage's drift is evaluated at time t (the method is first order; stage times would
 differ per path). A path needing more than max_stages stages is set to NaN and reported by the runner.
@@ -56,6 +57,16 @@ def skrock_stages_nb(h_rho, eta, max_stages):
     return s
 
 
+GOLDEN_ANGLE = 2.399963229728653
+
+
+@nb.njit
+def start_direction(i):
+    """Component i of the fixed direction added to f(X) to start the power iteration: f(X) alone can be an
+    eigenvector of the smallest eigenvalue (a heat equation's sine mode) and would never see the largest."""
+    return math.sin(1.0 + GOLDEN_ANGLE * i)
+
+
 @nb.njit
 def _row_norm(a, r):
     acc = 0.0
@@ -88,6 +99,9 @@ def step_skrock(f, g, gdw, x, t, h, dw, dz, p, work, tab):
         for r in range(n):
             for i in range(d):
                 v[r, i] = at2(fx, r, i)
+            nf = _row_norm(v, r)
+            for i in range(d):
+                v[r, i] += (nf if nf > 0.0 else 1.0) * start_direction(i)
             nv = _row_norm(v, r)
             if nv == 0.0:
                 for i in range(d):

@@ -7,6 +7,7 @@ malformed shapes, dtypes and values for simulate on top of the fixed list.
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 import sdekit
 from sdekit import IncompatibleSolverError, SDEKitError
+from sdekit.solvers import compatible_solvers
 from tests.problems import ADDITIVE, DIAGONAL, DIAGONAL_STRAT, GENERAL
 
 X0 = np.array([0.3, -0.2, 0.5])
@@ -105,10 +107,11 @@ CASES = [
     ("problem-not-sde", lambda: sdekit.simulate(lambda x: x, 0.0, (0.0, 1.0), steps=2), SDEKitError,
      r"problem must be an sdekit.SDE or sdekit.ODE"),
     ("milstein-general-noise", sim(GENERAL, solver="milstein"), IncompatibleSolverError,
-     r"'milstein' supports noise types .* noise='general'; choose one of \['euler_maruyama'\]"),
+     r"'milstein' supports noise types .* noise='general'; choose one of "
+     + re.escape(str(compatible_solvers(GENERAL)))),
     ("sra1-diagonal-noise", sim(DIAGONAL, solver="sra1"), IncompatibleSolverError, r"'sra1'.*choose one of"),
     ("em-stratonovich", sim(DIAGONAL_STRAT, solver="euler_maruyama"), IncompatibleSolverError,
-     r"calculus='stratonovich'.*choose one of \['milstein', 'heun', 'reversible_heun'\]"),
+     r"calculus='stratonovich'.*choose one of " + re.escape(str(compatible_solvers(DIAGONAL_STRAT)))),
     # adaptive ODE options
     ("rtol-negative", sim(ODE, x0=1.0, steps=_DROP, solver="dopri5", rtol=-1.0), SDEKitError, r"rtol must be"),
     ("atol-nan", sim(ODE, x0=1.0, steps=_DROP, solver="dopri5", atol=float("nan")), SDEKitError, r"atol must be"),
@@ -251,3 +254,13 @@ def test_generated_malformed_time_spans_are_refused_naming_t(t):
     steps = 4 if isinstance(t, tuple) else None
     with pytest.raises(SDEKitError, match=r"\bt\b|t\[|t0"):
         sdekit.simulate(DIAGONAL, X0, t, steps=steps, n_paths=2, seed=0)
+
+
+@pytest.mark.parametrize("problem", [GENERAL, DIAGONAL_STRAT], ids=["general", "diagonal-stratonovich"])
+def test_every_suggested_solver_runs_the_problem(problem):
+    """A refusal suggests compatible_solvers(problem): each of them must actually run it (2 steps, finite)."""
+    names = compatible_solvers(problem)
+    assert names
+    for name in names:
+        sol = sdekit.simulate(problem, np.full(problem.dim, 0.1), (0.0, 0.1), steps=2, n_paths=3, solver=name)
+        assert np.all(np.isfinite(sol.final)), name

@@ -16,6 +16,7 @@ import numpy as np
 from sdekit.backends.reference_platen_weak2 import platen_weak2_step
 from sdekit.backends.reference_reversible_heun import ReversibleHeunStep
 from sdekit.backends.reference_sri import sri_step
+from sdekit.backends.reference_stiff import STEPS as STIFF_STEPS
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
@@ -95,7 +96,7 @@ def _platen_weak2(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
 
 
 STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk,
-         "platen_weak2": _platen_weak2, "sri": sri_step}
+         "platen_weak2": _platen_weak2, "sri": sri_step, **STIFF_STEPS}
 # families whose step keeps state between steps: a new step object per solve
 STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix": ReversibleHeunStep}
 
@@ -140,7 +141,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
             bad = ~np.all(np.isfinite(x), axis=1) & ~dead
             if np.any(bad):
                 if not mask:
-                    raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1])
+                    raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1],
+                                         what="state" + getattr(solver.tableau, "failure_hint", ""))
                 dead |= bad
             x[dead] = np.nan
             for s in saves.get(k + 1, []):

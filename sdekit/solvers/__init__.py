@@ -11,6 +11,7 @@ from sdekit.solvers.base import (
     register,
     step_family,
 )
+from sdekit.solvers.stiff import SKROCKParams, ThetaParams, skrock_method, theta_method
 from sdekit.solvers.tableaus import (
     DOPRI5,
     EULER,
@@ -75,6 +76,11 @@ register(Solver("platen_weak2", "sde", "platen_weak2", strong_order=1.0, weak_or
                 reference="Kloeden & Platen (1992), §15.1, eq. (15.1.1) (derivative-free, Gaussian increments); "
                           "diagonal noise with g_i a function of x_i and t"))
 
+register(theta_method("implicit_euler_maruyama", theta=1.0))
+register(theta_method("theta_maruyama", theta=0.5))
+register(theta_method("implicit_milstein", theta=1.0, milstein=True))
+register(skrock_method("skrock"))
+
 for _tab in (EULER, HEUN2, MIDPOINT, RK4):
     register(Solver(_tab.name, "ode", "rk", strong_order=_tab.order, weak_order=_tab.order,
                     tableau=_tab, evals=_tab.stages, reference="Hairer, Nørsett & Wanner, Solving ODEs I"))
@@ -82,6 +88,7 @@ register(Solver("dopri5", "ode", "rk_adaptive", strong_order=5, weak_order=5, ta
                 adaptive=True, evals=6, reference="Dormand & Prince (1980), J. Comput. Appl. Math. 6"))
 
 __all__ = ["ODE_SOLVERS", "SDE_SOLVERS", "Solver", "check_compatible", "compatible_solvers", "get_solver",
-           "incompatibility", "register", "step_family",
+           "incompatibility", "register", "step_family", "SKROCKParams", "ThetaParams", "skrock_method",
+           "theta_method",
            "ButcherTableau", "SRATableau", "SRITableau", "DOPRI5", "EULER", "HEUN2", "MIDPOINT", "RK4", "SRA1", "SRA3",
            "SOSRA", "SOSRA2", "SRIW1", "SRIW2", "SOSRI", "SOSRI2"]

@@ -216,7 +216,7 @@ class SRITableau:
     def stages(self) -> int:
         return int(self.alpha.shape[0])
 
-    def arrays(self) -> tuple:
+    def step_arrays(self) -> tuple:
         """The coefficients in the order the step functions read them."""
         return (self.c0, self.c1, self.a0, self.a1, self.b0, self.b1, self.alpha, self.beta1, self.beta2,
                 self.beta3, self.beta4)

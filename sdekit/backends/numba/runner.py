@@ -44,10 +44,10 @@ def default_chunk(dim: int) -> int:
 def solver_tab(solver: Solver, calculus: str) -> tuple:
     """A solver's coefficients as the tuple of arrays its step function reads."""
     tab = solver.tableau
+    if hasattr(tab, "step_arrays"):  # tableaus and parameter data that give their step's arrays (SRI, stiff)
+        return tab.step_arrays()
     if solver.family == "sra":
         return (tab.c0, tab.c1, tab.a0, tab.b0, tab.alpha, tab.beta1, tab.beta2)
-    if solver.family == "sri":
-        return tab.arrays()
     if solver.family in ("rk", "rk_adaptive"):
         return (np.ascontiguousarray(tab.a), tab.b, tab.c)
     return (np.array([1.0 if calculus == "ito" else 0.0]),)
@@ -150,7 +150,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
         bad = np.flatnonzero(err_step >= 0)
         order = np.lexsort((err_path[bad], err_step[bad]))
         c = bad[order[0]]
-        raise NonFiniteError(err_path[c], err_step[c], grid.ts[err_step[c]], what=_nonfinite_what(leading, roles))
+        raise NonFiniteError(err_path[c], err_step[c], grid.ts[err_step[c]], what=_nonfinite_what(leading, roles)
+                             + getattr(solver.tableau, "failure_hint", ""))
     stats = SolveStats(steps=n_steps, evals=n_steps * solver.evals, path_steps=n_steps * n_paths,
                        masked_paths=int(dead.sum()), compile_seconds=t_run - t_compile,
                        run_seconds=t_end - t_run, backend="numba", solver=solver.name,

@@ -22,8 +22,10 @@ import math
 import numba as nb
 
 from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.steps_implicit import step_theta
 from sdekit.backends.numba.steps_platen_weak2 import step_platen_weak2
 from sdekit.backends.numba.steps_reversible_heun import step_reversible_heun, step_reversible_heun_matrix
+from sdekit.backends.numba.steps_skrock import step_skrock
 from sdekit.backends.numba.steps_sri import step_sri
 
 
@@ -210,6 +212,8 @@ STEPS = {
     "reversible_heun_matrix": step_reversible_heun_matrix,
     "platen_weak2": step_platen_weak2,
     "sri": step_sri,
+    "theta": step_theta,
+    "skrock": step_skrock,
 }
 
 # families whose step carries state from one step to the next in all its work arrays (kept per path by the runner)
@@ -219,4 +223,5 @@ CARRIED_FAMILIES = frozenset({"reversible_heun", "reversible_heun_matrix"})
 def work_arrays(family: str, stages: int, m: int = 1) -> int:
     """How many (n, dim) scratch arrays a family's step needs (m: Brownian components)."""
     return {"euler_maruyama": 1, "milstein": 2, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1,
-            "reversible_heun": 4, "reversible_heun_matrix": 3 + m, "platen_weak2": 3, "sri": 2 + 2 * stages}[family]
+            "reversible_heun": 4, "reversible_heun_matrix": 3 + m, "platen_weak2": 3, "sri": 2 + 2 * stages,
+            "theta": 3, "skrock": 4}[family]

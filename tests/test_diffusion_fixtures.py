@@ -85,6 +85,22 @@ def assert_law_fails(x, target: GaussianMixture, what: str) -> None:
     assert not rep.passed, f"planted bug not caught: {what}, min p = {rep.min_pvalue:.3g}"
 
 
+# Gaussian data N(0, diag(GAUSS_VARS)): the exact probability-flow map is linear, for the order fits of the samplers
+GAUSS_VARS = np.array([0.05, 0.3, 2.0])
+GAUSS = MixtureMarginals(GaussianMixture([1.0], [np.zeros(3)], [np.diag(GAUSS_VARS)]))
+
+
+def flow_map(x: np.ndarray, ab_from: tuple[float, float], ab_to: tuple[float, float]) -> np.ndarray:
+    """x_to = sqrt(v_to / v_from) x_from per eigendirection, v = alpha^2 lam + sigma^2."""
+    (a0, s0), (a1, s1) = ab_from, ab_to
+    return x * np.sqrt((a1 * a1 * GAUSS_VARS + s1 * s1) / (a0 * a0 * GAUSS_VARS + s0 * s0))
+
+
+def slope(nfes, errs) -> float:
+    """The fitted order: minus the OLS slope of log error against log NFE."""
+    return float(-np.polyfit(np.log(nfes), np.log(errs), 1)[0])
+
+
 def min_std(mm: MixtureMarginals, alpha: float, sigma: float) -> float:
     """Smallest standard deviation of any S_k along any direction."""
     return math.sqrt(alpha * alpha * float(mm.eigvals.min()) + sigma * sigma)

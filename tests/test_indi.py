@@ -28,14 +28,13 @@ import numpy as np
 import pytest
 
 import sdekit.restoration.indi as indi
-from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
+from sdekit.diffusion.mixture_marginals import mixture_marginal_score
 from sdekit.diffusion.samplers.edm import edm_sample
 from sdekit.errors import SDEKitError
 from sdekit.restoration import MixtureDenoiser, indi_sample, indi_times
-from sdekit.targets import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import FIXTURES, N_MC, assert_law, assert_law_fails  # noqa: E402
+from test_diffusion_fixtures import FIXTURES, GAUSS, GAUSS_VARS, N_MC, assert_law, assert_law_fails  # noqa: E402
 
 SIGMA_Y = 2.0
 DETERMINISTIC_STEPS = {1: 30, 2: 50, 4: 70}  # the smallest measured to pass; 20 / 40 / 60 fail
@@ -152,10 +151,6 @@ def test_deterministic_chain_is_euler_on_the_ve_pf_ode():
     b = edm_sample(lambda x, al, s: mixture_marginal_score(np.ascontiguousarray(x), al, s, mm.params),
                    SIGMA_Y * times, y, method="euler").x
     np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
-
-
-GAUSS_VARS = np.array([0.05, 0.3, 2.0])
-GAUSS = MixtureMarginals(GaussianMixture([1.0], [np.zeros(3)], [np.diag(GAUSS_VARS)]))
 
 
 def indi_order() -> tuple[float, list[float]]:

@@ -41,7 +41,6 @@ import pytest
 import sdekit.diffusion.samplers.ancestral as anc
 import sdekit.diffusion.samplers.dpmpp_multistep_sde as msde
 import sdekit.diffusion.samplers.dpmpp_sde as dsde
-from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.ancestral import (
     ancestral_step,
     dpm2_ancestral_sample,
@@ -55,12 +54,11 @@ from sdekit.diffusion.samplers.sigma_grids import exponential_sigmas
 from sdekit.errors import SDEKitError
 from sdekit.noise.brownian_path import BrownianPath
 from sdekit.noise.counter import counter_normals
-from sdekit.targets import GaussianMixture
 from sdekit.validate import compare_with_law
 from sdekit.validate.compare import ALL_TESTS
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import ALPHA_TEST, FIXTURES, N_MC, exact_score  # noqa: E402
+from test_diffusion_fixtures import ALPHA_TEST, FIXTURES, GAUSS, GAUSS_VARS, N_MC, exact_score  # noqa: E402
 
 GATING_TESTS = tuple(t for t in ALL_TESTS if t != "mmd")
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
@@ -184,8 +182,6 @@ def test_eta_changes_the_path_not_the_law():
 # orders with eta = 0 on Gaussian data: the exact PF-ODE flow map is linear
 # --------------------------------------------------------------------------------------------
 
-GAUSS_VARS = np.array([0.05, 0.3, 2.0])
-GAUSS = MixtureMarginals(GaussianMixture([1.0], [np.zeros(3)], [np.diag(GAUSS_VARS)]))
 GX0 = GAUSS.sample(200, 1.0, SIGMA_MAX, seed=3)
 GEXACT = GX0 * np.sqrt((GAUSS_VARS + SIGMA_MIN**2) / (GAUSS_VARS + SIGMA_MAX**2))
 

@@ -30,14 +30,13 @@ import pytest
 import sdekit.diffusion.samplers.dpm_solver as dpm
 import sdekit.diffusion.samplers.edm as edm
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample, lambda_grid, vp_alpha_sigma
 from sdekit.diffusion.samplers.edm import edm_sample, karras_sigmas
 from sdekit.errors import SDEKitError
 from sdekit.targets import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import FIXTURES, N_MC, assert_law, assert_law_fails, exact_score  # noqa: E402
+from test_diffusion_fixtures import FIXTURES, GAUSS, N_MC, assert_law, assert_law_fails, exact_score, flow_map, slope  # noqa: E402
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 VP = ForwardSDE.vp()
@@ -119,19 +118,6 @@ def test_edm_stochastic_is_reproducible_and_batch_independent():
 # --------------------------------------------------------------------------------------------
 # orders on Gaussian data: the exact PF-ODE flow map is linear
 # --------------------------------------------------------------------------------------------
-
-GAUSS_VARS = np.array([0.05, 0.3, 2.0])
-GAUSS = MixtureMarginals(GaussianMixture([1.0], [np.zeros(3)], [np.diag(GAUSS_VARS)]))
-
-
-def flow_map(x: np.ndarray, ab_from: tuple[float, float], ab_to: tuple[float, float]) -> np.ndarray:
-    """x_to = sqrt(v_to / v_from) x_from per eigendirection, v = alpha^2 lam + sigma^2."""
-    (a0, s0), (a1, s1) = ab_from, ab_to
-    return x * np.sqrt((a1 * a1 * GAUSS_VARS + s1 * s1) / (a0 * a0 * GAUSS_VARS + s0 * s0))
-
-
-def slope(nfes, errs) -> float:
-    return float(-np.polyfit(np.log(nfes), np.log(errs), 1)[0])
 
 
 def edm_order() -> tuple[float, list[int], list[float]]:

@@ -41,7 +41,6 @@ from scipy import integrate
 import sdekit.diffusion.samplers.lms as lms_mod
 import sdekit.diffusion.samplers.pndm as pndm_mod
 import sdekit.diffusion.samplers.restart as restart_mod
-from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.ddim import ddim_coefficients
 from sdekit.diffusion.samplers.discrete import DiscreteSchedule
 from sdekit.diffusion.samplers.edm import edm_sample, karras_sigmas
@@ -49,10 +48,9 @@ from sdekit.diffusion.samplers.lms import lms_coefficients, lms_sample
 from sdekit.diffusion.samplers.pndm import pndm_sample, pndm_transfer
 from sdekit.diffusion.samplers.restart import restart_sample
 from sdekit.errors import SDEKitError
-from sdekit.targets import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import FIXTURES, N_MC, assert_law, assert_law_fails, exact_score  # noqa: E402
+from test_diffusion_fixtures import FIXTURES, GAUSS, N_MC, assert_law, assert_law_fails, exact_score, flow_map, slope  # noqa: E402
 
 SIGMA_MIN, SIGMA_MAX = 0.002, 80.0
 LIN = DiscreteSchedule.linear()
@@ -134,19 +132,6 @@ def test_restart_planted_noise_level_is_caught(monkeypatch):
 # --------------------------------------------------------------------------------------------
 # orders on Gaussian data: the exact PF-ODE flow map is linear
 # --------------------------------------------------------------------------------------------
-
-GAUSS_VARS = np.array([0.05, 0.3, 2.0])
-GAUSS = MixtureMarginals(GaussianMixture([1.0], [np.zeros(3)], [np.diag(GAUSS_VARS)]))
-
-
-def flow_map(x: np.ndarray, ab_from: tuple[float, float], ab_to: tuple[float, float]) -> np.ndarray:
-    """x_to = sqrt(v_to / v_from) x_from per eigendirection, v = alpha^2 lam + sigma^2."""
-    (a0, s0), (a1, s1) = ab_from, ab_to
-    return x * np.sqrt((a1 * a1 * GAUSS_VARS + s1 * s1) / (a0 * a0 * GAUSS_VARS + s0 * s0))
-
-
-def slope(nfes, errs) -> float:
-    return float(-np.polyfit(np.log(nfes), np.log(errs), 1)[0])
 
 
 def rms(a: np.ndarray, b: np.ndarray) -> float:

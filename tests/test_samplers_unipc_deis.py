@@ -32,7 +32,6 @@ import sdekit.diffusion.samplers.deis as deis_mod
 import sdekit.diffusion.samplers.dpm_solver as dpm
 import sdekit.diffusion.samplers.unipc as unipc_mod
 from sdekit.diffusion.forward import ForwardSDE
-from sdekit.diffusion.mixture_marginals import MixtureMarginals
 from sdekit.diffusion.samplers.deis import deis_coefficients, deis_sample
 from sdekit.diffusion.samplers.dpm_solver import dpm_solver_sample, vp_alpha_sigma
 from sdekit.diffusion.samplers.multistep_grid import multistep_orders
@@ -42,7 +41,7 @@ from sdekit.targets import GaussianMixture
 from sdekit.validate import compare_with_law
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_diffusion_fixtures import ALPHA_TEST, FIXTURES, N_MC, exact_score  # noqa: E402
+from test_diffusion_fixtures import ALPHA_TEST, FIXTURES, GAUSS, N_MC, exact_score, flow_map  # noqa: E402
 
 VP = ForwardSDE.vp()
 DPMPP3M_NFE = 18
@@ -109,15 +108,7 @@ def test_planted_bug_is_caught(bug, monkeypatch):
 # orders on Gaussian data: the exact PF-ODE flow map is linear
 # --------------------------------------------------------------------------------------------
 
-GAUSS_VARS = np.array([0.05, 0.3, 2.0])
-GAUSS = MixtureMarginals(GaussianMixture([1.0], [np.zeros(3)], [np.diag(GAUSS_VARS)]))
 X_T = GAUSS.sample(200, *VP.kernel(VP.T), seed=3)
-
-
-def flow_map(x: np.ndarray, ab_from: tuple[float, float], ab_to: tuple[float, float]) -> np.ndarray:
-    """x_to = sqrt(v_to / v_from) x_from per eigendirection, v = alpha^2 lam + sigma^2."""
-    (a0, s0), (a1, s1) = ab_from, ab_to
-    return x * np.sqrt((a1 * a1 * GAUSS_VARS + s1 * s1) / (a0 * a0 * GAUSS_VARS + s0 * s0))
 
 
 EXACT = flow_map(X_T, VP.kernel(VP.T), VP.kernel(VP.eps))

@@ -182,3 +182,44 @@ def probe_problem(problem: Any, x0: np.ndarray, t0: float, params: Any) -> None:
         if not np.array_equal(np.broadcast_to(shifted, shape), np.broadcast_to(base, shape)):
             raise SDEKitError(
                 "noise='additive' but the diffusion changes with x; use noise='diagonal', 'scalar' or 'general'")
+    if isinstance(problem, SDE) and problem.drift_jacobian is not None:
+        check_drift_jacobian(problem, x, t0, params, outputs["drift"])
+
+
+JACOBIAN_RTOL = 1e-4  # a user Jacobian may differ from central differences by this much (relative, per entry)
+
+
+def check_drift_jacobian(problem: Any, x: np.ndarray, t0: float, params: Any, fx: np.ndarray) -> None:
+    """The SDE's drift_jacobian J must have shape (n, dim, dim) or (dim, dim), be finite, and agree with central
+    differences of the drift at the probe rows: |J_ij - D_ij| <= JACOBIAN_RTOL (1 + |D_ij|) + 1e-12 |f_i(x)| /
+    eps_j, D_ij = (f_i(x + eps_j e_j) - f_i(x - eps_j e_j)) / (2 eps_j), eps_j = 1e-6 max(1, |x_j|) (the last term
+    covers the rounding of the differences, about 2e-16 |f_i| / eps_j). A wrong Jacobian is refused here: in a solve
+    it would only slow Newton's iteration down or stop it converging, far from where the mistake is."""
+    n, dim = x.shape
+    jac, _ = evaluate(problem.drift_jacobian, "drift_jacobian", x, t0, params)
+    check_real(jac, "drift_jacobian")
+    if not ((jac.ndim == 2 and jac.shape == (dim, dim)) or (jac.ndim == 3 and jac.shape == (n, dim, dim))):
+        raise SDEKitError(f"drift_jacobian returned shape {jac.shape} for x of shape ({n}, {dim}); expected "
+                          f"({n}, {dim}, {dim}) or ({dim}, {dim}) with J[b, i, j] = df_i/dx_j")
+    if not np.all(np.isfinite(jac)):
+        raise SDEKitError(f"drift_jacobian(x0, t0) is not finite: {jac.ravel()[:6]}")
+    jac = np.broadcast_to(jac, (n, dim, dim))
+    f_abs = np.abs(np.broadcast_to(np.asarray(fx, dtype=float), (n, dim)))
+    diff = np.empty((n, dim, dim))
+    tol = np.empty((n, dim, dim))
+    for j in range(dim):
+        eps = 1e-6 * np.maximum(1.0, np.abs(x[:, j].astype(float)))
+        ends = []
+        for sign in (1.0, -1.0):
+            xs = x.astype(float, copy=True)
+            xs[:, j] += sign * eps
+            out, _ = evaluate(problem.drift, "drift", xs, t0, params)
+            ends.append(np.broadcast_to(np.asarray(out, dtype=float), (n, dim)))
+        diff[:, :, j] = (ends[0] - ends[1]) / (2.0 * eps[:, None])
+        tol[:, :, j] = JACOBIAN_RTOL * (1.0 + np.abs(diff[:, :, j])) + 1e-12 * f_abs / eps[:, None]
+    bad = np.argwhere(~(np.abs(jac - diff) <= tol))
+    if bad.size:
+        b, i, j = (int(v) for v in bad[0])
+        raise SDEKitError(f"drift_jacobian disagrees with the drift: at x0 row {b}, J[{i}, {j}] = {jac[b, i, j]:.6g} "
+                          f"but central differences of the drift give df_{i}/dx_{j} ≈ {diff[b, i, j]:.6g}; check "
+                          "J[b, i, j] = df_i/dx_j (row i: component of f, column j: component of x)")

@@ -46,6 +46,10 @@ class SDE:
         dX_i = f_i dt + sum_j g_ij dW_j.
     calculus: "ito" or "stratonovich" (the integral g o dW).
     params: runtime parameters (see `sdekit.params.normalize_params`); new values never recompile.
+    drift_jacobian: optional J(x, t, p) = df/dx in the same batch signature, shape (n, dim, dim) or (dim, dim),
+      J[b, i, j] = df_i/dx_j at row b. The drift-implicit solvers (``implicit_euler_maruyama``, ``theta_maruyama``,
+      ``implicit_milstein``) use it in Newton's iteration instead of forward differences (dim drift evaluations per
+      iteration saved); it is checked against forward differences of the drift at x0 before a solve.
     """
 
     drift: Callable
@@ -56,6 +60,7 @@ class SDE:
     params: Any = None
     brownian_dim: int | None = None
     name: str = "sde"
+    drift_jacobian: Callable | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dim", _check_dim(self.dim))
@@ -71,6 +76,9 @@ class SDE:
         for role in ("drift", "diffusion"):
             if not callable(getattr(self, role)):
                 raise SDEKitError(f"{role} must be callable f(x, t, p); got {getattr(self, role)!r}")
+        if self.drift_jacobian is not None and not callable(self.drift_jacobian):
+            raise SDEKitError(f"drift_jacobian must be None or callable J(x, t, p) -> (n, dim, dim); got "
+                              f"{self.drift_jacobian!r}")
         object.__setattr__(self, "params", normalize_params(self.params))
 
     @property

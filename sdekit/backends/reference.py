@@ -7,6 +7,7 @@ seed both backends produce the same numbers up to rounding.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any
@@ -115,6 +116,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     streams_z = PathStreams(seed, n, STREAM_AUX) if solver.aux_noise else None
     family = step_family(solver, problem)
     step = STATEFUL_STEPS[family]() if family in STATEFUL_STEPS else STEPS[family]
+    if family == "theta" and getattr(problem, "drift_jacobian", None) is not None:
+        step = functools.partial(step, jacobian=problem.drift_jacobian)
     calculus = getattr(problem, "calculus", "ito")
     x = x0.astype(x0.dtype, copy=True)
     dead = np.zeros(n, dtype=bool)

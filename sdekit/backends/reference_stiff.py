@@ -21,8 +21,9 @@ def _vec(a: Any, n: int, d: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(a, dtype=float), (n, d))
 
 
-def theta_step(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
-    """X' solving X' = c + θ h f(X', t + h), c = X + (1 - θ) f h + g ΔW [+ Milstein], by Newton (FD Jacobian)."""
+def theta_step(f, g, noise, x, t, h, dw, dz, p, solver, calculus, jacobian=None):
+    """X' solving X' = c + θ h f(X', t + h), c = X + (1 - θ) f h + g ΔW [+ Milstein], by Newton (forward-difference
+    Jacobian, or the SDE's drift_jacobian)."""
     prm = solver.tableau
     n, d = x.shape
     fx, gx = _vec(f(x, t, p), n, d), g(x, t, p)
@@ -40,13 +41,16 @@ def theta_step(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
         if done.all():
             break
         fy = _vec(f(y, t + h, p), n, d)
-        jac = np.empty((n, d, d))
-        for j in range(d):
-            eps = prm.fd_step * np.maximum(1.0, np.abs(y[:, j]))
-            yp = y.copy()
-            yp[:, j] += eps
-            jac[:, :, j] = -th * (_vec(f(yp, t + h, p), n, d) - fy) / eps[:, None]
-        jac += np.eye(d)
+        if jacobian is not None:
+            jac = -th * np.broadcast_to(np.asarray(jacobian(y, t + h, p), dtype=float), (n, d, d))
+        else:
+            jac = np.empty((n, d, d))
+            for j in range(d):
+                eps = prm.fd_step * np.maximum(1.0, np.abs(y[:, j]))
+                yp = y.copy()
+                yp[:, j] += eps
+                jac[:, :, j] = -th * (_vec(f(yp, t + h, p), n, d) - fy) / eps[:, None]
+        jac = jac + np.eye(d)
         live = ~done
         delta = np.linalg.solve(jac[live], -(y[live] - c[live] - th * fy[live])[:, :, None])[:, :, 0]
         y[live] += delta

@@ -14,6 +14,7 @@ import numpy as np
 from sdekit.backends.numba import disk_cache, first_class, kernels
 from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
+from sdekit.backends.numba.steps_implicit import closes_over_user_function, theta_step_with_jacobian
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
@@ -95,6 +96,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     n_work = work_arrays(family, stages, max(m, 1))
     tab = solver_tab(solver, getattr(problem, "calculus", "ito"))
     step = STEPS[family]
+    if family == "theta" and getattr(problem, "drift_jacobian", None) is not None:
+        step = theta_step_with_jacobian(jitted(problem.drift_jacobian, "drift_jacobian"))
     chunk = chunk or default_chunk(dim)
     use_aux = bool(solver.aux_noise)
     parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
@@ -265,6 +268,8 @@ def fixed_kernel(step: Any, gdw: Any, functions: tuple, roles: tuple, x0: np.nda
     3. disk cache off: the generic kernel, compiled in this process for these function objects.
     """
     f, g = functions
+    if closes_over_user_function(step):
+        return kernels.fixed_step, (step, _compiled(f, roles[0]), _compiled(g, roles[1]), gdw)
     cached = disk_cache.specialised("fixed", {"f": f, "g": g, "gdw": gdw}, step=step)
     if cached is not None:
         return cached, ()

@@ -6,7 +6,8 @@ Signature and conventions as in `sdekit.backends.numba.steps`. Parameters: `sdek
     X' solves F(Y) = Y - c - θ h f(Y, t + h) = 0
 
 by Newton's method from Y_0 = c, with the Jacobian I - θ h J_f(Y) built by forward differences (one drift
-evaluation per column, all paths of the chunk at once) and solved per path by Gaussian elimination with partial
+evaluation per column, all paths of the chunk at once), or from the SDE's ``drift_jacobian`` when it has one
+(`theta_step_with_jacobian`), and solved per path by Gaussian elimination with partial
 pivoting. A path stops iterating once |Δ_i| <= tol (1 + |Y_i|) for all i, so its result depends on its own values
 only (not on the chunk it shares); a path that has not converged after max_iter iterations is set to NaN, which the
 runner reports as a NonFiniteError naming path, step and time, with the Newton hint of `ThetaParams`.
@@ -21,7 +22,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.access import at2, at3, check_rows
 
 
 def diag_entry(a, b, i):
@@ -84,40 +85,78 @@ def _newton_update(y, jac, fy, c, theta_h, r, rhs, tol):
 
 
 @nb.njit
+def _explicit_part(x, fx, gx, gdw_values, h, theta, c):
+    """c = X + (1 - θ) f(X) h + g(X) ΔW (gdw_values: g ΔW per row and component)."""
+    n, d = x.shape
+    for r in range(n):
+        for i in range(d):
+            c[r, i] = x[r, i] + (1.0 - theta) * at2(fx, r, i) * h + gdw_values[r, i]
+
+
+@nb.njit
+def _milstein_support(x, fx, gx, h, yp):
+    """yp = X̄ = X + f h + g sqrt|h|, where the derivative-free Milstein correction evaluates g."""
+    sq = math.sqrt(abs(h))
+    n, d = x.shape
+    for r in range(n):
+        for i in range(d):
+            yp[r, i] = x[r, i] + at2(fx, r, i) * h + diag_entry(gx, r, i) * sq
+
+
+@nb.njit
+def _add_milstein(c, ga, gx, dw, h):
+    """c += (g(X̄) - g(X)) (ΔW² - |h|) / (2 sqrt|h|), componentwise (diagonal or scalar noise)."""
+    sq = math.sqrt(abs(h))
+    n, d = c.shape
+    for r in range(n):
+        for i in range(d):
+            dwi = _dw_component(dw, r, i)
+            c[r, i] += (diag_entry(ga, r, i) - diag_entry(gx, r, i)) * (dwi * dwi - abs(h)) / (2.0 * sq)
+
+
+@nb.njit
+def _newton_sweep(y, jac, fy, c, theta_h, done, rhs, tol):
+    """One Newton update of every path not yet converged; returns how many converged in this sweep."""
+    converged = 0
+    for r in range(y.shape[0]):
+        if not done[r] and _newton_update(y, jac, fy, c, theta_h, r, rhs, tol):
+            done[r] = True
+            converged += 1
+    return converged
+
+
+@nb.njit
+def _accept(x, y, done):
+    """X' = Y for converged paths, NaN for the others (reported by the runner with the Newton hint)."""
+    for r in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            x[r, i] = y[r, i] if done[r] else np.nan
+
+
+@nb.njit
 def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab):
-    """Stochastic θ-method / drift-implicit Milstein (Itô): X' = X + [(1-θ) f(X) + θ f(X')] h + g ΔW [+ Milstein]."""
+    """Stochastic θ-method / drift-implicit Milstein (Itô): X' = X + [(1-θ) f(X) + θ f(X')] h + g ΔW [+ Milstein],
+    Newton's iteration with a forward-difference Jacobian (one drift evaluation per column, all paths at once)."""
     theta, tol, max_iter, fd_step, milstein = tab[0][0], tab[0][1], int(tab[0][2]), tab[0][3], tab[0][4] != 0.0
     n, d = x.shape
-    c = work[0]
-    y = work[1]
-    yp = work[2]
+    c, y, yp = work[0], work[1], work[2]
     fx = f(x, t, p)
     check_rows(fx, n)
     gx = g(x, t, p)
     for r in range(n):
         for i in range(d):
-            c[r, i] = x[r, i] + (1.0 - theta) * at2(fx, r, i) * h + gdw(gx, dw, r, i)
+            y[r, i] = gdw(gx, dw, r, i)
+    _explicit_part(x, fx, gx, y, h, theta, c)
     if milstein:
-        sq = math.sqrt(abs(h))
-        for r in range(n):
-            for i in range(d):
-                yp[r, i] = x[r, i] + at2(fx, r, i) * h + diag_entry(gx, r, i) * sq
-        ga = g(yp, t, p)
-        for r in range(n):
-            for i in range(d):
-                dwi = _dw_component(dw, r, i)
-                c[r, i] += (diag_entry(ga, r, i) - diag_entry(gx, r, i)) * (dwi * dwi - abs(h)) / (2.0 * sq)
-    for r in range(n):
-        for i in range(d):
-            y[r, i] = c[r, i]
+        _milstein_support(x, fx, gx, h, yp)
+        _add_milstein(c, g(yp, t, p), gx, dw, h)
+    y[:] = c
     theta_h = theta * h
     done = np.zeros(n, dtype=np.bool_)
     jac = np.empty((n, d, d))
     eps = np.empty(n)
     rhs = np.empty(d)
-    n_done = 0
-    if theta_h == 0.0:
-        n_done = n  # explicit: Y = c
+    n_done = n if theta_h == 0.0 else 0  # θ = 0 is explicit: Y = c
     it = 0
     while n_done < n and it < max_iter:
         it += 1
@@ -135,10 +174,58 @@ def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab):
             for r in range(n):
                 for i in range(d):
                     jac[r, i, j] = (1.0 if i == j else 0.0) - theta_h * (at2(fj, r, i) - at2(fy, r, i)) / eps[r]
+        n_done += _newton_sweep(y, jac, fy, c, theta_h, done, rhs, tol)
+    _accept(x, y, done)
+
+
+_WITH_JACOBIAN: dict = {}
+
+
+def theta_step_with_jacobian(jacobian):
+    """The θ step whose Newton iteration uses the SDE's drift Jacobian J(x, t, p) (compiled, batch signature,
+    (n, d, d) or (d, d)) in place of forward differences; made once per Jacobian function. Its kernel is compiled in
+    the process (a step that closes over a user function cannot be cached on disk: `closes_over_user_function`)."""
+    if jacobian in _WITH_JACOBIAN:
+        return _WITH_JACOBIAN[jacobian]
+
+    @nb.njit
+    def step_theta_jacobian(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+        theta, tol, max_iter, milstein = tab[0][0], tab[0][1], int(tab[0][2]), tab[0][4] != 0.0
+        n, d = x.shape
+        c, y, yp = work[0], work[1], work[2]
+        fx = f(x, t, p)
+        check_rows(fx, n)
+        gx = g(x, t, p)
         for r in range(n):
-            if not done[r] and _newton_update(y, jac, fy, c, theta_h, r, rhs, tol):
-                done[r] = True
-                n_done += 1
-    for r in range(n):
-        for i in range(d):
-            x[r, i] = y[r, i] if done[r] else np.nan
+            for i in range(d):
+                y[r, i] = gdw(gx, dw, r, i)
+        _explicit_part(x, fx, gx, y, h, theta, c)
+        if milstein:
+            _milstein_support(x, fx, gx, h, yp)
+            _add_milstein(c, g(yp, t, p), gx, dw, h)
+        y[:] = c
+        theta_h = theta * h
+        done = np.zeros(n, dtype=np.bool_)
+        jac = np.empty((n, d, d))
+        rhs = np.empty(d)
+        n_done = n if theta_h == 0.0 else 0
+        it = 0
+        while n_done < n and it < max_iter:
+            it += 1
+            fy = f(y, t + h, p)
+            check_rows(fy, n)
+            jy = jacobian(y, t + h, p)
+            for r in range(n):
+                for i in range(d):
+                    for j in range(d):
+                        jac[r, i, j] = (1.0 if i == j else 0.0) - theta_h * at3(jy, r, i, j)
+            n_done += _newton_sweep(y, jac, fy, c, theta_h, done, rhs, tol)
+        _accept(x, y, done)
+
+    _WITH_JACOBIAN[jacobian] = step_theta_jacobian
+    return step_theta_jacobian
+
+
+def closes_over_user_function(step) -> bool:
+    """True for a step made by `theta_step_with_jacobian` (its kernel cannot be cached on disk)."""
+    return any(step is s for s in _WITH_JACOBIAN.values())

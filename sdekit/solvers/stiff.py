@@ -10,8 +10,7 @@ Two families:
 
   solved for X' by Newton's method (per path, dense d x d) with the SDE's ``drift_jacobian`` when it has one
   (checked against central differences at x0 before the solve) and a forward-difference Jacobian otherwise.
-  θ >= 1/2 is mean-square stable on
-  dX = λX dt + μX dW for every h where the SDE is (Higham 2000, Thm 4.2).
+  θ >= 1/2 is mean-square stable on dX = λX dt + μX dW for every h where the SDE is (Higham 2000, Thm 4.2).
 * ``"skrock"``: SK-ROCK (Abdulle, Almuslimani & Vilmart 2018, SIAM/ASA J. Uncertain. Quantif. 6(2), 937-964),
   an s-stage damped Chebyshev recursion, explicit, weak order 1 (strong 1/2), stable for h ρ <= L_s ≈ (2 - 4η/3) s²,
   ρ the spectral radius of the drift Jacobian: either given (``spectral_radius``) or estimated on every step and

@@ -190,6 +190,8 @@ def theta_step_with_jacobian(jacobian):
 
     @nb.njit
     def step_theta_jacobian(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+        # the prologue repeats step_theta's: the disk-cached kernels inline a step's source, and a helper taking f
+        # or g as an argument (a first-class function pointer there) would make them uncacheable
         theta, tol, max_iter, milstein = tab[0][0], tab[0][1], int(tab[0][2]), tab[0][4] != 0.0
         n, d = x.shape
         c, y, yp = work[0], work[1], work[2]

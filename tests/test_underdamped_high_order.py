@@ -20,7 +20,7 @@ import numba
 import numpy as np
 import pytest
 
-from sdekit.errors import SDEKitError
+from sdekit.errors import ChainNonFiniteError, SDEKitError
 from sdekit.mcmc.underdamped import (
     STREAM_UNDERDAMPED,
     run_underdamped_kernel,
@@ -193,11 +193,9 @@ def _defect_factors(defect, omega2, gamma, h):
         g = g.copy()
         g[:, 1:] = 0.0
         return a, g
-    g_half = g[:, 2:]
-    kick = 2.0 if defect == "ubu_double_kick" else 1.0
-    second = phi @ np.array([[1.0, 0.0], [-kick * h * omega2, 1.0]])
-    if defect == "ubu_uncorrelated_half_step":
-        g_half = np.array([[0.0, math.hypot(g_half[0, 0], g_half[0, 1])], [g_half[1, 0], 0.0]])
+    g_half = g[:, 2:]  # "ubu_uncorrelated_half_step": Z_x = sqrt(k1^2 + k2^2) xi_2, Z_p = s_p xi_1
+    g_half = np.array([[0.0, math.hypot(g_half[0, 0], g_half[0, 1])], [g_half[1, 0], 0.0]])
+    second = phi @ np.array([[1.0, 0.0], [-h * omega2, 1.0]])
     return second @ phi, np.hstack([second @ g_half, g_half])
 
 
@@ -260,12 +258,15 @@ def test_follows_its_exact_law_at_a_large_step(scheme):
         assert np.abs(splitting_gaussian_law(TARGET, scheme, GAMMA, H).cov - TARGET.cov).max() < 0.012
 
 
-def test_ubu_mass_and_beta_follow_the_exact_law():
+@pytest.mark.parametrize("scheme", HIGH_ORDER_SCHEMES)
+def test_mass_and_beta_follow_the_exact_law(scheme):
+    """M = diag(4, 0.5), beta = 2: the kernel's mass and temperature handling against the exact law (which maps
+    the problem to M = beta = 1 by x^ = sqrt(beta) M^{1/2} (x - mu), p^ = sqrt(beta) M^{-1/2} p)."""
     mass, beta = [4.0, 0.5], 2.0
-    end = _end_states("ubu", mass=mass, beta=beta)
-    law = splitting_gaussian_law(TARGET, "ubu", GAMMA, H, K, mass=mass, beta=beta)
+    end = _end_states(scheme, mass=mass, beta=beta)
+    law = splitting_gaussian_law(TARGET, scheme, GAMMA, H, K, mass=mass, beta=beta)
     assert np.abs(law.cov - TARGET.cov).max() > 0.4
-    report = compare_with_law(end, law, alpha=ALPHA, tests=GATING, name="ubu, mass and beta")
+    report = compare_with_law(end, law, alpha=ALPHA, tests=GATING, name=f"{scheme}, mass and beta")
     assert report.passed, report.to_text()
 
 
@@ -296,6 +297,13 @@ def test_same_numbers_for_any_thread_count_and_chain_count():
     fewer = underdamped_langevin(TARGET, n_chains=5, **kw)
     np.testing.assert_array_equal(fewer.samples, many.samples[:5])
     assert len(np.unique(many.samples[:, -1, 0])) == 64
+
+
+@pytest.mark.parametrize("scheme", HIGH_ORDER_SCHEMES)
+def test_blow_up_raises_chain_non_finite(scheme):
+    with pytest.raises(ChainNonFiniteError) as info:
+        underdamped_langevin(TARGET, step_size=50.0, scheme=scheme, n_chains=3, n_draws=2000, seed=SEED)
+    assert info.value.step >= 1 and info.value.step_size == 50.0
 
 
 def test_kernel_and_scheme_must_match():

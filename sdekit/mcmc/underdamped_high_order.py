@@ -292,17 +292,6 @@ def uncorrelated_position_noise(k1, k2, xi1, xi2):
 
 
 @nb.njit
-def _double_kick_ubu_step(energy, p, x, v, grad, h, coef, rng, k_tab, w_tab, f_tab):
-    """UBU with the kick applied twice: U(h/2) B(h) B(h) U(h/2)."""
-    _exact_ou_half(x, v, coef, rng, k_tab, w_tab, f_tab)
-    u = energy(x, p, grad)
-    for i in range(x.shape[0]):
-        v[i] -= 2.0 * h * grad[i]
-    _exact_ou_half(x, v, coef, rng, k_tab, w_tab, f_tab)
-    return u
-
-
-@nb.njit
 def _no_levy_should_coefficients(gamma, h, mass, beta, coef):
     """ShOULD with the Levy areas H and K dropped (their noise scales set to 0)."""
     should_coefficients(gamma, h, mass, beta, coef)
@@ -321,8 +310,6 @@ HIGH_ORDER_DEFECTS = {
         "UBU's half step draws the position and momentum noise independently (correlation 0, variances right)",
         _kernel_variant(ubu_step=with_helpers(ubu_step, _exact_ou_half=with_helpers(
             _exact_ou_half, ubu_position_noise=uncorrelated_position_noise)))),
-    "ubu_double_kick": Defect("UBU with the kick applied twice: U(h/2) B(h) B(h) U(h/2)",
-                              _kernel_variant(ubu_step=_double_kick_ubu_step)),
     "should_no_levy_area": Defect(
         "ShOULD with the space-time and space-time-time Levy areas H, K set to 0 (only W drives it)",
         _kernel_variant(high_order_coefficients=with_helpers(

@@ -316,3 +316,9 @@ def test_kernel_and_scheme_must_match():
                                   mass=None, beta=1.0, n_chains=2, n_draws=2, n_warmup=0, thin=1, seed=0, x0=None,
                                   p0=None)
 
+
+
+def test_unstable_ubu_step_has_no_stationary_law():
+    splitting_stationary_law("ubu", 1.0, GAMMA, 1.9)  # stable below omega h = 2 (spectral radius 0.39)
+    with pytest.raises(SDEKitError, match="spectral radius"):
+        splitting_stationary_law("ubu", 1.0, GAMMA, 2.5)

@@ -421,8 +421,8 @@ def splitting_stationary_law(scheme: str, omega2: float, gamma: float, h: float)
     rho = float(np.max(np.abs(np.linalg.eigvals(a))))
     if not rho < 1.0:
         raise SDEKitError(f"{scheme} with omega2 = {omega2:g}, gamma = {gamma:g}, h = {h:g} has no stationary law: "
-                          f"spectral radius of the step matrix {rho:.6g} >= 1 (needs gamma > 0 and "
-                          f"h < 2/sqrt(omega2) = {2.0 / math.sqrt(omega2):.6g})")
+                          f"spectral radius of the step matrix {rho:.6g} >= 1 (needs gamma > 0 and, for BAOAB / "
+                          f"OBABO, h < 2/sqrt(omega2) = {2.0 / math.sqrt(omega2):.6g})")
     s = scipy.linalg.solve_discrete_lyapunov(a, q)
     return 0.5 * (s + s.T)
 

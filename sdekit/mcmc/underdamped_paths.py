@@ -99,7 +99,8 @@ def _ubu(grad: Grad, x, p, h, gamma, step, halves):
     return x, p
 
 
-def should_update(grad: Grad, x, p, h: float, gamma: float, w, hh, kk):
+def should_update(grad: Grad, x: np.ndarray, p: np.ndarray, h: float, gamma: float, w: np.ndarray, hh: np.ndarray,
+                  kk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One ShOULD step (M = beta = 1) of (x, p) with the Brownian increment w and Levy areas hh = H, kk = K
     of the step (the formula of `sdekit.mcmc.underdamped_high_order`, coefficients from `should_coefficients`)."""
     coef = np.empty((13, 1))

@@ -48,6 +48,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from sdekit.mcmc.kernel import NO_FAILURE
 from sdekit.mcmc.variants import Defect, with_helpers
 from sdekit.noise.streams import next_normal_row, seed_stream
 
@@ -227,7 +228,7 @@ def _state_ok(u, x, v, grad):
 def run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme, n_warmup, n_draws, thin,
                          seed, stream, k_tab, w_tab, f_tab, draws, pot, mom):
     """Chain c of UBU (scheme code 2) or ShOULD (3), same contract as `sdekit.mcmc.underdamped.run_chain`:
-    writes draws[c], pot[c], mom[c]; returns -1 or the 1-based step at which the state turned non-finite
+    writes draws[c], pot[c], mom[c]; returns NO_FAILURE or the 1-based step at which the state turned non-finite
     (0: the initial state). UBU's energy call is at the step's midpoint, so U at a kept draw costs one more."""
     d = x0.shape[1]
     rng = np.empty((1, 4), dtype=np.uint64)
@@ -251,7 +252,7 @@ def run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, ma
     u = energy(x, p, grad)
     if not _state_ok(u, x, v, grad):
         return 0
-    status = -1
+    status = NO_FAILURE
     for m in range(n_warmup + n_draws * thin):
         if scheme == 2:
             u = ubu_step(energy, p, x, v, grad, h, coef, rng, k_tab, w_tab, f_tab)

@@ -1,7 +1,7 @@
 """MCMC samplers for Gibbs densities pi = exp(-U) / Z, many chains in parallel in Numba.
 
 Samplers (each a module with a pure compiled step and a driver returning an `MCMCResult`): `ula`,
-`mala`, `rwm` (random-walk Metropolis), `hmc`, `underdamped_langevin` (BAOAB / OBABO),
+`mala`, `rwm` (random-walk Metropolis), `hmc`, `underdamped_langevin` (BAOAB / OBABO / UBU / ShOULD),
 `replica_exchange` (parallel tempering) and `simulated_annealing`. Every
 chain's random numbers depend only on (seed, chain), so results do not change with the thread
 count. Diagnostics come from ArviZ via `MCMCResult.to_arviz`, `ess`, `rhat`, `mcse_mean`, `summary`;

@@ -1,4 +1,5 @@
-"""Underdamped (kinetic) Langevin dynamics by the BAOAB and OBABO splittings, many chains in parallel.
+"""Underdamped (kinetic) Langevin dynamics by the BAOAB and OBABO splittings (and UBU, ShOULD: see
+`sdekit.mcmc.underdamped_high_order`), many chains in parallel.
 
 The SDE (VALIDATION.md §1d), with friction gamma > 0, inverse temperature beta and a diagonal mass M:
 
@@ -53,18 +54,21 @@ from sdekit.mcmc.chains import draw_arrays, initial_positions, per_chain_array, 
 from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.kernel import NO_FAILURE, STREAM_MCMC
 from sdekit.mcmc.result import MCMCResult
+from sdekit.mcmc.underdamped_high_order import HIGH_ORDER_SCHEMES, is_high_order_kernel, run_high_order_kernel
+from sdekit.mcmc.underdamped_high_order_laws import high_order_factors
 from sdekit.mcmc.variants import Defect, with_helpers
 from sdekit.noise.streams import next_normal_row, seed_stream
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
 from sdekit.targets import Gaussian
 from sdekit.targets.energy import check_energy_target, energy_function, probe_energy
 
-__all__ = ["DEFECTS", "SCHEMES", "STREAM_UNDERDAMPED", "splitting_gaussian_law", "splitting_stationary_law",
-           "splitting_step_matrix", "underdamped_langevin"]
+__all__ = ["ALL_SCHEMES", "DEFECTS", "SCHEMES", "STREAM_UNDERDAMPED", "splitting_gaussian_law",
+           "splitting_stationary_law", "splitting_step_matrix", "underdamped_langevin"]
 
 STREAM_UNDERDAMPED = STREAM_MCMC + 1  # never shares numbers with the Metropolis samplers' stream
-SCHEMES = ("baoab", "obabo")
-_SCHEME_CODE = {"baoab": 0, "obabo": 1}
+SCHEMES = ("baoab", "obabo")  # the splittings of the O step (DEFECTS apply to these)
+ALL_SCHEMES = SCHEMES + HIGH_ORDER_SCHEMES  # + UBU and ShOULD (`sdekit.mcmc.underdamped_high_order`)
+_SCHEME_CODE = {"baoab": 0, "obabo": 1, "ubu": 2, "should": 3}
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,8 +238,8 @@ DEFECTS = {
 # --------------------------------------------------------------------------------------------
 
 def _check_scheme(scheme: Any) -> str:
-    if not isinstance(scheme, str) or scheme.lower() not in SCHEMES:
-        raise SDEKitError(f"scheme must be one of {SCHEMES}; got {scheme!r}")
+    if not isinstance(scheme, str) or scheme.lower() not in ALL_SCHEMES:
+        raise SDEKitError(f"scheme must be one of {ALL_SCHEMES}; got {scheme!r}")
     return scheme.lower()
 
 
@@ -269,17 +273,21 @@ def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, 
                          mass: Any = None, beta: float = 1.0, n_chains: int = 4, n_draws: int = 1000,
                          n_warmup: int = 0, thin: int = 1, seed: int = 0, x0: Any = None,
                          p0: Any = None) -> MCMCResult:
-    """Run ``n_chains`` chains of underdamped Langevin dynamics on an energy target by BAOAB or OBABO.
+    """Run ``n_chains`` chains of underdamped Langevin dynamics on an energy target by BAOAB, OBABO, UBU or ShOULD.
 
     Discretises dX = M^{-1} P dt, dP = -grad U(X) dt - gamma P dt + sqrt(2 gamma / beta) M^{1/2} dW
     (stationary law proportional to exp(-beta [U(x) + 1/2 p^T M^{-1} p])) with the splitting ``scheme``:
 
       "baoab": B(h/2) A(h/2) O(h) A(h/2) B(h/2)  (Leimkuhler & Matthews 2013),
       "obabo": O(h/2) B(h/2) A(h) B(h/2) O(h/2)  (Bussi & Parrinello 2007),
+      "ubu":   U(h/2) B(h) U(h/2), U the exact solve of the linear part (Sanz-Serna & Zygalakis 2021),
+      "should": the shifted-ODE step with the Levy areas H, K (Foster, Lyons & Oberhauser 2021),
 
     where B(s): p <- p - s grad U(x); A(s): x <- x + s M^{-1} p; O(s): p <- c p + sqrt((1 - c^2) / beta)
-    M^{1/2} xi with c = exp(-gamma s). One energy evaluation per step. Unadjusted: biased at O(h^2) in
-    general (BAOAB is exact in position for Gaussian targets; see `splitting_gaussian_law`).
+    M^{1/2} xi with c = exp(-gamma s). One energy evaluation per step (ShOULD: two; UBU: one, plus one
+    per kept draw for its potential energy); UBU and ShOULD in `sdekit.mcmc.underdamped_high_order`.
+    Unadjusted: biased at O(h^2) in general (BAOAB is exact in position for Gaussian targets; ShOULD's
+    Gaussian bias is O(h^4); see `splitting_gaussian_law`).
 
     target: an energy target (dim, energy_fn, params). step_size: h, a positive number or one per chain
     (fixed; no adaptation). friction: gamma > 0. mass: None (M = I), a positive number or the positive
@@ -295,7 +303,8 @@ def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, 
     naming the chain and the step (1-based, warm-up included; 0 = the initial state). The end-of-run checks
     (`sdekit.mcmc.diagnostics`: R-hat and ESS) are in ``result.diagnostics``.
     """
-    return underdamped_langevin_with(run_underdamped_kernel, target, step_size=step_size, friction=friction,
+    kernel = run_high_order_kernel if _check_scheme(scheme) in HIGH_ORDER_SCHEMES else run_underdamped_kernel
+    return underdamped_langevin_with(kernel, target, step_size=step_size, friction=friction,
                                      scheme=scheme, mass=mass, beta=beta, n_chains=n_chains, n_draws=n_draws,
                                      n_warmup=n_warmup, thin=thin, seed=seed, x0=x0, p0=p0)
 
@@ -304,9 +313,13 @@ def underdamped_langevin_with(kernel: Any, target: Any, *, step_size: Any, frict
                               beta: float, n_chains: int, n_draws: int, n_warmup: int, thin: int, seed: int, x0: Any,
                               p0: Any) -> MCMCResult:
     """The underdamped driver with ``kernel`` as its compiled chains: `run_underdamped_kernel` or a planted
-    variant from DEFECTS."""
+    variant from DEFECTS (schemes baoab, obabo), or `run_high_order_kernel` or a variant from
+    `sdekit.mcmc.underdamped_high_order.HIGH_ORDER_DEFECTS` (ubu, should)."""
     check_energy_target(target)
     scheme = _check_scheme(scheme)
+    if (scheme in HIGH_ORDER_SCHEMES) != is_high_order_kernel(kernel):
+        raise SDEKitError(f"scheme {scheme!r} does not match the kernel given (run_high_order_kernel and its planted "
+                          f"variants run {HIGH_ORDER_SCHEMES}, run_underdamped_kernel and DEFECTS run {SCHEMES})")
     friction = check_positive(friction, "friction")
     beta = check_positive(beta, "beta")
     n_chains = check_count(n_chains, "n_chains")
@@ -355,8 +368,11 @@ def _law_args(scheme: Any, omega2: Any, gamma: Any, h: Any) -> tuple[str, float,
 def splitting_factors(scheme: str, omega2: float, gamma: float, h: float) -> tuple[np.ndarray, np.ndarray]:
     """(A, G): one step of ``scheme`` on U = omega2 x^2 / 2 (M = beta = 1) is z' = A z + G xi for the
     state z = (x, p), with xi ~ N(0, I_k) the step's normals in the kernel's draw order (k = 1 for BAOAB,
-    2 for OBABO). gamma = 0 is allowed: velocity Verlet (the law of DEFECTS["no_momentum_refresh"]), G = 0."""
+    2 for OBABO, 4 for UBU, 3 for ShOULD: `sdekit.mcmc.underdamped_high_order_laws`). gamma = 0 is allowed:
+    for BAOAB / OBABO velocity Verlet (the law of DEFECTS["no_momentum_refresh"]), G = 0."""
     scheme, omega2, gamma, h = _law_args(scheme, omega2, gamma, h)
+    if scheme in HIGH_ORDER_SCHEMES:
+        return high_order_factors(scheme, omega2, gamma, h)
 
     def kick(s: float) -> np.ndarray:
         return np.array([[1.0, 0.0], [-s * omega2, 1.0]])
@@ -405,8 +421,8 @@ def splitting_stationary_law(scheme: str, omega2: float, gamma: float, h: float)
     rho = float(np.max(np.abs(np.linalg.eigvals(a))))
     if not rho < 1.0:
         raise SDEKitError(f"{scheme} with omega2 = {omega2:g}, gamma = {gamma:g}, h = {h:g} has no stationary law: "
-                          f"spectral radius of the step matrix {rho:.6g} >= 1 (needs gamma > 0 and "
-                          f"h < 2/sqrt(omega2) = {2.0 / math.sqrt(omega2):.6g})")
+                          f"spectral radius of the step matrix {rho:.6g} >= 1 (needs gamma > 0 and, for BAOAB / "
+                          f"OBABO, h < 2/sqrt(omega2) = {2.0 / math.sqrt(omega2):.6g})")
     s = scipy.linalg.solve_discrete_lyapunov(a, q)
     return 0.5 * (s + s.T)
 

@@ -33,6 +33,7 @@ from sdekit.mcmc.ula import DEFECTS as ULA_DEFECTS
 from sdekit.mcmc.ula import ula, ula_with
 from sdekit.mcmc.underdamped import DEFECTS as UNDERDAMPED_DEFECTS
 from sdekit.mcmc.underdamped import underdamped_langevin, underdamped_langevin_with
+from sdekit.mcmc.underdamped_high_order import HIGH_ORDER_DEFECTS
 from sdekit.mcmc.variants import Defect
 
 # The generic MCMC driver compiled without threads, for the step variants: a planted bug runs to be rejected,
@@ -49,6 +50,8 @@ SAMPLERS: dict[str, tuple[Callable[..., MCMCResult], Callable[..., MCMCResult], 
     "rwm": (rwm, rwm_with, RWM_DEFECTS, _SERIAL),
     "hmc": (hmc, hmc_with, HMC_DEFECTS, _SERIAL),
     "underdamped_langevin": (underdamped_langevin, underdamped_langevin_with, UNDERDAMPED_DEFECTS, {}),
+    # UBU / ShOULD's planted bugs: call with scheme="ubu" or "should" (the defect's name says which)
+    "underdamped_langevin_high_order": (underdamped_langevin, underdamped_langevin_with, HIGH_ORDER_DEFECTS, {}),
     "replica_exchange": (replica_exchange, replica_exchange_with, TEMPERING_DEFECTS, {}),
 }
 

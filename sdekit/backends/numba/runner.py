@@ -16,6 +16,7 @@ from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid
+from sdekit.noise.levy_area import aux_mode
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
 from sdekit.probe import compile_error
 from sdekit.solution import SolveStats
@@ -96,7 +97,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     tab = solver_tab(solver, getattr(problem, "calculus", "ito"))
     step = STEPS[family]
     chunk = chunk or default_chunk(dim)
-    use_aux = bool(solver.aux_noise)
+    use_aux = aux_mode(solver)  # 0: dW, 1: and I_(1,0), 2: and the Lévy area (sdekit.noise.levy_area)
     parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
 
     xs = np.ascontiguousarray(x0).copy()

@@ -54,7 +54,23 @@ ADDITIVE = sdekit.SDE(coupled_drift, additive_matrix, dim=3, noise="additive", b
                       name="additive")
 DIAGONAL_STRAT = sdekit.SDE(coupled_drift, diag_diffusion, dim=3, noise="diagonal", calculus="stratonovich",
                             params=PARAMS, name="diag_strat")
-ALL = [DIAGONAL, SCALAR, GENERAL, ADDITIVE, DIAGONAL_STRAT]
+
+
+@nb.njit
+def commutative_diffusion(x, t, p):
+    """g_ij = p2 (0.5 + 0.5 j) x_i, shape (n, d, 2): columns sigma_j x commute (L^j g_k = sigma_j sigma_k x)."""
+    n, d = x.shape
+    out = np.empty((n, d, 2))
+    for r in range(n):
+        for i in range(d):
+            for j in range(2):
+                out[r, i, j] = p[2] * (0.5 + 0.5 * j) * x[r, i]
+    return out
+
+
+COMMUTATIVE = sdekit.SDE(coupled_drift, commutative_diffusion, dim=3, noise="commutative", brownian_dim=2,
+                         params=PARAMS, name="commutative")
+ALL = [DIAGONAL, SCALAR, GENERAL, ADDITIVE, DIAGONAL_STRAT, COMMUTATIVE]
 
 
 def compatible(solver, sde):

@@ -25,6 +25,7 @@ from sdekit.noise.levy_area import (
     fourier_area,
     fourier_terms,
     rho,
+    spacetime_part,
 )
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
 
@@ -95,28 +96,44 @@ def test_fourier_truncation_error_is_kpw_bound() -> None:
     assert target <= h * h / (2.0 * math.pi**2 * p)
 
 
+def _bridge_h2(area: np.ndarray, dw: np.ndarray, hh: np.ndarray) -> np.ndarray:
+    """(A^B_01)^2 (H_0^2 + H_1^2): exact mean 7 h^3 / 360 (E[(A^B)^2 | H] = h^2/20 + h S/5, S = H_0^2 + H_1^2,
+    E S = h/6, E S^2 = h^2/18); an A^B independent of H (Davie) gives h^3/72 = 5 h^3/360."""
+    s = hh[:, 0] ** 2 + hh[:, 1] ** 2
+    return (area - spacetime_part(dw, hh))[:, 0, 1] ** 2 * s
+
+
 def test_davie_and_foster_moments() -> None:
-    """Davie: exact moments (A^B replaced by N(0, h^2/12)); Foster's conditional mean: A^B dropped (variance h^2/6)."""
+    """Davie and Foster: exact mean, variance and covariances with (dW, H); Foster's (and the series', 100 terms)
+    bridge part has the conditional variance given H that Davie's lacks; the conditional mean alone is short of
+    the variance by h^2/12."""
     h = 0.3
     rng = np.random.default_rng(4)
     dw = math.sqrt(h) * rng.standard_normal((N, 3))
     hh = math.sqrt(h / 12.0) * rng.standard_normal((N, 3))
     lam = rng.standard_normal((N, 3, 3))
-    assert moment_failures(davie_area(dw, hh, lam, h), dw, hh, h, h * h / 12.0) == []
-    assert moment_failures(foster_area(dw, hh), dw, hh, h, 0.0) == []
+    davie, foster = davie_area(dw, hh, lam, h), foster_area(dw, hh, lam, h)
+    assert moment_failures(davie, dw, hh, h, h * h / 12.0) == []
+    assert moment_failures(foster, dw, hh, h, h * h / 12.0) == []
+    assert moment_failures(spacetime_part(dw, hh), dw, hh, h, 0.0) == []
+    assert _zfail(_bridge_h2(foster, dw, hh), 7 * h**3 / 360, "Foster E[(A^B)^2 S]") == []
+    assert _zfail(_bridge_h2(davie, dw, hh), 5 * h**3 / 360, "Davie E[(A^B)^2 S]") == []
+    assert _zfail(_bridge_h2(davie, dw, hh), 7 * h**3 / 360, "Davie is not Foster") != []
+    dw, u, v, mu, hh = _fourier_inputs(5, 2, 100, h)
+    assert _zfail(_bridge_h2(fourier_area(dw, u, v, mu, h), dw, hh), 7 * h**3 / 360, "series E[(A^B)^2 S]") == []
 
 
 @pytest.mark.parametrize("bug", ["bridge_term_dropped", "bridge_variance_doubled", "transposed"])
 def test_planted_bugs_fail_moment_checks(bug: str) -> None:
-    """A missing term (Foster's approximation sold as the exact area), a wrong variance and a sign error fail."""
+    """A missing term (the bridge part A^B dropped), a wrong variance and a sign error fail."""
     h = 0.1
     p = fourier_terms(h)
     dw, u, v, mu, hh = _fourier_inputs(1, 3, p, h)
     area = fourier_area(dw, u, v, mu, h)
     if bug == "bridge_term_dropped":
-        wrong = foster_area(dw, hh)
+        wrong = spacetime_part(dw, hh)
     elif bug == "bridge_variance_doubled":
-        wrong = foster_area(dw, hh) + math.sqrt(2.0) * (area - foster_area(dw, hh))
+        wrong = spacetime_part(dw, hh) + math.sqrt(2.0) * (area - spacetime_part(dw, hh))
     else:
         wrong = area.transpose(0, 2, 1)
     assert moment_failures(wrong, dw, hh, h, _var_ab(h, p)) != []

@@ -22,15 +22,16 @@ The approximations below all keep the exact (dW, H) part and differ in A^B:
   mean-square error E|A - A_p|^2 = h^2 / (2 pi^2) sum_{r>p} 1/r^2 <= h^2 / (2 pi^2 p). Summed over T/h independent
   steps the area's contribution to a Milstein solve's L2 error is O(sqrt(T h / p)), so STRONG order 1 needs
   p >= c / h terms: `fourier_terms` takes p = ceil(AREA_TIME_SCALE / h_fine). 2p + 1 normals per component and step.
-* `davie_area` (Davie 2014, "KMT theory applied to approximations of SDE", Springer Proc. Math. Stat. 100; in the
-  form of Foster, Lyons & Oberhauser 2020, "An optimal polynomial approximation of Brownian motion", SIAM J. Numer.
-  Anal. 58(3)): A^B_jk replaced by an independent N(0, h^2/12). Exact mean and covariance of A given (dW, H), so a
-  Milstein step built on it converges with order 1 in 2-Wasserstein distance (Davie's result), but NOT pathwise:
-  its mean-square error is h^2/6 per step whatever h, so the strong order stays 0.5.
-* `foster_area` (Foster, Lyons & Oberhauser 2020, §5): A^B_jk replaced by its conditional mean given the
-  polynomial (dW, H) data, which is 0, i.e. A ~ H dW^T - dW H^T: the L2-optimal approximation measurable w.r.t.
-  (dW, H), mean-square error h^2/12 per step (Var A^B); again not pathwise convergent (strong order 0.5), and it
-  underestimates Var A by h^2/12 (it is used where only the (dW, H)-measurable part is wanted).
+* `davie_area` (Davie 2014, "KMT theory applied to approximations of SDE", Springer Proc. Math. Stat. 100, in the
+  (dW, H) form of Foster, Lyons & Oberhauser 2020, "An optimal polynomial approximation of Brownian motion", SIAM J.
+  Numer. Anal. 58(3)): A^B_jk replaced by an independent N(0, h^2/12), so E A = 0 and Var A = h^2/4 exactly.
+* `foster_area` (the same paper's refinement): A^B_jk replaced by N(0, h^2/20 + h (H_j^2 + H_k^2) / 5), which is
+  the exact conditional variance of A^B given H (derived from the Fourier form: a_jr given H_j is Gaussian with mean
+  -v_r H_j / (h/12), v_r = h / (2 pi^2 r^2), and sum v_r^2 = h^2 / 360; tested against the series).
+  Neither is pathwise convergent: their A^B part is independent of the true one, a mean-square error of
+  h^2/6 per step whatever h, so a Milstein step on them keeps strong order 0.5. What they give is order 1 in the
+  2-Wasserstein distance between laws (Davie's theorem for his approximation), at the cost of m(m-1)/2 normals.
+  No solver here uses them; they are for weak or Wasserstein work and for a Brownian path queried by interval.
 
 Areas of consecutive steps join by Chen's relation, A(0, h1 + h2) = A1 + A2 + 1/2 (dW1 dW2^T - dW2 dW1^T)
 (`chen_join`): that is how the kernels assemble a coarse step's area from the finest draws (noise_substeps), so
@@ -52,7 +53,7 @@ AUX_NONE, AUX_I10, AUX_LEVY_AREA = 0, 1, 2
 AREA_TIME_SCALE = 0.25
 
 __all__ = ["AREA_TIME_SCALE", "AUX_I10", "AUX_LEVY_AREA", "AUX_NONE", "aux_mode", "chen_join", "davie_area",
-           "draw_area_increments", "fourier_area", "fourier_terms", "foster_area", "rho"]
+           "draw_area_increments", "fourier_area", "fourier_terms", "foster_area", "rho", "spacetime_part"]
 
 
 def aux_mode(solver: object) -> int:
@@ -95,19 +96,31 @@ def fourier_area(dw: np.ndarray, u: np.ndarray, v: np.ndarray, mu: np.ndarray, h
 
 
 def davie_area(dw: np.ndarray, hh: np.ndarray, lam: np.ndarray, h: float) -> np.ndarray:
-    """Davie's approximation (Davie 2014, in Foster, Lyons & Oberhauser 2020's form), shape (n, m, m):
-    A_jk = H_j dW_k - dW_j H_k + sqrt(h^2/12) lam_jk, lam_jk (j < k) iid N(0, 1), lam antisymmetric.
+    """Davie's approximation (Davie 2014; Foster, Lyons & Oberhauser 2020), shape (n, m, m):
+    A_jk = H_j dW_k - dW_j H_k + sqrt(h^2/12) lam_jk, lam_jk (j < k) iid N(0, 1), antisymmetric.
 
-    hh: (n, m) space-time areas H ~ N(0, h/12); lam: (n, m, m), its upper triangle is read. Exact first two moments
-    given (dW, H): order 1 in 2-Wasserstein for Milstein, strong order 0.5 only (mean-square error h^2/6 per step)."""
-    upper = np.triu(lam, 1) * math.sqrt(h * h / 12.0)
-    return hh[:, :, None] * dw[:, None, :] - dw[:, :, None] * hh[:, None, :] + upper - upper.transpose(0, 2, 1)
+    hh: (n, m) space-time areas H ~ N(0, h/12); lam: (n, m, m), its upper triangle is read. Exact mean and variance;
+    order 1 in 2-Wasserstein for Milstein, strong order 0.5 only (mean-square error h^2/6 per step)."""
+    return _with_bridge(dw, hh, np.triu(lam, 1) * math.sqrt(h * h / 12.0))
 
 
-def foster_area(dw: np.ndarray, hh: np.ndarray) -> np.ndarray:
-    """Foster's (dW, H)-measurable approximation A_jk = H_j dW_k - dW_j H_k (Foster, Lyons & Oberhauser 2020, §5),
-    shape (n, m, m): the conditional mean of A given (dW, H); mean-square error h^2/12 per step, strong order 0.5."""
+def foster_area(dw: np.ndarray, hh: np.ndarray, lam: np.ndarray, h: float) -> np.ndarray:
+    """Foster's approximation (Foster, Lyons & Oberhauser 2020), shape (n, m, m): A_jk = H_j dW_k - dW_j H_k
+    + sqrt(h^2/20 + h (H_j^2 + H_k^2) / 5) lam_jk, the bridge part with its exact conditional variance given H.
+
+    Arguments as in `davie_area`; strong order 0.5 only, like Davie's."""
+    s2 = hh[:, :, None] ** 2 + hh[:, None, :] ** 2
+    return _with_bridge(dw, hh, np.triu(lam, 1) * np.sqrt(h * h / 20.0 + h * s2 / 5.0))
+
+
+def spacetime_part(dw: np.ndarray, hh: np.ndarray) -> np.ndarray:
+    """H dW^T - dW H^T, shape (n, m, m): the conditional mean of A given (dW, H); the whole area less its bridge
+    part A^B (mean-square error h^2/12 per step)."""
     return hh[:, :, None] * dw[:, None, :] - dw[:, :, None] * hh[:, None, :]
+
+
+def _with_bridge(dw: np.ndarray, hh: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    return spacetime_part(dw, hh) + upper - upper.transpose(0, 2, 1)
 
 
 def chen_join(a1: np.ndarray, dw1: np.ndarray, a2: np.ndarray, dw2: np.ndarray) -> np.ndarray:

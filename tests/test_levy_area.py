@@ -2,7 +2,8 @@
 Fourier truncation's pathwise error, Chen's relation, and the kernels' draws against the NumPy reference.
 
 Statistical checks are z-tests of sample means of products (N = 20000 paths, fixed seeds) at |z| <= 5.5: a
-two-sided normal tail of 3.8e-8 per statistic, at most 25 statistics per test, so a false alarm rate <= 1e-6 per test.
+two-sided normal tail of 3.8e-8 per statistic, at most 20 statistics per test, so a false alarm rate <= 1e-6 per
+test (Bonferroni).
 Exact moments over a step of length h (A = H dW^T - dW H^T + A^B, H ~ N(0, h/12) independent of dW, Var A^B = h^2/12):
 E A_jk = 0, E A_jk^2 = h^2/4, E[A_jk H_j dW_k] = h^2/12, E[A_jk dW_j H_k] = -h^2/12, E[A_jk dW_j dW_k] = 0.
 """
@@ -109,9 +110,9 @@ def test_davie_and_foster_moments() -> None:
     the variance by h^2/12."""
     h = 0.3
     rng = np.random.default_rng(4)
-    dw = math.sqrt(h) * rng.standard_normal((N, 3))
-    hh = math.sqrt(h / 12.0) * rng.standard_normal((N, 3))
-    lam = rng.standard_normal((N, 3, 3))
+    dw = math.sqrt(h) * rng.standard_normal((N, 2))
+    hh = math.sqrt(h / 12.0) * rng.standard_normal((N, 2))
+    lam = rng.standard_normal((N, 2, 2))
     davie, foster = davie_area(dw, hh, lam, h), foster_area(dw, hh, lam, h)
     assert moment_failures(davie, dw, hh, h, h * h / 12.0) == []
     assert moment_failures(foster, dw, hh, h, h * h / 12.0) == []

@@ -30,7 +30,8 @@ The approximations below all keep the exact (dW, H) part and differ in A^B:
   -v_r H_j / (h/12), v_r = h / (2 pi^2 r^2), and sum v_r^2 = h^2 / 360; tested against the series).
   Neither is pathwise convergent: their A^B part is independent of the true one, a mean-square error of
   h^2/6 per step whatever h, so a Milstein step on them keeps strong order 0.5. What they give is order 1 in the
-  2-Wasserstein distance between laws (Davie's theorem for his approximation), at the cost of m(m-1)/2 normals.
+  2-Wasserstein distance between laws (Davie 2014, for Milstein-type schemes under his non-degeneracy
+  conditions), at the cost of m(m-1)/2 normals.
   No solver here uses them; they are for weak or Wasserstein work and for a Brownian path queried by interval.
 
 Areas of consecutive steps join by Chen's relation, A(0, h1 + h2) = A1 + A2 + 1/2 (dW1 dW2^T - dW2 dW1^T)

@@ -21,7 +21,7 @@ from sdekit.errors import IncompatibleSolverError, SDEKitError
 class Solver:
     """A named integrator with its declared capabilities.
 
-    kind: "sde" or "ode". family: the stepper ("euler_maruyama", "milstein", "heun", "sra",
+    kind: "sde" or "ode". family: the stepper ("euler_maruyama", "milstein", "milstein_matrix", "heun", "sra",
     "sri", "rk", "rk_adaptive"). strong_order / weak_order: the orders it is tested against (for
     ODE solvers strong_order is the classical order). calculus: the calculi it converges
     in. noise_types: SDE noise types it supports. aux_noise: it needs I_(1,0) (a second

@@ -182,6 +182,10 @@ def probe_problem(problem: Any, x0: np.ndarray, t0: float, params: Any) -> None:
         if not np.array_equal(np.broadcast_to(shifted, shape), np.broadcast_to(base, shape)):
             raise SDEKitError(
                 "noise='additive' but the diffusion changes with x; use noise='diagonal', 'scalar' or 'general'")
+    if isinstance(problem, SDE) and problem.noise == "commutative":
+        from sdekit.solvers.commutative import check_commutative
+
+        check_commutative(problem, x, t0, params)
     if isinstance(problem, SDE) and problem.drift_jacobian is not None:
         check_drift_jacobian(problem, x, t0, params, outputs["drift"])
 

@@ -21,7 +21,7 @@ from sdekit.errors import SDEKitError
 from sdekit.params import normalize_params
 from sdekit.user_functions import jitted
 
-NOISE_TYPES = ("diagonal", "scalar", "additive", "general")
+NOISE_TYPES = ("diagonal", "scalar", "additive", "general", "commutative")
 CALCULI = ("ito", "stratonovich")
 
 __all__ = ["CALCULI", "NOISE_TYPES", "ODE", "SDE", "jitted"]
@@ -44,6 +44,8 @@ class SDE:
         (g broadcasts to (dim,), m = dim); with ``brownian_dim = m`` it is a (dim, m) matrix.
       * "general" (m = brownian_dim, default dim): g has shape (n, dim, m) or (dim, m);
         dX_i = f_i dt + sum_j g_ij dW_j.
+      * "commutative": general noise whose columns commute, L^j g_k = L^k g_j with L^j = sum_i g_ij d/dx_i (checked
+        at x0 before a solve); Milstein then needs no Lévy area (solver "milstein_commutative").
     calculus: "ito" or "stratonovich" (the integral g o dW).
     params: runtime parameters (see `sdekit.params.normalize_params`); new values never recompile.
     drift_jacobian: optional J(x, t, p) = df/dx in the same batch signature, shape (n, dim, dim) or (dim, dim),
@@ -93,7 +95,7 @@ class SDE:
     @property
     def matrix_noise(self) -> bool:
         """True when g is a (dim, m) matrix per path (general, or additive with brownian_dim)."""
-        return self.noise == "general" or (self.noise == "additive" and self.brownian_dim is not None)
+        return self.noise in ("general", "commutative") or (self.noise == "additive" and self.brownian_dim is not None)
 
     def with_params(self, params: Any) -> SDE:
         """The same equation with new parameter values (reuses compiled kernels)."""

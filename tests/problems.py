@@ -54,7 +54,23 @@ ADDITIVE = sdekit.SDE(coupled_drift, additive_matrix, dim=3, noise="additive", b
                       name="additive")
 DIAGONAL_STRAT = sdekit.SDE(coupled_drift, diag_diffusion, dim=3, noise="diagonal", calculus="stratonovich",
                             params=PARAMS, name="diag_strat")
-ALL = [DIAGONAL, SCALAR, GENERAL, ADDITIVE, DIAGONAL_STRAT]
+
+
+@nb.njit
+def commutative_diffusion(x, t, p):
+    """g_ij = p2 (0.5 + 0.5 j) x_i, shape (n, d, 2): columns sigma_j x commute (L^j g_k = sigma_j sigma_k x)."""
+    n, d = x.shape
+    out = np.empty((n, d, 2))
+    for r in range(n):
+        for i in range(d):
+            for j in range(2):
+                out[r, i, j] = p[2] * (0.5 + 0.5 * j) * x[r, i]
+    return out
+
+
+COMMUTATIVE = sdekit.SDE(coupled_drift, commutative_diffusion, dim=3, noise="commutative", brownian_dim=2,
+                         params=PARAMS, name="commutative")
+ALL = [DIAGONAL, SCALAR, GENERAL, ADDITIVE, DIAGONAL_STRAT, COMMUTATIVE]
 
 
 def compatible(solver, sde):
@@ -89,3 +105,60 @@ def drift_raising_late(x, t, p):
 def with_comprehension(x, t, p):
     """A function whose code holds a nested code object (the comprehension), for cache-key stability tests."""
     return np.array([2.0 * v for v in x.ravel()]).reshape(x.shape)
+
+
+# matrix noise for the Milstein solvers (tests/test_orders.py, tests/test_milstein_matrix.py)
+GBM2_MU, GBM2_SIGMA = 0.5, (0.6, 0.8)
+
+
+@nb.njit
+def gbm2_drift(x, t, p):
+    """f = mu X (mu = 0.5)."""
+    return 0.5 * x
+
+
+@nb.njit
+def gbm2_diffusion(x, t, p):
+    """g = (sigma_1 X, sigma_2 X), shape (n, 1, 2): commutative (L^1 g_2 = sigma_1 sigma_2 X = L^2 g_1)."""
+    n = x.shape[0]
+    out = np.empty((n, 1, 2))
+    for r in range(n):
+        out[r, 0, 0] = 0.6 * x[r, 0]
+        out[r, 0, 1] = 0.8 * x[r, 0]
+    return out
+
+
+def gbm2_exact(calculus: str, t: float):
+    """X_t = x0 exp(sum_j sigma_j W_j + (mu - [Itô] sum_j sigma_j^2 / 2) t) as exact_fn(x0, w)."""
+    shift = sum(s * s for s in GBM2_SIGMA) / 2.0 if calculus == "ito" else 0.0
+
+    def exact(x0: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return x0 * np.exp(w @ np.array(GBM2_SIGMA)[:, None] + (GBM2_MU - shift) * t)
+
+    return exact
+
+
+@nb.njit
+def noncomm_drift(x, t, p):
+    """f = -X / 2."""
+    return -0.5 * x
+
+
+@nb.njit
+def noncomm_diffusion(x, t, p):
+    """g = [[1, sin x_2], [cos x_1, 1]]: L^1 g_2 = (cos x_1 cos x_2, 0) != L^2 g_1 = (0, -sin x_1 sin x_2)."""
+    n = x.shape[0]
+    out = np.empty((n, 2, 2))
+    for r in range(n):
+        out[r, 0, 0] = 1.0
+        out[r, 0, 1] = np.sin(x[r, 1])
+        out[r, 1, 0] = np.cos(x[r, 0])
+        out[r, 1, 1] = 1.0
+    return out
+
+
+GBM2 = {c: sdekit.SDE(gbm2_drift, gbm2_diffusion, dim=1, noise="commutative", brownian_dim=2, calculus=c,
+                      name=f"gbm2_{c}") for c in ("ito", "stratonovich")}
+NONCOMM = {c: sdekit.SDE(noncomm_drift, noncomm_diffusion, dim=2, noise="general", brownian_dim=2, calculus=c,
+                         name=f"noncomm_{c}") for c in ("ito", "stratonovich")}
+NONCOMM_X0 = [0.3, -0.2]

@@ -35,6 +35,7 @@ from sdekit.validate import (
     s3_sine_problem,
     strong_errors,
 )
+from tests.problems import GBM2, NONCOMM, NONCOMM_X0, gbm2_exact
 
 T = 1.0
 SEED = 20240611
@@ -68,8 +69,20 @@ def _s3_sine_case(calculus: str) -> Case:
     return Case(f"s3_sine_{calculus}", S3_SINE[calculus], None, 1.0, 4, 6, 4000, "additive")
 
 
+def _gbm2_case(calculus: str) -> Case:
+    """dX = mu X dt + sigma_1 X dW_1 + sigma_2 X dW_2, noise="commutative": closed form."""
+    return Case(f"gbm2_{calculus}", GBM2[calculus], gbm2_exact(calculus, T), 1.0, 8, 5, 3000, "commutative")
+
+
+def _noncomm_case(calculus: str) -> Case:
+    """Non-commutative (2, 2) noise: the reference is the solver's own solve two levels finer on the same path
+    (its Lévy area joined from the finest draws by Chen's relation)."""
+    return Case(f"noncomm_{calculus}", NONCOMM[calculus], None, NONCOMM_X0, 4, 4, 2000, "general")
+
+
 # noise type -> problem factory (by calculus); a solver is tested on the first entry it supports
-NOISE_TABLE = {"scalar": _gbm_case, "additive": _s3_sine_case}
+NOISE_TABLE = {"scalar": _gbm_case, "additive": _s3_sine_case, "general": _noncomm_case,
+               "commutative": _gbm2_case}
 
 # The gate of VALIDATION.md §4 plus: every pairwise order within 0.5 of the expected one (the
 # measured pairwise orders stay within 0.2 of it; see test_planted_bug_forgotten_noise_substeps_fails_gate).

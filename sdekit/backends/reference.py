@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.backends.reference_milstein_matrix import area_increments, milstein_matrix_step
 from sdekit.backends.reference_platen_weak2 import platen_weak2_step
 from sdekit.backends.reference_reversible_heun import ReversibleHeunStep
 from sdekit.backends.reference_sri import sri_step
@@ -97,7 +98,7 @@ def _platen_weak2(f, g, noise, x, t, h, dw, dz, p, solver, calculus):
 
 
 STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sra, "rk": _rk,
-         "platen_weak2": _platen_weak2, "sri": sri_step, **STIFF_STEPS}
+         "platen_weak2": _platen_weak2, "sri": sri_step, "milstein_matrix": milstein_matrix_step, **STIFF_STEPS}
 # families whose step keeps state between steps: a new step object per solve
 STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix": ReversibleHeunStep}
 
@@ -113,7 +114,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     noise = _Noise(problem) if is_sde else None
     m = problem.m if is_sde else 0
     streams_w = PathStreams(seed, n, STREAM_BROWNIAN)
-    streams_z = PathStreams(seed, n, STREAM_AUX) if solver.aux_noise else None
+    streams_z = PathStreams(seed, n, STREAM_AUX) if solver.aux_noise or solver.levy_area else None
     family = step_family(solver, problem)
     step = STATEFUL_STEPS[family]() if family in STATEFUL_STEPS else STEPS[family]
     if family == "theta" and getattr(problem, "drift_jacobian", None) is not None:
@@ -133,13 +134,15 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
             dw = np.zeros((n, max(m, 1)))
             dz = np.zeros((n, max(m, 1)))
             hf = abs(h) / substeps
-            for _q in range(substeps):
+            for _q in range(0 if solver.levy_area else substeps):  # the Lévy area's draws: below
                 for j in range(m):
                     xi = math.sqrt(hf) * streams_w.normal()
                     if streams_z is not None:
                         eta = math.sqrt(hf) * streams_z.normal()
                         dz[:, j] += dw[:, j] * hf + 0.5 * hf * (xi + eta / math.sqrt(3.0))
                     dw[:, j] += xi
+            if solver.levy_area and m > 0:
+                dw, dz = area_increments(streams_w, streams_z, n, m, substeps, abs(h))
             x = step(f, g, noise, x, t, h, dw, dz, params, solver, calculus).astype(x0.dtype)
             bad = ~np.all(np.isfinite(x), axis=1) & ~dead
             if np.any(bad):

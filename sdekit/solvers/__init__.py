@@ -76,6 +76,17 @@ register(Solver("platen_weak2", "sde", "platen_weak2", strong_order=1.0, weak_or
                 reference="Kloeden & Platen (1992), §15.1, eq. (15.1.1) (derivative-free, Gaussian increments); "
                           "diagonal noise with g_i a function of x_i and t"))
 
+register(Solver("milstein_commutative", "sde", "milstein_matrix", strong_order=1.0, weak_order=1.0,
+                calculus=frozenset({"ito", "stratonovich"}), noise_types=frozenset({"commutative"}), evals=1,
+                reference="Kloeden & Platen (1992), §10.3 (Milstein for commutative noise, eq. 10.3.15) with the "
+                          "derivative-free column differences of §11.1; 1 + m (Itô) or 1 + 2m g-evaluations per step"))
+register(Solver("milstein_levy", "sde", "milstein_matrix", strong_order=1.0, weak_order=1.0,
+                calculus=frozenset({"ito", "stratonovich"}), noise_types=frozenset({"general", "commutative"}),
+                levy_area=True, evals=1,
+                reference="Kloeden & Platen (1992), §10.3, eq. 10.3.3 (Milstein with the double integrals I_(j,k)), "
+                          "Lévy area by the Fourier series of Kloeden, Platen & Wright (1992) with p ~ 0.25/h terms "
+                          "(sdekit.noise.levy_area); derivative-free as in §11.1"))
+
 register(theta_method("implicit_euler_maruyama", theta=1.0))
 register(theta_method("theta_maruyama", theta=0.5))
 register(theta_method("implicit_milstein", theta=1.0, milstein=True))

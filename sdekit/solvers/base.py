@@ -21,11 +21,12 @@ from sdekit.errors import IncompatibleSolverError, SDEKitError
 class Solver:
     """A named integrator with its declared capabilities.
 
-    kind: "sde" or "ode". family: the stepper ("euler_maruyama", "milstein", "heun", "sra",
+    kind: "sde" or "ode". family: the stepper ("euler_maruyama", "milstein", "milstein_matrix", "heun", "sra",
     "sri", "rk", "rk_adaptive"). strong_order / weak_order: the orders it is tested against (for
     ODE solvers strong_order is the classical order). calculus: the calculi it converges
     in. noise_types: SDE noise types it supports. aux_noise: it needs I_(1,0) (a second
-    normal per Brownian component and step). evals: function evaluations per step.
+    normal per Brownian component and step). levy_area: it needs the space-space Lévy area A_jk of the
+    Brownian components (`sdekit.noise.levy_area`). evals: function evaluations per step.
     """
 
     name: str
@@ -37,12 +38,15 @@ class Solver:
     noise_types: frozenset = frozenset({"diagonal", "scalar", "additive", "general"})
     tableau: Any = None
     aux_noise: bool = False
+    levy_area: bool = False
     adaptive: bool = False
     evals: int = 1
     reference: str = ""
 
 
 SDE_SOLVERS: dict[str, Solver] = {}
+# noise type -> the wider type it is a case of: a solver of general noise takes commutative noise too
+NOISE_REFINES = {"commutative": "general"}
 ODE_SOLVERS: dict[str, Solver] = {}
 
 
@@ -76,7 +80,7 @@ def incompatibility(solver: Solver, sde: Any) -> str | None:
         return (f"solver {solver.name!r} converges in {sorted(solver.calculus)} calculus but the SDE {sde.name!r} has "
                 f"calculus={sde.calculus!r} and noise={sde.noise!r} (Itô and Stratonovich differ unless the noise "
                 "is additive)")
-    if sde.noise not in solver.noise_types:
+    if sde.noise not in solver.noise_types and NOISE_REFINES.get(sde.noise) not in solver.noise_types:
         return (f"solver {solver.name!r} supports noise types {sorted(solver.noise_types)} but the SDE {sde.name!r} "
                 f"has noise={sde.noise!r}")
     return None

@@ -15,6 +15,7 @@ import math
 import numba as nb
 import numpy as np
 
+from sdekit.noise.levy_area import AUX_LEVY_AREA, draw_area_increments
 from sdekit.noise.streams import next_normal_row, seed_stream
 
 _INV_SQRT3 = 1.0 / math.sqrt(3.0)
@@ -130,7 +131,7 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                 for i in range(d):
                     work[q, r, i] = carry[q, start + r, i]
         dw = np.zeros((nc, mm))
-        dz = np.zeros((nc, mm))
+        dz = np.zeros((nc, mm * mm if use_aux == AUX_LEVY_AREA else mm))  # I_(1,0), or the Lévy area A_jk
         # plain increments (one normal per component and step) are drawn `block` steps ahead
         plain = m > 0 and substeps == 1 and not use_aux
         block = max(1, min(64, 2048 // (nc * mm))) if plain else 1
@@ -156,6 +157,8 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                     for r in range(nc):
                         for j in range(m):
                             dw[r, j] = sq * zbuf[r, q * m + j]
+            elif m > 0 and use_aux == AUX_LEVY_AREA:
+                draw_area_increments(rng_w, rng_z, start, nc, m, substeps, abs(h), dw, dz, k_tab, w_tab, f_tab)
             elif m > 0:
                 draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab, f_tab)
             step(f, g, gdw, x, t, h, dw, dz, p, work, tab)

@@ -17,6 +17,7 @@ from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
 from sdekit.backends.numba.steps_implicit import closes_over_user_function, theta_step_with_jacobian
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid
+from sdekit.noise.levy_area import aux_mode
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
 from sdekit.probe import compile_error
 from sdekit.solution import SolveStats
@@ -99,7 +100,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     if family == "theta" and getattr(problem, "drift_jacobian", None) is not None:
         step = theta_step_with_jacobian(jitted(problem.drift_jacobian, "drift_jacobian"))
     chunk = chunk or default_chunk(dim)
-    use_aux = bool(solver.aux_noise)
+    use_aux = aux_mode(solver)  # 0: dW, 1: and I_(1,0), 2: and the Lévy area (sdekit.noise.levy_area)
     parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
 
     xs = np.ascontiguousarray(x0).copy()

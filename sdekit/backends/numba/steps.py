@@ -23,6 +23,7 @@ import numba as nb
 
 from sdekit.backends.numba.access import at2, check_rows
 from sdekit.backends.numba.steps_implicit import step_theta
+from sdekit.backends.numba.steps_milstein_matrix import step_milstein_matrix
 from sdekit.backends.numba.steps_platen_weak2 import step_platen_weak2
 from sdekit.backends.numba.steps_reversible_heun import step_reversible_heun, step_reversible_heun_matrix
 from sdekit.backends.numba.steps_skrock import step_skrock
@@ -214,6 +215,7 @@ STEPS = {
     "sri": step_sri,
     "theta": step_theta,
     "skrock": step_skrock,
+    "milstein_matrix": step_milstein_matrix,
 }
 
 # families whose step carries state from one step to the next in all its work arrays (kept per path by the runner)
@@ -224,4 +226,4 @@ def work_arrays(family: str, stages: int, m: int = 1) -> int:
     """How many (n, dim) scratch arrays a family's step needs (m: Brownian components)."""
     return {"euler_maruyama": 1, "milstein": 2, "heun": 3, "sra": 1 + 3 * stages, "rk": stages + 1,
             "reversible_heun": 4, "reversible_heun_matrix": 3 + m, "platen_weak2": 3, "sri": 2 + 2 * stages,
-            "theta": 3, "skrock": 4}[family]
+            "theta": 3, "skrock": 4, "milstein_matrix": 3}[family]

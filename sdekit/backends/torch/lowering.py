@@ -69,7 +69,7 @@ class LoweredSDE(torch.nn.Module):
 
     def __init__(self, problem: SDE, params: Any, sign: float, sde_type: str | None = None):
         super().__init__()
-        self.noise_type = problem.noise
+        self.noise_type = "general" if problem.noise == "commutative" else problem.noise
         self.sde_type = sde_type or problem.calculus
         self.sign = float(sign)
         self.params = params

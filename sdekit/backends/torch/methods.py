@@ -79,7 +79,7 @@ SDEKIT_TO_TORCHDIFFEQ = {"heun": "heun2"}
 def sde_method(name: str | None, sde: object) -> TorchsdeMethod:
     """The torchsde method for ``name`` (torchsde's or sdekit's name; default: euler for Itô, heun for
     Stratonovich), refused if it does not support the SDE's calculus or noise type."""
-    calculus, noise = sde.calculus, sde.noise
+    calculus, noise = sde.calculus, "general" if sde.noise == "commutative" else sde.noise
     if name is None:
         name = "euler" if calculus == "ito" else "heun"
     _check_sdekit_solver(name, sde)

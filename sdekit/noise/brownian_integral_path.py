@@ -64,7 +64,7 @@ U64 = nb.uint64
 @nb.njit(inline="always")
 def _normal(key, index):
     """N(seed, stream, path, index): the counter normal of `sdekit.noise.counter` for key = path_key(..)."""
-    return ppnd16(counter_uniform(splitmix64(key + U64(index) * U64(GOLDEN))))
+    return ppnd16(counter_uniform(splitmix64(U64(key) + U64(index) * U64(GOLDEN))))
 
 
 @nb.njit(cache=True)

@@ -58,6 +58,7 @@ __all__ = ["DEFAULT_DEPTH", "MAX_COMPONENTS", "STREAM_BROWNIAN_INTEGRAL", "Brown
 STREAM_BROWNIAN_INTEGRAL = 0x57494E54  # "WINT": distinct from the kernels' 0, 1, the samplers' 2 + step and MCMC's
 DEFAULT_DEPTH = 52
 MAX_COMPONENTS = 1024  # 2 (k m + j) + q < 2^64 for heap indices k < 2^depth, depth <= 52
+MIDPOINT_SD = 0.25  # beta | A has standard deviation sqrt(d / 16) = MIDPOINT_SD sqrt(d)
 U64 = nb.uint64
 
 
@@ -74,9 +75,10 @@ def path_key(base, path):
 
 
 def new_trail(m: int, depth: int = DEFAULT_DEPTH) -> tuple:
-    """Buffers of one path's descent: cells (a, b) in u, heap node, (W, J) at both ends per level, and the count
-    of valid levels (0: nothing kept). One trail serves one path at a time."""
-    return (np.empty((depth + 1, 2)), np.empty(depth + 1, dtype=np.int64), np.empty((depth + 1, 4, m)),
+    """Buffers of one path's descent: cells (a, b) in u, heap node, (W(a), W(b), J(a), J(b), A) per level, A the
+    cell's bridge area (carried, not recomputed from J: J(b) - J(a) - d (W(a) + W(b)) / 2 would lose A ~ d^1.5 to
+    rounding in deep cells), and the count of valid levels (0: nothing kept). One trail serves one path at a time."""
+    return (np.empty((depth + 1, 2)), np.empty(depth + 1, dtype=np.int64), np.empty((depth + 1, 5, m)),
             np.zeros(1, dtype=np.int64))
 
 
@@ -91,7 +93,9 @@ def _root(key, span, m, cells, nodes, ends, valid):
         ends[0, 0, j] = 0.0
         ends[0, 1, j] = w1
         ends[0, 2, j] = 0.0
-        ends[0, 3, j] = span * w1 * 0.5 + math.sqrt(span * span * span / 12.0) * _normal(key, 2 * j + 1)
+        area = math.sqrt(span * span * span / 12.0) * _normal(key, 2 * j + 1)
+        ends[0, 3, j] = span * w1 * 0.5 + area
+        ends[0, 4, j] = area
     valid[0] = 1
 
 
@@ -119,8 +123,7 @@ def query_path(key, span, depth, u, cells, nodes, ends, valid, w_out, j_out):
         if k == depth:  # the last level: the conditional mean given the cell's ends and area
             s = (u - a) / (b - a)
             for j in range(m):
-                wa, wb, ja, jb = ends[k, 0, j], ends[k, 1, j], ends[k, 2, j], ends[k, 3, j]
-                area = jb - ja - d * (wa + wb) * 0.5
+                wa, wb, ja, area = ends[k, 0, j], ends[k, 1, j], ends[k, 2, j], ends[k, 4, j]
                 w_out[j] = wa + s * (wb - wa)
                 j_out[j] = ja + d * s * wa + d * s * s * 0.5 * (wb - wa) + area * s * s * (3.0 - 2.0 * s)
             valid[0] = k + 1
@@ -131,22 +134,25 @@ def query_path(key, span, depth, u, cells, nodes, ends, valid, w_out, j_out):
         nodes[k + 1] = 2 * node if left else 2 * node + 1
         cells[k + 1, 0] = a if left else mid
         cells[k + 1, 1] = mid if left else b
-        sd_beta = 0.25 * math.sqrt(d)
+        sd_beta = MIDPOINT_SD * math.sqrt(d)
         sd_diff = math.sqrt(d * d * d / 48.0)
         for j in range(m):
-            wa, wb, ja, jb = ends[k, 0, j], ends[k, 1, j], ends[k, 2, j], ends[k, 3, j]
-            area = jb - ja - d * (wa + wb) * 0.5
+            wa, wb, ja, jb, area = ends[k, 0, j], ends[k, 1, j], ends[k, 2, j], ends[k, 3, j], ends[k, 4, j]
             idx = 2 * (node * m + j)
             beta = 1.5 * area / d + sd_beta * _normal(key, idx)
             wm = (wa + wb) * 0.5 + beta
-            area_left = 0.5 * (area - beta * d * 0.5 + sd_diff * _normal(key, idx + 1))
+            halves = area - beta * d * 0.5
+            diff = sd_diff * _normal(key, idx + 1)
+            area_left = 0.5 * (halves + diff)
             jm = ja + 0.25 * d * (wa + wm) + area_left
             if left:
                 ends[k + 1, 0, j], ends[k + 1, 2, j] = wa, ja
                 ends[k + 1, 1, j], ends[k + 1, 3, j] = wm, jm
+                ends[k + 1, 4, j] = area_left
             else:
                 ends[k + 1, 0, j], ends[k + 1, 2, j] = wm, jm
                 ends[k + 1, 1, j], ends[k + 1, 3, j] = wb, jb
+                ends[k + 1, 4, j] = 0.5 * (halves - diff)
         k += 1
 
 

@@ -83,7 +83,7 @@ def build_kernel(increments: Any) -> Any:
         n_paths, d = xs.shape
         n_saves = save_us.shape[0]
         cells, nodes, ends, valid = np.empty((depth + 1, 2)), np.empty(depth + 1, np.int64), \
-            np.empty((depth + 1, 4, m)), np.zeros(1, np.int64)
+            np.empty((depth + 1, 5, m)), np.zeros(1, np.int64)
         x = np.empty((1, d), dtype=xs.dtype)
         xn = np.empty((1, d), dtype=xs.dtype)
         e = np.empty((1, d))

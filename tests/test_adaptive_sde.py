@@ -1,0 +1,186 @@
+"""Adaptive SDE solvers (`sdekit.backends.numba.adaptive_sde`): each path its own PI-controlled steps on its own
+Brownian integral tree (`sdekit.noise.brownian_integral_path`).
+
+- convergence as tol -> 0 to the exact GBM solution on the same Brownian path (W_T read from the tree), error against
+  the mean number of steps per path, fitted with a bootstrap CI over paths (`fit_order`);
+- a fast transient (drift -lambda(t) (x - cos t), lambda = 50 near t = 0): the adaptive solve reaches the strong error
+  of a fixed-step solve with fewer steps;
+- rejections happen and do not bias the law: X_T of an Ornstein–Uhlenbeck process with a tight tol passes mean and
+  second-moment z-tests at 5e-7 each (false alarms <= 1e-6 per test); the planted kernel that draws fresh noise for a
+  retried step instead of re-querying the path fails them;
+- same numbers for any batch size and thread count; bad inputs refused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+import pytest
+
+import sdekit
+from sdekit.backends.numba import adaptive_sde
+from sdekit.errors import IncompatibleSolverError, SDEKitError
+from sdekit.noise.brownian_integral_path import BrownianIntegralPath, _normal
+from sdekit.validate.order import fit_order, gbm_problem
+
+GBM = gbm_problem(0.5, 1.0)
+Z_CRIT = 5.0  # two-sided normal tail 5.7e-7 per z-test; a law check is two of them: at most 1.2e-6
+
+
+def _gbm_sq_errors(solver: str, tols: list[float], n_paths: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean steps per path, squared errors (levels, paths)) against X_T = exp((mu - sigma^2 / 2) T + sigma W_T)."""
+    w_t = BrownianIntegralPath(seed, n_paths)(1.0)[0]
+    exact = GBM.exact(np.ones((n_paths, 1)), w_t, 1.0)[:, 0]
+    steps, sq = [], []
+    for tol in tols:
+        sol = sdekit.simulate(GBM.sde, 1.0, (0.0, 1.0), solver=solver, n_paths=n_paths, seed=seed, rtol=tol, atol=tol)
+        steps.append(sol.stats.extra["accepted"].mean())
+        sq.append((sol.ys[-1, :, 0] - exact) ** 2)
+    return np.array(steps), np.array(sq)
+
+
+# (solver, tolerances, lower bound of the order's 99% CI): Milstein its strong order 1 - 0.2; SOSRI at least 1 (its
+# natural embedding's estimate reads the step's own increments, so the steps depend on the path they are tested on:
+# 1.27, CI [1.08, 1.45] on 400 paths, below the fixed-step 1.5; see steps_adaptive_sde)
+CONVERGENCE = [("adaptive_milstein", [10**-1.5, 10**-2.0, 10**-2.5], 0.8),
+               ("adaptive_sosri", [1e-2, 10**-2.75, 10**-3.5], 1.0)]
+
+
+@pytest.mark.parametrize(("solver", "tols", "lowest"), CONVERGENCE)
+def test_converges_to_the_exact_solution_on_the_same_path(solver: str, tols: list[float], lowest: float) -> None:
+    """RMS error ~ (mean accepted steps)^-p, 300 paths, p's 99% bootstrap CI above `lowest`."""
+    steps, sq = _gbm_sq_errors(solver, tols, 300, seed=5)
+    assert np.all(np.diff(steps) > 0)
+    fit = fit_order(1.0 / steps, sq)
+    assert fit.ci_low > lowest and fit.halfwidth < 0.3, fit.summary()
+
+
+def test_saves_land_on_off_grid_times_of_the_same_path() -> None:
+    """save_at = [0.3, 1.0]: X at both times close to the exact GBM at W(0.3), W(1) of the tree."""
+    path = BrownianIntegralPath(2, 200)
+    sol = sdekit.simulate(GBM.sde, 1.0, (0.0, 1.0), solver="adaptive_sosri", n_paths=200, seed=2, rtol=1e-4,
+                          atol=1e-4, save_at=[0.3, 1.0])
+    assert np.array_equal(sol.ts, [0.3, 1.0])
+    for k, t in enumerate((0.3, 1.0)):
+        exact = GBM.exact(np.ones((200, 1)), path(t)[0], t)
+        assert math.sqrt(np.mean((sol.ys[k] - exact) ** 2)) < 0.01
+
+
+@nb.njit
+def _transient_drift(x, t, p):
+    return -(1.0 + 49.0 * math.exp(-20.0 * t)) * (x - math.cos(t))
+
+
+@nb.njit
+def _transient_diffusion(x, t, p):
+    return p[0] * x
+
+
+TRANSIENT = sdekit.SDE(_transient_drift, _transient_diffusion, 1, noise="scalar", params=[0.2], name="transient")
+
+
+def test_fast_transient_needs_fewer_adaptive_steps_than_fixed_ones_of_the_same_error() -> None:
+    """Adaptive SOSRI (tol 1e-3) vs fixed-step SOSRI on dX = -lambda(t) (X - cos t) dt + 0.2 X dW, X0 = 3,
+    lambda(t) = 1 + 49 exp(-20 t): each error against its own reference on its own path (the adaptive at tol 1e-6 on
+    the tree; the fixed solve with 32x the steps on the coupled stream). With as many fixed steps as the adaptive
+    solve's tries (accepted plus rejected, mean per path, rounded up to a power of two) the fixed error is larger."""
+    kw = dict(n_paths=200, seed=4)
+    adapt = sdekit.simulate(TRANSIENT, 3.0, (0.0, 1.0), solver="adaptive_sosri", rtol=1e-3, atol=1e-3, **kw)
+    ref = sdekit.simulate(TRANSIENT, 3.0, (0.0, 1.0), solver="adaptive_sosri", rtol=1e-6, atol=1e-6, **kw)
+    err_adaptive = math.sqrt(np.mean((adapt.ys[-1] - ref.ys[-1]) ** 2))
+    tries = float(np.mean(adapt.stats.extra["accepted"] + adapt.stats.extra["rejected"]))
+    n_fixed = int(2 ** math.ceil(math.log2(tries)))  # the first power of two at or above the adaptive tries
+    fixed = sdekit.simulate(TRANSIENT, 3.0, (0.0, 1.0), solver="sosri", steps=n_fixed, noise_substeps=32, **kw)
+    fine = sdekit.simulate(TRANSIENT, 3.0, (0.0, 1.0), solver="sosri", steps=32 * n_fixed, **kw)
+    err_fixed = math.sqrt(np.mean((fixed.ys[-1] - fine.ys[-1]) ** 2))
+    assert err_fixed > err_adaptive, (tries, err_adaptive, n_fixed, err_fixed)
+
+
+@nb.njit
+def _ou_drift(x, t, p):
+    return -p[0] * x
+
+
+@nb.njit
+def _ou_diffusion(x, t, p):
+    return p[1] + 0.0 * x
+
+
+THETA, SIGMA = 4.0, 1.0
+OU = sdekit.SDE(_ou_drift, _ou_diffusion, 1, noise="additive", params=[THETA, SIGMA], name="ou")
+OU_MEAN = math.exp(-THETA)
+OU_VAR = SIGMA**2 * (1.0 - math.exp(-2.0 * THETA)) / (2.0 * THETA)
+
+
+def ou_law_ok(n_paths: int = 5_000) -> tuple[bool, float, float, float]:
+    """X_1 of OU (theta = 4, sigma = 1, X0 = 1) by adaptive SOSRA at tol 1e-2: z of the mean and of E (X - m)^2."""
+    sol = sdekit.simulate(OU, 1.0, (0.0, 1.0), solver="adaptive_sosra", n_paths=n_paths, seed=3, rtol=1e-2, atol=1e-2)
+    x = sol.ys[-1, :, 0]
+    z_mean = (x.mean() - OU_MEAN) / (x.std() / math.sqrt(n_paths))
+    d2 = (x - OU_MEAN) ** 2
+    z_var = (d2.mean() - OU_VAR) / (d2.std() / math.sqrt(n_paths))
+    rejected = float(sol.stats.extra["rejected"].mean())
+    return max(abs(z_mean), abs(z_var)) < Z_CRIT, z_mean, z_var, rejected
+
+
+@nb.njit
+def _fresh_increments(key, span, depth, u_now, u_new, w_now, j_now, cells, nodes, ends, valid, w_new, j_new):
+    """Planted bug: every try draws new (dW, I_(1,0)) for [u_now, u_new] instead of reading the path."""
+    valid[0] += 1
+    m = w_new.shape[0]
+    h = span * (u_new - u_now)
+    for j in range(m):
+        idx = 2 * (valid[0] * m + j)
+        dw = math.sqrt(h) * _normal(key, idx)
+        i10 = 0.5 * h * dw + math.sqrt(h * h * h / 12.0) * _normal(key, idx + 1)
+        w_new[j] = w_now[j] + dw
+        j_new[j] = j_now[j] + h * w_now[j] + i10
+
+
+def test_rejections_happen_and_do_not_bias_the_law(monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, z_mean, z_var, rejected = ou_law_ok()
+    assert rejected > 1.0 and ok, (z_mean, z_var, rejected)
+    monkeypatch.setattr(adaptive_sde, "KERNEL", adaptive_sde.build_kernel(_fresh_increments))
+    ok, z_mean, z_var, rejected = ou_law_ok()
+    assert rejected > 1.0 and not ok, (z_mean, z_var, rejected)
+
+
+def test_same_numbers_for_any_batch_and_thread_count() -> None:
+    x0 = np.linspace(0.5, 2.0, 64)[:, None]
+    kw = dict(solver="adaptive_milstein", seed=9, rtol=1e-3, atol=1e-3, save_at=[0.5, 1.0])
+    whole = sdekit.simulate(GBM.sde, x0, (0.0, 1.0), **kw)
+    part = sdekit.simulate(GBM.sde, x0[:10], (0.0, 1.0), **kw)
+    np.testing.assert_array_equal(whole.ys[:, :10], part.ys)
+    np.testing.assert_array_equal(whole.stats.extra["accepted"][:10], part.stats.extra["accepted"])
+    assert whole.stats.path_steps == whole.stats.extra["accepted"].sum()
+    assert whole.stats.rejected == whole.stats.extra["rejected"].sum()
+    assert whole.stats.evals == ((whole.stats.extra["accepted"] + whole.stats.extra["rejected"]) * 2).max()
+    if nb.config.NUMBA_NUM_THREADS >= 2:
+        threaded = sdekit.simulate(GBM.sde, x0, (0.0, 1.0), threads=2, **kw)
+        np.testing.assert_array_equal(whole.ys, threaded.ys)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"rtol": 0.0}, SDEKitError, "rtol must be a positive number"),
+    ({"atol": -1.0}, SDEKitError, "atol must be a positive number"),
+    ({"steps": 10}, SDEKitError, "is adaptive; give rtol/atol"),
+    ({"dt0": 0.0}, SDEKitError, "dt0 must be a positive number"),
+    ({"max_steps": 0}, SDEKitError, "max_steps"),
+    ({"backend": "numpy"}, SDEKitError, "runs on backend='numba' only"),
+    ({"t": (1.0, 0.0)}, SDEKitError, "integrates forwards in time"),
+    ({"max_steps": 3}, sdekit.errors.StepSizeError, "max_steps exhausted"),
+])
+def test_bad_inputs_are_refused(kwargs: dict, error: type, match: str) -> None:
+    kw = {"t": (0.0, 1.0), "solver": "adaptive_milstein", "n_paths": 4, **kwargs}
+    with pytest.raises(error, match=match):
+        sdekit.simulate(GBM.sde, 1.0, kw.pop("t"), **kw)
+
+
+def test_incompatible_noise_and_torch_backend_are_refused() -> None:
+    with pytest.raises(IncompatibleSolverError, match="adaptive_milstein.*noise=.additive"):
+        sdekit.simulate(OU, 1.0, (0.0, 1.0), solver="adaptive_milstein")
+    pytest.importorskip("torch")
+    with pytest.raises(IncompatibleSolverError, match="adaptive_sosri.*backend='torch'"):
+        sdekit.simulate(GBM.sde, 1.0, (0.0, 1.0), solver="adaptive_sosri", backend="torch")

@@ -184,3 +184,9 @@ def test_incompatible_noise_and_torch_backend_are_refused() -> None:
     pytest.importorskip("torch")
     with pytest.raises(IncompatibleSolverError, match="adaptive_sosri.*backend='torch'"):
         sdekit.simulate(GBM.sde, 1.0, (0.0, 1.0), solver="adaptive_sosri", backend="torch")
+
+
+def test_a_path_that_turns_non_finite_stops_naming_path_and_time() -> None:
+    """x0 = 1e308: the first tries overflow, the step size collapses on non-finite values: NonFiniteError."""
+    with pytest.raises(sdekit.errors.NonFiniteError, match=r"path 0 became non-finite .* at step \d+, t = "):
+        sdekit.simulate(GBM.sde, 1e308, (0.0, 1.0), solver="adaptive_milstein", n_paths=3)

@@ -158,16 +158,16 @@ def build_kernel(increments: Any) -> Any:
 KERNEL = build_kernel(tree_increments)
 
 
-def run_adaptive_sde(problem: Any, solver: Solver, params: Any, x0: np.ndarray, t0: float, save_ts: np.ndarray, *,
-                     seed: int, rtol: float, atol: float, dt0: float | None, max_steps: int,
+def run_adaptive_sde(problem: Any, solver: Solver, params: Any, x0: np.ndarray, t0: float, t1: float,
+                     save_ts: np.ndarray, *, seed: int, rtol: float, atol: float, dt0: float | None, max_steps: int,
                      threads: int) -> tuple[np.ndarray, SolveStats]:
-    """Adaptive SDE solve of every path on its own steps and its own Brownian path (module docstring); returns
-    (ys, stats) with stats.extra["accepted"] and ["rejected"] the per-path counts."""
+    """Adaptive SDE solve of every path on its own steps and its own Brownian path over [t0, t1] (module docstring;
+    the solve stops at the last save time); returns (ys, stats) with stats.extra["accepted"] and ["rejected"] the
+    per-path counts."""
     t_compile = time.perf_counter()
     n_paths, dim = x0.shape
-    span = float(save_ts[-1] - t0)
-    save_us = (save_ts - t0) / span
-    save_us[-1] = 1.0
+    span = float(t1 - t0)
+    save_us = np.where(save_ts == t1, 1.0, (save_ts - t0) / span)
     pair_data = solver.tableau
     family = solver.family
     n_work = pair_work_arrays(family, pair_data.stages)

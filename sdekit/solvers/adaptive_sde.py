@@ -15,7 +15,7 @@ from sdekit.solvers.tableaus import SRATableau, SRITableau
 class AdaptivePair:
     """An embedded pair of `sdekit.backends.numba.steps_adaptive_sde`: tableau (the higher-order method's SRA / SRI
     tableau, None for Milstein), error_order q (the estimate x_high - x_low is O(h^q) on a step of length h: the
-    PI controller's exponents are 0.7 / q and 0.4 / q), stages (function evaluations of f per try)."""
+    PI controller's exponents are 0.7 / q and 0.4 / q), stages (drift evaluations per try, as `Solver.evals`)."""
 
     tableau: SRATableau | SRITableau | None
     error_order: float
@@ -38,5 +38,5 @@ def adaptive_pair(name: str, family: str, tableau: SRATableau | SRITableau | Non
     stages = 1 if tableau is None else tableau.stages
     return Solver(name, "sde", family, strong_order=strong_order, weak_order=weak_order, calculus=calculus,
                   noise_types=noise_types, tableau=AdaptivePair(tableau, error_order, stages),
-                  aux_noise=tableau is not None, adaptive=True, evals=2 if tableau is None else stages,
+                  aux_noise=tableau is not None, adaptive=True, evals=stages,
                   reference=reference)

@@ -14,13 +14,17 @@ Time runs forwards (h > 0).
   with the conditional RMS (Gaines & Lyons 1997, SIAM J. Appl. Math. 57(5), discuss such step choices).
 - SRA (additive noise, Rößler 2010): x' = x + h sum alpha_s f_s + sum (beta1_s dW + beta2_s I_(1,0) / h) g_s; the
   embedded step x + h f_0 + sum beta1_s g_s dW is Euler–Maruyama (strong order 1 on additive noise), so
-  err = h (sum alpha_s f_s - f_0) + sum beta2_s g_s I_(1,0) / h, O(h^1.5).
+  err = h (sum alpha_s f_s - f_0) + sum beta2_s g_s I_(1,0) / h, O(h^1.5), as it stands (realised; its noise part
+  vanishes for a g that does not depend on t, since sum beta2_s = 0).
 - SRI (Itô, diagonal or scalar noise, Rößler 2010): the embedded step keeps the drift's first stage and the noise
-  terms beta1 dW + beta2 chi1 (the order-1 conditions of Rößler's tableau make it a Milstein-type step), so
-  err = h (sum alpha_s f_s - f_0) + sum (beta3_s chi2 + beta4_s chi3) g_s, O(h^1.5). This is the natural embedding
-  of Rackauckas & Nie (2017), "Adaptive methods for SDEs via natural embeddings and rejection sampling with
-  memory", DCDS-B 22(7), section 3, with the deterministic and noise parts of their estimate summed into one vector
-  (their E_D, E_N weighted by delta = 1).
+  terms beta1 dW + beta2 chi1 (the order-1 conditions of Rößler's tableau make it a Milstein-type step): the
+  natural embedding of Rackauckas & Nie (2017), "Adaptive methods for SDEs via natural embeddings and rejection
+  sampling with memory", DCDS-B 22(7), section 3. The difference is h (sum alpha_s f_s - f_0) + G3 chi2 + G4 chi3
+  with G3 = sum beta3_s g_s, G4 = sum beta4_s g_s (g_s at the stages H1, which read the increments only through
+  h A1 f(H0)); the noise part enters in conditional RMS (E chi2^2 = h / 3, E chi3^2 = h / 6, E chi2 chi3 = 0), added
+  to the drift part in quadrature: err = sqrt((h (sum alpha_s f_s - f_0))^2 + h (G3^2 / 3 + G4^2 / 6)), for the
+  reason given for Milstein: with the realised chi2, chi3 the error of adaptive SOSRI on
+  GBM fell as steps^-1.23 (CI [1.04, 1.44]), with the conditional RMS as steps^-1.72 (CI [1.47, 1.94]).
 """
 
 from __future__ import annotations
@@ -97,7 +101,8 @@ def pair_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab, err):
 
 @nb.njit
 def pair_sri(f, g, gdw, x, t, h, dw, dz, p, work, tab, err):
-    """Rößler SRI step (tab as `steps_sri.step_sri`) with the difference to its order-1 embedding."""
+    """Rößler SRI step (tab as `steps_sri.step_sri`); error: the difference to its order-1 embedding, the noise part
+    in conditional RMS (module docstring)."""
     c0, c1, a0, a1, b0, b1, alpha, beta1, beta2, beta3, beta4 = tab
     n_st = alpha.shape[0]
     sq = math.sqrt(h)
@@ -121,14 +126,17 @@ def pair_sri(f, g, gdw, x, t, h, dw, dz, p, work, tab, err):
             chi3 = (dwi * dwi * dwi - 3.0 * h * dwi) / (6.0 * h)
             drift = 0.0
             low = 0.0
-            high = 0.0
+            g3 = 0.0
+            g4 = 0.0
             for s in range(n_st):
                 gsv = work[2 + n_st + s, r, i]
                 drift += alpha[s] * work[2 + s, r, i]
                 low += (beta1[s] * dwi + beta2[s] * chi1) * gsv
-                high += (beta3[s] * chi2 + beta4[s] * chi3) * gsv
-            x[r, i] += h * drift + low + high
-            err[r, i] = h * (drift - work[2, r, i]) + high
+                g3 += beta3[s] * gsv
+                g4 += beta4[s] * gsv
+            x[r, i] += h * drift + low + g3 * chi2 + g4 * chi3
+            e_drift = h * (drift - work[2, r, i])
+            err[r, i] = math.sqrt(e_drift * e_drift + h * (g3 * g3 / 3.0 + g4 * g4 / 6.0))
 
 
 PAIRS = {"adaptive_milstein": pair_milstein, "adaptive_sra": pair_sra, "adaptive_sri": pair_sri}

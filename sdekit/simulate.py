@@ -11,7 +11,7 @@ import numpy as np
 from sdekit.backends import reference
 from sdekit.backends.numba import runner
 from sdekit.errors import SDEKitError
-from sdekit.grid import adaptive_saves, fixed_grid
+from sdekit.grid import adaptive_saves, fixed_grid, time_span
 from sdekit.memory import check_save_size, save_cap
 from sdekit.params import cast_params
 from sdekit.probe import probe_problem
@@ -147,6 +147,11 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
         check_save_size(save_ts.size, x.shape, dtype, max_save_bytes)
         x = np.ascontiguousarray(x)
         probe_problem(problem, x, t0, params)
+        if kind == "sde":  # each path its own steps on its own Brownian tree: sdekit.backends.numba.adaptive_sde
+            ys, stats = _adaptive_sde(problem, solver_obj, params, x, t, save_ts, backend=backend, seed=seed,
+                                      rtol=float(rtol), atol=float(atol), dt0=dt0, max_steps=max_steps,
+                                      threads=threads)
+            return Solution(save_ts, ys, stats)
         ys, stats = BACKENDS[backend].run_adaptive(problem, solver_obj, functions, params, x, t0, save_ts,
                                                    rtol=float(rtol), atol=float(atol), dt0=dt0,
                                                    max_steps=max_steps, threads=threads)
@@ -159,6 +164,23 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
                                             substeps=noise_substeps, threads=threads, progress=progress,
                                             mask=on_nonfinite == "mask", chunk=chunk_size)
     return Solution(grid.save_ts.copy(), ys, stats)
+
+
+def _adaptive_sde(problem: SDE, solver: Any, params: Any, x: np.ndarray, t: Any, save_ts: np.ndarray, *,
+                  backend: str, **kw: Any) -> tuple[np.ndarray, Any]:
+    """An adaptive SDE solve: Numba backend only, forwards in time; the Brownian tree spans [t0, t1] whatever the
+    save times."""
+    if backend != "numba":
+        raise SDEKitError(f"solver {solver.name!r} (adaptive SDE) runs on backend='numba' only; got backend="
+                          f"{backend!r}")
+    span = time_span(t)
+    t0, t1 = (float(span[0]), float(span[-1])) if not isinstance(span, tuple) else span
+    if not t1 > t0:
+        raise SDEKitError(f"solver {solver.name!r} (adaptive SDE) integrates forwards in time; got t0 = {t0}, "
+                          f"t1 = {t1}")
+    from sdekit.backends.numba.adaptive_sde import run_adaptive_sde
+
+    return run_adaptive_sde(problem, solver, params, x, t0, t1, save_ts, **kw)
 
 
 def _simulate_torch(problem: SDE | ODE, x0: Any, t: Any, **kw: Any) -> Solution:

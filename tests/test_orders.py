@@ -114,6 +114,8 @@ def _registry_cases() -> list:
             marks = []
             if noise is None:
                 marks.append(pytest.mark.skip(reason=f"{name}: no test problem for noise types {solver.noise_types}"))
+            if solver.adaptive:  # no fixed grid to nest: convergence as tol -> 0 is tested in test_adaptive_sde.py
+                marks.append(pytest.mark.skip(reason=f"{name} is adaptive: see tests/test_adaptive_sde.py"))
             if (name, calculus) in KNOWN_BUGS:
                 marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[(name, calculus)]))
             params.append(pytest.param(name, calculus, noise, marks=marks, id=f"{name}-{calculus}-{noise}"))

@@ -1,5 +1,6 @@
 """The solver registry: every SDE and ODE integrator sdekit ships, declared as data."""
 
+from sdekit.solvers.adaptive_sde import AdaptivePair, adaptive_pair
 from sdekit.solvers.base import (
     ODE_SOLVERS,
     SDE_SOLVERS,
@@ -92,6 +93,20 @@ register(theta_method("theta_maruyama", theta=0.5))
 register(theta_method("implicit_milstein", theta=1.0, milstein=True))
 register(skrock_method("skrock"))
 
+# adaptive SDE solvers: embedded pairs, each path its own steps on its own queryable Brownian path (numba backend)
+_RN2017 = ("Rackauckas & Nie (2017), Adaptive methods for stochastic differential equations via natural embeddings "
+           "and rejection sampling with memory, DCDS-B 22(7)")
+register(adaptive_pair("adaptive_milstein", "adaptive_milstein", None, strong_order=1.0, weak_order=1.0,
+                       error_order=1.0, noise_types=frozenset({"diagonal", "scalar"}), calculus=frozenset({"ito"}),
+                       reference="Kloeden & Platen (1992), eq. 11.1.5; error = the Milstein correction (EM's local "
+                                 "error); " + _RN2017))
+register(adaptive_pair("adaptive_sosra", "adaptive_sra", SOSRA, strong_order=1.5, weak_order=2.0, error_order=1.5,
+                       noise_types=frozenset({"additive"}), calculus=frozenset({"ito", "stratonovich"}),
+                       reference=_RN2018 + "; embedded Euler-Maruyama, " + _RN2017))
+register(adaptive_pair("adaptive_sosri", "adaptive_sri", SOSRI, strong_order=1.5, weak_order=1.5, error_order=1.5,
+                       noise_types=frozenset({"diagonal", "scalar"}), calculus=frozenset({"ito"}),
+                       reference=_RN2018 + "; embedded order-1 part of the SRI step, " + _RN2017))
+
 for _tab in (EULER, HEUN2, MIDPOINT, RK4):
     register(Solver(_tab.name, "ode", "rk", strong_order=_tab.order, weak_order=_tab.order,
                     tableau=_tab, evals=_tab.stages, reference="Hairer, Nørsett & Wanner, Solving ODEs I"))
@@ -99,7 +114,7 @@ register(Solver("dopri5", "ode", "rk_adaptive", strong_order=5, weak_order=5, ta
                 adaptive=True, evals=6, reference="Dormand & Prince (1980), J. Comput. Appl. Math. 6"))
 
 __all__ = ["ODE_SOLVERS", "SDE_SOLVERS", "Solver", "check_compatible", "compatible_solvers", "get_solver",
-           "incompatibility", "register", "step_family", "SKROCKParams", "ThetaParams", "skrock_method",
-           "theta_method",
+           "incompatibility", "register", "step_family", "AdaptivePair", "adaptive_pair", "SKROCKParams",
+           "ThetaParams", "skrock_method", "theta_method",
            "ButcherTableau", "SRATableau", "SRITableau", "DOPRI5", "EULER", "HEUN2", "MIDPOINT", "RK4", "SRA1", "SRA3",
            "SOSRA", "SOSRA2", "SRIW1", "SRIW2", "SOSRI", "SOSRI2"]

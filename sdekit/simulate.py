@@ -142,6 +142,10 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
             raise SDEKitError(f"dt0 must be a positive number (the direction comes from t); got {dt0!r}")
         if steps is not None or dt is not None:
             raise SDEKitError(f"solver {solver_obj.name!r} is adaptive; give rtol/atol (and dt0), not steps or dt")
+        if on_nonfinite != "raise" or noise_substeps != 1:
+            raise SDEKitError(f"solver {solver_obj.name!r} is adaptive: on_nonfinite='mask' and noise_substeps are "
+                              "options of the fixed-step solvers (an adaptive solve stops at a non-finite path and "
+                              "queries its Brownian path at the times it steps to)")
         max_steps = _int_arg(max_steps, "max_steps")
         t0, save_ts = adaptive_saves(t, save_at)
         check_save_size(save_ts.size, x.shape, dtype, max_save_bytes)

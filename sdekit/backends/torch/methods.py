@@ -113,9 +113,10 @@ def _check_sdekit_solver(name: object, sde: object) -> None:
         return
     options = sorted(k for k in SDEKIT_TO_TORCHSDE if incompatibility(SDE_SOLVERS[k], sde) is None)
     if name not in SDEKIT_TO_TORCHSDE:
+        elsewhere = "backend='numba'" if solver.adaptive else "backend='numba' or backend='numpy'"
         raise IncompatibleSolverError(
             f"solver {name!r} has no torchsde counterpart, so backend='torch' cannot run it; run it with "
-            f"backend='numba' or backend='numpy', or choose one of {options} for backend='torch'")
+            f"{elsewhere}, or choose one of {options} for backend='torch'")
     reason = incompatibility(solver, sde)
     if reason is not None:
         raise IncompatibleSolverError(f"{reason}; for backend='torch' choose one of {options}")

@@ -78,7 +78,8 @@ def on_grid_saves(grid: Grid) -> Grid:
     if grid.off_grid:
         j = int(np.flatnonzero(grid.save_offsets != 0.0)[0])
         k = int(grid.save_steps[j])
-        raise SDEKitError(f"save_at time {grid.save_ts[j]!r} lies inside the step [{grid.ts[k]!r}, {grid.ts[k + 1]!r}]"
+        raise SDEKitError(f"save_at time {float(grid.save_ts[j])!r} lies inside the step [{float(grid.ts[k])!r}, "
+                          f"{float(grid.ts[k + 1])!r}]"
                           "; backend='torch' saves only at grid times: choose save times on the grid (multiples of "
                           "dt from t0, or an explicit grid t containing them), or use backend='numba' or 'numpy'")
     return grid

@@ -131,7 +131,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     inside: dict[int, list[int]] = {}  # step -> saves strictly inside it
     for s, (k, u) in enumerate(zip(grid.save_steps, grid.save_offsets)):
         (inside if u != 0.0 else saves).setdefault(int(k), []).append(s)
-    coef, row, bridge_z = save_bridges(grid, seed, n, m, bool(solver.aux_noise))
+    coef, row, bridge_z = save_bridges(grid, seed, n, m, bool(solver.aux_noise), substeps)
     mm = max(m, 1)
     w = np.zeros((n, mm))
     ws = np.zeros((grid.save_steps.size if save_brownian else 0, n, mm))
@@ -145,18 +145,30 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
             dw = np.zeros((n, max(m, 1)))
             dz = np.zeros((n, max(m, 1)))
             hf = abs(h) / substeps
-            for _q in range(substeps):
+            kept = substeps if k in inside and substeps > 1 else 0  # saves inside the step see each substep's
+            xi_q = np.zeros((kept, n, mm))  # increment and its own I_(1,0)
+            zeta_q = np.zeros((kept, n, mm))
+            for q in range(substeps):
                 for j in range(m):
                     xi = math.sqrt(hf) * streams_w.normal()
                     if streams_z is not None:
                         eta = math.sqrt(hf) * streams_z.normal()
                         dz[:, j] += dw[:, j] * hf + 0.5 * hf * (xi + eta / math.sqrt(3.0))
+                        if kept:
+                            zeta_q[q, :, j] = 0.5 * hf * (xi + eta / math.sqrt(3.0))
                     dw[:, j] += xi
+                    if kept:
+                        xi_q[q, :, j] = xi
             for s in inside.get(k, []):
-                a = coef[s]
+                a, q0, u_in = coef[s], int(coef[s, 7]), coef[s, 8]
+                w_pre, j_pre = np.zeros_like(dw), np.zeros_like(dz)
+                y_w, y_j = (dw, dz) if substeps == 1 else (xi_q[q0], zeta_q[q0])
+                for q in range(q0 if substeps > 1 else 0):
+                    j_pre = j_pre + (w_pre * hf + zeta_q[q])
+                    w_pre = w_pre + xi_q[q]
                 z1, z2 = bridge_z[row[s]][:, 0::2], bridge_z[row[s]][:, 1::2]
-                dwp = a[0] * dw + a[1] * dz + a[4] * z1
-                dzp = a[2] * dw + a[3] * dz + a[5] * z1 + a[6] * z2
+                dwp = w_pre + (a[0] * y_w + a[1] * y_j + a[4] * z1)
+                dzp = j_pre + w_pre * u_in + (a[2] * y_w + a[3] * y_j + a[5] * z1 + a[6] * z2)
                 part = copy.deepcopy(step) if family in STATEFUL_STEPS else step
                 xp = part(f, g, noise, x, t, grid.save_offsets[s], dwp, dzp, params, solver, calculus)
                 out[s] = _checked(xp.astype(x0.dtype), dead, mask, k, grid, solver)

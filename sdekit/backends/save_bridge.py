@@ -19,9 +19,15 @@ The normals z are the counter-based normals of `sdekit.noise.counter` on stream 
 generator streams of the steps, so the step grid, every step's increments, and hence X at every grid time are
 bit-identical to the solve without the save.
 
-With noise_substeps > 1 the bridge is conditioned on the whole step's (dW, I_(1,0)), not on its sub-increments: the
-saved value has the law of the path given the step's increments, but is not the value a solve with the finer steps
-would see at s.
+With noise_substeps = S > 1 a step's increments are sums of S sub-increments (xi_q, and zeta_q = I_(1,0) of
+sub-interval q) of width h_f = h / S, and the bridge is conditioned on them (exact path coupling): with q0 the
+sub-interval holding u (u = q0 h_f + u', 0 <= u' < h_f; u' within 1e-10 of the span of a substep boundary is
+that boundary, u' = 0), W_pre = sum_{q < q0} xi_q and J_pre the I_(1,0) of the first
+q0 sub-intervals (the recurrence of `kernels.draw_increments`), (W', J') is bridged over u' from (xi_q0, zeta_q0), and
+
+    W_u = W_pre + W',   J_u = J_pre + W_pre u' + J';
+
+so a save on the fine grid sees exactly the Brownian path of the solve with S times more steps.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import numpy as np
 from sdekit.noise.counter import counter_normals
 
 STREAM_SAVE_BRIDGE = 0x53415645  # "SAVE": the bridge normals of off-grid saves; no other solve uses this stream
-N_COEF = 7  # (a_ww, a_wj, a_jw, a_jj, l_ww, l_jw, l_jj)
+N_COEF = 9  # (a_ww, a_wj, a_jw, a_jj, l_ww, l_jw, l_jj, q0, u'): 7 bridge coefficients, the sub-interval, u' in it
 
 
 def bridge_coefficients(h: float, u: float, aux: bool) -> np.ndarray:
@@ -54,20 +60,30 @@ def bridge_coefficients(h: float, u: float, aux: bool) -> np.ndarray:
     return np.array([a[0, 0], a[0, 1] / h, a[1, 0] * h, a[1, 1], l_ww * sh, l_jw * h * sh, l_jj * h * sh])
 
 
-def save_bridges(grid: object, seed: int, n_paths: int, m: int, aux: bool) -> tuple[np.ndarray, np.ndarray,
-                                                                                   np.ndarray]:
+def save_bridges(grid: object, seed: int, n_paths: int, m: int, aux: bool,
+                 substeps: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(coef (n_saves, N_COEF), row (n_saves,), z (n_off, n_paths, 2m)) of a solve's saves on `grid` (`Grid`):
-    coefficients of each save strictly inside a step (zeros for on-grid saves), the row of its normals in z (-1 for
-    on-grid saves) and the normals. Empty arrays when every save is on the grid."""
+    for each save strictly inside a step the bridge coefficients over u' within its sub-interval q0 (of `substeps`),
+    q0 and u' (zeros for on-grid saves), the row of its normals in z (-1 for on-grid saves), and the normals."""
     n_saves = grid.save_steps.size
     coef = np.zeros((n_saves, N_COEF))
     row = np.full(n_saves, -1, dtype=np.int64)
     off = np.flatnonzero(grid.save_offsets != 0.0)
     mm = max(m, 1)
+    snap = 1e-10 * abs(grid.ts[-1] - grid.ts[0])
     z = np.empty((off.size, n_paths, 2 * mm))
     for r, s in enumerate(off):
         k = int(grid.save_steps[s])
-        coef[s] = bridge_coefficients(abs(grid.ts[k + 1] - grid.ts[k]), abs(grid.save_offsets[s]), aux)
+        h_sub = abs(grid.ts[k + 1] - grid.ts[k]) / substeps
+        u = abs(grid.save_offsets[s])
+        q0 = min(int(u / h_sub), substeps - 1)
+        u_in = u - q0 * h_sub
+        if u_in > h_sub - snap and q0 + 1 < substeps:  # on a substep boundary, as `fixed_grid` snaps to grid times
+            q0, u_in = q0 + 1, 0.0
+        elif u_in < snap:
+            u_in = 0.0
+        coef[s, :7] = bridge_coefficients(h_sub, u_in, aux) if u_in > 0.0 else 0.0
+        coef[s, 7:] = q0, u_in
         row[s] = r
         if m > 0:
             z[r] = counter_normals(seed, n_paths, 2 * m, stream=STREAM_SAVE_BRIDGE, draw_offset=int(s) * 2 * m)

@@ -61,16 +61,54 @@ def draw_block(rng_w, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
 
 
 @nb.njit(cache=True)
-def bridge_increments(dw, dz, coef, z, start, nc, m, dwp, dzp):
-    """The increments over the first u of a step, bridged from the step's (dw, dz) (`sdekit.backends.save_bridge`):
-    dwp = a_ww dw + a_wj dz + l_ww z_1, dzp = a_jw dw + a_jj dz + l_jw z_1 + l_jj z_2, coef = (a_ww, a_wj, a_jw,
-    a_jj, l_ww, l_jw, l_jj), z[start + r, 2 j + (0, 1)] the save's normals of path start + r, component j."""
+def draw_increments_kept(rng_w, rng_z, start, nc, m, substeps, use_aux, habs, dw, dz, k_tab, w_tab, f_tab, xi_q,
+                         zeta_q):
+    """`draw_increments` (the same numbers, the same sums) that also keeps each substep's increment xi_q[r, q, j] and
+    its own I_(1,0), zeta_q[r, q, j] = hf/2 (xi + eta / sqrt 3) (0 without auxiliary noise): for saves inside the
+    step (`sdekit.backends.save_bridge`)."""
+    hf = habs / substeps
+    sqf = math.sqrt(hf)
     for r in range(nc):
         for j in range(m):
+            dw[r, j] = 0.0
+            dz[r, j] = 0.0
+        for q in range(substeps):
+            for j in range(m):
+                xi = sqf * next_normal_row(rng_w, start + r, k_tab, w_tab, f_tab)
+                zeta_q[r, q, j] = 0.0
+                if use_aux:
+                    eta = sqf * next_normal_row(rng_z, start + r, k_tab, w_tab, f_tab)
+                    zeta_q[r, q, j] = 0.5 * hf * (xi + eta * _INV_SQRT3)
+                    dz[r, j] += dw[r, j] * hf + 0.5 * hf * (xi + eta * _INV_SQRT3)
+                xi_q[r, q, j] = xi
+                dw[r, j] += xi
+
+
+@nb.njit(cache=True)
+def bridge_increments(dw, dz, xi_q, zeta_q, hf, coef, z, start, nc, m, dwp, dzp):
+    """The increments over the first u of a step, bridged from the step's draws (`sdekit.backends.save_bridge`):
+    coef = (a_ww, a_wj, a_jw, a_jj, l_ww, l_jw, l_jj, q0, u'), z[start + r, 2 j + (0, 1)] the save's normals of path
+    start + r, component j. One substep (xi_q empty): (W', J') = A (dw, dz) + L z; else W_pre, J_pre of the
+    substeps before q0 (hf wide) plus (W', J') bridged from substep q0's (xi, zeta)."""
+    q0 = int(coef[7])
+    u_in = coef[8]
+    split = xi_q.shape[0] > 0
+    for r in range(nc):
+        for j in range(m):
+            w_pre = 0.0
+            j_pre = 0.0
+            yw = dw[r, j]
+            yj = dz[r, j]
+            if split:
+                for q in range(q0):
+                    j_pre += w_pre * hf + zeta_q[r, q, j]
+                    w_pre += xi_q[r, q, j]
+                yw = xi_q[r, q0, j]
+                yj = zeta_q[r, q0, j]
             z1 = z[start + r, 2 * j]
             z2 = z[start + r, 2 * j + 1]
-            dwp[r, j] = coef[0] * dw[r, j] + coef[1] * dz[r, j] + coef[4] * z1
-            dzp[r, j] = coef[2] * dw[r, j] + coef[3] * dz[r, j] + coef[5] * z1 + coef[6] * z2
+            dwp[r, j] = w_pre + (coef[0] * yw + coef[1] * yj + coef[4] * z1)
+            dzp[r, j] = j_pre + w_pre * u_in + (coef[2] * yw + coef[3] * yj + coef[5] * z1 + coef[6] * z2)
 
 
 @nb.njit(fastmath={"reassoc", "nsz"}, cache=True)
@@ -152,6 +190,9 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         plain = m > 0 and substeps == 1 and not use_aux
         block = max(1, min(64, 2048 // (nc * mm))) if plain else 1
         zbuf = np.empty((nc, block * mm) if plain else (0, 0))
+        split = substeps > 1 and bridge_z.shape[0] > 0  # saves inside steps see each substep's draws
+        xi_q = np.empty((nc if split else 0, substeps, mm))
+        zeta_q = np.empty((nc if split else 0, substeps, mm))
         keep_w = w_out.shape[0] > 0
         wl = np.zeros((nc if keep_w else 0, mm))
         for r in range(wl.shape[0]):
@@ -169,6 +210,7 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         for k in range(k_start, k_stop):
             t = ts[k]
             h = ts[k + 1] - ts[k]
+            inside = s_idx < n_saves and save_steps[s_idx] == k and save_offsets[s_idx] != 0.0  # saves in step k
             if plain:
                 q = (k - k_start) % block
                 if q == 0:
@@ -181,18 +223,21 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                     for r in range(nc):
                         for j in range(m):
                             dw[r, j] = sq * zbuf[r, q * m + j]
+            elif m > 0 and inside and substeps > 1:
+                draw_increments_kept(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab,
+                                     f_tab, xi_q, zeta_q)
             elif m > 0:
                 draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab, f_tab)
             bad = -1
-            if s_idx < n_saves and save_steps[s_idx] == k and save_offsets[s_idx] != 0.0:  # saves inside this step
+            if inside:
                 x_step, work_step = x, work  # the step's state, set aside; `x` and `work` are the partial copies
                 x, work = np.empty_like(x_step), np.empty_like(work_step)
                 dwp, dzp, wp = np.zeros((nc, mm)), np.zeros((nc, mm)), np.zeros((nc if keep_w else 0, mm))
                 while bad < 0 and s_idx < n_saves and save_steps[s_idx] == k and save_offsets[s_idx] != 0.0:
                     x[:] = x_step
                     work[:] = work_step
-                    bridge_increments(dw, dz, bridge_coef[s_idx], bridge_z[bridge_row[s_idx]], start, nc, m,
-                                      dwp, dzp)
+                    bridge_increments(dw, dz, xi_q, zeta_q, abs(h) / substeps, bridge_coef[s_idx],
+                                      bridge_z[bridge_row[s_idx]], start, nc, m, dwp, dzp)
                     step(f, g, gdw, x, t, save_offsets[s_idx], dwp, dzp, p, work, tab)
                     bad = first_nonfinite(x, dead, start, mask)
                     write_rows(out[s_idx], start, x, dead)

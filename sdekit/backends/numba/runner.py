@@ -118,7 +118,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     err_path = np.full(n_chunks, -1, dtype=np.int64)
     tables = noise_tables()
     n_steps = grid.ts.size - 1
-    bridges = save_bridges(grid, seed, n_paths, m, use_aux)
+    bridges = save_bridges(grid, seed, n_paths, m, use_aux, substeps)
     keep_w = save_brownian and m > 0
     w_now = np.zeros((n_paths if keep_w else 0, max(m, 1)))
     w_out = np.zeros((grid.save_steps.size if keep_w else 0, n_paths, max(m, 1)))

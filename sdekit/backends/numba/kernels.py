@@ -190,7 +190,10 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         plain = m > 0 and substeps == 1 and not use_aux
         block = max(1, min(64, 2048 // (nc * mm))) if plain else 1
         zbuf = np.empty((nc, block * mm) if plain else (0, 0))
-        split = substeps > 1 and bridge_z.shape[0] > 0  # saves inside steps see each substep's draws
+        n_inside = bridge_z.shape[0]  # saves inside steps: X_k and the work arrays are kept aside there
+        x_kept = np.empty((nc if n_inside else 0, d), dtype=xs.dtype)
+        work_kept = np.empty((n_work, nc if n_inside else 0, d), dtype=xs.dtype)
+        split = substeps > 1 and n_inside > 0  # saves inside steps see each substep's draws
         xi_q = np.empty((nc if split else 0, substeps, mm))
         zeta_q = np.empty((nc if split else 0, substeps, mm))
         keep_w = w_out.shape[0] > 0
@@ -229,13 +232,11 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
             elif m > 0:
                 draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab, f_tab)
             bad = -1
-            if inside:
-                x_step, work_step = x, work  # the step's state, set aside; `x` and `work` are the partial copies
-                x, work = np.empty_like(x_step), np.empty_like(work_step)
+            if inside:  # partial steps from X_k (kept aside and put back bit for bit), then the step itself
+                x_kept[:] = x
+                work_kept[:] = work
                 dwp, dzp, wp = np.zeros((nc, mm)), np.zeros((nc, mm)), np.zeros((nc if keep_w else 0, mm))
                 while bad < 0 and s_idx < n_saves and save_steps[s_idx] == k and save_offsets[s_idx] != 0.0:
-                    x[:] = x_step
-                    work[:] = work_step
                     bridge_increments(dw, dz, xi_q, zeta_q, abs(h) / substeps, bridge_coef[s_idx],
                                       bridge_z[bridge_row[s_idx]], start, nc, m, dwp, dzp)
                     step(f, g, gdw, x, t, save_offsets[s_idx], dwp, dzp, p, work, tab)
@@ -247,7 +248,8 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                                 wp[r, j] = wl[r, j] + dwp[r, j]
                         write_rows(w_out[s_idx], start, wp, dead)
                     s_idx += 1
-                x, work = x_step, work_step
+                    x[:] = x_kept
+                    work[:] = work_kept
             if bad < 0:
                 step(f, g, gdw, x, t, h, dw, dz, p, work, tab)
                 bad = first_nonfinite(x, dead, start, mask)

@@ -13,14 +13,30 @@ from sdekit.memory import default_save_cap, human_size
 
 @dataclass(frozen=True)
 class Grid:
-    """ts: the step grid (strictly monotone, either direction); save_steps[k]: grid index of save k."""
+    """ts: the step grid (strictly monotone, either direction); save k is at ts[save_steps[k]] + save_offsets[k].
+
+    An on-grid save has offset 0 and save_steps its grid index; a save strictly inside the step [t_k, t_{k+1}] has
+    save_steps = k and the signed offset u = s - t_k (0 < |u| < |h|): the solvers reach it by a partial step from
+    X_k whose Brownian increment is bridged from the step's own draws (`sdekit.backends.save_bridge`), so save times
+    never change the step grid or the Brownian path.
+    """
 
     ts: np.ndarray
     save_steps: np.ndarray
+    save_offsets: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.save_offsets is None:
+            object.__setattr__(self, "save_offsets", np.zeros(self.save_steps.size))
 
     @property
     def save_ts(self) -> np.ndarray:
-        return self.ts[self.save_steps]
+        return self.ts[self.save_steps] + self.save_offsets
+
+    @property
+    def off_grid(self) -> bool:
+        """Whether some save lies strictly inside a step."""
+        return bool(np.any(self.save_offsets != 0.0))
 
 
 def _finite_float(v: Any, name: str) -> float:
@@ -67,7 +83,8 @@ GRID_BYTES_PER_POINT = 16  # the time grid (float64) and its save/step bookkeepi
 
 
 def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None, max_bytes: int | None = None) -> Grid:
-    """The grid of a fixed-step solve; save times off the grid are inserted into it.
+    """The grid of a fixed-step solve, the same with or without saves; a save strictly inside a step is reached by
+    a partial step from the step's start (`Grid`), never by inserting it into the grid.
 
     save_at: None (final time only), "steps" (every grid time), or times inside the span. max_bytes (default: the
     solve's memory cap, `sdekit.memory`): a grid needing more memory than this (GRID_BYTES_PER_POINT per point) is
@@ -97,7 +114,7 @@ def fixed_grid(t: Any, steps: Any = None, dt: Any = None, save_at: Any = None, m
         if steps is not None or dt is not None:
             raise SDEKitError("steps and dt are implied by an explicit grid t; leave them None")
         ts = span
-    return Grid(*_insert_saves(ts, save_at))
+    return Grid(ts, *_save_positions(ts, save_at))
 
 
 def _check_grid_size(steps: int, what: str, max_bytes: int | None) -> None:
@@ -108,13 +125,16 @@ def _check_grid_size(steps: int, what: str, max_bytes: int | None) -> None:
                           f"cap of {human_size(max_bytes)} (max_save_bytes); use fewer steps or a larger dt")
 
 
-def _insert_saves(ts: np.ndarray, save_at: Any) -> tuple[np.ndarray, np.ndarray]:
+def _save_positions(ts: np.ndarray, save_at: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(save_steps, save_offsets) of the saves on the step grid ts (see `Grid`); a save within 1e-10 of the span
+    of a grid time is that grid time."""
+    n = ts.size
     if save_at is None:
-        return ts, np.array([ts.size - 1], dtype=np.int64)
+        return np.array([n - 1], dtype=np.int64), np.zeros(1)
     if isinstance(save_at, str):
         if save_at != "steps":
             raise SDEKitError(f"save_at must be None, 'steps' or a list of times; got {save_at!r}")
-        return ts, np.arange(ts.size, dtype=np.int64)
+        return np.arange(n, dtype=np.int64), np.zeros(n)
     saves = np.atleast_1d(np.asarray(save_at, dtype=float))
     if saves.ndim != 1 or saves.size == 0 or not np.all(np.isfinite(saves)):
         raise SDEKitError(f"save_at must be a non-empty list of finite times; got {save_at!r}")
@@ -126,13 +146,16 @@ def _insert_saves(ts: np.ndarray, save_at: Any) -> tuple[np.ndarray, np.ndarray]
     if np.any(np.diff(saves) * direction <= 0):
         raise SDEKitError("save_at must be strictly monotone in the direction of integration")
     tol = 1e-10 * scale
-    extra = [s for s in saves if np.min(np.abs(ts - s)) > tol]
-    if extra:
-        ts = np.sort(np.concatenate([ts, extra]))
-        if direction < 0:
-            ts = ts[::-1].copy()
-    idx = np.array([int(np.argmin(np.abs(ts - s))) for s in saves], dtype=np.int64)
-    return ts, idx
+    steps = np.empty(saves.size, dtype=np.int64)
+    offsets = np.zeros(saves.size)
+    for j, s in enumerate(saves):
+        near = int(np.argmin(np.abs(ts - s)))
+        if abs(ts[near] - s) <= tol:
+            steps[j] = near
+            continue
+        k = int(np.searchsorted(ts * direction, s * direction, side="right")) - 1  # t_k < s < t_{k+1}
+        steps[j], offsets[j] = k, s - ts[k]
+    return steps, offsets
 
 
 def adaptive_saves(t: Any, save_at: Any) -> tuple[float, np.ndarray]:

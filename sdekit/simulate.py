@@ -78,14 +78,19 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
              rtol: float = 1e-6, atol: float = 1e-9, dt0: float | None = None, max_steps: int = 1_000_000,
              threads: int | None = None, progress: bool | None = None, on_nonfinite: str = "raise",
              max_save_bytes: int | None = None, chunk_size: int | None = None, device: Any = None,
-             adjoint: bool = False) -> Solution:
+             adjoint: bool = False, save_brownian: bool = False) -> Solution:
     """Integrate an SDE or ODE on n_paths paths and return the states at the save times.
 
     SDE:  X_{t+h} = Phi(X_t, t, h, dW) for the chosen solver, dW ~ N(0, |h| I) from the
     reproducible stream of (seed, path); ODE: x' = v(x, t) by a Runge–Kutta tableau.
 
     t: (t0, t1) with `steps` or `dt`, or an explicit grid; t1 < t0 integrates backwards.
-    save_at: None (final time only), 'steps' (every grid time) or a list of times.
+    save_at: None (final time only), 'steps' (every grid time) or a list of times. A save time inside a step is
+    reached by a partial step of the solver from the step's start, with the Brownian increment bridged from the
+    step's own (`sdekit.backends.save_bridge`): saves never change the step grid, the Brownian path or any other
+    result.
+    save_brownian: also return sol.ws, W(t_save) - W(t0) of every path at the save times, shape
+    (n_saves, n_paths, m) (fixed-step SDE solves on the numba and numpy backends).
     noise_substeps: each step's dW (and I_(1,0)) is assembled from this many finer increments
     of the stream, so a solve with `steps` and noise_substeps = 2^k sees exactly the Brownian
     path of a solve with steps * 2^k (strong-order coupling).
@@ -105,6 +110,11 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     max_save_bytes = save_cap(max_save_bytes)
     if progress is not None and not isinstance(progress, bool):
         raise SDEKitError(f"progress must be None (automatic), True or False; got {progress!r}")
+    if not isinstance(save_brownian, bool):
+        raise SDEKitError(f"save_brownian must be True or False; got {save_brownian!r}")
+    if save_brownian and (kind != "sde" or backend == "torch"):
+        raise SDEKitError("save_brownian=True returns the Brownian path of a fixed-step SDE solve on backend='numba' "
+                          f"or 'numpy'; got {'an ODE' if kind != 'sde' else 'backend=' + repr(backend)}")
     if backend == "torch":
         for name, v, why in (("threads", threads, "set torch.set_num_threads (and NUMBA_NUM_THREADS for the noise)"),
                              ("chunk_size", chunk_size, "the torch backend runs all paths as one batch")):
@@ -134,6 +144,8 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     x = _initial_state(x0, problem.dim, n_paths, dtype)
     params = cast_params(problem.params, dtype)
     functions = (problem.drift, problem.diffusion) if kind == "sde" else (problem.field,)
+    if solver_obj.adaptive and save_brownian:
+        raise SDEKitError(f"save_brownian=True needs a fixed-step solver; {solver_obj.name!r} is adaptive")
     if solver_obj.adaptive:
         for name, v in (("rtol", rtol), ("atol", atol)):
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
@@ -161,13 +173,19 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
                                                    max_steps=max_steps, threads=threads)
         return Solution(save_ts, ys, stats)
     grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
+    if solver_obj.levy_area and grid.off_grid:
+        inside = grid.save_ts[grid.save_offsets != 0.0]
+        raise SDEKitError(f"solver {solver_obj.name!r} draws a Lévy area per step, which sdekit cannot yet bridge to "
+                          f"a save inside a step; save_at times {inside.tolist()[:5]} are not grid times: put them on "
+                          "the grid (an explicit grid t, or steps that divide them)")
     check_save_size(grid.save_steps.size, x.shape, dtype, max_save_bytes)
     x = np.ascontiguousarray(x)
     probe_problem(problem, x, float(grid.ts[0]), params)
     ys, stats = BACKENDS[backend].run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
                                             substeps=noise_substeps, threads=threads, progress=progress,
-                                            mask=on_nonfinite == "mask", chunk=chunk_size)
-    return Solution(grid.save_ts.copy(), ys, stats)
+                                            mask=on_nonfinite == "mask", chunk=chunk_size,
+                                            save_brownian=save_brownian)
+    return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
 
 
 def _adaptive_sde(problem: SDE, solver: Any, params: Any, x: np.ndarray, t: Any, save_ts: np.ndarray, *,

@@ -64,11 +64,13 @@ class SolutionSummary:
 
 @dataclass
 class Solution:
-    """ts: save times, shape (n_saves,); ys: states, shape (n_saves, n_paths, dim)."""
+    """ts: save times, shape (n_saves,); ys: states, shape (n_saves, n_paths, dim); ws: W(t_save) - W(t0), shape
+    (n_saves, n_paths, m), when the solve was asked for it (``simulate(..., save_brownian=True)``), else None."""
 
     ts: np.ndarray
     ys: np.ndarray
     stats: SolveStats
+    ws: np.ndarray | None = None
 
     @property
     def final(self) -> np.ndarray:

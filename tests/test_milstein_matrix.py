@@ -84,3 +84,14 @@ def test_commutative_and_levy_milstein_agree_as_h_shrinks_on_commutative_noise()
 
     coarse, fine = rms_gap(8), rms_gap(64)
     assert 0.0 < fine < coarse / 4.0, (coarse, fine)
+
+
+def test_levy_area_solver_refuses_a_save_inside_a_step_and_keeps_grid_saves() -> None:
+    with pytest.raises(SDEKitError, match=r"'milstein_levy' draws a Lévy area per step.*\[0\.3"):
+        sdekit.simulate(NONCOMM["ito"], NONCOMM_X0, (0.0, 1.0), steps=4, n_paths=3, solver="milstein_levy",
+                        save_at=[0.3, 1.0])
+    on_grid = sdekit.simulate(NONCOMM["ito"], NONCOMM_X0, (0.0, 1.0), steps=4, n_paths=3, solver="milstein_levy",
+                              save_at=[0.25, 1.0])
+    every = sdekit.simulate(NONCOMM["ito"], NONCOMM_X0, (0.0, 1.0), steps=4, n_paths=3, solver="milstein_levy",
+                            save_at="steps")
+    np.testing.assert_array_equal(on_grid.ys, every.ys[[1, 4]])

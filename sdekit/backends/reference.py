@@ -7,6 +7,7 @@ seed both backends produce the same numbers up to rounding.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
@@ -19,6 +20,7 @@ from sdekit.backends.reference_platen_weak2 import platen_weak2_step
 from sdekit.backends.reference_reversible_heun import ReversibleHeunStep
 from sdekit.backends.reference_sri import sri_step
 from sdekit.backends.reference_stiff import STEPS as STIFF_STEPS
+from sdekit.backends.save_bridge import save_bridges
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
@@ -104,8 +106,14 @@ STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix
 
 
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
-              seed: int, substeps: int, mask: bool, **_: Any) -> tuple[np.ndarray, SolveStats]:
-    """Fixed-step solve, all paths at once; same noise, same order as the Numba kernel."""
+              seed: int, substeps: int, mask: bool, save_brownian: bool = False,
+              **_: Any) -> tuple[np.ndarray, SolveStats]:
+    """Fixed-step solve, all paths at once; same noise, same order as the Numba kernel.
+
+    A save inside step k is a partial step from a copy of X_k (and of a stateful step's state) over u = s - t_k
+    with (W_u, J_u) = A (dW, I_(1,0)) + L z (`sdekit.backends.save_bridge`); with save_brownian, stats.extra["ws"]
+    holds W(t_save) - W(t0), shape (n_saves, n, m).
+    """
     t_start = time.perf_counter()
     is_sde = solver.kind == "sde"
     n, d = x0.shape
@@ -123,41 +131,82 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     x = x0.astype(x0.dtype, copy=True)
     dead = np.zeros(n, dtype=bool)
     out = np.empty((grid.save_steps.size, n, d), dtype=x0.dtype)
-    saves = {int(k): [] for k in grid.save_steps}
-    for s, k in enumerate(grid.save_steps):
-        saves[int(k)].append(s)
+    saves: dict[int, list[int]] = {}  # grid index -> on-grid saves there
+    inside: dict[int, list[int]] = {}  # step -> saves strictly inside it
+    for s, (k, u) in enumerate(zip(grid.save_steps, grid.save_offsets)):
+        (inside if u != 0.0 else saves).setdefault(int(k), []).append(s)
+    coef, row, bridge_z = save_bridges(grid, seed, n, m, bool(solver.aux_noise), substeps)
+    mm = max(m, 1)
+    w = np.zeros((n, mm))
+    ws = np.zeros((grid.save_steps.size if save_brownian else 0, n, mm))
     for s in saves.get(0, []):
         out[s] = x
+        if save_brownian:
+            ws[s] = w
     with np.errstate(all="ignore"):  # overflow shows as a non-finite path (NonFiniteError or mask)
         for k in range(grid.ts.size - 1):
             t, h = grid.ts[k], grid.ts[k + 1] - grid.ts[k]
             dw = np.zeros((n, max(m, 1)))
             dz = np.zeros((n, max(m, 1)))
             hf = abs(h) / substeps
-            for _q in range(0 if solver.levy_area else substeps):  # the Lévy area's draws: below
+            kept = substeps if k in inside and substeps > 1 else 0  # saves inside the step see each substep's
+            xi_q = np.zeros((kept, n, mm))  # increment and its own I_(1,0)
+            zeta_q = np.zeros((kept, n, mm))
+            for q in range(0 if solver.levy_area else substeps):  # the Lévy area's draws: below
                 for j in range(m):
                     xi = math.sqrt(hf) * streams_w.normal()
                     if streams_z is not None:
                         eta = math.sqrt(hf) * streams_z.normal()
                         dz[:, j] += dw[:, j] * hf + 0.5 * hf * (xi + eta / math.sqrt(3.0))
+                        if kept:
+                            zeta_q[q, :, j] = 0.5 * hf * (xi + eta / math.sqrt(3.0))
                     dw[:, j] += xi
-            if solver.levy_area and m > 0:
+                    if kept:
+                        xi_q[q, :, j] = xi
+            if solver.levy_area and m > 0:  # (no save inside a step: refused before the solve)
                 dw, dz = area_increments(streams_w, streams_z, n, m, substeps, abs(h))
+            for s in inside.get(k, []):
+                a, q0, u_in = coef[s], int(coef[s, 7]), coef[s, 8]
+                w_pre, j_pre = np.zeros_like(dw), np.zeros_like(dz)
+                y_w, y_j = (dw, dz) if substeps == 1 else (xi_q[q0], zeta_q[q0])
+                for q in range(q0 if substeps > 1 else 0):
+                    j_pre = j_pre + (w_pre * hf + zeta_q[q])
+                    w_pre = w_pre + xi_q[q]
+                z1, z2 = bridge_z[row[s]][:, 0::2], bridge_z[row[s]][:, 1::2]
+                dwp = w_pre + (a[0] * y_w + a[1] * y_j + a[4] * z1)
+                dzp = j_pre + w_pre * u_in + (a[2] * y_w + a[3] * y_j + a[5] * z1 + a[6] * z2)
+                part = copy.deepcopy(step) if family in STATEFUL_STEPS else step
+                xp = part(f, g, noise, x, t, grid.save_offsets[s], dwp, dzp, params, solver, calculus)
+                out[s] = _checked(xp.astype(x0.dtype), dead, mask, k, grid, solver)
+                if save_brownian:
+                    ws[s] = w + dwp
             x = step(f, g, noise, x, t, h, dw, dz, params, solver, calculus).astype(x0.dtype)
-            bad = ~np.all(np.isfinite(x), axis=1) & ~dead
-            if np.any(bad):
-                if not mask:
-                    raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1],
-                                         what="state" + getattr(solver.tableau, "failure_hint", ""))
-                dead |= bad
-            x[dead] = np.nan
+            x = _checked(x, dead, mask, k, grid, solver)
+            w += dw
             for s in saves.get(k + 1, []):
                 out[s] = x
+                if save_brownian:
+                    ws[s] = w
     n_steps = grid.ts.size - 1
     stats = SolveStats(steps=n_steps, evals=n_steps * solver.evals, path_steps=n_steps * n,
                        masked_paths=int(dead.sum()), run_seconds=time.perf_counter() - t_start,
                        backend="numpy", solver=solver.name)
+    if save_brownian:
+        stats.extra["ws"] = ws[:, :, :m]
     return out, stats
+
+
+def _checked(x: np.ndarray, dead: np.ndarray, mask: bool, k: int, grid: Grid, solver: Solver) -> np.ndarray:
+    """x with the rows of dead paths NaN; a path newly non-finite raises NonFiniteError (step k + 1), or with mask
+    joins the dead ones."""
+    bad = ~np.all(np.isfinite(x), axis=1) & ~dead
+    if np.any(bad):
+        if not mask:
+            raise NonFiniteError(int(np.flatnonzero(bad)[0]), k + 1, grid.ts[k + 1],
+                                 what="state" + getattr(solver.tableau, "failure_hint", ""))
+        dead |= bad
+    x[dead] = np.nan
+    return x
 
 
 def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, t0: float,

@@ -61,6 +61,57 @@ def draw_block(rng_w, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
             zbuf[r, j] = next_normal_row(rng_w, start + r, k_tab, w_tab, f_tab)
 
 
+@nb.njit(cache=True)
+def draw_increments_kept(rng_w, rng_z, start, nc, m, substeps, use_aux, habs, dw, dz, k_tab, w_tab, f_tab, xi_q,
+                         zeta_q):
+    """`draw_increments` (the same numbers, the same sums) that also keeps each substep's increment xi_q[r, q, j] and
+    its own I_(1,0), zeta_q[r, q, j] = hf/2 (xi + eta / sqrt 3) (0 without auxiliary noise): for saves inside the
+    step (`sdekit.backends.save_bridge`)."""
+    hf = habs / substeps
+    sqf = math.sqrt(hf)
+    for r in range(nc):
+        for j in range(m):
+            dw[r, j] = 0.0
+            dz[r, j] = 0.0
+        for q in range(substeps):
+            for j in range(m):
+                xi = sqf * next_normal_row(rng_w, start + r, k_tab, w_tab, f_tab)
+                zeta_q[r, q, j] = 0.0
+                if use_aux:
+                    eta = sqf * next_normal_row(rng_z, start + r, k_tab, w_tab, f_tab)
+                    zeta_q[r, q, j] = 0.5 * hf * (xi + eta * _INV_SQRT3)
+                    dz[r, j] += dw[r, j] * hf + 0.5 * hf * (xi + eta * _INV_SQRT3)
+                xi_q[r, q, j] = xi
+                dw[r, j] += xi
+
+
+@nb.njit(cache=True)
+def bridge_increments(dw, dz, xi_q, zeta_q, hf, coef, z, start, nc, m, dwp, dzp):
+    """The increments over the first u of a step, bridged from the step's draws (`sdekit.backends.save_bridge`):
+    coef = (a_ww, a_wj, a_jw, a_jj, l_ww, l_jw, l_jj, q0, u'), z[start + r, 2 j + (0, 1)] the save's normals of path
+    start + r, component j. One substep (xi_q empty): (W', J') = A (dw, dz) + L z; else W_pre, J_pre of the
+    substeps before q0 (hf wide) plus (W', J') bridged from substep q0's (xi, zeta)."""
+    q0 = int(coef[7])
+    u_in = coef[8]
+    split = xi_q.shape[0] > 0
+    for r in range(nc):
+        for j in range(m):
+            w_pre = 0.0
+            j_pre = 0.0
+            yw = dw[r, j]
+            yj = dz[r, j]
+            if split:
+                for q in range(q0):
+                    j_pre += w_pre * hf + zeta_q[r, q, j]
+                    w_pre += xi_q[r, q, j]
+                yw = xi_q[r, q0, j]
+                yj = zeta_q[r, q0, j]
+            z1 = z[start + r, 2 * j]
+            z2 = z[start + r, 2 * j + 1]
+            dwp[r, j] = w_pre + (coef[0] * yw + coef[1] * yj + coef[4] * z1)
+            dzp[r, j] = j_pre + w_pre * u_in + (coef[2] * yw + coef[3] * yj + coef[5] * z1 + coef[6] * z2)
+
+
 @nb.njit(fastmath={"reassoc", "nsz"}, cache=True)
 def all_finite(x):
     """True when every entry of x is finite: sum(x * 0) is 0 unless some entry is inf or NaN."""
@@ -108,11 +159,15 @@ def write_rows(dst, start, x, dead):
 @nb.njit(nogil=True)
 def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_steps, out, p, tab,
                m, substeps, use_aux, chunk, c_start, c_stop, n_work, carry, mask, dead, err_step, err_path,
-               k_tab, w_tab, f_tab):
+               k_tab, w_tab, f_tab, save_offsets, bridge_coef, bridge_row, bridge_z, w_now, w_out):
     """Run grid steps [k_start, k_stop) on chunks [c_start, c_stop) of `chunk` paths each.
 
     carry (n_carry, n_paths, d): the first n_carry work arrays of each path, kept between calls (a solver whose
     step carries state from step to step, `steps.CARRIED_FAMILIES`); n_carry = 0 for the others.
+    Save j is at ts[save_steps[j]] + save_offsets[j]; one strictly inside step k (offset != 0) is a partial step of
+    the same solver from copies of x and work, with the increments bridged from the step's own (`save_bridge`:
+    bridge_coef[j], normals bridge_z[bridge_row[j]]); the step itself is unchanged. w_now (n_paths, m), kept between
+    calls, is W(t) - W(t0) (the sum of the step increments) when W is saved into w_out; both empty otherwise.
     """
     n_paths, d = xs.shape
     n_saves = save_steps.shape[0]
@@ -136,15 +191,30 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         plain = m > 0 and substeps == 1 and not use_aux
         block = max(1, min(64, 2048 // (nc * mm))) if plain else 1
         zbuf = np.empty((nc, block * mm) if plain else (0, 0))
-        s_idx = 0
-        while s_idx < n_saves and save_steps[s_idx] < k_start:
+        n_inside = bridge_z.shape[0]  # saves inside steps: X_k and the work arrays are kept aside there
+        x_kept = np.empty((nc if n_inside else 0, d), dtype=xs.dtype)
+        work_kept = np.empty((n_work, nc if n_inside else 0, d), dtype=xs.dtype)
+        split = substeps > 1 and n_inside > 0  # saves inside steps see each substep's draws
+        xi_q = np.empty((nc if split else 0, substeps, mm))
+        zeta_q = np.empty((nc if split else 0, substeps, mm))
+        keep_w = w_out.shape[0] > 0
+        wl = np.zeros((nc if keep_w else 0, mm))
+        for r in range(wl.shape[0]):
+            for j in range(m):
+                wl[r, j] = w_now[start + r, j]
+        s_idx = 0  # the first save not yet written: on-grid saves at k_start > 0 were written by the call before
+        while s_idx < n_saves and (save_steps[s_idx] < k_start or (
+                save_steps[s_idx] == k_start and save_offsets[s_idx] == 0.0 and k_start > 0)):
             s_idx += 1
-        while s_idx < n_saves and save_steps[s_idx] == k_start and k_start == 0:
+        while s_idx < n_saves and save_steps[s_idx] == 0 and save_offsets[s_idx] == 0.0 and k_start == 0:
             write_rows(out[s_idx], start, x, dead)
+            if keep_w:
+                write_rows(w_out[s_idx], start, wl, dead)
             s_idx += 1
         for k in range(k_start, k_stop):
             t = ts[k]
             h = ts[k + 1] - ts[k]
+            inside = s_idx < n_saves and save_steps[s_idx] == k and save_offsets[s_idx] != 0.0  # saves in step k
             if plain:
                 q = (k - k_start) % block
                 if q == 0:
@@ -157,18 +227,47 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                     for r in range(nc):
                         for j in range(m):
                             dw[r, j] = sq * zbuf[r, q * m + j]
-            elif m > 0 and use_aux == AUX_LEVY_AREA:
+            elif m > 0 and use_aux == AUX_LEVY_AREA:  # (no save inside a step: refused before the solve)
                 draw_area_increments(rng_w, rng_z, start, nc, m, substeps, abs(h), dw, dz, k_tab, w_tab, f_tab)
+            elif m > 0 and inside and substeps > 1:
+                draw_increments_kept(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab,
+                                     f_tab, xi_q, zeta_q)
             elif m > 0:
                 draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab, f_tab)
-            step(f, g, gdw, x, t, h, dw, dz, p, work, tab)
-            bad = first_nonfinite(x, dead, start, mask)
+            bad = -1
+            if inside:  # partial steps from X_k (kept aside and put back bit for bit), then the step itself
+                x_kept[:] = x
+                work_kept[:] = work
+                dwp, dzp, wp = np.zeros((nc, mm)), np.zeros((nc, mm)), np.zeros((nc if keep_w else 0, mm))
+                while bad < 0 and s_idx < n_saves and save_steps[s_idx] == k and save_offsets[s_idx] != 0.0:
+                    bridge_increments(dw, dz, xi_q, zeta_q, abs(h) / substeps, bridge_coef[s_idx],
+                                      bridge_z[bridge_row[s_idx]], start, nc, m, dwp, dzp)
+                    step(f, g, gdw, x, t, save_offsets[s_idx], dwp, dzp, p, work, tab)
+                    bad = first_nonfinite(x, dead, start, mask)
+                    write_rows(out[s_idx], start, x, dead)
+                    if keep_w:
+                        for r in range(nc):
+                            for j in range(m):
+                                wp[r, j] = wl[r, j] + dwp[r, j]
+                        write_rows(w_out[s_idx], start, wp, dead)
+                    s_idx += 1
+                    x[:] = x_kept
+                    work[:] = work_kept
+            if bad < 0:
+                step(f, g, gdw, x, t, h, dw, dz, p, work, tab)
+                bad = first_nonfinite(x, dead, start, mask)
             if bad >= 0:
                 err_step[c] = k + 1
                 err_path[c] = start + bad
                 break
-            while s_idx < n_saves and save_steps[s_idx] == k + 1:
+            if keep_w:
+                for r in range(nc):
+                    for j in range(m):
+                        wl[r, j] += dw[r, j]
+            while s_idx < n_saves and save_steps[s_idx] == k + 1 and save_offsets[s_idx] == 0.0:
                 write_rows(out[s_idx], start, x, dead)
+                if keep_w:
+                    write_rows(w_out[s_idx], start, wl, dead)
                 s_idx += 1
         for r in range(nc):
             for i in range(d):
@@ -177,6 +276,9 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
             for r in range(nc):
                 for i in range(d):
                     carry[q, start + r, i] = work[q, r, i]
+        for r in range(wl.shape[0]):
+            for j in range(m):
+                w_now[start + r, j] = wl[r, j]
 
 
 def _rms_norm(e, x0, x1, rtol, atol):

@@ -15,6 +15,7 @@ from sdekit.backends.numba import disk_cache, first_class, kernels
 from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
 from sdekit.backends.numba.steps_implicit import closes_over_user_function, theta_step_with_jacobian
+from sdekit.backends.save_bridge import save_bridges
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid
 from sdekit.noise.levy_area import aux_mode
@@ -85,8 +86,12 @@ def run_threads(fn: Callable[[int, int], None], n: int, threads: int, pieces: in
 
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
               seed: int, substeps: int, threads: int, progress: bool, mask: bool,
-              chunk: int | None) -> tuple[np.ndarray, SolveStats]:
-    """Fixed-step solve of an SDE (or ODE with an RK tableau) on all paths; returns (ys, stats)."""
+              chunk: int | None, save_brownian: bool = False) -> tuple[np.ndarray, SolveStats]:
+    """Fixed-step solve of an SDE (or ODE with an RK tableau) on all paths; returns (ys, stats).
+
+    Saves inside a step are partial steps (`sdekit.backends.save_bridge`); with save_brownian, stats.extra["ws"]
+    holds W(t_save) - W(t0) of every path, shape (n_saves, n_paths, m).
+    """
     t_compile = time.perf_counter()
     is_sde = solver.kind == "sde"
     n_paths, dim = x0.shape
@@ -117,19 +122,24 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     err_path = np.full(n_chunks, -1, dtype=np.int64)
     tables = noise_tables()
     n_steps = grid.ts.size - 1
+    bridges = save_bridges(grid, seed, n_paths, m, use_aux, substeps)
+    keep_w = save_brownian and m > 0
+    w_now = np.zeros((n_paths if keep_w else 0, max(m, 1)))
+    w_out = np.zeros((grid.save_steps.size if keep_w else 0, n_paths, max(m, 1)))
 
     roles = ("drift", "diffusion") if is_sde else ("field", "diffusion")
     originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
     kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params, m)
 
-    def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1, carry_=carry):
+    def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1, carry_=carry, w_now_=w_now, w_out_=w_out):
         kernel(*leading, xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux,
-               chunk, c0, c1, n_work, carry_, mask, dead_, es, ep, *tables)
+               chunk, c0, c1, n_work, carry_, mask, dead_, es, ep, *tables, grid.save_offsets, *bridges, w_now_,
+               w_out_)
 
     empty = np.empty((0, dim), dtype=x0.dtype)
     with user_compile_errors(originals, roles, x0, params):
         call(empty, rng_w[:0], rng_z[:0], 0, 0, np.empty((grid.save_steps.size, 0, dim), x0.dtype),
-             dead[:0], err_step[:0], err_path[:0], 0, 0, carry[:, :0])
+             dead[:0], err_step[:0], err_path[:0], 0, 0, carry[:, :0], w_now[:0], w_out[:, :0])
     t_run = time.perf_counter()
     bar = _progress_bar(n_steps, progress is True)
     large = n_paths * n_steps * solver.evals * dim >= AUTO_PROGRESS_WORK
@@ -160,6 +170,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
                        masked_paths=int(dead.sum()), compile_seconds=t_run - t_compile,
                        run_seconds=t_end - t_run, backend="numba", solver=solver.name,
                        threads=threads if parallel else 1)
+    if save_brownian:
+        stats.extra["ws"] = w_out[:, :, :m]
     return out, stats
 
 

@@ -13,7 +13,7 @@ from sdekit.backends.torch.lowering import probe, torch_function, torch_params
 from sdekit.backends.torch.methods import fused_method, ode_method, sde_method
 from sdekit.backends.torch.runner import run_ode, run_sde
 from sdekit.errors import SDEKitError
-from sdekit.grid import adaptive_saves, fixed_grid
+from sdekit.grid import Grid, adaptive_saves, fixed_grid
 from sdekit.memory import check_save_size
 from sdekit.sde import SDE
 from sdekit.solution import Solution
@@ -71,6 +71,20 @@ def initial_tensor(x0: Any, dim: int, n_paths: int | None, dtype: Any, device: A
     return arr.clone() if not arr.requires_grad else arr + 0.0
 
 
+def on_grid_saves(grid: Grid) -> Grid:
+    """The grid, if every save time is a grid time; else an SDEKitError. The numba and numpy backends reach a save
+    inside a step by a partial step with a bridged Brownian increment (`sdekit.backends.save_bridge`); the torch
+    backend does not (yet), and inserting the save into the grid would change the Brownian increments."""
+    if grid.off_grid:
+        j = int(np.flatnonzero(grid.save_offsets != 0.0)[0])
+        k = int(grid.save_steps[j])
+        raise SDEKitError(f"save_at time {float(grid.save_ts[j])!r} lies inside the step [{float(grid.ts[k])!r}, "
+                          f"{float(grid.ts[k + 1])!r}]"
+                          "; backend='torch' saves only at grid times: choose save times on the grid (multiples of "
+                          "dt from t0, or an explicit grid t containing them), or use backend='numba' or 'numpy'")
+    return grid
+
+
 def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: float | None, n_paths: int | None,
                    seed: int, solver: str | None, save_at: Any, dtype: Any, device: Any, noise_substeps: int,
                    rtol: float, atol: float, dt0: float | None, max_steps: int, on_nonfinite: str,
@@ -87,7 +101,7 @@ def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: floa
                               "solve directly")
         fused = fused_method(solver, problem)
         method = sde_method(solver, problem) if fused is None else None
-        grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
+        grid = on_grid_saves(fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes))
         check_save_size(grid.save_steps.size, tuple(x.shape), DTYPE_NAMES[tdtype], max_save_bytes)
         probe((torch_function(problem.drift), torch_function(problem.diffusion)), ("drift", "diffusion"), problem,
               x, float(grid.ts[0]), params)
@@ -112,7 +126,7 @@ def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: floa
         ys, stats = run_ode(problem, name, True, x, t0, save_ts, None, params, rtol=float(rtol), atol=float(atol),
                             dt0=dt0, max_steps=max_steps, adjoint=adjoint, mask=mask)
         return Solution(save_ts, ys, stats)
-    grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
+    grid = on_grid_saves(fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes))
     check_save_size(grid.save_steps.size, tuple(x.shape), DTYPE_NAMES[tdtype], max_save_bytes)
     probe(field, ("field",), problem, x, float(grid.ts[0]), params)
     ys, stats = run_ode(problem, name, False, x, float(grid.ts[0]), grid.save_ts, grid.ts, params, rtol=float(rtol),

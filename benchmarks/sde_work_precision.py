@@ -95,8 +95,9 @@ def reference(prob: BenchProblem, seed: int) -> tuple[np.ndarray, float | None]:
 
 
 def rms(x: np.ndarray, ref: np.ndarray) -> float:
-    """sqrt(mean over paths of ||x - ref||^2)."""
-    return float(np.sqrt(np.mean(np.sum((x - ref) ** 2, axis=1))))
+    """sqrt(mean over paths of ||x - ref||^2) (inf when it overflows: a blown-up solve, recorded as unstable)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sqrt(np.mean(np.sum((x - ref) ** 2, axis=1))))
 
 
 def best_time(fn, max_total: float = 0.25, repeats: int = 3) -> tuple[float, float | None]:
@@ -296,12 +297,21 @@ def summarise(name: str, prob: BenchProblem, res: dict, plot_stem: str) -> tuple
             c = cheapest(rows, target)
             if c is not None and (best is None or c["seconds"] < best["seconds"]):
                 best_key, best = key, c
+        fewest_key, fewest = None, None
+        for key, rows in curves.items():
+            ok = [r for r in rows if r.get("status") == "ok" and r["error"] <= target]
+            c = min(ok, key=lambda r: r["evals"]) if ok else None
+            if c is not None and not key.startswith("torchsde:") and (fewest is None or c["evals"] < fewest["evals"]):
+                fewest_key, fewest = key, c
+        base_evals = min(r["evals"] for r in base_ok if r["error"] <= target)
         headline.update(target=target, baseline_seconds=base_best["seconds"], best=best_key,
                         best_seconds=best["seconds"], best_steps=best.get("steps"),
-                        speedup=base_best["seconds"] / best["seconds"])
+                        speedup=base_best["seconds"] / best["seconds"], fewest_evals=fewest_key,
+                        fewest_evals_steps=fewest.get("steps"), evals_ratio=base_evals / fewest["evals"])
         md += ["", f"At {base}'s finest error {target:.2e} ({base_best['seconds'] * 1e3:.3g} ms) the fastest is "
                f"**{best_key}** ({best.get('steps'):.0f} steps, {best['seconds'] * 1e3:.3g} ms): "
-               f"{headline['speedup']:.1f}x faster."]
+               f"{headline['speedup']:.1f}x faster; the fewest evaluations: **{fewest_key}** "
+               f"({fewest['evals']:.0f} against {base_evals:.0f}: {headline['evals_ratio']:.1f}x fewer)."]
     if res["equal_error_ratios"]:
         md += ["", "sdekit / torchsde wall time at equal error (same update, same Brownian increments):", "",
                "| solver | median ratio | range | points |", "|---|---:|---|---:|"]
@@ -334,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     load0 = os.getloadavg()
     mach = machine()
     probs = problems(args.quick)
@@ -358,12 +368,13 @@ def main(argv: list[str] | None = None) -> int:
                                     "reference": prob.reference or "closed form", **res}
         record["headline"][name] = headline
     total = time.perf_counter() - start
-    record.update(total_seconds=total, load_average_end=os.getloadavg())
+    record.update(total_seconds=total, cpu_seconds=time.process_time() - cpu0, load_average_end=os.getloadavg())
     head = ["# Work–precision on eight SDE problems: every registered solver, and torchsde", "",
             f"`python benchmarks/sde_work_precision.py{' --quick' if args.quick else ''}` on {mach['cpu_model']} "
             f"({mach['affinity']} cores, 1 thread used; load average {load0[0]:.2f} at the start, "
             f"{record['load_average_end'][0]:.2f} at the end: a shared machine, so wall times vary between runs, "
-            f"errors and evaluations do not). Total {total:.0f} s. diffrax: {record['diffrax']}.", "",
+            f"errors and evaluations do not). Total {total:.0f} s wall, {record['cpu_seconds']:.0f} s CPU. "
+            f"diffrax: {record['diffrax']}.", "",
             "Cells: strong error RMS_p ||X_n(T) - X(T)|| at n steps, on one Brownian path per path shared by all "
             "step counts and solvers (noise_substeps), and in brackets the wall time of one solve of all paths "
             "(fastest of up to 3, fewer once they took 0.25 s, with plain increments, compile excluded; * = other "
@@ -372,14 +383,16 @@ def main(argv: list[str] | None = None) -> int:
             "torchsde rows: torchsde's step function for the same update (backend='torch'), same increments. "
             "Evaluations (plots): steps x the registry's drift evaluations per step.", "",
             "## Headline", "", "| problem | baseline | its finest error | fastest solver there | speed-up | "
-            "sdekit / torchsde time at equal error (median) |", "|---|---|---:|---|---:|---|"]
+            "fewest evaluations there | evaluations saved | sdekit / torchsde time at equal error (median) |",
+            "|---|---|---:|---|---:|---|---:|---|"]
     for name, h in record["headline"].items():
         tr = ", ".join(f"{s} {v:.2g}" for s, v in h.get("torchsde_ratio", {}).items()) or "n/a"
         if "target" in h:
             head.append(f"| {name} | {h['baseline']} | {h['target']:.2e} | {h['best']} ({h['best_steps']:.0f} steps) "
-                        f"| {h['speedup']:.1f}x | {tr} |")
+                        f"| {h['speedup']:.1f}x | {h['fewest_evals']} ({h['fewest_evals_steps']:.0f} steps) | "
+                        f"{h['evals_ratio']:.1f}x | {tr} |")
         else:
-            head.append(f"| {name} | {h['baseline']} | unstable | | | {tr} |")
+            head.append(f"| {name} | {h['baseline']} | unstable | | | | | {tr} |")
     (out / f"{stem}.md").write_text("\n".join(head + [""] + body) + "\n")
     (out / f"{stem}.json").write_text(json.dumps(record, indent=1, default=float))
     print("\n".join(head))

@@ -215,13 +215,18 @@ def plot_problem(name: str, curves: dict, path: Path, paths: int) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    # one colour per sdekit solver (tab20); torchsde's run of the same update: dashed, the same colour
+    names = [k for k in curves if not k.startswith("torchsde:")]
+    colours = {k: plt.cm.tab20(i % 20) for i, k in enumerate(names)}
     for key, rows in curves.items():
         err, secs, evals = ok_points(rows)
         if err.size == 0:
             continue
-        style = "--" if key.startswith("torchsde:") else "-"
-        axes[0].loglog(secs, err, style, marker="o", ms=3, label=key)
-        axes[1].loglog(evals, err, style, marker="o", ms=3, label=key)
+        torch_run = key.startswith("torchsde:")
+        colour = colours.get(key.rsplit("(", 1)[-1].rstrip(")") if torch_run else key)
+        style = dict(ls="--" if torch_run else "-", marker="s" if torch_run else "o", ms=3, color=colour, label=key)
+        axes[0].loglog(secs, err, **style)
+        axes[1].loglog(evals, err, **style)
     axes[0].set_xlabel("wall time per solve [s] (1 thread)")
     axes[1].set_xlabel("drift evaluations per path")
     for ax in axes:

@@ -7,12 +7,16 @@
 2. The torch twins of the Numba-loop coefficients equal them (float64, 1e-12), and the systems have the structure
    their docstrings state: Robertson's drift conserves mass, Heston's g g^T is the covariance of (dS, dv), the
    Langevin drift is (p, -U'(q) - gamma p), the heat drift is the tridiagonal Laplacian.
-3. Each reference solve is accurate enough to judge the ladder: its error (against the same solver with half the
-   steps on the same Brownian path, 16 paths) is below half the reference solver's own error at the ladder's finest
-   step count. A planted reference with only twice the ladder's finest step count fails (the ratio is then about 1).
-4. `--quick` runs end to end (kp_linear, euler_maruyama and milstein, 32 paths, 8..32 steps): results written, errors
-   decrease with the step count, and torchsde's rows reproduce sdekit's errors to 1e-9 relative (same update, same
-   Brownian increments), with a wall-time ratio at equal error for both shared methods.
+3. The reference solves where a too coarse one is plausible (the stiff robertson and heat100, and heston, whose
+   reference is Euler–Maruyama of order 1/2) are accurate enough to judge the ladder: the reference's error (against
+   the same solver with half the steps on the same Brownian path, 16 paths) is below half the reference solver's own
+   error at the ladder's finest step count (measured 0.052, 0.050, 0.106; lorenz 0.021 and langevin 0.041 are not
+   run here, to keep the file cheap: each costs a kernel compile, and every benchmark run prints each reference's
+   own error). A planted reference only one halving finer than the ladder fails (the ratio is then 1).
+4. `--quick` runs end to end (kp_linear with its closed form and heston with its reference, euler_maruyama, 32
+   paths, 3 step counts): results and plots written, errors decrease with the step count, and torchsde's rows
+   reproduce sdekit's errors to 1e-9 relative (same update, same Brownian increments), with a wall-time ratio at
+   equal error at every point.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import sde_work_precision as wp  # noqa: E402
 
 PROBLEMS = sp.problems()
 CLOSED = [k for k, p in PROBLEMS.items() if p.exact is not None]
-REFERENCED = [k for k, p in PROBLEMS.items() if p.reference is not None]
+REFERENCE_CHECKED = ["robertson", "heat100", "heston"]
 
 
 def sde_residual(prob: sp.BenchProblem, exact) -> float:
@@ -120,32 +124,34 @@ def reference_ratio(prob: sp.BenchProblem) -> float:
     return ref_err / wp.rms(finest, ref)
 
 
-@pytest.mark.parametrize("name", REFERENCED)
+@pytest.mark.parametrize("name", REFERENCE_CHECKED)
 def test_reference_is_finer_than_the_ladder(name):
     assert reference_ratio(PROBLEMS[name]) < 0.5
 
 
 def test_planted_coarse_reference_fails():
-    prob = PROBLEMS["langevin"]
+    prob = PROBLEMS["heston"]
     planted = replace(prob, reference=(prob.reference[0], 2 * max(prob.steps)))
     assert reference_ratio(planted) > 0.5
 
 
 def test_quick_run_end_to_end(tmp_path):
-    assert wp.main(["--quick", "--only", "kp_linear", "--solvers", "euler_maruyama", "milstein",
+    # euler_maruyama on heston shares its kernel with heston's reference test: one new kernel (kp_linear) only
+    assert wp.main(["--quick", "--only", "kp_linear", "heston", "--solvers", "euler_maruyama",
                     "--out", str(tmp_path)]) == 0
     rec = json.loads((tmp_path / "sde_work_precision_quick.json").read_text())
     md = (tmp_path / "sde_work_precision_quick.md").read_text()
-    assert (tmp_path / "sde_wp_quick_kp_linear.png").stat().st_size > 0
-    assert "## kp_linear" in md and "diffrax" in md
-    res = rec["problems"]["kp_linear"]
-    assert res["solvers"] == ["euler_maruyama", "milstein"]
-    for solver in ("euler_maruyama", "milstein"):
-        mine = res["curves"][solver]
-        theirs = res["curves"][f"torchsde:{wp.SDEKIT_TO_TORCHSDE[solver]}({solver})"]
+    assert "diffrax" in md and rec["diffrax"]
+    for name in ("kp_linear", "heston"):
+        assert (tmp_path / f"sde_wp_quick_{name}.png").stat().st_size > 0
+        assert f"## {name}" in md and f"| {name} | euler_maruyama |" in md
+        res = rec["problems"][name]
+        assert res["solvers"] == ["euler_maruyama"]
+        mine = res["curves"]["euler_maruyama"]
+        theirs = res["curves"]["torchsde:euler(euler_maruyama)"]
         assert [r["status"] for r in mine] == ["ok"] * 3
         errs = [r["error"] for r in mine]
         assert errs[0] > errs[1] > errs[2] > 0
         assert np.allclose([r["error"] for r in theirs], errs, rtol=1e-9)
-        assert len(res["equal_error_ratios"][solver]) == 3
-        assert all(r["evals"] == r["steps"] * wp.SDE_SOLVERS[solver].evals for r in mine)
+        assert len(res["equal_error_ratios"]["euler_maruyama"]) == 3
+        assert [r["evals"] for r in mine] == [r["steps"] for r in mine]  # one drift evaluation per step

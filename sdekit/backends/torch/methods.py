@@ -4,8 +4,11 @@ torchsde's solvers (Li, Wong, Chen & Duvenaud 2020; Kidger et al. 2021 for rever
 type (Itô or Stratonovich calculus) and the noise types they integrate; the table below restates those
 declarations (a test checks it against the installed torchsde) so that a mismatch is refused before anything
 runs, with a message naming the method's property and the SDE's. sdekit's own solver names map to the
-torchsde method with the same update formula (derivative-free Milstein, Heun, SRA1 = torchsde's additive SRK, SRIW2 =
-torchsde's SRK on diagonal and scalar noise); the other sdekit solvers are refused on this backend.
+torchsde method with the same update formula (derivative-free Milstein on Itô SDEs, Heun, SRA1 = torchsde's additive
+SRK, SRIW2 = torchsde's SRK on diagonal and scalar noise); the other sdekit solvers are refused on this backend. On a
+Stratonovich SDE with multiplicative noise "milstein" runs torchsde's autograd Milstein (the exact g'g): torchsde's
+derivative-free Stratonovich update differences g one-sidedly and falls to strong order 0.5 when g'' != 0, and sdekit's
+own uses central differences, so there the paths agree with sdekit's to the method's order, not to rounding.
 
 The fused methods (``solver="fused_euler_maruyama"`` or ``"fused_heun"``) bypass torchsde: `sdekit.backends.torch.
 fused` runs the fixed-step loop itself, with counter-based noise drawn on the state's device.
@@ -34,7 +37,8 @@ class TorchsdeMethod:
 
 TORCHSDE_METHODS: dict[str, TorchsdeMethod] = {m.name: m for m in (
     TorchsdeMethod("euler", frozenset({"ito"}), ALL_NOISE),
-    # derivative-free Milstein: the update sdekit's "milstein" uses (Kloeden & Platen 1992, eq. 11.1.5)
+    # derivative-free Milstein: the update sdekit's "milstein" uses on Itô SDEs (Kloeden & Platen 1992, eq. 11.1.5);
+    # Stratonovich: the runner drops grad_free (module docstring)
     TorchsdeMethod("milstein", frozenset({"ito", "stratonovich"}), NON_GENERAL, options=(("grad_free", True),)),
     TorchsdeMethod("srk", frozenset({"ito"}), NON_GENERAL, levy_area="space-time"),
     TorchsdeMethod("midpoint", frozenset({"stratonovich"}), ALL_NOISE),

@@ -51,7 +51,7 @@ def test_ode_backends_agree(solver_name):
     assert a.stats.path_steps == b.stats.path_steps
 
 
-def test_time_may_run_backwards_and_saves_are_inserted():
+def test_time_may_run_backwards_with_saves_inside_steps():
     sol = sdekit.simulate(DIAGONAL, X0, (1.0, 0.0), steps=10, n_paths=5, seed=1, save_at=[0.75, 0.33, 0.0])
     assert np.allclose(sol.ts, [0.75, 0.33, 0.0])
     ref = sdekit.simulate(DIAGONAL, X0, (1.0, 0.0), steps=10, n_paths=5, seed=1, save_at=[0.75, 0.33, 0.0],

@@ -86,3 +86,26 @@ def test_cache_keys_of_functions_with_comprehensions_are_the_same_in_every_proce
     keys = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                            cwd=os.path.dirname(os.path.dirname(__file__))).stdout.strip() for _ in range(2)}
     assert len(keys) == 1 and keys != {""}
+
+
+def test_every_step_module_and_kernel_import_stamps_the_cache():
+    """A generated kernel inlines the step sources and calls what kernels.py imports: each such file must be in
+    _SDEKIT_SOURCES, or an edit to it would leave stale kernels on disk (levy_area.py and steps_milstein_matrix.py
+    were missing when they were added)."""
+    import ast
+    from pathlib import Path
+
+    import sys
+
+    from sdekit.backends.numba import disk_cache as dc
+    from sdekit.backends.numba.steps import STEPS
+
+    here = Path(dc.__file__).parent
+    stamped = {(here / name).resolve() for name in dc._SDEKIT_SOURCES}
+    steps = {Path(sys.modules[fn.py_func.__module__].__file__) for fn in STEPS.values()}
+    root = here.parent.parent.parent
+    imported = {root / (node.module.replace(".", "/") + ".py")
+                for node in ast.walk(ast.parse((here / "kernels.py").read_text()))
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sdekit")}
+    missing = sorted(str(p.relative_to(root)) for p in steps | imported if p.resolve() not in stamped)
+    assert not missing, missing

@@ -54,10 +54,11 @@ from sdekit.mcmc.chains import draw_arrays, initial_positions, per_chain_array, 
 from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.kernel import NO_FAILURE, STREAM_MCMC
 from sdekit.mcmc.result import MCMCResult
+from sdekit.mcmc.underdamped_chain import _normal, _state_ok, kept_draw, start_momentum
 from sdekit.mcmc.underdamped_high_order import HIGH_ORDER_SCHEMES, is_high_order_kernel, run_high_order_kernel
 from sdekit.mcmc.underdamped_high_order_laws import high_order_factors
 from sdekit.mcmc.variants import Defect, with_helpers
-from sdekit.noise.streams import next_normal_row, seed_stream
+from sdekit.noise.streams import seed_stream
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
 from sdekit.targets import Gaussian
 from sdekit.targets.energy import check_energy_target, energy_function, probe_energy
@@ -74,25 +75,6 @@ _SCHEME_CODE = {"baoab": 0, "obabo": 1, "ubu": 2, "should": 3}
 # --------------------------------------------------------------------------------------------
 # compiled kernels
 # --------------------------------------------------------------------------------------------
-
-@nb.njit(cache=True)
-def _normal(rng, k_tab, w_tab, f_tab):
-    """One standard normal from the chain's stream (a call, not inlined: keeps the parallel kernel small)."""
-    return next_normal_row(rng, 0, k_tab, w_tab, f_tab)
-
-
-@nb.njit(cache=True)
-def _finite_vec(v):
-    for i in range(v.shape[0]):
-        if not math.isfinite(v[i]):
-            return False
-    return True
-
-
-@nb.njit(cache=True)
-def _state_ok(u, x, v, grad):
-    return math.isfinite(u) and _finite_vec(x) and _finite_vec(v) and _finite_vec(grad)
-
 
 @nb.njit
 def o_step_coefficients(gh, mass, beta, noise):
@@ -157,14 +139,7 @@ def run_chain(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme,
     grad = np.empty(d)
     inv_mass = np.empty(d)
     noise = np.empty(d)
-    for i in range(d):
-        inv_mass[i] = 1.0 / mass[i]
-    if draw_momentum:
-        for i in range(d):
-            v[i] = math.sqrt(mass[i] / beta) * _normal(rng, k_tab, w_tab, f_tab)
-    else:
-        for i in range(d):
-            v[i] = p0[c, i]
+    start_momentum(v, inv_mass, p0, c, mass, beta, draw_momentum, rng, k_tab, w_tab, f_tab)
     u = energy(x, p, grad)
     if not _state_ok(u, x, v, grad):
         return 0
@@ -178,11 +153,9 @@ def run_chain(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme,
         if not _state_ok(u, x, v, grad):
             status = m + 1
             break
-        j = m - n_warmup + 1
-        if j > 0 and j % thin == 0:
-            k = j // thin - 1
-            for i in range(d):
-                draws[c, k, i] = x[i]
+        k = kept_draw(m, n_warmup, thin)
+        if k >= 0:
+            draws[c, k] = x
             pot[c, k] = u
     for i in range(d):
         mom[c, i] = v[i]

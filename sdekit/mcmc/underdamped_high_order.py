@@ -49,8 +49,9 @@ import numba as nb
 import numpy as np
 
 from sdekit.mcmc.kernel import NO_FAILURE
+from sdekit.mcmc.underdamped_chain import _normal, _state_ok, kept_draw, start_momentum
 from sdekit.mcmc.variants import Defect, with_helpers
-from sdekit.noise.streams import next_normal_row, seed_stream
+from sdekit.noise.streams import seed_stream
 
 __all__ = ["HIGH_ORDER_DEFECTS", "HIGH_ORDER_SCHEMES", "N_COEF", "high_order_coefficients", "is_high_order_kernel",
            "run_high_order_kernel", "should_coefficients", "should_step", "ubu_coefficients", "ubu_step"]
@@ -152,11 +153,6 @@ def high_order_coefficients(scheme, h, gamma, beta, mass, coef):
         should_coefficients(gamma, h, mass, beta, coef)
 
 
-@nb.njit(cache=True)
-def _normal(rng, k_tab, w_tab, f_tab):
-    return next_normal_row(rng, 0, k_tab, w_tab, f_tab)
-
-
 @nb.njit
 def ubu_position_noise(k1, k2, xi1, xi2):
     """Z_x = k_1 xi_1 + k_2 xi_2: the position part of U's noise, correlated with Z_p = s_p xi_1."""
@@ -214,16 +210,6 @@ def should_step(energy, p, x, v, grad, h, coef, inv_mass, work, rng, k_tab, w_ta
     return u
 
 
-@nb.njit(cache=True)
-def _state_ok(u, x, v, grad):
-    if not math.isfinite(u):
-        return False
-    for i in range(x.shape[0]):
-        if not (math.isfinite(x[i]) and math.isfinite(v[i]) and math.isfinite(grad[i])):
-            return False
-    return True
-
-
 @nb.njit
 def run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme, n_warmup, n_draws, thin,
                          seed, stream, k_tab, w_tab, f_tab, draws, pot, mom):
@@ -241,14 +227,7 @@ def run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, ma
     work = np.empty((5, d))
     coef = np.zeros((N_COEF, d))
     high_order_coefficients(scheme, h, gamma, beta, mass, coef)
-    for i in range(d):
-        inv_mass[i] = 1.0 / mass[i]
-    if draw_momentum:
-        for i in range(d):
-            v[i] = math.sqrt(mass[i] / beta) * _normal(rng, k_tab, w_tab, f_tab)
-    else:
-        for i in range(d):
-            v[i] = p0[c, i]
+    start_momentum(v, inv_mass, p0, c, mass, beta, draw_momentum, rng, k_tab, w_tab, f_tab)
     u = energy(x, p, grad)
     if not _state_ok(u, x, v, grad):
         return 0
@@ -261,11 +240,9 @@ def run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, ma
         if not _state_ok(u, x, v, grad):
             status = m + 1
             break
-        j = m - n_warmup + 1
-        if j > 0 and j % thin == 0:
-            k = j // thin - 1
-            for i in range(d):
-                draws[c, k, i] = x[i]
+        k = kept_draw(m, n_warmup, thin)
+        if k >= 0:
+            draws[c, k] = x
             pot[c, k] = u if scheme == 3 else energy(x, p, spare)
     for i in range(d):
         mom[c, i] = v[i]

@@ -11,7 +11,10 @@ instead (rtol 1e-1 .. 1e-4, atol = rtol / 100; its Brownian path is a queryable 
 its reference is the closed form at the tree's W_T, or without one the same solver at a tenth of its tightest rtol,
 the ladder then ending at 1e-3). Every fixed-step solve is coupled to one Brownian path per path: it uses
 noise_substeps = N / n, N the finest grid (the reference solve's, or the ladder's finest when the problem has a
-closed form), so all step counts and all solvers see the same W (and the same I_(1,0)).
+closed form), so all step counts and all solvers see the same W (and the same I_(1,0)). A Lévy-area solver
+(`milstein_levy`) draws its area on that fine grid at a cost of ~0.5 / h_fine normals per fine step, so it runs the
+ladder up to 128 steps against its own solve with 512 steps on the same path (its convergence, not its distance to
+the problem's reference).
 
 * strong error at T: e = sqrt(mean_p ||X_n(T; p) - X(T; p)||^2), X(T) the closed form at W_T or the reference
   solve (its own error is estimated by a solve with N/2 steps on the same path and printed).
@@ -52,6 +55,11 @@ from sdekit.validate.order import brownian_terminal, initial_states  # noqa: E40
 
 UNSTABLE_ERROR = 1e3
 RTOLS = (1e-1, 1e-2, 1e-3, 1e-4)
+# a Lévy-area solver (registry levy_area=True) draws ~0.5 / h_fine normals per fine step and component, so it runs the
+# ladder up to LEVY_MAX_STEPS and is measured against its own solve with LEVY_REF_FACTOR x that many steps on the
+# same path (its convergence, not its distance to the problem's reference)
+LEVY_MAX_STEPS = 128
+LEVY_REF_FACTOR = 4
 
 
 def diffrax_status() -> str:
@@ -64,9 +72,9 @@ def diffrax_status() -> str:
 
 
 def solve(prob: BenchProblem, solver: str, seed: int, *, steps: int | None = None, coupled: bool = True,
-          backend: str = "numba", rtol: float | None = None) -> tuple[np.ndarray, object]:
-    """X(T) of every path (numpy, (paths, dim)) and the solve's stats; fixed steps coupled to the fine path, or
-    an adaptive solve at rtol (atol = rtol / 100)."""
+          backend: str = "numba", rtol: float | None = None, fine: int | None = None) -> tuple[np.ndarray, object]:
+    """X(T) of every path (numpy, (paths, dim)) and the solve's stats; fixed steps coupled to the fine path (of
+    `fine` steps, default the problem's), or an adaptive solve at rtol (atol = rtol / 100)."""
     kw: dict = dict(n_paths=prob.paths, seed=seed, solver=solver, progress=False)
     if backend == "torch":
         kw["backend"] = "torch"
@@ -75,7 +83,7 @@ def solve(prob: BenchProblem, solver: str, seed: int, *, steps: int | None = Non
     if rtol is not None:
         kw.update(rtol=rtol, atol=rtol * 1e-2)
     else:
-        kw.update(steps=steps, noise_substeps=prob.fine_steps // steps if coupled else 1)
+        kw.update(steps=steps, noise_substeps=(fine or prob.fine_steps) // steps if coupled else 1)
     sol = sdekit.simulate(prob.sde, prob.x0, (0.0, prob.t1), **kw)
     ys = sol.ys[-1]
     if backend == "torch":
@@ -144,7 +152,17 @@ def run_curve(prob: BenchProblem, solver: str, ref: np.ndarray, seed: int, backe
             ref = adaptive_reference(prob, solver, seed, rtols[-1] * 0.1)
         except Exception as exc:  # noqa: BLE001 - one broken solver must not lose the run
             return [{"status": "error", "reason": f"{type(exc).__name__}: {exc}"[:300]}]
-    ladder = [{"rtol": r} for r in rtols] if adaptive else [{"steps": n} for n in prob.steps]
+    fine = None
+    if SDE_SOLVERS[solver].levy_area:  # the Lévy area on the fine grid costs ~1/h_fine normals per fine step
+        steps = [n for n in prob.steps if n <= LEVY_MAX_STEPS]
+        fine = LEVY_REF_FACTOR * steps[-1]
+        try:
+            ref, _ = solve(prob, solver, seed, steps=fine, fine=fine)
+        except Exception as exc:  # noqa: BLE001
+            return [{"status": "error", "reason": f"{type(exc).__name__}: {exc}"[:300]}]
+    else:
+        steps = list(prob.steps)
+    ladder = [{"rtol": r} for r in rtols] if adaptive else [{"steps": n} for n in steps]
     over = False
     for point in ladder:
         row = dict(point)
@@ -153,7 +171,8 @@ def run_curve(prob: BenchProblem, solver: str, ref: np.ndarray, seed: int, backe
             continue
         start = time.perf_counter()
         try:
-            ys, stats = solve(prob, solver, seed, steps=point.get("steps"), rtol=point.get("rtol"), backend=backend)
+            ys, stats = solve(prob, solver, seed, steps=point.get("steps"), rtol=point.get("rtol"), backend=backend,
+                              fine=fine)
             err = rms(ys, ref)
         except (sdekit.NonFiniteError, FloatingPointError, OverflowError):
             rows.append({**row, "status": "unstable"})
@@ -285,6 +304,11 @@ def baseline(result: dict) -> str:
     return result["solvers"][0]
 
 
+def self_referenced(key: str) -> bool:
+    """A Lévy-area solver's errors are against its own finer solve: left out of the headline comparisons."""
+    return key in SDE_SOLVERS and SDE_SOLVERS[key].levy_area
+
+
 def summarise(name: str, prob: BenchProblem, res: dict, plot_stem: str) -> tuple[list[str], dict]:
     """Markdown of one problem and its headline: the fastest solver at the baseline's finest error."""
     curves = res["curves"]
@@ -304,7 +328,8 @@ def summarise(name: str, prob: BenchProblem, res: dict, plot_stem: str) -> tuple
                                           if r.get("status") == "ok" else r.get("status", "?")) for r in rows) + " |")
             continue
         by_n = {r.get("steps"): r for r in rows}
-        md.append(f"| {key} | " + " | ".join(cell(by_n[n]) if n in by_n else "" for n in cols) + " |")
+        label = f"{key} (vs its own {LEVY_REF_FACTOR * LEVY_MAX_STEPS}-step solve)" if self_referenced(key) else key
+        md.append(f"| {label} | " + " | ".join(cell(by_n[n]) if n in by_n else "" for n in cols) + " |")
         if rows and rows[0].get("status") == "error":
             md.append(f"| ({key}: {rows[0]['reason']}) |")
     if adaptive_lines:
@@ -321,6 +346,8 @@ def summarise(name: str, prob: BenchProblem, res: dict, plot_stem: str) -> tuple
         base_best = cheapest(curves[base], target)
         best_key, best = None, None
         for key, rows in curves.items():
+            if self_referenced(key):
+                continue
             c = cheapest(rows, target)
             if c is not None and (best is None or c["seconds"] < best["seconds"]):
                 best_key, best = key, c
@@ -328,7 +355,9 @@ def summarise(name: str, prob: BenchProblem, res: dict, plot_stem: str) -> tuple
         for key, rows in curves.items():
             ok = [r for r in rows if r.get("status") == "ok" and r["error"] <= target]
             c = min(ok, key=lambda r: r["evals"]) if ok else None
-            if c is not None and not key.startswith("torchsde:") and (fewest is None or c["evals"] < fewest["evals"]):
+            if c is None or key.startswith("torchsde:") or self_referenced(key):
+                continue
+            if fewest is None or c["evals"] < fewest["evals"]:
                 fewest_key, fewest = key, c
         base_evals = min(r["evals"] for r in base_ok if r["error"] <= target)
         headline.update(target=target, baseline_seconds=base_best["seconds"], best=best_key,

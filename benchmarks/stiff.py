@@ -9,8 +9,9 @@ Two stiff problems (ρ = the drift Jacobian's spectral radius; EM is mean-square
   slow_fast  dx = (-x + y) dt + 0.3 x dW_1, dy = -γ (y - sin x) dt + 0.2 dW_2, γ = 1000, T = 1 (diagonal noise).
 Each solver runs on nested grids of T/n, n = 2^k, every grid on the same Brownian path (noise_substeps) as a
 reference Euler–Maruyama solve with 2^13 steps; strong error = RMS over paths of |X_h(T) - X_ref(T)| / sqrt(dim).
-Solvers: euler_maruyama, implicit_euler_maruyama, theta_maruyama, skrock (ρ estimated per step and path) and
-skrock_rho (SK-ROCK given the bound ρ above). A step count at which a solver overflows is recorded as unstable.
+Solvers: euler_maruyama, implicit_euler_maruyama (forward-difference Jacobian), implicit_euler_maruyama_jac (the
+SDE's drift_jacobian in Newton's iteration), theta_maruyama, skrock (ρ estimated per step and path) and skrock_rho
+(SK-ROCK given the bound ρ above). A step count at which a solver overflows is recorded as unstable.
 For each error target (EM's error at its fewest stable steps, and a tighter one), the cheapest run of each solver that
 meets it (wall time: fastest of 3 solves with plain increments, compile excluded) gives the speed-up over EM's.
 """
@@ -18,6 +19,7 @@ meets it (wall time: fastest of 3 solves with plain increments, compile excluded
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -34,7 +36,9 @@ import sdekit  # noqa: E402
 D_HEAT = 32
 DXI = 1.0 / (D_HEAT + 1)
 N_REF = 2**13
-SOLVERS = ("euler_maruyama", "implicit_euler_maruyama", "theta_maruyama", "skrock", "skrock_rho")
+SOLVERS = ("euler_maruyama", "implicit_euler_maruyama", "implicit_euler_maruyama_jac", "theta_maruyama", "skrock",
+           "skrock_rho")
+JAC = "_jac"  # a solver name ending so runs the base solver on the SDE with its drift_jacobian
 
 
 def heat_drift(x, t, p):
@@ -50,6 +54,20 @@ def heat_drift(x, t, p):
     return out
 
 
+def heat_jacobian(x, t, p):
+    """The heat drift's Jacobian: ν/Δξ² tridiag(1, -2, 1), the same for every path ((d, d))."""
+    d = x.shape[1]
+    out = np.zeros((d, d))
+    c = p[0] / (DXI * DXI)
+    for i in range(d):
+        out[i, i] = -2.0 * c
+        if i > 0:
+            out[i, i - 1] = c
+        if i < d - 1:
+            out[i, i + 1] = c
+    return out
+
+
 def heat_noise(x, t, p):
     return p[1] + 0.0 * x
 
@@ -59,6 +77,16 @@ def slow_fast_drift(x, t, p):
     for r in range(x.shape[0]):
         out[r, 0] = -x[r, 0] + x[r, 1]
         out[r, 1] = -p[0] * (x[r, 1] - np.sin(x[r, 0]))
+    return out
+
+
+def slow_fast_jacobian(x, t, p):
+    out = np.zeros((x.shape[0], 2, 2))
+    for r in range(x.shape[0]):
+        out[r, 0, 0] = -1.0
+        out[r, 0, 1] = 1.0
+        out[r, 1, 0] = p[0] * np.cos(x[r, 0])
+        out[r, 1, 1] = -p[0]
     return out
 
 
@@ -72,16 +100,21 @@ def slow_fast_noise(x, t, p):
 
 def problems() -> dict:
     xi = np.arange(1, D_HEAT + 1) * DXI
-    heat = sdekit.SDE(heat_drift, heat_noise, D_HEAT, noise="additive", params=np.array([1.0, 1.0]), name="heat32")
+    heat = sdekit.SDE(heat_drift, heat_noise, D_HEAT, noise="additive", params=np.array([1.0, 1.0]), name="heat32",
+                      drift_jacobian=heat_jacobian)
     sf = sdekit.SDE(slow_fast_drift, slow_fast_noise, 2, noise="diagonal", params=np.array([1000.0]),
-                    name="slow_fast")
+                    name="slow_fast", drift_jacobian=slow_fast_jacobian)
     return {"heat32": (heat, np.sin(np.pi * xi), 0.05, 4.0 / DXI**2),
             "slow_fast": (sf, np.array([1.0, 0.0]), 1.0, 1000.0)}
 
 
 def solve(sde, x0, t1, steps, solver, paths, seed, coupled=True):
     """On the reference's Brownian path (coupled), or with plain increments (the timing: drawing the fine path
-    would cost every step count the same)."""
+    would cost every step count the same). The SDEs carry their drift Jacobian; only a "<solver>_jac" run uses it."""
+    if solver.endswith(JAC):
+        solver = solver[:-len(JAC)]
+    else:
+        sde = dataclasses.replace(sde, drift_jacobian=None)
     return sdekit.simulate(sde, x0, (0.0, t1), steps=steps, n_paths=paths, seed=seed, solver=solver,
                            noise_substeps=N_REF // steps if coupled else 1, threads=1, progress=False)
 
@@ -180,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     md += ["Notes. `skrock` estimates ρ on every step and path by a power iteration (up to 30 drift evaluations on the "
            "heat equation, whose top eigenvalues are clustered); `skrock_rho` is given ρ. The θ-methods pay (d + 1) "
            "drift evaluations and a dense d x d solve per Newton iteration (about 2 per step on these problems), "
-           "which at d = 32 costs far more than the steps they save. A Chebyshev method damps a stiff mode only by "
+           "which at d = 32 costs far more than the steps they save; `implicit_euler_maruyama_jac` is given the "
+           "drift Jacobian (one drift and one Jacobian evaluation per iteration, the dense solve remains). "
+           "A Chebyshev method damps a stiff mode only by "
            "|R_s(-hρ)|, which can be close to 1 (0.95 at hρ = 31, s = 5): on slow_fast the initial transient of the "
            "fast variable then decays slowly and SK-ROCK's error is not monotone in h.", "",
            "![stiff](stiff.png)", "", f"Total benchmark time {time.perf_counter() - start:.0f} s."]

@@ -22,12 +22,12 @@ class IncompatibleSolverError(SDEKitError):
 class NonFiniteError(FloatingPointError):
     """A path turned non-finite; `path`, `step` and `t` say where it first happened."""
 
-    def __init__(self, path: int, step: int, t: float, what: str = "state"):
+    def __init__(self, path: int, step: int, t: float, what: str = "state", adaptive: bool = False):
         self.path, self.step, self.t = int(path), int(step), float(t)
-        super().__init__(
-            f"path {self.path} became non-finite ({what}) at step {self.step}, t = {self.t:.6g}; "
-            "reduce the step size, check drift and diffusion there, or pass on_nonfinite='mask' "
-            "to drop such paths and count them")
+        remedy = ("tighten rtol / atol or check drift and diffusion there (an adaptive solve has no "
+                  "on_nonfinite='mask')" if adaptive else "reduce the step size, check drift and diffusion there, "
+                  "or pass on_nonfinite='mask' to drop such paths and count them")
+        super().__init__(f"path {self.path} became non-finite ({what}) at step {self.step}, t = {self.t:.6g}; {remedy}")
 
 
 class StepSizeError(FloatingPointError):

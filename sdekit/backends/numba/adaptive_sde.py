@@ -200,7 +200,7 @@ def run_adaptive_sde(problem: Any, solver: Solver, params: Any, x0: np.ndarray, 
     if np.any(code != 0):
         p = int(np.flatnonzero(code != 0)[0])
         if code[p] == 3:
-            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=STEP_SIZE_COLLAPSED)
+            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=STEP_SIZE_COLLAPSED, adaptive=True)
         reason = "step budget max_steps exhausted" if code[p] == 1 else STEP_SIZE_UNDERFLOW
         raise StepSizeError(p, n_steps[p] + n_rejected[p], err_t[p], reason)
     evals = (n_steps + n_rejected) * solver.evals

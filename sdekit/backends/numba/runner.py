@@ -208,7 +208,7 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
         p = int(np.flatnonzero(code != 0)[0])
         if code[p] == 3:
             what = STEP_SIZE_COLLAPSED + ("" if not leading else "; or the field raised an exception there")
-            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=what)
+            raise NonFiniteError(p, n_steps[p] + n_rejected[p], err_t[p], what=what, adaptive=True)
         reason = "step budget max_steps exhausted" if code[p] == 1 else STEP_SIZE_UNDERFLOW
         raise StepSizeError(p, n_steps[p] + n_rejected[p], err_t[p], reason)
     stats = SolveStats(steps=int(n_steps.max(initial=0)), rejected=int(n_rejected.sum()),

@@ -112,6 +112,15 @@ def bridge_increments(dw, dz, xi_q, zeta_q, hf, coef, z, start, nc, m, dwp, dzp)
             dzp[r, j] = j_pre + w_pre * u_in + (coef[2] * yw + coef[3] * yj + coef[5] * z1 + coef[6] * z2)
 
 
+@nb.njit(cache=True)
+def copy_rows(dst, src):
+    """dst[r, i] = src[r, i] (explicit loops: a slice assignment makes every kernel compile Numba's array-expression
+    machinery, tripling the compile time of the fixed-step kernel)."""
+    for r in range(dst.shape[0]):
+        for i in range(dst.shape[1]):
+            dst[r, i] = src[r, i]
+
+
 @nb.njit(fastmath={"reassoc", "nsz"}, cache=True)
 def all_finite(x):
     """True when every entry of x is finite: sum(x * 0) is 0 unless some entry is inf or NaN."""
@@ -199,6 +208,9 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         zeta_q = np.empty((nc if split else 0, substeps, mm))
         keep_w = w_out.shape[0] > 0
         wl = np.zeros((nc if keep_w else 0, mm))
+        dwp = np.zeros((nc if n_inside else 0, mm))  # a partial step's increments (dW, I_(1,0)) and W at its save
+        dzp = np.zeros((nc if n_inside else 0, mm))
+        wp = np.zeros((nc if n_inside and keep_w else 0, mm))
         for r in range(wl.shape[0]):
             for j in range(m):
                 wl[r, j] = w_now[start + r, j]
@@ -234,28 +246,42 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                                      f_tab, xi_q, zeta_q)
             elif m > 0:
                 draw_increments(rng_w, rng_z, start, nc, m, substeps, use_aux, abs(h), dw, dz, k_tab, w_tab, f_tab)
+            # saves inside step k: partial steps from X_k (kept aside and put back bit for bit), then the step itself;
+            # one call site of `step` (a second one made the compiled kernel twice as large and slow to compile)
+            n_in = 0
+            while inside and s_idx + n_in < n_saves and save_steps[s_idx + n_in] == k and \
+                    save_offsets[s_idx + n_in] != 0.0:
+                n_in += 1
+            if n_in > 0:
+                copy_rows(x_kept, x)
+                for q in range(n_work):
+                    copy_rows(work_kept[q], work[q])
             bad = -1
-            if inside:  # partial steps from X_k (kept aside and put back bit for bit), then the step itself
-                x_kept[:] = x
-                work_kept[:] = work
-                dwp, dzp, wp = np.zeros((nc, mm)), np.zeros((nc, mm)), np.zeros((nc if keep_w else 0, mm))
-                while bad < 0 and s_idx < n_saves and save_steps[s_idx] == k and save_offsets[s_idx] != 0.0:
+            for j_sub in range(n_in + 1):
+                last = j_sub == n_in
+                hh = h
+                dwu = dw
+                dzu = dz
+                if not last:
                     bridge_increments(dw, dz, xi_q, zeta_q, abs(h) / substeps, bridge_coef[s_idx],
                                       bridge_z[bridge_row[s_idx]], start, nc, m, dwp, dzp)
-                    step(f, g, gdw, x, t, save_offsets[s_idx], dwp, dzp, p, work, tab)
-                    bad = first_nonfinite(x, dead, start, mask)
-                    write_rows(out[s_idx], start, x, dead)
-                    if keep_w:
-                        for r in range(nc):
-                            for j in range(m):
-                                wp[r, j] = wl[r, j] + dwp[r, j]
-                        write_rows(w_out[s_idx], start, wp, dead)
-                    s_idx += 1
-                    x[:] = x_kept
-                    work[:] = work_kept
-            if bad < 0:
-                step(f, g, gdw, x, t, h, dw, dz, p, work, tab)
+                    hh = save_offsets[s_idx]
+                    dwu = dwp
+                    dzu = dzp
+                step(f, g, gdw, x, t, hh, dwu, dzu, p, work, tab)
                 bad = first_nonfinite(x, dead, start, mask)
+                if last or bad >= 0:
+                    break
+                write_rows(out[s_idx], start, x, dead)
+                if keep_w:
+                    for r in range(nc):
+                        for j in range(m):
+                            wp[r, j] = wl[r, j] + dwp[r, j]
+                    write_rows(w_out[s_idx], start, wp, dead)
+                s_idx += 1
+                copy_rows(x, x_kept)
+                for q in range(n_work):
+                    copy_rows(work[q], work_kept[q])
             if bad >= 0:
                 err_step[c] = k + 1
                 err_path[c] = start + bad

@@ -23,6 +23,7 @@ from numba import types
 from numba.extending import overload
 
 from sdekit.backends.numba.access import at2, at3, check_rows
+from sdekit.backends.numba.kernels import copy_rows
 
 
 def diag_entry(a, b, i):
@@ -150,7 +151,7 @@ def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     if milstein:
         _milstein_support(x, fx, gx, h, yp)
         _add_milstein(c, g(yp, t, p), gx, dw, h)
-    y[:] = c
+    copy_rows(y, c)
     theta_h = theta * h
     done = np.zeros(n, dtype=np.bool_)
     jac = np.empty((n, d, d))
@@ -205,7 +206,7 @@ def theta_step_with_jacobian(jacobian):
         if milstein:
             _milstein_support(x, fx, gx, h, yp)
             _add_milstein(c, g(yp, t, p), gx, dw, h)
-        y[:] = c
+        copy_rows(y, c)
         theta_h = theta * h
         done = np.zeros(n, dtype=np.bool_)
         jac = np.empty((n, d, d))

@@ -93,9 +93,8 @@ def test_every_step_module_and_kernel_import_stamps_the_cache():
     _SDEKIT_SOURCES, or an edit to it would leave stale kernels on disk (levy_area.py and steps_milstein_matrix.py
     were missing when they were added)."""
     import ast
-    from pathlib import Path
-
     import sys
+    from pathlib import Path
 
     from sdekit.backends.numba import disk_cache as dc
     from sdekit.backends.numba.steps import STEPS

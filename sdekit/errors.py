@@ -24,18 +24,27 @@ class NonFiniteError(FloatingPointError):
 
     def __init__(self, path: int, step: int, t: float, what: str = "state", adaptive: bool = False):
         self.path, self.step, self.t = int(path), int(step), float(t)
+        self.what, self.adaptive = what, adaptive
         remedy = ("tighten rtol / atol or check drift and diffusion there (an adaptive solve has no "
                   "on_nonfinite='mask')" if adaptive else "reduce the step size, check drift and diffusion there, "
                   "or pass on_nonfinite='mask' to drop such paths and count them")
         super().__init__(f"path {self.path} became non-finite ({what}) at step {self.step}, t = {self.t:.6g}; {remedy}")
+
+    def with_path_offset(self, offset: int) -> NonFiniteError:
+        """The same error for a solve whose row p is path offset + p of the ensemble."""
+        return NonFiniteError(offset + self.path, self.step, self.t, self.what, self.adaptive)
 
 
 class StepSizeError(FloatingPointError):
     """The adaptive step size collapsed or the step budget ran out on a path."""
 
     def __init__(self, path: int, step: int, t: float, reason: str):
-        self.path, self.step, self.t = int(path), int(step), float(t)
+        self.path, self.step, self.t, self.reason = int(path), int(step), float(t), reason
         super().__init__(f"path {self.path}: {reason} at step {self.step}, t = {self.t:.6g}")
+
+    def with_path_offset(self, offset: int) -> StepSizeError:
+        """The same error for a solve whose row p is path offset + p of the ensemble."""
+        return StepSizeError(offset + self.path, self.step, self.t, self.reason)
 
 
 class ChainNonFiniteError(FloatingPointError):

@@ -10,7 +10,7 @@ import numpy as np
 
 from sdekit.backends import reference
 from sdekit.backends.numba import runner
-from sdekit.errors import SDEKitError
+from sdekit.errors import NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import adaptive_saves, fixed_grid, time_span
 from sdekit.memory import check_save_size, save_cap
 from sdekit.params import cast_params
@@ -21,6 +21,7 @@ from sdekit.solvers import check_compatible, get_solver
 
 BACKENDS = {"numba": runner, "numpy": reference}
 DTYPES = {"float64": np.float64, "float32": np.float32}
+PATH_INDEX_LIMIT = 2**62  # path indices are 64-bit words of the noise key; offsets stay far from overflow
 
 
 def _dtype(dtype: Any) -> type:
@@ -78,7 +79,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
              rtol: float = 1e-6, atol: float = 1e-9, dt0: float | None = None, max_steps: int = 1_000_000,
              threads: int | None = None, progress: bool | None = None, on_nonfinite: str = "raise",
              max_save_bytes: int | None = None, chunk_size: int | None = None, device: Any = None,
-             adjoint: bool = False, save_brownian: bool = False) -> Solution:
+             adjoint: bool = False, save_brownian: bool = False, path_offset: int = 0) -> Solution:
     """Integrate an SDE or ODE on n_paths paths and return the states at the save times.
 
     SDE:  X_{t+h} = Phi(X_t, t, h, dW) for the chosen solver, dW ~ N(0, |h| I) from the
@@ -102,8 +103,30 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     Brownian increments are the Numba backend's; adjoint=True solves an ODE with torchdiffeq's adjoint;
     solver="fused_euler_maruyama" or "fused_heun" runs sdekit's own fixed-step loop instead of torchsde, with
     counter-based noise drawn on the device: `sdekit.backends.torch.fused`).
+    path_offset: row p of the solve is path path_offset + p of the ensemble of ``seed`` (its noise is keyed by
+    (seed, path_offset + p), and errors name that path), so paths [a, b) solved alone equal rows a..b-1 of a solve
+    of all paths, bit for bit: the shards of `sdekit.distributed.simulate`.
     Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats; ys is a tensor on torch.
     """
+    path_offset = _int_arg(path_offset, "path_offset", 0, PATH_INDEX_LIMIT)
+    try:
+        return _simulate(problem, x0, t, steps=steps, dt=dt, n_paths=n_paths, seed=seed, solver=solver,
+                         save_at=save_at, dtype=dtype, backend=backend, noise_substeps=noise_substeps, rtol=rtol,
+                         atol=atol, dt0=dt0, max_steps=max_steps, threads=threads, progress=progress,
+                         on_nonfinite=on_nonfinite, max_save_bytes=max_save_bytes, chunk_size=chunk_size,
+                         device=device, adjoint=adjoint, save_brownian=save_brownian, path_offset=path_offset)
+    except (NonFiniteError, StepSizeError) as exc:
+        if path_offset == 0:
+            raise
+        raise exc.with_path_offset(path_offset) from None
+
+
+def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: float | None, n_paths: int | None,
+              seed: int, solver: str | None, save_at: Any, dtype: Any, backend: str, noise_substeps: int, rtol: float,
+              atol: float, dt0: float | None, max_steps: int, threads: int | None, progress: bool | None,
+              on_nonfinite: str, max_save_bytes: int | None, chunk_size: int | None, device: Any, adjoint: bool,
+              save_brownian: bool, path_offset: int) -> Solution:
+    """`simulate` after path_offset is checked: the argument checks and the dispatch to a backend."""
     if not isinstance(problem, (SDE, ODE)):
         raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
     kind = "sde" if isinstance(problem, SDE) else "ode"
@@ -123,7 +146,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
         return _simulate_torch(problem, x0, t, steps=steps, dt=dt, n_paths=n_paths, seed=seed, solver=solver,
                                save_at=save_at, dtype=dtype, device=device, noise_substeps=noise_substeps, rtol=rtol,
                                atol=atol, dt0=dt0, max_steps=max_steps, on_nonfinite=on_nonfinite, adjoint=adjoint,
-                               progress=progress, max_save_bytes=max_save_bytes)
+                               progress=progress, max_save_bytes=max_save_bytes, path_offset=path_offset)
     if device is not None or adjoint:
         raise SDEKitError(f"device and adjoint are options of backend='torch'; got backend={backend!r}")
     solver_obj = get_solver(solver or ("euler_maruyama" if kind == "sde" and problem.calculus == "ito"
@@ -166,7 +189,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
         if kind == "sde":  # each path its own steps on its own Brownian tree: sdekit.backends.numba.adaptive_sde
             ys, stats = _adaptive_sde(problem, solver_obj, params, x, t, save_ts, backend=backend, seed=seed,
                                       rtol=float(rtol), atol=float(atol), dt0=dt0, max_steps=max_steps,
-                                      threads=threads)
+                                      threads=threads, path_offset=path_offset)
             return Solution(save_ts, ys, stats)
         ys, stats = BACKENDS[backend].run_adaptive(problem, solver_obj, functions, params, x, t0, save_ts,
                                                    rtol=float(rtol), atol=float(atol), dt0=dt0,
@@ -184,7 +207,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     ys, stats = BACKENDS[backend].run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
                                             substeps=noise_substeps, threads=threads, progress=progress,
                                             mask=on_nonfinite == "mask", chunk=chunk_size,
-                                            save_brownian=save_brownian)
+                                            save_brownian=save_brownian, path_offset=path_offset)
     return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
 
 

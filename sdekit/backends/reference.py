@@ -106,7 +106,7 @@ STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix
 
 
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
-              seed: int, substeps: int, mask: bool, save_brownian: bool = False,
+              seed: int, substeps: int, mask: bool, save_brownian: bool = False, path_offset: int = 0,
               **_: Any) -> tuple[np.ndarray, SolveStats]:
     """Fixed-step solve, all paths at once; same noise, same order as the Numba kernel.
 
@@ -121,8 +121,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     g = functions[1] if is_sde else None
     noise = _Noise(problem) if is_sde else None
     m = problem.m if is_sde else 0
-    streams_w = PathStreams(seed, n, STREAM_BROWNIAN)
-    streams_z = PathStreams(seed, n, STREAM_AUX) if solver.aux_noise or solver.levy_area else None
+    streams_w = PathStreams(seed, n, STREAM_BROWNIAN, offset=path_offset)
+    streams_z = PathStreams(seed, n, STREAM_AUX, offset=path_offset) if solver.aux_noise or solver.levy_area else None
     family = step_family(solver, problem)
     step = STATEFUL_STEPS[family]() if family in STATEFUL_STEPS else STEPS[family]
     if family == "theta" and getattr(problem, "drift_jacobian", None) is not None:
@@ -135,7 +135,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     inside: dict[int, list[int]] = {}  # step -> saves strictly inside it
     for s, (k, u) in enumerate(zip(grid.save_steps, grid.save_offsets)):
         (inside if u != 0.0 else saves).setdefault(int(k), []).append(s)
-    coef, row, bridge_z = save_bridges(grid, seed, n, m, bool(solver.aux_noise), substeps)
+    coef, row, bridge_z = save_bridges(grid, seed, n, m, bool(solver.aux_noise), substeps, path_offset)
     mm = max(m, 1)
     w = np.zeros((n, mm))
     ws = np.zeros((grid.save_steps.size if save_brownian else 0, n, mm))

@@ -61,10 +61,11 @@ def bridge_coefficients(h: float, u: float, aux: bool) -> np.ndarray:
 
 
 def save_bridges(grid: object, seed: int, n_paths: int, m: int, aux: bool,
-                 substeps: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 substeps: int = 1, path_offset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(coef (n_saves, N_COEF), row (n_saves,), z (n_off, n_paths, 2m)) of a solve's saves on `grid` (`Grid`):
     for each save strictly inside a step the bridge coefficients over u' within its sub-interval q0 (of `substeps`),
-    q0 and u' (zeros for on-grid saves), the row of its normals in z (-1 for on-grid saves), and the normals."""
+    q0 and u' (zeros for on-grid saves), the row of its normals in z (-1 for on-grid saves), and the normals (row p
+    of z: path path_offset + p)."""
     n_saves = grid.save_steps.size
     coef = np.zeros((n_saves, N_COEF))
     row = np.full(n_saves, -1, dtype=np.int64)
@@ -86,5 +87,6 @@ def save_bridges(grid: object, seed: int, n_paths: int, m: int, aux: bool,
         coef[s, 7:] = q0, u_in
         row[s] = r
         if m > 0:
-            z[r] = counter_normals(seed, n_paths, 2 * m, stream=STREAM_SAVE_BRIDGE, draw_offset=int(s) * 2 * m)
+            z[r] = counter_normals(seed, n_paths, 2 * m, path_offset=path_offset, stream=STREAM_SAVE_BRIDGE,
+                                   draw_offset=int(s) * 2 * m)
     return coef, row, z

@@ -78,7 +78,7 @@ def build_kernel(increments: Any) -> Any:
 
     @nb.njit(nogil=True)
     def kernel(pair, f, g, gdw, xs, t0, span, save_us, out, p, tab, m, n_work, base, depth, rtol, atol, h_init,
-               max_steps, q, n_steps, n_rejected, err_code, err_t, p_start, p_stop):
+               max_steps, q, n_steps, n_rejected, err_code, err_t, p_start, p_stop, path_offset):
         """Paths [p_start, p_stop), each on its own steps; err_code 0 ok, 1 max_steps, 2 underflow, 3 non-finite."""
         n_paths, d = xs.shape
         n_saves = save_us.shape[0]
@@ -92,7 +92,7 @@ def build_kernel(increments: Any) -> Any:
         dz = np.empty((1, m))
         w_now, j_now, w_new, j_new = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
         for n in range(p_start, p_stop):
-            key = path_key(base, n)
+            key = path_key(base, path_offset + n)
             valid[0] = 0
             for i in range(d):
                 x[0, i] = xs[n, i]
@@ -160,7 +160,7 @@ KERNEL = build_kernel(tree_increments)
 
 def run_adaptive_sde(problem: Any, solver: Solver, params: Any, x0: np.ndarray, t0: float, t1: float,
                      save_ts: np.ndarray, *, seed: int, rtol: float, atol: float, dt0: float | None, max_steps: int,
-                     threads: int) -> tuple[np.ndarray, SolveStats]:
+                     threads: int, path_offset: int = 0) -> tuple[np.ndarray, SolveStats]:
     """Adaptive SDE solve of every path on its own steps and its own Brownian path over [t0, t1] (module docstring;
     the solve stops at the last save time); returns (ys, stats) with stats.extra["accepted"] and ["rejected"] the
     per-path counts."""
@@ -187,7 +187,7 @@ def run_adaptive_sde(problem: Any, solver: Solver, params: Any, x0: np.ndarray, 
 
     def call(xs_, out_, ns, nr, cd, et, p0, p1):
         KERNEL(PAIRS[family], f, g, gdw, xs_, t0, span, save_us, out_, params, tab, m, n_work, base, DEFAULT_DEPTH,
-               rtol, atol, h_init, max_steps, q, ns, nr, cd, et, p0, p1)
+               rtol, atol, h_init, max_steps, q, ns, nr, cd, et, p0, p1, np.int64(path_offset))
 
     with user_compile_errors(functions, ("drift", "diffusion"), x0, params):
         call(np.empty((0, dim), x0.dtype), np.empty((save_ts.size, 0, dim), x0.dtype), n_steps[:0], n_rejected[:0],

@@ -450,7 +450,7 @@ def _at_ov(a, i):
 
 
 @nb.njit(cache=True)
-def seed_states(states, seed, stream):
-    """states[p] = initial xoshiro256++ state of (seed, path p, stream)."""
+def seed_states(states, seed, stream, path_offset=0):
+    """states[p] = initial xoshiro256++ state of (seed, path path_offset + p, stream)."""
     for p in range(states.shape[0]):
-        seed_stream(states[p], seed, p, stream)
+        seed_stream(states[p], seed, np.uint64(path_offset) + np.uint64(p), stream)

@@ -86,8 +86,9 @@ def run_threads(fn: Callable[[int, int], None], n: int, threads: int, pieces: in
 
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
               seed: int, substeps: int, threads: int, progress: bool, mask: bool,
-              chunk: int | None, save_brownian: bool = False) -> tuple[np.ndarray, SolveStats]:
-    """Fixed-step solve of an SDE (or ODE with an RK tableau) on all paths; returns (ys, stats).
+              chunk: int | None, save_brownian: bool = False, path_offset: int = 0) -> tuple[np.ndarray, SolveStats]:
+    """Fixed-step solve of an SDE (or ODE with an RK tableau) on all paths; returns (ys, stats). Row p of x0 is path
+    path_offset + p of the ensemble: its noise is keyed by (seed, path_offset + p).
 
     Saves inside a step are partial steps (`sdekit.backends.save_bridge`); with save_brownian, stats.extra["ws"]
     holds W(t_save) - W(t0) of every path, shape (n_saves, n_paths, m).
@@ -113,8 +114,8 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     carry = np.zeros((n_work if family in CARRIED_FAMILIES else 0, n_paths, dim), dtype=x0.dtype)
     rng_w = np.empty((n_paths if m else 0, 4), dtype=np.uint64)
     rng_z = np.empty((n_paths if use_aux else 0, 4), dtype=np.uint64)
-    kernels.seed_states(rng_w, np.uint64(seed), np.uint64(STREAM_BROWNIAN))
-    kernels.seed_states(rng_z, np.uint64(seed), np.uint64(STREAM_AUX))
+    kernels.seed_states(rng_w, np.uint64(seed), np.uint64(STREAM_BROWNIAN), np.uint64(path_offset))
+    kernels.seed_states(rng_z, np.uint64(seed), np.uint64(STREAM_AUX), np.uint64(path_offset))
     out = np.empty((grid.save_steps.size, n_paths, dim), dtype=x0.dtype)
     n_chunks = (n_paths + chunk - 1) // chunk
     dead = np.zeros(n_paths, dtype=np.bool_)
@@ -122,7 +123,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     err_path = np.full(n_chunks, -1, dtype=np.int64)
     tables = noise_tables()
     n_steps = grid.ts.size - 1
-    bridges = save_bridges(grid, seed, n_paths, m, use_aux, substeps)
+    bridges = save_bridges(grid, seed, n_paths, m, use_aux, substeps, path_offset)
     keep_w = save_brownian and m > 0
     w_now = np.zeros((n_paths if keep_w else 0, max(m, 1)))
     w_out = np.zeros((grid.save_steps.size if keep_w else 0, n_paths, max(m, 1)))

@@ -56,7 +56,7 @@ class StreamBrownian(torchsde.BaseBrownian):
     """
 
     def __init__(self, times: np.ndarray, n_paths: int, m: int, *, seed: int, dtype: Any, device: Any,
-                 substeps: int = 1, levy_area: str = "none"):
+                 substeps: int = 1, levy_area: str = "none", path_offset: int = 0):
         super().__init__()
         times = np.asarray(times, dtype=np.float64)
         if times.ndim != 1 or times.size < 2 or not np.all(np.diff(times) > 0):
@@ -73,8 +73,8 @@ class StreamBrownian(torchsde.BaseBrownian):
         use_aux = levy_area == "space-time"
         self._rng_w = np.empty((n_paths, 4), dtype=np.uint64)
         self._rng_z = np.empty((n_paths if use_aux else 0, 4), dtype=np.uint64)
-        seed_states(self._rng_w, np.uint64(seed), np.uint64(STREAM_BROWNIAN))
-        seed_states(self._rng_z, np.uint64(seed), np.uint64(STREAM_AUX))
+        seed_states(self._rng_w, np.uint64(seed), np.uint64(STREAM_BROWNIAN), np.uint64(path_offset))
+        seed_states(self._rng_z, np.uint64(seed), np.uint64(STREAM_AUX), np.uint64(path_offset))
         self._dw = np.zeros((n_paths, m))
         self._dz = np.zeros((n_paths, m))
         self._next = 0

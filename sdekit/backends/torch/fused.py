@@ -76,15 +76,18 @@ STEPS = {"euler_maruyama": euler_maruyama_step, "heun": heun_step}
 
 
 def run_fused(problem: Any, method: FusedMethod, x0: torch.Tensor, grid: Grid, params: Any, *, seed: int,
-              substeps: int, mask: bool, progress: bool | None = False) -> tuple[torch.Tensor, SolveStats]:
-    """The fused fixed-step solve of an SDE on x0's device and dtype; returns (ys (n_saves, n, d), stats)."""
+              substeps: int, mask: bool, progress: bool | None = False,
+              path_offset: int = 0) -> tuple[torch.Tensor, SolveStats]:
+    """The fused fixed-step solve of an SDE on x0's device and dtype; returns (ys (n_saves, n, d), stats). Row p
+    is path path_offset + p of the ensemble."""
     t_start = time.perf_counter()
     n, m = x0.shape[0], problem.m
     ts = [float(v) for v in grid.ts]
     n_steps = len(ts) - 1
     sde = LoweredSDE(problem, params, 1.0)  # sign +1: f and g on the t axis itself (h carries the direction)
     step = STEPS[method.family]
-    noise = CounterNormals(seed, n, substeps * m, stream=STREAM_BROWNIAN, dtype=x0.dtype, device=x0.device)
+    noise = CounterNormals(seed, n, substeps * m, stream=STREAM_BROWNIAN, path_offset=path_offset, dtype=x0.dtype,
+                           device=x0.device)
     saves, out = save_slots(grid, x0)
     y = x0
     steps_iter: Any = range(n_steps)

@@ -58,8 +58,9 @@ def save_slots(grid: Grid, x0: torch.Tensor) -> tuple[dict[int, list[int]], list
 
 
 def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, params: Any, *, seed: int,
-            substeps: int, mask: bool, progress: bool = False) -> tuple[torch.Tensor, SolveStats]:
-    """Fixed-step solve of an SDE with a torchsde method; returns (ys (n_saves, n, d), stats)."""
+            substeps: int, mask: bool, progress: bool = False, path_offset: int = 0) -> tuple[torch.Tensor, SolveStats]:
+    """Fixed-step solve of an SDE with a torchsde method; returns (ys (n_saves, n, d), stats). Row p is path
+    path_offset + p of the ensemble (its noise is keyed by (seed, path_offset + p))."""
     t_start = time.perf_counter()
     n = x0.shape[0]
     ts = grid.ts
@@ -68,7 +69,7 @@ def run_sde(problem: Any, method: TorchsdeMethod, x0: torch.Tensor, grid: Grid, 
     calculus = run_calculus(method, problem)
     sde = LoweredSDE(problem, params, sign, sde_type=calculus)
     bm = StreamBrownian(s_grid, n, problem.m, seed=seed, dtype=x0.dtype, device=x0.device, substeps=substeps,
-                        levy_area=method.levy_area)
+                        levy_area=method.levy_area, path_offset=path_offset)
     options = dict(method.options)
     if method.name == "milstein" and problem.noise == "additive":
         options = {}  # dg = 0: torchsde's additive Milstein is Euler's update

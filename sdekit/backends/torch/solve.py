@@ -88,7 +88,8 @@ def on_grid_saves(grid: Grid) -> Grid:
 def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: float | None, n_paths: int | None,
                    seed: int, solver: str | None, save_at: Any, dtype: Any, device: Any, noise_substeps: int,
                    rtol: float, atol: float, dt0: float | None, max_steps: int, on_nonfinite: str,
-                   adjoint: bool, progress: bool = False, max_save_bytes: int | None = None) -> Solution:
+                   adjoint: bool, progress: bool = False, max_save_bytes: int | None = None,
+                   path_offset: int = 0) -> Solution:
     """The torch branch of `sdekit.simulate` (arguments already checked there: seed, substeps, on_nonfinite)."""
     is_sde = isinstance(problem, SDE)
     tdtype = torch_dtype(dtype, x0)
@@ -107,10 +108,10 @@ def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: floa
               x, float(grid.ts[0]), params)
         if fused is not None:
             ys, stats = run_fused(problem, fused, x, grid, params, seed=seed, substeps=noise_substeps, mask=mask,
-                                  progress=progress)
+                                  progress=progress, path_offset=path_offset)
         else:
             ys, stats = run_sde(problem, method, x, grid, params, seed=seed, substeps=noise_substeps, mask=mask,
-                                progress=progress)
+                                progress=progress, path_offset=path_offset)
         return Solution(grid.save_ts.copy(), ys, stats)
     name, adaptive = ode_method(solver)
     field = (torch_function(problem.field),)

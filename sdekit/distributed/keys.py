@@ -1,0 +1,67 @@
+"""Stable names of runs and shards: a digest of everything that decides a shard's numbers.
+
+A shard of a sharded solve is a pure function of (problem, x0 rows, time grid, solver options, seed, path range),
+so its key, a SHA-256 over a canonical description of those, names its result: the scheduler recomputes a lost
+shard under the same key, and a checkpoint file is trusted only when it carries the key of the shard asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any
+
+import numpy as np
+
+from sdekit._version import __version__
+
+
+def _function_token(fn: Any) -> str:
+    """A function's identity: module, name, and a digest of its source (or bytecode) and closure constants."""
+    py = getattr(fn, "py_func", fn)
+    name = f"{getattr(py, '__module__', '?')}.{getattr(py, '__qualname__', type(py).__name__)}"
+    try:
+        body = inspect.getsource(py).encode()
+    except (OSError, TypeError):
+        code = getattr(py, "__code__", None)
+        body = code.co_code + repr(code.co_consts).encode() if code is not None else repr(py).encode()
+    return f"{name}:{hashlib.sha256(body).hexdigest()[:16]}"
+
+
+def _feed(h: Any, value: Any) -> None:
+    """Hash ``value`` canonically: arrays by dtype, shape and bytes; containers element by element; functions by
+    `_function_token`; everything else by repr."""
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        arr = np.ascontiguousarray(value)
+        h.update(f"nd{arr.dtype.str}{arr.shape}".encode())
+        h.update(arr.tobytes())
+    elif isinstance(value, (list, tuple)):
+        h.update(f"seq{len(value)}(".encode())
+        for v in value:
+            _feed(h, v)
+        h.update(b")")
+    elif isinstance(value, dict):
+        h.update(f"map{len(value)}(".encode())
+        for k in sorted(value, key=repr):
+            _feed(h, k)
+            _feed(h, value[k])
+        h.update(b")")
+    elif callable(value) and not isinstance(value, type):
+        h.update(_function_token(value).encode())
+    else:
+        h.update(repr(value).encode())
+
+
+def problem_token(problem: Any) -> tuple:
+    """What of an SDE / ODE decides its solutions: its functions, sizes, noise, calculus and parameters."""
+    fields = ("drift", "diffusion", "field", "drift_jacobian", "dim", "m", "noise", "calculus", "matrix_noise",
+              "params", "name")
+    return tuple((f, getattr(problem, f, None)) for f in fields)
+
+
+def digest(*parts: Any) -> str:
+    """SHA-256 (hex) of the canonical description of ``parts`` and the sdekit version."""
+    h = hashlib.sha256(f"sdekit {__version__}".encode())
+    for p in parts:
+        _feed(h, p)
+    return h.hexdigest()

@@ -1,0 +1,134 @@
+"""Sharded solves on a LocalCluster of two worker processes equal the single-process solve bit for bit, whatever the
+shard size; states can stay on the workers; a checkpoint folder resumes a run; a killed worker changes nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import sdekit
+from sdekit.errors import NonFiniteError, SDEKitError
+from sdekit.processes.gbm import GeometricBrownianMotion
+from sdekit.processes.ou import OrnsteinUhlenbeck
+
+distributed = pytest.importorskip("distributed")
+sd = pytest.importorskip("sdekit.distributed")
+
+OU = OrnsteinUhlenbeck(np.array([[1.0, 0.3], [0.0, 0.5]]), 0.5 * np.eye(2)).sde
+GBM = GeometricBrownianMotion(0.1, 0.4).sde
+X0 = np.random.default_rng(5).standard_normal((203, 2))
+SAVES = [0.25, 0.6, 1.0]  # 0.6 lies inside a step of the 10-step grid: a bridged partial step
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return sdekit.simulate(OU, X0, (0.0, 1.0), steps=10, seed=11, save_at=SAVES, save_brownian=True)
+
+
+@pytest.mark.parametrize("shard_size", [1000, 64, 7])
+def test_sharded_solve_equals_one_process_bit_for_bit(client, reference, shard_size):
+    sol = sd.simulate(OU, X0, (0.0, 1.0), steps=10, seed=11, save_at=SAVES, save_brownian=True, client=client,
+                      shard_size=shard_size, progress=False)
+    assert np.array_equal(sol.ys, reference.ys) and np.array_equal(sol.ws, reference.ws)
+    assert np.array_equal(sol.ts, reference.ts)
+    assert sol.stats.n_shards == -(-X0.shape[0] // shard_size) and sol.stats.path_steps == 203 * 10
+    if shard_size == 7:  # 29 shards on two workers: both took part
+        assert len(set(sol.stats.shard_workers)) == 2
+
+
+def test_states_stay_distributed_as_a_dask_array(client, reference):
+    sol = sd.simulate(OU, X0, (0.0, 1.0), steps=10, seed=11, save_at=SAVES, save_brownian=True, client=client,
+                      shard_size=50, states="distributed", progress=False)
+    assert sol.ys.shape == reference.ys.shape and sol.ys.chunks[1] == (50, 50, 50, 50, 3)
+    assert np.array_equal(sol.ys.compute(), reference.ys) and np.array_equal(sol.ws.compute(), reference.ws)
+    assert np.array_equal(sol.ys[:, 120:130].compute(), reference.ys[:, 120:130])
+
+
+def test_other_solvers_backends_and_broadcast_x0(client):
+    for kw in (dict(solver="milstein", backend="numpy", steps=8, save_at=[0.3, 1.0]),
+               dict(solver="adaptive_milstein", rtol=1e-3, atol=1e-3)):
+        ref = sdekit.simulate(GBM, 1.0, (0.0, 1.0), n_paths=90, seed=4, **kw)
+        sol = sd.simulate(GBM, 1.0, (0.0, 1.0), n_paths=90, seed=4, client=client, shard_size=13, progress=False, **kw)
+        assert np.array_equal(sol.ys, ref.ys), kw
+
+
+def test_a_nonfinite_path_is_named_by_its_index_in_the_ensemble(client):
+    fast = GeometricBrownianMotion(1000.0, 0.4).sde  # x grows by about 251 per step of 0.25
+    x0 = np.ones((40, 1))
+    x0[33] = 1e306  # overflows at the first step
+    with pytest.raises(NonFiniteError, match="path 33 became non-finite"):
+        sd.simulate(fast, x0, (0.0, 1.0), steps=4, client=client, shard_size=10, progress=False)
+
+
+def test_bad_arguments_are_refused_by_name(client):
+    with pytest.raises(SDEKitError, match="shard_size"):
+        sd.simulate(OU, X0, (0.0, 1.0), steps=2, client=client, shard_size=0)
+    with pytest.raises(SDEKitError, match="threads"):
+        sd.simulate(OU, X0, (0.0, 1.0), steps=2, client=client, threads=2)
+    with pytest.raises(SDEKitError, match="states"):
+        sd.simulate(OU, X0, (0.0, 1.0), steps=2, client=client, states="none")
+    with pytest.raises(SDEKitError, match="backend"):
+        sd.simulate(OU, X0, (0.0, 1.0), steps=2, client=client, backend="torch")
+    with pytest.raises(SDEKitError, match="client"):
+        sd.simulate(OU, X0, (0.0, 1.0), steps=2, client=3)
+
+
+def test_checkpoint_resumes_from_verified_shards_only(client, reference, tmp_path):
+    kw = dict(steps=10, seed=11, save_at=SAVES, save_brownian=True, client=client, shard_size=40, progress=False)
+    first = sd.simulate(OU, X0, (0.0, 1.0), checkpoint=tmp_path, **kw)
+    files = sorted(tmp_path.glob("shard-*.bin"))
+    assert first.stats.loaded_shards == 0 and len(files) == 6
+    files[1].unlink()  # a shard never finished
+    raw = bytearray(files[2].read_bytes())
+    raw[-5] ^= 0xFF  # a shard file damaged on disk: its digest no longer matches
+    files[2].write_bytes(bytes(raw))
+    again = sd.simulate(OU, X0, (0.0, 1.0), checkpoint=tmp_path, **kw)
+    assert again.stats.loaded_shards == 4
+    assert np.array_equal(again.ys, reference.ys) and np.array_equal(again.ws, reference.ws)
+    with pytest.raises(SDEKitError, match="another run"):  # same folder, different seed: not this run's shards
+        sd.simulate(OU, X0, (0.0, 1.0), checkpoint=tmp_path, **{**kw, "seed": 12})
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path):
+    """SIGKILL one worker process as soon as it holds a finished shard: the shard's result dies with it, the nanny
+    starts a new worker, and the scheduler recomputes the lost shards from their keys."""
+    n, steps = 4000, 400
+    ref = sdekit.simulate(OU, 0.5, (0.0, 1.0), n_paths=n, steps=steps, seed=21)
+    pids = client.run(os.getpid)
+    killed: dict[str, object] = {}
+
+    def kill_first_holder():
+        deadline = time.time() + 60
+        while time.time() < deadline and not killed:
+            for addr, keys in client.has_what().items():
+                if any(str(k).startswith("sdekit-shard-") for k in keys) and addr in pids:
+                    killed.update(addr=addr, keys=[str(k) for k in keys])
+                    os.kill(pids[addr], signal.SIGKILL)
+                    return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=kill_first_holder)
+    thread.start()
+    sol = sd.simulate(OU, 0.5, (0.0, 1.0), n_paths=n, steps=steps, seed=21, client=client, shard_size=200,
+                      progress=False)
+    thread.join()
+    assert killed, "no worker was killed during the run"
+    assert np.array_equal(sol.ys, ref.ys)
+    assert killed["addr"] not in sol.stats.shard_workers  # its shards were recomputed on the other workers
+    client.wait_for_workers(2, timeout=60)

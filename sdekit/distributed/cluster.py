@@ -36,8 +36,8 @@ def cluster(client: Any = None, *, n_workers: int | None = None, threads_per_wor
 
     client: a `distributed.Client` (used as is, left open), a scheduler address such as "tcp://10.0.0.5:8786"
     (connected, closed at the end), or None: a LocalCluster of ``n_workers`` worker processes (default: one per
-    core) with ``threads_per_worker`` threads each, started quietly (no dashboard, errors only in the log) and
-    stopped at the end.
+    core) with ``threads_per_worker`` threads each, started quietly (its HTTP endpoint on a free port, errors only
+    in the log) and stopped at the end.
     """
     distributed = require_distributed()
     if isinstance(client, distributed.Client):
@@ -60,7 +60,7 @@ def cluster(client: Any = None, *, n_workers: int | None = None, threads_per_wor
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise SDEKitError(f"{name} must be a positive integer; got {v!r}")
     local = distributed.LocalCluster(n_workers=n_workers or local_cores(), threads_per_worker=threads_per_worker,
-                                     processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                                     processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
     owned = distributed.Client(local)
     try:
         yield owned

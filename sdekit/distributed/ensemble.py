@@ -216,7 +216,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
     ranges = shard_ranges(n, shard_size)
     run = _Run(problem, t, options, seed, states, feature, {k: r.empty() for k, r in reductions.items()}, per_path)
     run_key = digest(problem_token(problem), x0_arr, t, sorted(options.items()), seed, n, shard_size, states,
-                     feature, [(k, type(r).__qualname__, repr(vars(r.empty()))) for k, r in sorted(reductions.items())])
+                     feature, [(k, type(r).__qualname__, _configuration(r)) for k, r in sorted(reductions.items())])
     ckpt = None
     if checkpoint is not None:
         ckpt = ShardCheckpoint(checkpoint, run_key, {"problem": getattr(problem, "name", None), "n_paths": n,
@@ -253,6 +253,12 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
         loaded_shards=len(summaries) - len(computed), shard_seconds=np.array([s.seconds for s in summaries]),
         shard_workers=[s.worker for s in summaries])
     return ShardedSolution(_save_times(problem, t, options), ys, merged, stats, ws)
+
+
+def _configuration(reduction: Any) -> Any:
+    """What configures a reduction (the attributes of its empty copy), for the run's key."""
+    empty = reduction.empty()
+    return vars(empty) if hasattr(empty, "__dict__") else repr(empty)
 
 
 def _merge_in_order(parts: list[Any]) -> Any:

@@ -132,3 +132,17 @@ def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path):
     assert np.array_equal(sol.ys, ref.ys)
     assert killed["addr"] not in sol.stats.shard_workers  # its shards were recomputed on the other workers
     client.wait_for_workers(2, timeout=60)
+
+
+def test_progress_bar_over_shards(client, capsys):
+    sd.simulate(OU, X0, (0.0, 1.0), steps=2, seed=1, client=client, shard_size=50, progress=True)
+    err = capsys.readouterr().err
+    assert "shards:" in err and "/5 [" in err
+
+
+def test_without_dask_the_error_names_the_extra(monkeypatch):
+    from sdekit.distributed.cluster import require_distributed
+
+    monkeypatch.setitem(__import__("sys").modules, "distributed", None)
+    with pytest.raises(SDEKitError, match=r"sdekit\[distributed\]"):
+        require_distributed()

@@ -5,8 +5,8 @@ single-process tests of `sdekit.validate` finish them (same `CheckResult`).
   z = L^{-1} (x - m) with L L^T = cov; the sums n, sum z and sum z z^T merge by addition, and
   T = N [sum_i zbar_i^2 + sum_i (mean z_i^2 - 1)^2 / 2 + sum_{i<j} mean(z_i z_j)^2] ~ chi^2_{d + d(d+1)/2}.
 - `MomentTest`: `sdekit.validate.onesample.moment_test`, T = N rbar^T C^{-1} rbar for phi = (x_i, x_i x_j),
-  rbar = mean phi - E phi with E phi and C = Cov phi exact under the target (`exact_feature_moments`); the mean of
-  phi merges by Chan's formula.
+  rbar = mean phi - E phi with E phi and C = Cov phi exact under the target (`exact_feature_moments`); rbar itself
+  (the mean of phi - E phi, which avoids the cancellation of mean phi - E phi) merges by Chan's formula.
 - `SteinTest`: `sdekit.validate.onesample.stein_test`, Hotelling T^2 = N psibar^T S^{-1} psibar for
   psi = (s_i, 1 + x_i s_i), s the score; mean and covariance of psi merge by Chan's formula (`Covariance`).
 
@@ -101,7 +101,7 @@ class MomentTest:
         self.target_label = repr(target)
         self.name = str(name)
         self.n = 0
-        self._mean = np.zeros(self.feature_mean.shape[0])
+        self._mean = np.zeros(self.feature_mean.shape[0])  # rbar = mean of phi(x) - E phi
 
     def empty(self) -> MomentTest:
         """A fresh summary against the same target."""
@@ -119,10 +119,10 @@ class MomentTest:
             self.n = n
 
     def update(self, x: Any) -> MomentTest:
-        """Add the batch's mean of phi(x)."""
+        """Add the batch's mean of phi(x) - E phi."""
         x = as_batch(x, self.d)
         if x.shape[0]:
-            self._absorb(x.shape[0], features(x).mean(axis=0))
+            self._absorb(x.shape[0], (features(x) - self.feature_mean).mean(axis=0))
         return self
 
     def merge(self, other: MomentTest) -> MomentTest:
@@ -141,7 +141,7 @@ class MomentTest:
         if n < 10 * p:
             raise SDEKitError(f"the moment test needs at least 10 p = {10 * p} samples on {p} features; this summary "
                               f"holds {n}")
-        rbar = self._mean - self.feature_mean
+        rbar = self._mean
         z = np.linalg.solve(np.linalg.cholesky(self.feature_cov), rbar)
         stat = float(n * z @ z)
         thr = float(st.chi2.isf(alpha, p))

@@ -164,3 +164,16 @@ def test_validation_reductions_refuse_bad_input(good):
         GridKSTest(law).merge(GridKSTest(law, cells=128))
     with pytest.raises(SDEKitError, match="mean"):
         MomentChi2Test(MEAN, COV).merge(MomentChi2Test(MEAN + 1, COV))
+
+
+def test_validation_summaries_pickle(good):
+    law = st.norm(MEAN[0], np.sqrt(COV[0, 0]))
+    cases = [(MomentChi2Test(MEAN, COV), good), (MomentTest(Gaussian(MEAN, COV)), good),
+             (SteinTest(Gaussian(MEAN, COV).score, 2), good),
+             (HistogramChi2Test([MEAN[0]], [0.5, 0.5]), good[:, 0]), (GridKSTest(law), good[:, 0]),
+             (GridCvMTest(law), good[:, 0])]
+    for red, x in cases:
+        s = summarize(red, x)
+        back = pickle.loads(pickle.dumps(s))
+        assert back.result(ALPHA).statistic == s.result(ALPHA).statistic
+        assert back.merge(s).result(ALPHA).statistic == s.merge(s).result(ALPHA).statistic

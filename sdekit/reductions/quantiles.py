@@ -14,9 +14,11 @@ distinct values of the rank function give
 
 per coordinate, where R(y) = #{x_i <= y}. The returned q-quantile x^ (the smallest item whose cumulative weight
 reaches q n) then satisfies #{x_i < x^} < q n + t and #{x_i <= x^} >= q n - t: a rank error of at most t = eps n.
-For one pass over n >> k items V ~ (4/3) (n / k)^2 (one compaction per level), i.e. eps ~ 2.3 sqrt(ln(2 n / delta))
-/ k; streaming in small batches adds only lower levels, which weigh little. Until the first compaction (n <= k)
-V = 0 and the quantiles are exact.
+For one pass over n items V = sum_{h <= log2(n/k)} 4^h <= (4/3) (n / k)^2 (one compaction per level), so
+eps <= 1.64 sqrt(ln(2 (n + 1) / delta)) / k; streaming in small batches or merging shards adds compactions of the
+lower levels, which weigh little (measured at n = 10^6, k = 1024, delta = 1e-6: eps = 0.0044 for one pass, 0.0061
+streamed in batches of 250 or merged from 100 shards, with 1,000-1,900 items kept). Until the first compaction
+(n <= k) V = 0 and the quantiles are exact.
 
 Coins: bit 0 of a SeedSequence(seed, key + (counter,)) state, where key is a 128-bit digest chained through every
 update (with the bytes of the batch) and merge (with both keys), so a result depends only on the seed, the data

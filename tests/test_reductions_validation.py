@@ -177,3 +177,11 @@ def test_validation_summaries_pickle(good):
         back = pickle.loads(pickle.dumps(s))
         assert back.result(ALPHA).statistic == s.result(ALPHA).statistic
         assert back.merge(s).result(ALPHA).statistic == s.merge(s).result(ALPHA).statistic
+
+
+def test_merge_refuses_different_laws_and_scores():
+    with pytest.raises(SDEKitError, match="law"):
+        GridCvMTest(st.norm(0, 1)).merge(GridCvMTest(st.norm(0, 2)))
+    with pytest.raises(SDEKitError, match="score"):
+        SteinTest(Gaussian(MEAN, COV).score, 2).merge(SteinTest(Gaussian(MEAN, 2 * COV).score, 2))
+    assert SteinTest(Gaussian(MEAN, COV).score, 2).merge(SteinTest(Gaussian(MEAN, COV).score, 2)).n == 0

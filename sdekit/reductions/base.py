@@ -96,7 +96,10 @@ def _short(v: Any) -> str:
 def merge_all(reductions: Sequence[R]) -> R:
     """Left fold of ``merge`` in the given order: ((r0 + r1) + r2) + ... ; a single reduction is returned as a
     merge with its own empty copy (a new object). The order matters only for the quantile sketch (its coins)."""
-    items = list(reductions) if not isinstance(reductions, Reduction) else None
+    try:
+        items = None if isinstance(reductions, Reduction) else list(reductions)
+    except TypeError:
+        items = None
     if not items:
         raise SDEKitError("reductions must be a non-empty sequence of reductions of one type")
     for i, r in enumerate(items):

@@ -99,6 +99,9 @@ class HistogramChi2Test:
         return f"HistogramChi2Test(J={self._counts.size}, n={self.n})"
 
 
+LAW_PROBES = np.array([-1e3, -10.0, -3.0, -1.0, -0.3, 0.0, 0.3, 1.0, 3.0, 10.0, 1e3])  # F at these tells laws apart
+
+
 class _UniformCells:
     """Counts of u = F(x) in K equal cells of [0, 1] for a 1-D law F (anything `law_1d` accepts; it must pickle
     to travel to workers: a frozen scipy distribution, a 1-D Gaussian / GaussianMixture, a module-level CDF)."""
@@ -106,6 +109,7 @@ class _UniformCells:
     def __init__(self, law: Any, cells: int = 2**16, *, name: str = "sample"):
         self.law = law
         self._law = law_1d(law)
+        self.law_key = (self._law.label, *cdf_values(self._law, LAW_PROBES).tolist())
         self.cells = check_count(cells, "cells", 2)
         self.name = str(name)
         self.n = 0
@@ -128,7 +132,7 @@ class _UniformCells:
     def merge(self, other: Any) -> Any:
         """A new summary: counts summed."""
         check_mergeable(self, other, cells=(self.cells, getattr(other, "cells", None)),
-                        law=(self._law.label, getattr(getattr(other, "_law", None), "label", None)))
+                        law=(self.law_key, getattr(other, "law_key", None)))
         out = self.empty()
         out.n, out._counts = self.n + other.n, self._counts + other._counts
         return out

@@ -153,11 +153,17 @@ class MomentTest:
         return f"MomentTest(d={self.d}, n={self.n})"
 
 
-def _callable_key(fn: Callable) -> str:
-    """A name for a callable that survives pickling (module.qualname, or the type for callable objects)."""
-    target = getattr(fn, "__func__", fn)
-    name = getattr(target, "__qualname__", type(fn).__qualname__)
-    return f"{getattr(target, '__module__', type(fn).__module__)}.{name}"
+def _score_key(score: Callable, d: int) -> tuple[Any, ...]:
+    """What identifies a score across pickling: module.qualname and its values at fixed probe points (None where
+    it cannot be evaluated there)."""
+    target = getattr(score, "__func__", score)
+    name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(score).__qualname__)}"
+    probes = np.random.default_rng(20_261_207).standard_normal((3, d))
+    try:
+        values = np.asarray(score(probes.copy()), dtype=float).ravel().tolist()
+    except Exception:  # a score undefined at the probes is compared by name only
+        values = None
+    return (name, values)
 
 
 class SteinTest:
@@ -168,6 +174,7 @@ class SteinTest:
         self.score = check_callable(score, "score", "score(x) -> (n, d), the gradient of log pi")
         self.d = check_dim(d)
         self.name = str(name)
+        self.score_key = _score_key(self.score, self.d)
         self._psi = Covariance(2 * self.d)
 
     @property
@@ -192,7 +199,7 @@ class SteinTest:
     def merge(self, other: SteinTest) -> SteinTest:
         """A new summary: psi moments merged."""
         check_mergeable(self, other, d=(self.d, getattr(other, "d", None)),
-                        score=(_callable_key(self.score), _callable_key(getattr(other, "score", None))))
+                        score=(self.score_key, getattr(other, "score_key", None)))
         out = self.empty()
         out._psi = self._psi.merge(other._psi)
         return out

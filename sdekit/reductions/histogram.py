@@ -7,9 +7,9 @@
 When more than ``max_bins`` bins would be occupied, k grows by one and neighbour pairs (2m, 2m + 1) merge into m
 (floor(j / 2) = floor(x / 2w), exactly, since w is a power-of-two multiple of width0). The level after any sequence
 of updates and merges is the smallest k at which the data's occupied bins number at most ``max_bins`` (and the
-indices fit in 53 bits), a function of the sample set alone, so merged summaries equal one-pass ones exactly
-(the same technique as the "equi-width with doubling" histograms of streaming summaries, e.g. the binning of
-Ben-Haim & Tom-Tov 2010 restricted to a fixed dyadic grid).
+indices fit in 53 bits), a function of the sample set alone, so merged summaries equal one-pass ones exactly:
+a mergeable summary in the sense of Agarwal et al. (2013), "Mergeable summaries", ACM TODS 38(4), resting only on
+the dyadic identity floor(x / 2w) = floor(floor(x / w) / 2).
 """
 
 from __future__ import annotations

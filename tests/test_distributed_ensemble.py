@@ -146,3 +146,43 @@ def test_without_dask_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "distributed", None)
     with pytest.raises(SDEKitError, match=r"sdekit\[distributed\]"):
         require_distributed()
+
+
+def test_reductions_merge_to_the_one_process_statistics(client, tmp_path):
+    """Streaming reductions of a sharded solve (states never gathered) against the same reductions of the
+    single-process solve: exact counts, moments to rounding, the grid KS test's statistic and verdict; and a run
+    with such reductions resumes from its checkpoint (its key is stable)."""
+    from scipy import stats as st
+
+    from sdekit.reductions import Exceedance, GridKSTest, Histogram, Moments, QuantileSketch
+
+    ou = OrnsteinUhlenbeck(1.0, 2**0.5)
+    n, steps = 6000, 50
+    ref = sdekit.simulate(ou.sde, 0.0, (0.0, 1.0), n_paths=n, steps=steps, seed=9)
+    h = 1.0 / steps
+    sd_em = np.sqrt(2.0 * h * sum((1.0 - h) ** (2 * k) for k in range(steps)))  # EM's exact law: N(0, sd_em^2)
+    reductions = {"m": Moments(1), "p": Exceedance([0.5, 2.5]), "h": Histogram(np.linspace(-4, 4, 33)),
+                  "q": QuantileSketch(1, k=256), "ks": GridKSTest(st.norm(0.0, sd_em), cells=2**12),
+                  "ks_planted": GridKSTest(st.norm(0.2, sd_em), cells=2**12)}
+    kw = dict(n_paths=n, steps=steps, seed=9, client=client, shard_size=700, states="none", progress=False,
+              reductions=reductions, checkpoint=tmp_path)
+    sol = sd.simulate(ou.sde, 0.0, (0.0, 1.0), **kw)
+    assert sol.ys is None
+    one = {k: r.empty().update(ref.ys[-1]) for k, r in reductions.items()}
+    got, want = sol.reductions["m"].result(), one["m"].result()
+    assert got.n == n and np.allclose(got.mean, want.mean, rtol=0, atol=1e-14)
+    assert np.allclose(got.variance, want.variance, rtol=1e-12) and np.allclose(got.excess_kurtosis,
+                                                                                 want.excess_kurtosis, atol=1e-12)
+    assert np.array_equal(sol.reductions["p"].result().counts, one["p"].result().counts)
+    assert np.array_equal(sol.reductions["h"].result().counts, one["h"].result().counts)
+    q = sol.reductions["q"].result()
+    true_rank = np.searchsorted(np.sort(ref.ys[-1, :, 0]), np.atleast_1d(q.quantile(0.9))[0])
+    assert abs(true_rank - 0.9 * n) <= np.atleast_1d(q.rank_error_bound(1e-6))[0] + 1
+    ks_sharded, ks_one = sol.reductions["ks"].result(), one["ks"].result()
+    assert ks_sharded.statistic == ks_one.statistic and ks_sharded.passed == ks_one.passed
+    assert ks_sharded.passed  # the scheme's exact law (false-alarm rate 1e-6)
+    planted = sol.reductions["ks_planted"].result()  # the law shifted by 0.2 (0.22 sd): must be caught
+    assert not planted.passed and planted.statistic == one["ks_planted"].result().statistic
+    again = sd.simulate(ou.sde, 0.0, (0.0, 1.0), **kw)
+    assert again.stats.loaded_shards == sol.stats.n_shards
+    assert np.array_equal(again.reductions["h"].result().counts, one["h"].result().counts)

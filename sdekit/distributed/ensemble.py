@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import operator
 import os
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -133,7 +134,7 @@ def _run_shard(run: _Run, index: int, lo: int, hi: int, x0: np.ndarray, shard_ke
     reductions = {}
     if run.reductions:
         sample = _feature_sample(run.feature, sol.ys)
-        reductions = {name: r.empty().update(sample) for name, r in run.reductions.items()}
+        reductions = {name: _fresh(r, index).update(sample) for name, r in run.reductions.items()}
     keep = run.states != "none"
     result = ShardResult(index, lo, hi, sol.ys if keep else None, sol.ws if keep else None, reductions,
                          time.perf_counter() - start, sol.stats.compile_seconds, sol.stats.path_steps,
@@ -141,6 +142,13 @@ def _run_shard(run: _Run, index: int, lo: int, hi: int, x0: np.ndarray, shard_ke
     if checkpoint is not None:
         checkpoint.save(index, shard_key, result)
     return result
+
+
+def _fresh(reduction: Any, index: int) -> Any:
+    """An empty copy of a reduction for shard ``index``: ``spawn(index)`` where the reduction draws its own coins
+    (a quantile sketch: independent, reproducible coins per shard), else ``empty()``."""
+    spawn = getattr(reduction, "spawn", None)
+    return spawn(index) if callable(spawn) else reduction.empty()
 
 
 def _feature_sample(feature: Callable, ys: np.ndarray) -> np.ndarray:
@@ -255,10 +263,16 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
     return ShardedSolution(_save_times(problem, t, options), ys, merged, stats, ws)
 
 
-def _configuration(reduction: Any) -> Any:
-    """What configures a reduction (the attributes of its empty copy), for the run's key."""
+def _configuration(reduction: Any) -> bytes:
+    """What configures a reduction, for the run's key: the pickle of its empty copy (laws, edges, thresholds, ...;
+    cloudpickle for what plain pickle refuses, as dask ships it)."""
     empty = reduction.empty()
-    return vars(empty) if hasattr(empty, "__dict__") else repr(empty)
+    try:
+        return pickle.dumps(empty, protocol=4)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle
+
+        return cloudpickle.dumps(empty, protocol=4)
 
 
 def _merge_in_order(parts: list[Any]) -> Any:

@@ -42,9 +42,13 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 from bench_timing import busy_jiffies  # noqa: E402
 from power import machine  # noqa: E402
+
+# this file is named distributed.py: keep its folder off the path so that `import distributed` finds dask's
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import sdekit  # noqa: E402
 
@@ -92,6 +96,7 @@ def peak_rss_mib() -> float:
 def one_process(job: str, n_paths: int, threads: int, queue: multiprocessing.Queue) -> None:
     """Child process: the single-process run of `job`, timed after a compile run; puts a dict on `queue`."""
     import numba
+
     from sdekit.reductions import Exceedance, Moments
 
     numba.set_num_threads(threads)
@@ -157,9 +162,8 @@ def cluster_run(client, sd, problem, n_paths: int, steps: int, seed: int, reduct
 
 def overheads(client, sd) -> dict:
     """Scheduler cost per no-op task, wall per 1-step shard, bytes per shard."""
-    from sdekit.reductions import Moments
-
     from sdekit.distributed.ensemble import ShardResult
+    from sdekit.reductions import Moments
 
     n_tasks = 2000
     t0 = time.perf_counter()
@@ -174,7 +178,7 @@ def overheads(client, sd) -> dict:
     per_shard = (time.perf_counter() - t0) / n_shards
     compute_per_shard = sol.stats.compute_seconds / n_shards
     run = sd.ensemble._Run(LANGEVIN, (0.0, 1.0), {"steps": STEPS}, 1, "none", sd.ensemble.final_state,
-                           {"m": Moments(DIM)}, False)
+                           {"m": Moments(DIM)}, False, "0" * 64, "0" * 64)
     import cloudpickle
 
     args_bytes = len(cloudpickle.dumps((run, 0, 0, 100_000, np.asarray(0.0), "0" * 64, None)))
@@ -213,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import distributed
-    from sdekit.reductions import Exceedance, Moments
 
     import sdekit.distributed as sd
+    from sdekit.reductions import Exceedance, Moments
 
     out: dict = {"machine": machine(), "workers": args.workers, "config": vars(args)}
     started = time.perf_counter()

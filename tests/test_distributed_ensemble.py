@@ -186,3 +186,33 @@ def test_reductions_merge_to_the_one_process_statistics(client, tmp_path):
     again = sd.simulate(ou.sde, 0.0, (0.0, 1.0), **kw)
     assert again.stats.loaded_shards == sol.stats.n_shards
     assert np.array_equal(again.reductions["h"].result().counts, one["h"].result().counts)
+
+
+SCALE = 2.0
+
+
+def _scaled_drift(x, t, p):
+    return -SCALE * x
+
+
+def _constant_diffusion(x, t, p):
+    return p[0]
+
+
+def test_run_keys_see_functions_parameters_and_captured_constants():
+    from sdekit.distributed.keys import digest, problem_token
+
+    global SCALE
+
+    def key(params):
+        return digest(problem_token(sdekit.SDE(_scaled_drift, _constant_diffusion, dim=1, noise="additive",
+                                               params=params)))
+
+    before = key([1.0])
+    assert key([1.0]) == before and key([1.5]) != before
+    SCALE = 3.0  # a constant the drift reads: a different problem (a checkpoint of the old one must not be reused)
+    try:
+        changed = key([1.0])
+    finally:
+        SCALE = 2.0
+    assert changed != before and key([1.0]) == before

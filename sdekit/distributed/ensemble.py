@@ -17,6 +17,7 @@ import os
 import pickle
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,27 @@ class _Run:
     feature: Callable[[np.ndarray], np.ndarray]
     reductions: dict[str, Any]
     x0_rows: bool  # x0 holds a row per path (sliced per shard) or one state for all
+    key: str  # the run's key
+    problem_key: str  # the problem's own key (its functions and parameters)
+
+
+# Problems a worker has seen, by key: each task arrives with its own unpickled copy of the problem, whose new function
+# objects would make every shard compile its kernels again; the first copy a worker saw serves all later shards (of
+# this run and of later runs of the same problem with other seeds, sizes or options).
+_WORKER_PROBLEMS: OrderedDict[str, Any] = OrderedDict()
+WORKER_PROBLEMS_KEPT = 8
+
+
+def _worker_problem(run: _Run) -> Any:
+    """The copy of ``run.problem`` this worker process keeps (see _WORKER_PROBLEMS)."""
+    kept = _WORKER_PROBLEMS.get(run.problem_key)
+    if kept is None:
+        _WORKER_PROBLEMS[run.problem_key] = kept = run.problem
+        while len(_WORKER_PROBLEMS) > WORKER_PROBLEMS_KEPT:
+            _WORKER_PROBLEMS.popitem(last=False)
+    else:
+        _WORKER_PROBLEMS.move_to_end(run.problem_key)
+    return kept
 
 
 def _run_shard(run: _Run, index: int, lo: int, hi: int, x0: np.ndarray, shard_key: str,
@@ -127,9 +149,10 @@ def _run_shard(run: _Run, index: int, lo: int, hi: int, x0: np.ndarray, shard_ke
 
     from sdekit.simulate import simulate as simulate_one
 
+    problem = _worker_problem(run)
     threads = min(worker_threads(), numba.config.NUMBA_NUM_THREADS)
     start = time.perf_counter()
-    sol = simulate_one(run.problem, x0, run.t, n_paths=None if run.x0_rows else hi - lo, seed=run.seed,
+    sol = simulate_one(problem, x0, run.t, n_paths=None if run.x0_rows else hi - lo, seed=run.seed,
                        path_offset=lo, threads=threads, progress=False, **run.options)
     reductions = {}
     if run.reductions:
@@ -222,9 +245,11 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
     x0_arr, per_path, n = _initial_rows(problem, x0, n_paths)
     shard_size = _shard_size(shard_size, n, problem.dim, options, client)
     ranges = shard_ranges(n, shard_size)
-    run = _Run(problem, t, options, seed, states, feature, {k: r.empty() for k, r in reductions.items()}, per_path)
-    run_key = digest(problem_token(problem), x0_arr, t, sorted(options.items()), seed, n, shard_size, states,
-                     feature, [(k, type(r).__qualname__, _configuration(r)) for k, r in sorted(reductions.items())])
+    problem_key = digest(problem_token(problem))
+    run_key = digest(problem_key, x0_arr, t, sorted(options.items()), seed, n, shard_size, states, feature,
+                     [(k, type(r).__qualname__, _configuration(r)) for k, r in sorted(reductions.items())])
+    run = _Run(problem, t, options, seed, states, feature, {k: r.empty() for k, r in reductions.items()}, per_path,
+               run_key, problem_key)
     ckpt = None
     if checkpoint is not None:
         ckpt = ShardCheckpoint(checkpoint, run_key, {"problem": getattr(problem, "name", None), "n_paths": n,

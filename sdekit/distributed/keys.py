@@ -17,15 +17,40 @@ from sdekit._version import __version__
 
 
 def _function_token(fn: Any) -> str:
-    """A function's identity: module, name, and a digest of its source (or bytecode) and closure constants."""
+    """A function's identity: module, name, a digest of its source (or bytecode), and the values it captures (the
+    numbers and arrays it reads from its closure or its module's globals), so that a changed constant is a changed
+    function."""
     py = getattr(fn, "py_func", fn)
     name = f"{getattr(py, '__module__', '?')}.{getattr(py, '__qualname__', type(py).__name__)}"
+    h = hashlib.sha256()
     try:
-        body = inspect.getsource(py).encode()
+        h.update(inspect.getsource(py).encode())
     except (OSError, TypeError):
         code = getattr(py, "__code__", None)
-        body = code.co_code + repr(code.co_consts).encode() if code is not None else repr(py).encode()
-    return f"{name}:{hashlib.sha256(body).hexdigest()[:16]}"
+        h.update(code.co_code + repr(code.co_consts).encode() if code is not None else repr(py).encode())
+    code = getattr(py, "__code__", None)
+    if code is not None:
+        scope = getattr(py, "__globals__", {})
+        captured = [(n, scope[n]) for n in code.co_names if n in scope and _is_value(scope[n])]
+        cells = [c.cell_contents for c in (getattr(py, "__closure__", None) or ()) if _has_contents(c)]
+        captured += [(str(i), v) for i, v in enumerate(cells) if _is_value(v)]
+        for n, v in captured:
+            h.update(n.encode())
+            _feed(h, v)
+    return f"{name}:{h.hexdigest()[:16]}"
+
+
+def _is_value(v: Any) -> bool:
+    return isinstance(v, (int, float, complex, np.ndarray, np.generic)) and not isinstance(v, bool) or (
+        isinstance(v, tuple) and all(isinstance(x, (int, float, np.ndarray, np.generic)) for x in v))
+
+
+def _has_contents(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 def _feed(h: Any, value: Any) -> None:

@@ -138,10 +138,11 @@ def _validate(args: argparse.Namespace, argv: Sequence[str] | None, error: Calla
         flag = "--scheduler" if args.scheduler is not None else "--cluster"
         if args.jobs is not None and args.jobs > 1:
             error(f"argument --jobs: not allowed with {flag} (the cluster's workers run the checks)")
-        from sdekit.distributed.cluster import require_distributed
         from sdekit.errors import SDEKitError
 
-        try:
+        try:  # sdekit.distributed itself raises on import without dask
+            from sdekit.distributed.cluster import require_distributed
+
             require_distributed()
         except SDEKitError as exc:
             error(f"argument {flag}: {exc}")

@@ -9,6 +9,7 @@ and exits 1 if any check failed, 2 on a bad argument (before anything runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import math
 import sys
@@ -132,13 +133,29 @@ def _validate(args: argparse.Namespace, argv: Sequence[str] | None, error: Calla
 
     n_paths = args.paths if args.paths is not None else (5_000 if args.quick else 20_000)
     jobs = args.jobs if args.jobs is not None else available_cores()
+    on_cluster = args.scheduler is not None or args.cluster is not None
+    if on_cluster:
+        flag = "--scheduler" if args.scheduler is not None else "--cluster"
+        if args.jobs is not None and args.jobs > 1:
+            error(f"argument --jobs: not allowed with {flag} (the cluster's workers run the checks)")
+        from sdekit.errors import SDEKitError
+
+        try:  # sdekit.distributed itself raises on import without dask
+            from sdekit.distributed.cluster import require_distributed
+
+            require_distributed()
+        except SDEKitError as exc:
+            error(f"argument {flag}: {exc}")
     start = time.perf_counter()
 
     def done(name: str, report: object, seconds: float) -> None:
         if args.verbose:
             print(f"  {name}: {'pass' if report.passed else 'FAIL'} ({seconds:.1f} s)", file=sys.stderr)
 
-    finished = run_checks(names, n_paths, args.seed, args.alpha, jobs, on_done=done)
+    if on_cluster:
+        finished = _run_on_cluster(args, names, n_paths, done, error)
+    else:
+        finished = run_checks(names, n_paths, args.seed, args.alpha, jobs, on_done=done)
     runs = [CheckRun(report, seconds, SUITE[name].description) for name, (report, seconds) in zip(names, finished)]
     print(format_summary(runs))
     failed = sum(not r.report.passed for r in runs)
@@ -159,6 +176,25 @@ def _validate(args: argparse.Namespace, argv: Sequence[str] | None, error: Calla
         print(f"\nreport: {path}")
     print(f"\n{header}  ({time.perf_counter() - start:.1f} s)")
     return 1 if failed else 0
+
+
+def _run_on_cluster(args: argparse.Namespace, names: list[str], n_paths: int,
+                    done: Callable[[str, object, float], None],
+                    error: Callable[[str], NoReturn]) -> list[tuple[object, float]]:
+    """The checks on the dask scheduler at --scheduler, or on a local cluster of --cluster worker processes (each
+    with cores // N threads), one task per check."""
+    from sdekit.distributed.checks import run_checks_on_cluster
+    from sdekit.distributed.cluster import cluster, local_cores
+    from sdekit.errors import SDEKitError
+
+    threads = max(1, local_cores() // (args.cluster or 1))
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(cluster(args.scheduler, n_workers=args.cluster, threads_per_worker=threads))
+        except SDEKitError as exc:  # e.g. no scheduler at that address
+            error(f"argument --scheduler: {exc}")
+        return run_checks_on_cluster(names, n_paths, args.seed, args.alpha, client=client,
+                                     progress=False if args.verbose else None, on_done=done)
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -183,6 +219,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     val.add_argument("--list", action="store_true", help="list the checks and exit")
     val.add_argument("-j", "--jobs", type=jobs_arg, default=None, metavar="J",
                      help="checks run in J worker processes side by side, same reports (default: one per core)")
+    where = val.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the checks on the dask cluster of this scheduler (e.g. tcp://10.0.0.5:8786), one "
+                            "task per check, same reports (needs pip install 'sdekit[distributed]')")
+    where.add_argument("--cluster", type=jobs_arg, default=None, metavar="N",
+                       help="run the checks on a local dask cluster of N worker processes, same reports (needs pip "
+                            "install 'sdekit[distributed]')")
     val.add_argument("-v", "--verbose", action="store_true", help="print each check's verdict and time as it runs")
     return parser, val
 

@@ -51,11 +51,15 @@ class ChainNonFiniteError(FloatingPointError):
     """An MCMC chain's state turned non-finite; `chain` and `step` (1-based; 0 = the initial position) say where."""
 
     def __init__(self, chain: int, step: int, step_size: float, what: str = "state"):
-        self.chain, self.step, self.step_size = int(chain), int(step), float(step_size)
+        self.chain, self.step, self.step_size, self.detail = int(chain), int(step), float(step_size), what
         where = "at its initial position" if self.step == 0 else f"at step {self.step} (warm-up included)"
         super().__init__(
             f"chain {self.chain} became non-finite ({what}) {where}, step size {self.step_size:.6g}; "
             "reduce the step size or use a Metropolis-adjusted sampler, which rejects such proposals")
+
+    def __reduce__(self) -> tuple:
+        """Pickle by the constructor's arguments (the error crosses process boundaries: sdekit.distributed)."""
+        return type(self), (self.chain, self.step, self.step_size, self.detail)
 
 
 class NonFiniteProposalError(ChainNonFiniteError):
@@ -63,7 +67,7 @@ class NonFiniteProposalError(ChainNonFiniteError):
     `chain` and `step` (1-based, warm-up included) say where it first happened."""
 
     def __init__(self, chain: int, step: int, step_size: float, where: str = ""):
-        self.chain, self.step, self.step_size = int(chain), int(step), float(step_size)
+        self.chain, self.step, self.step_size, self.detail = int(chain), int(step), float(step_size), where
         FloatingPointError.__init__(
             self, f"chain {self.chain}{where} proposed a point with a non-finite energy or gradient at step "
             f"{self.step} (warm-up included), step size {self.step_size:.6g} (on_nonfinite='raise'); fix the energy "

@@ -38,6 +38,15 @@ def check_on_nonfinite(on_nonfinite: Any) -> str:
     return on_nonfinite
 
 
+def check_chain_offset(chain_offset: Any) -> int:
+    """``chain_offset`` as a Python int in [0, 2**62), else SDEKitError (the global index of a run's first chain)."""
+    if isinstance(chain_offset, bool) or not isinstance(chain_offset, int | np.integer) or \
+            not 0 <= int(chain_offset) < 2 ** 62:
+        raise SDEKitError(f"chain_offset must be an integer >= 0 (the global index of the first chain); "
+                          f"got {chain_offset!r}")
+    return int(chain_offset)
+
+
 def initial_positions(target: Any, x0: Any, n_chains: int, seed: int) -> np.ndarray:
     """Starting points, (n_chains, d): x0=None draws N(0, I) (seeded by ``seed``); x0="target" draws exactly
     from the target (``target.sample``: for stationarity checks); an array of shape (d,) is repeated,
@@ -107,7 +116,8 @@ def draw_arrays(n_chains: int, n_draws: int, d: int, name: str = "n_draws") -> t
 def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, kernel_params: np.ndarray,
                mats: np.ndarray | None = None, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,
                thin: int = 1, adapt: bool = False, target_accept: float = 0.8, seed: int = 0, x0: Any = None,
-               on_nonfinite: str = "warn", proposes: bool = True, driver: Callable | None = None) -> MCMCResult:
+               on_nonfinite: str = "warn", proposes: bool = True, driver: Callable | None = None,
+               chain_offset: int = 0) -> MCMCResult:
     """Run ``n_chains`` chains of ``step`` on ``target`` (an energy target: dim, energy_fn, params).
 
     Warm-up: ``n_warmup`` steps, adapting each chain's step size by dual averaging to ``target_accept``
@@ -116,6 +126,9 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     ``proposes`` False (ULA) leaves ``n_nonfinite`` None: such a step has no proposal to reject. ``driver``:
     the compiled driver taking (step, energy, ...) (None: the disk-cached one for importable energies, else
     `kernel.run_chains_kernel`; the planted-bug runs of `sdekit.mcmc.defects` pass its serial twin).
+    ``chain_offset``: the global index of the first chain; chain c draws from stream (seed, chain_offset + c) and
+    errors name that index, so a run of chains [a, b) of a larger run (offset a, the larger run's start points
+    rows a..b-1 as x0) reproduces those rows bit for bit (`sdekit.distributed.sample_chains`).
     """
     check_energy_target(target)
     n_chains = check_count(n_chains, "n_chains")
@@ -123,6 +136,7 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     n_warmup = check_count(n_warmup, "n_warmup", minimum=0)
     thin = check_count(thin, "thin")
     seed = check_seed(seed)
+    chain_offset = check_chain_offset(chain_offset)
     on_nonfinite = check_on_nonfinite(on_nonfinite)
     if not isinstance(adapt, bool | np.bool_):
         raise SDEKitError(f"adapt must be True or False; got {adapt!r}")
@@ -142,8 +156,8 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     nonfinite = np.zeros(n_chains, dtype=np.int64)
     first_nonfinite = np.zeros(n_chains, dtype=np.int64)
     args = (target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt), target_accept, np.uint64(seed),
-            on_nonfinite == "raise", ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status, nonfinite,
-            first_nonfinite)
+            chain_offset, on_nonfinite == "raise", ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status,
+            nonfinite, first_nonfinite)
     kernel = cached_kernel(step, energy_function(target)) if driver is None else None
     start = time.perf_counter()
     if kernel is not None:
@@ -154,12 +168,12 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:
         c = int(bad[np.argmin(status[bad])])
-        raise ChainNonFiniteError(c, int(status[c]), float(h_final[c]),
+        raise ChainNonFiniteError(chain_offset + c, int(status[c]), float(h_final[c]),
                                   "energy or gradient at the initial position" if status[c] == 0 else "state")
     if on_nonfinite == "raise" and np.any(first_nonfinite):
         hit = np.flatnonzero(first_nonfinite)
         c = int(hit[np.argmin(first_nonfinite[hit])])
-        raise NonFiniteProposalError(c, int(first_nonfinite[c]), float(h_final[c]))
+        raise NonFiniteProposalError(chain_offset + c, int(first_nonfinite[c]), float(h_final[c]))
     res = MCMCResult(draws, acc, pot, div, h_final, sampler, n_warmup, thin, seconds, n_nonfinite=nonfinite)
     if not proposes:
         res.n_nonfinite = None

@@ -185,7 +185,7 @@ def mass_factors(mass: Any, dim: int) -> tuple[np.ndarray, bool]:
 def hmc(target: Any, *, step_size: Any = 0.1, n_leapfrog: int = 10, mass: Any = None,
         divergence_threshold: float = 1000.0, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,
         thin: int = 1, adapt: bool = True, target_accept: float = 0.8, seed: int = 0, x0: Any = None,
-        on_nonfinite: str = "warn") -> MCMCResult:
+        on_nonfinite: str = "warn", chain_offset: int = 0) -> MCMCResult:
     """Run HMC chains with ``n_leapfrog`` leapfrog steps per transition, accepted with probability
     min(1, exp(H(x, p) - H(x', p'))) (Duane et al. 1987; Neal 2011; see the module docstring).
 
@@ -193,10 +193,12 @@ def hmc(target: Any, *, step_size: Any = 0.1, n_leapfrog: int = 10, mass: Any = 
     rejected; divergences above the share in `sdekit.mcmc.diagnostics.THRESHOLDS` are warned about at the end
     of the run. on_nonfinite: trajectories that meet a non-finite energy or gradient are counted
     (``n_nonfinite``); "warn" (default), "reject" or "raise", as for `sdekit.mcmc.mala`.
+    chain_offset: the global index of the first chain (its random stream; errors name it), see `run_chains`.
     """
     return hmc_with(hmc_step, target, step_size=step_size, n_leapfrog=n_leapfrog, mass=mass,
                     divergence_threshold=divergence_threshold, n_chains=n_chains, n_draws=n_draws, n_warmup=n_warmup,
-                    thin=thin, adapt=adapt, target_accept=target_accept, seed=seed, x0=x0, on_nonfinite=on_nonfinite)
+                    thin=thin, adapt=adapt, target_accept=target_accept, seed=seed, x0=x0, on_nonfinite=on_nonfinite,
+                    chain_offset=chain_offset)
 
 
 def hmc_with(step: Any, target: Any, *, n_leapfrog: int, mass: Any, divergence_threshold: float,

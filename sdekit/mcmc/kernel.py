@@ -10,7 +10,8 @@ diverged and whether it evaluated a non-finite energy or gradient (a proposal it
 ``work`` is a (WORK_ROWS, d) scratch array, ``kp`` the sampler's numeric parameters, ``mats`` a
 (2, d, d) array of matrices (mass matrix factors, proposal factor), ``rng`` the chain's xoshiro256++
 state (`sdekit.noise.streams`): each chain's numbers depend only on (seed, chain), so results never
-change with the thread count.
+change with the thread count. Row c of the arrays is chain ``chain_offset + c`` of the run (its stream), so
+chains [a, b) run alone (offset a, their start points and step sizes) equal rows a..b-1 of one run of all.
 
 `run_chains_kernel` loops warm-up (with per-chain dual-averaging step-size adaptation when asked) and
 sampling, keeps every ``thin``-th state, counts each chain's non-finite proposals (and the 1-based step
@@ -61,13 +62,13 @@ def metropolis_accept(log_u, log_r, x, grad, u, y, gy, uy):
 
 
 def _run_chains(step, energy, p, x0, h0, kp, mats, n_warmup, n_draws, thin, adapt, target_accept, seed,
-                stop_on_nonfinite, k_tab, w_tab, f_tab, draws, acc, pot, div, h_final, status, nonfinite,
+                chain_offset, stop_on_nonfinite, k_tab, w_tab, f_tab, draws, acc, pot, div, h_final, status, nonfinite,
                 first_nonfinite):
     n_chains, d = x0.shape
     total = n_warmup + n_draws * thin
     for c in nb.prange(n_chains):
         rng = np.empty((1, 4), dtype=np.uint64)
-        seed_stream(rng[0], seed, c, STREAM_MCMC)
+        seed_stream(rng[0], seed, chain_offset + c, STREAM_MCMC)
         x = x0[c].copy()
         grad = np.empty(d)
         work = np.zeros((WORK_ROWS, d))

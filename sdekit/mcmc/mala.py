@@ -87,7 +87,7 @@ DEFECTS = {
 
 def mala(target: Any, *, step_size: Any = 0.1, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,
          thin: int = 1, adapt: bool = True, target_accept: float = 0.574, seed: int = 0, x0: Any = None,
-         on_nonfinite: str = "warn") -> MCMCResult:
+         on_nonfinite: str = "warn", chain_offset: int = 0) -> MCMCResult:
     """Run MALA chains on an energy target (see the module docstring for the kernel; Roberts & Tweedie 1996):
     y = x - h grad U(x) + sqrt(2 h) xi, accepted with probability min(1, r) (log r in the module docstring).
 
@@ -98,9 +98,11 @@ def mala(target: Any, *, step_size: Any = 0.1, n_chains: int = 4, n_draws: int =
     (``n_nonfinite``); "warn" (default) warns when they exceed the share in
     `sdekit.mcmc.diagnostics.THRESHOLDS`, "reject" only counts, "raise" stops at the first.
     The end-of-run checks (`sdekit.mcmc.diagnostics`) are in ``result.diagnostics``.
+    chain_offset: the global index of the first chain (its random stream; errors name it), see `run_chains`.
     """
     return mala_with(mala_step, target, step_size=step_size, n_chains=n_chains, n_draws=n_draws, n_warmup=n_warmup,
-                     thin=thin, adapt=adapt, target_accept=target_accept, seed=seed, x0=x0, on_nonfinite=on_nonfinite)
+                     thin=thin, adapt=adapt, target_accept=target_accept, seed=seed, x0=x0, on_nonfinite=on_nonfinite,
+                     chain_offset=chain_offset)
 
 
 def mala_with(step: Any, target: Any, **options: Any) -> MCMCResult:

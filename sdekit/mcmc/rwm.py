@@ -78,17 +78,19 @@ DEFECTS = {
 
 def rwm(target: Any, *, step_size: Any = 0.5, proposal: str = "gaussian", proposal_cov: Any = None,
         n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000, thin: int = 1, adapt: bool = True,
-        target_accept: float = 0.234, seed: int = 0, x0: Any = None, on_nonfinite: str = "warn") -> MCMCResult:
+        target_accept: float = 0.234, seed: int = 0, x0: Any = None, on_nonfinite: str = "warn",
+        chain_offset: int = 0) -> MCMCResult:
     """Run random-walk Metropolis chains, y = x + h L z, accepted with probability min(1, exp(U(x) - U(y)))
     (Metropolis et al. 1953; see the module docstring).
 
     proposal: "gaussian" or "uniform"; proposal_cov: SPD (d, d) shape of the step (L L^T), identity by default.
     on_nonfinite: proposals with a non-finite energy are rejected and counted; "warn" (default), "reject" or
     "raise", as for `sdekit.mcmc.mala`. The end-of-run checks are in ``result.diagnostics``.
+    chain_offset: the global index of the first chain (its random stream; errors name it), see `run_chains`.
     """
     return rwm_with(rwm_step, target, step_size=step_size, proposal=proposal, proposal_cov=proposal_cov,
                     n_chains=n_chains, n_draws=n_draws, n_warmup=n_warmup, thin=thin, adapt=adapt,
-                    target_accept=target_accept, seed=seed, x0=x0, on_nonfinite=on_nonfinite)
+                    target_accept=target_accept, seed=seed, x0=x0, on_nonfinite=on_nonfinite, chain_offset=chain_offset)
 
 
 def rwm_with(step: Any, target: Any, *, proposal: str, proposal_cov: Any, **options: Any) -> MCMCResult:

@@ -59,12 +59,13 @@ DEFECTS = {
 
 
 def ula(target: Any, *, step_size: float, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 0, thin: int = 1,
-        seed: int = 0, x0: Any = None) -> MCMCResult:
+        seed: int = 0, x0: Any = None, chain_offset: int = 0) -> MCMCResult:
     """Run ULA chains, x' = x - h grad U(x) + sqrt(2 h) xi with h = step_size (fixed: ULA has no
     acceptance to adapt to; Roberts & Tweedie 1996). See the module docstring for the exact Gaussian bias.
-    A chain whose state turns non-finite raises `ChainNonFiniteError` naming the chain and the step."""
+    A chain whose state turns non-finite raises `ChainNonFiniteError` naming the chain and the step.
+    chain_offset: the global index of the first chain (its random stream; errors name it), see `run_chains`."""
     return ula_with(ula_step, target, step_size=step_size, n_chains=n_chains, n_draws=n_draws, n_warmup=n_warmup,
-                    thin=thin, seed=seed, x0=x0)
+                    thin=thin, seed=seed, x0=x0, chain_offset=chain_offset)
 
 
 def ula_with(step: Any, target: Any, **options: Any) -> MCMCResult:

@@ -50,7 +50,7 @@ import scipy.linalg
 
 from sdekit.diffusion.samplers.checks import check_count, check_positive, check_real, check_seed
 from sdekit.errors import ChainNonFiniteError, SDEKitError
-from sdekit.mcmc.chains import draw_arrays, initial_positions, per_chain_array, step_sizes
+from sdekit.mcmc.chains import check_chain_offset, draw_arrays, initial_positions, per_chain_array, step_sizes
 from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.kernel import NO_FAILURE, STREAM_MCMC
 from sdekit.mcmc.result import MCMCResult
@@ -128,12 +128,12 @@ def obabo_step(energy, p, x, v, grad, h, c1, noise, inv_mass, rng, k_tab, w_tab,
 
 @nb.njit
 def run_chain(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme, n_warmup, n_draws, thin, seed,
-              stream, k_tab, w_tab, f_tab, draws, pot, mom):
-    """Run chain c (its own RNG stream), writing draws[c], pot[c], mom[c]; returns NO_FAILURE or the 1-based
-    step at which the state turned non-finite (0: the initial state)."""
+              chain_offset, stream, k_tab, w_tab, f_tab, draws, pot, mom):
+    """Run row c (chain chain_offset + c of the run: its own RNG stream), writing draws[c], pot[c], mom[c];
+    returns NO_FAILURE or the 1-based step at which the state turned non-finite (0: the initial state)."""
     d = x0.shape[1]
     rng = np.empty((1, 4), dtype=np.uint64)
-    seed_stream(rng[0], seed, c, stream)
+    seed_stream(rng[0], seed, chain_offset + c, stream)
     x = x0[c].copy()
     v = np.empty(d)
     grad = np.empty(d)
@@ -163,10 +163,10 @@ def run_chain(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme,
 
 
 def _run_underdamped(energy, p, x0, p0, draw_momentum, h0, gamma, beta, mass, scheme, n_warmup, n_draws, thin,
-                     seed, stream, k_tab, w_tab, f_tab, draws, pot, mom, status):
+                     seed, chain_offset, stream, k_tab, w_tab, f_tab, draws, pot, mom, status):
     for c in nb.prange(x0.shape[0]):
         status[c] = run_chain(energy, p, c, x0, p0, draw_momentum, h0[c], gamma, beta, mass, scheme, n_warmup,
-                              n_draws, thin, seed, stream, k_tab, w_tab, f_tab, draws, pot, mom)
+                              n_draws, thin, seed, chain_offset, stream, k_tab, w_tab, f_tab, draws, pot, mom)
 
 
 run_underdamped_kernel = nb.njit(parallel=True)(_run_underdamped)
@@ -245,7 +245,7 @@ def _check_momenta(p0: Any, n_chains: int, d: int) -> np.ndarray:
 def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, scheme: str = "baoab",
                          mass: Any = None, beta: float = 1.0, n_chains: int = 4, n_draws: int = 1000,
                          n_warmup: int = 0, thin: int = 1, seed: int = 0, x0: Any = None,
-                         p0: Any = None) -> MCMCResult:
+                         p0: Any = None, chain_offset: int = 0) -> MCMCResult:
     """Run ``n_chains`` chains of underdamped Langevin dynamics on an energy target by BAOAB, OBABO, UBU or ShOULD.
 
     Discretises dX = M^{-1} P dt, dP = -grad U(X) dt - gamma P dt + sqrt(2 gamma / beta) M^{1/2} dW
@@ -274,17 +274,19 @@ def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, 
     potential_energy U at the draws; step_size (chains,); extras "momentum" (chains, d) the final
     momenta, "scheme", "friction", "mass", "beta". A non-finite state raises `ChainNonFiniteError`
     naming the chain and the step (1-based, warm-up included; 0 = the initial state). The end-of-run checks
-    (`sdekit.mcmc.diagnostics`: R-hat and ESS) are in ``result.diagnostics``.
+    (`sdekit.mcmc.diagnostics`: R-hat and ESS) are in ``result.diagnostics``. chain_offset: the global index of
+    the first chain (its random stream and the index errors name): chains [a, b) of a larger run, run with
+    chain_offset=a and that run's start points, equal its rows a..b-1 (`sdekit.distributed.sample_chains`).
     """
     kernel = run_high_order_kernel if _check_scheme(scheme) in HIGH_ORDER_SCHEMES else run_underdamped_kernel
     return underdamped_langevin_with(kernel, target, step_size=step_size, friction=friction,
                                      scheme=scheme, mass=mass, beta=beta, n_chains=n_chains, n_draws=n_draws,
-                                     n_warmup=n_warmup, thin=thin, seed=seed, x0=x0, p0=p0)
+                                     n_warmup=n_warmup, thin=thin, seed=seed, x0=x0, p0=p0, chain_offset=chain_offset)
 
 
 def underdamped_langevin_with(kernel: Any, target: Any, *, step_size: Any, friction: float, scheme: str, mass: Any,
                               beta: float, n_chains: int, n_draws: int, n_warmup: int, thin: int, seed: int, x0: Any,
-                              p0: Any) -> MCMCResult:
+                              p0: Any, chain_offset: int = 0) -> MCMCResult:
     """The underdamped driver with ``kernel`` as its compiled chains: `run_underdamped_kernel` or a planted
     variant from DEFECTS (schemes baoab, obabo), or `run_high_order_kernel` or a variant from
     `sdekit.mcmc.underdamped_high_order.HIGH_ORDER_DEFECTS` (ubu, should)."""
@@ -300,6 +302,7 @@ def underdamped_langevin_with(kernel: Any, target: Any, *, step_size: Any, frict
     n_warmup = check_count(n_warmup, "n_warmup", minimum=0)
     thin = check_count(thin, "thin")
     seed = check_seed(seed)
+    chain_offset = check_chain_offset(chain_offset)
     d = target.dim
     h0 = step_sizes(step_size, n_chains)
     m_diag = _check_mass(mass, d)
@@ -312,13 +315,13 @@ def underdamped_langevin_with(kernel: Any, target: Any, *, step_size: Any, frict
     status = np.full(n_chains, NO_FAILURE, dtype=np.int64)
     start = time.perf_counter()
     kernel(energy_function(target), target.params, xs, ps, draw_momentum, h0, friction, beta, m_diag,
-           _SCHEME_CODE[scheme], n_warmup, n_draws, thin, np.uint64(seed), np.uint64(STREAM_UNDERDAMPED), ZIG_K, ZIG_W,
-           ZIG_F, draws, pot, mom, status)
+           _SCHEME_CODE[scheme], n_warmup, n_draws, thin, np.uint64(seed), chain_offset, np.uint64(STREAM_UNDERDAMPED),
+           ZIG_K, ZIG_W, ZIG_F, draws, pot, mom, status)
     seconds = time.perf_counter() - start
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:
         c = int(bad[np.argmin(status[bad])])
-        raise ChainNonFiniteError(c, int(status[c]), float(h0[c]),
+        raise ChainNonFiniteError(chain_offset + c, int(status[c]), float(h0[c]),
                                   "energy or gradient at the initial state" if status[c] == 0 else "state")
     extras = {"momentum": mom, "scheme": scheme, "friction": friction, "mass": m_diag, "beta": beta}
     res = MCMCResult(draws, np.ones((n_chains, n_draws)), pot, np.zeros((n_chains, n_draws), dtype=np.int64), h0,

@@ -212,13 +212,13 @@ def should_step(energy, p, x, v, grad, h, coef, inv_mass, work, rng, k_tab, w_ta
 
 @nb.njit
 def run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, mass, scheme, n_warmup, n_draws, thin,
-                         seed, stream, k_tab, w_tab, f_tab, draws, pot, mom):
+                         seed, chain_offset, stream, k_tab, w_tab, f_tab, draws, pot, mom):
     """Chain c of UBU (scheme code 2) or ShOULD (3), same contract as `sdekit.mcmc.underdamped.run_chain`:
     writes draws[c], pot[c], mom[c]; returns NO_FAILURE or the 1-based step at which the state turned non-finite
     (0: the initial state). UBU's energy call is at the step's midpoint, so U at a kept draw costs one more."""
     d = x0.shape[1]
     rng = np.empty((1, 4), dtype=np.uint64)
-    seed_stream(rng[0], seed, c, stream)
+    seed_stream(rng[0], seed, chain_offset + c, stream)
     x = x0[c].copy()
     v = np.empty(d)
     grad = np.empty(d)
@@ -250,10 +250,11 @@ def run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h, gamma, beta, ma
 
 
 def _run_high_order(energy, p, x0, p0, draw_momentum, h0, gamma, beta, mass, scheme, n_warmup, n_draws, thin,
-                    seed, stream, k_tab, w_tab, f_tab, draws, pot, mom, status):
+                    seed, chain_offset, stream, k_tab, w_tab, f_tab, draws, pot, mom, status):
     for c in nb.prange(x0.shape[0]):
         status[c] = run_chain_high_order(energy, p, c, x0, p0, draw_momentum, h0[c], gamma, beta, mass, scheme,
-                                         n_warmup, n_draws, thin, seed, stream, k_tab, w_tab, f_tab, draws, pot, mom)
+                                         n_warmup, n_draws, thin, seed, chain_offset, stream, k_tab, w_tab, f_tab,
+                                         draws, pot, mom)
 
 
 run_high_order_kernel = nb.njit(parallel=True)(_run_high_order)

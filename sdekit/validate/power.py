@@ -399,6 +399,30 @@ class PowerRow:
     seconds: float
 
 
+def variant_rejections(case: Case, variant: Variant, seed: int, n: int) -> dict[str, int]:
+    """Rejections (0 or 1) per column of every check of ``case`` on ``variant`` with one seed: one cell of the
+    sum `run_case` forms over the seeds (also one task of `sdekit.distributed.power_table_on_cluster`)."""
+    counts: dict[str, int] = {}
+    for column, check in case.checks.items():
+        try:
+            out = check(variant, seed, n)
+        except NonFiniteError:  # the sampler blew up: every applicable check rejects it
+            out = dict.fromkeys(LAW_FAMILIES, True) if column == "laws" else True
+        if isinstance(out, dict):
+            for fam, rej in out.items():
+                counts[fam] = counts.get(fam, 0) + int(rej)
+        else:
+            counts[column] = counts.get(column, 0) + int(bool(out))
+    return counts
+
+
+def add_counts(total: dict[str, int], counts: dict[str, int]) -> dict[str, int]:
+    """``total`` with ``counts`` added column by column (in place; returned)."""
+    for column, k in counts.items():
+        total[column] = total.get(column, 0) + k
+    return total
+
+
 def run_case(case: Case, seeds: list[int], n: int) -> list[PowerRow]:
     """Every (variant, check) of a case over the seeds."""
     rows = []
@@ -406,16 +430,7 @@ def run_case(case: Case, seeds: list[int], n: int) -> list[PowerRow]:
         t0 = time.perf_counter()
         counts: dict[str, int] = {}
         for seed in seeds:
-            for column, check in case.checks.items():
-                try:
-                    out = check(v, seed, n)
-                except NonFiniteError:  # the sampler blew up: every applicable check rejects it
-                    out = dict.fromkeys(LAW_FAMILIES, True) if column == "laws" else True
-                if isinstance(out, dict):
-                    for fam, rej in out.items():
-                        counts[fam] = counts.get(fam, 0) + int(rej)
-                else:
-                    counts[column] = counts.get(column, 0) + int(bool(out))
+            add_counts(counts, variant_rejections(case, v, seed, n))
         rows.append(PowerRow(case.name, v.name, v.correct, len(seeds), counts, time.perf_counter() - t0))
     return rows
 

@@ -163,6 +163,7 @@ def cluster_run(client, sd, problem, n_paths: int, steps: int, seed: int, reduct
 def overheads(client, sd) -> dict:
     """Scheduler cost per no-op task, wall per 1-step shard, bytes per shard."""
     from sdekit.distributed.ensemble import ShardResult
+    from sdekit.distributed.transport import dumps_by_name
     from sdekit.reductions import Moments
 
     n_tasks = 2000
@@ -177,7 +178,7 @@ def overheads(client, sd) -> dict:
                       states="none", reductions={"m": Moments(DIM)}, progress=False)
     per_shard = (time.perf_counter() - t0) / n_shards
     compute_per_shard = sol.stats.compute_seconds / n_shards
-    run = sd.ensemble._Run(LANGEVIN, (0.0, 1.0), {"steps": STEPS}, 1, "none", sd.ensemble.final_state,
+    run = sd.ensemble._Run(dumps_by_name(LANGEVIN), (0.0, 1.0), {"steps": STEPS}, 1, "none", sd.ensemble.final_state,
                            {"m": Moments(DIM)}, False, "0" * 64, "0" * 64)
     import cloudpickle
 

@@ -34,6 +34,10 @@ class NonFiniteError(FloatingPointError):
         """The same error for a solve whose row p is path offset + p of the ensemble."""
         return NonFiniteError(offset + self.path, self.step, self.t, self.what, self.adaptive)
 
+    def __reduce__(self) -> tuple:
+        """Pickle by the constructor's arguments (the error crosses process boundaries: sdekit.distributed)."""
+        return type(self), (self.path, self.step, self.t, self.what, self.adaptive)
+
 
 class StepSizeError(FloatingPointError):
     """The adaptive step size collapsed or the step budget ran out on a path."""
@@ -45,6 +49,10 @@ class StepSizeError(FloatingPointError):
     def with_path_offset(self, offset: int) -> StepSizeError:
         """The same error for a solve whose row p is path offset + p of the ensemble."""
         return StepSizeError(offset + self.path, self.step, self.t, self.reason)
+
+    def __reduce__(self) -> tuple:
+        """Pickle by the constructor's arguments (the error crosses process boundaries: sdekit.distributed)."""
+        return type(self), (self.path, self.step, self.t, self.reason)
 
 
 class ChainNonFiniteError(FloatingPointError):

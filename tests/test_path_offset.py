@@ -55,3 +55,14 @@ def test_errors_name_the_path_in_the_ensemble():
     for bad in (-1, 1.5, True, 2**63):
         with pytest.raises(SDEKitError, match="path_offset"):
             sdekit.simulate(OU, 0.0, (0.0, 1.0), steps=2, path_offset=bad)
+
+
+def test_path_errors_survive_pickling():
+    """Errors cross process boundaries in sharded runs (sdekit.distributed): they must unpickle whole."""
+    import pickle
+
+    from sdekit.errors import StepSizeError
+
+    for err in (NonFiniteError(7, 3, 0.5, "drift", True), StepSizeError(4, 9, 0.25, "step budget exhausted")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and back.path == err.path

@@ -13,6 +13,9 @@ from sdekit.distributed.cluster import cluster, require_distributed
 
 require_distributed()
 
+from sdekit.distributed.chains import sample_chains  # noqa: E402
+from sdekit.distributed.checks import power_table_on_cluster, run_checks_on_cluster  # noqa: E402
 from sdekit.distributed.ensemble import ShardedSolution, simulate  # noqa: E402
 
-__all__ = ["ShardedSolution", "cluster", "require_distributed", "simulate"]
+__all__ = ["ShardedSolution", "cluster", "power_table_on_cluster", "require_distributed", "run_checks_on_cluster",
+           "sample_chains", "simulate"]

@@ -14,9 +14,7 @@ raise (the earliest step, then the lowest global chain index), naming its global
 from __future__ import annotations
 
 import hashlib
-import importlib
 import inspect
-import io
 import logging
 import math
 import pickle
@@ -27,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from sdekit.backends.numba.disk_cache import import_path
 from sdekit.diffusion.samplers.checks import check_count, check_seed
 from sdekit.distributed.cluster import cluster, worker_threads
 from sdekit.distributed.tasks import run_tasks
+from sdekit.distributed.transport import dumps_by_name
 from sdekit.errors import ChainNonFiniteError, SDEKitError
 from sdekit.mcmc import hmc, mala, rwm, ula, underdamped_langevin
 from sdekit.mcmc.chains import check_chain_offset, initial_positions, per_chain_array, step_sizes
@@ -83,31 +81,6 @@ def _bound_options(fn: Callable[..., MCMCResult], target: Any, n_chains: int, op
     out = dict(bound.arguments)
     out.pop("target")
     return out
-
-
-def _attribute(module: str, name: str) -> Any:
-    """``module.name``, imported: how an importable njit function is unpickled (`dumps_by_name`)."""
-    return getattr(importlib.import_module(module), name)
-
-
-def dumps_by_name(obj: Any) -> bytes:
-    """``obj`` pickled (cloudpickle) with every importable Numba function by its module and name: pickled by value,
-    a dispatcher is rebuilt as a new one in the worker, which the disk cache of the kernels does not recognise
-    (`sdekit.backends.numba.disk_cache.cacheable`), so every worker would compile them again."""
-    import cloudpickle
-    from numba.core.dispatcher import Dispatcher
-
-    class ByName(cloudpickle.Pickler):
-        def reducer_override(self, o: Any) -> Any:
-            if isinstance(o, Dispatcher):
-                path = import_path(o)
-                if path is not None:
-                    return _attribute, path
-            return super().reducer_override(o)
-
-    buffer = io.BytesIO()
-    ByName(buffer).dump(obj)
-    return buffer.getvalue()
 
 
 def _run_shard(fn: Callable[..., MCMCResult], target_bytes: bytes, options: dict[str, Any]) -> Any:

@@ -28,6 +28,7 @@ from sdekit.distributed.checkpoint import ShardCheckpoint
 from sdekit.distributed.cluster import cluster, worker_threads
 from sdekit.distributed.keys import digest, problem_token
 from sdekit.distributed.tasks import run_tasks
+from sdekit.distributed.transport import dumps_by_name
 from sdekit.errors import SDEKitError
 from sdekit.sde import ODE, SDE
 
@@ -104,9 +105,10 @@ class ShardedSolution:
 
 @dataclass(frozen=True)
 class _Run:
-    """Everything a shard needs besides its path range and x0 rows (pickled into every task)."""
+    """Everything a shard needs besides its path range and x0 rows (pickled into every task); the problem travels
+    as `dumps_by_name` bytes (its importable Numba functions by name: the worker loads their cached kernels)."""
 
-    problem: Any
+    problem_bytes: bytes
     t: Any
     options: dict
     seed: int
@@ -118,18 +120,18 @@ class _Run:
     problem_key: str  # the problem's own key (its functions and parameters)
 
 
-# Problems a worker has seen, by key: each task arrives with its own unpickled copy of the problem, whose new function
-# objects would make every shard compile its kernels again; the first copy a worker saw serves all later shards (of
-# this run and of later runs of the same problem with other seeds, sizes or options).
+# Problems a worker has seen, by key: unpickled anew for each task, the problem's new function objects would make
+# every shard compile its kernels again; the first copy a worker unpickled serves all its later shards (of this run
+# and of later runs of the same problem with other seeds, sizes or options).
 _WORKER_PROBLEMS: OrderedDict[str, Any] = OrderedDict()
 WORKER_PROBLEMS_KEPT = 8
 
 
 def _worker_problem(run: _Run) -> Any:
-    """The copy of ``run.problem`` this worker process keeps (see _WORKER_PROBLEMS)."""
+    """The copy of the run's problem this worker process keeps (see _WORKER_PROBLEMS)."""
     kept = _WORKER_PROBLEMS.get(run.problem_key)
     if kept is None:
-        _WORKER_PROBLEMS[run.problem_key] = kept = run.problem
+        _WORKER_PROBLEMS[run.problem_key] = kept = pickle.loads(run.problem_bytes)
         while len(_WORKER_PROBLEMS) > WORKER_PROBLEMS_KEPT:
             _WORKER_PROBLEMS.popitem(last=False)
     else:
@@ -248,8 +250,8 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
     problem_key = digest(problem_token(problem))
     run_key = digest(problem_key, x0_arr, t, sorted(options.items()), seed, n, shard_size, states, feature,
                      [(k, type(r).__qualname__, _configuration(r)) for k, r in sorted(reductions.items())])
-    run = _Run(problem, t, options, seed, states, feature, {k: r.empty() for k, r in reductions.items()}, per_path,
-               run_key, problem_key)
+    run = _Run(dumps_by_name(problem), t, options, seed, states, feature,
+               {k: r.empty() for k, r in reductions.items()}, per_path, run_key, problem_key)
     ckpt = None
     if checkpoint is not None:
         ckpt = ShardCheckpoint(checkpoint, run_key, {"problem": getattr(problem, "name", None), "n_paths": n,

@@ -103,22 +103,24 @@ def one_process(job: str, n_paths: int, threads: int, queue: multiprocessing.Que
     if job == "langevin":
         sdekit.simulate(LANGEVIN, 0.0, (0.0, 1.0), steps=2, n_paths=64, threads=threads)
         rss0 = peak_rss_mib()
-        t0 = time.perf_counter()
+        j0, t0 = busy_jiffies(), time.perf_counter()
         sol = sdekit.simulate(LANGEVIN, 0.0, (0.0, 1.0), steps=STEPS, n_paths=n_paths, seed=1, threads=threads,
                               progress=False)
         wall = time.perf_counter() - t0
+        other = _other_load(j0, t0, sol.stats.run_seconds, threads)
         red = Moments(DIM).update(sol.ys[-1])
     else:
         a, _ = rare_threshold()
         sdekit.simulate(OU, 0.0, (0.0, 1.0), steps=2, n_paths=64, threads=threads)
         rss0 = peak_rss_mib()
-        t0 = time.perf_counter()
+        j0, t0 = busy_jiffies(), time.perf_counter()
         sol = sdekit.simulate(OU, 0.0, (0.0, 1.0), steps=RARE_STEPS, n_paths=n_paths, seed=2, threads=threads,
                               progress=False)
         wall = time.perf_counter() - t0
+        other = _other_load(j0, t0, sol.stats.run_seconds, threads)
         red = Exceedance([a]).update(sol.ys[-1])
     queue.put({"wall_s": wall, "run_s": sol.stats.run_seconds, "peak_rss_mib": peak_rss_mib(),
-               "rss_before_mib": rss0, "reduction": pickle.dumps(red)})
+               "rss_before_mib": rss0, "other_cores": other, "reduction": pickle.dumps(red)})
 
 
 def run_one_process(job: str, n_paths: int, threads: int) -> dict:
@@ -126,11 +128,9 @@ def run_one_process(job: str, n_paths: int, threads: int) -> dict:
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=one_process, args=(job, n_paths, threads, q))
-    j0, w0 = busy_jiffies(), time.perf_counter()
     p.start()
     out = q.get()
     p.join()
-    out["other_cores"] = _other_load(j0, w0, out["wall_s"], threads)
     out["reduction"] = pickle.loads(out["reduction"])
     return out
 

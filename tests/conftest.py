@@ -1,8 +1,10 @@
 """Shared settings: a derandomized hypothesis profile for CI (statistical properties never shrink),
 and the false-alarm budget line printed at the end of the run (sdekit.pytest_plugin)."""
 
+import logging
 import os
 
+import pytest
 from hypothesis import settings
 
 from sdekit.testing import CI_PROFILE, DEV_PROFILE, register_profiles
@@ -21,3 +23,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import numba
 
     numba.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A dask LocalCluster of 2 worker processes (1 thread each) shared by the sdekit.distributed tests of this
+    process; its HTTP endpoint on a free port, its logs errors only."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       silence_logs=logging.ERROR)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()

@@ -1,6 +1,5 @@
 """sdekit.distributed.sample_chains: chains sharded over a dask cluster equal one process bit for bit."""
 
-import logging
 import warnings
 
 import numpy as np
@@ -21,15 +20,6 @@ RUNS = {  # enough draws that R-hat and ESS are evaluated, warm-up so that adapt
     "hmc": (hmc, dict(step_size=0.3, n_leapfrog=4, n_draws=120, n_warmup=60, seed=12)),
 }
 
-
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       silence_logs=logging.ERROR)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
 
 
 def run_recording(fn, *args, **kwargs):

@@ -1,6 +1,5 @@
 """`sdekit validate` checks and the power table on a dask cluster: the same reports and counts as one process."""
 
-import logging
 import sys
 
 import numpy as np
@@ -18,15 +17,6 @@ from sdekit.distributed.checks import power_table_on_cluster, run_checks_on_clus
 CHEAP_CHECKS = ["ou_2d_stationary", "ou_2d_em_law"]  # cheap, and one set of kernels
 N_PATHS, SEED, ALPHA = 1000, 7, 1e-6
 
-
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       silence_logs=logging.ERROR)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
 
 
 def outcomes(report):

@@ -3,7 +3,6 @@ shard size; states can stay on the workers; a checkpoint folder resumes a run; a
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -25,15 +24,6 @@ GBM = GeometricBrownianMotion(0.1, 0.4).sde
 X0 = np.random.default_rng(5).standard_normal((203, 2))
 SAVES = [0.25, 0.6, 1.0]  # 0.6 lies inside a step of the 10-step grid: a bridged partial step
 
-
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=logging.ERROR)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
 
 
 @pytest.fixture(scope="module")

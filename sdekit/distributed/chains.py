@@ -13,7 +13,6 @@ raise (the earliest step, then the lowest global chain index), naming its global
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import logging
 import math
@@ -27,6 +26,7 @@ import numpy as np
 
 from sdekit.diffusion.samplers.checks import check_count, check_seed
 from sdekit.distributed.cluster import cluster, worker_threads
+from sdekit.distributed.keys import digest
 from sdekit.distributed.tasks import run_tasks
 from sdekit.distributed.transport import dumps_by_name
 from sdekit.errors import ChainNonFiniteError, SDEKitError
@@ -150,12 +150,8 @@ def _run_key(name: str, options: dict[str, Any], arrays: dict[str, np.ndarray], 
     """A hash of the run's description: sampler, scalar options, the per-chain arrays' bytes and the target."""
     from dask.base import tokenize
 
-    digest = hashlib.sha256()
-    digest.update(repr(sorted((k, repr(v)) for k, v in options.items() if k not in arrays)).encode())
-    for k in sorted(arrays):
-        digest.update(k.encode() + np.ascontiguousarray(arrays[k]).tobytes())
-    digest.update(tokenize(target).encode())
-    return f"sample_chains-{name}-{digest.hexdigest()[:16]}"
+    scalars = sorted((k, v) for k, v in options.items() if k not in arrays)
+    return f"sample_chains-{name}-{digest(scalars, arrays, tokenize(target))[:16]}"
 
 
 def sample_chains(sampler: Any, target: Any, *, n_chains: int, chains_per_shard: int | None = None,

@@ -8,18 +8,18 @@ results. A task runs its kernels on the threads of the worker that runs it (`wor
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sdekit.distributed.cluster import cluster, worker_threads
+from sdekit.distributed.keys import digest
 from sdekit.distributed.tasks import run_tasks
 from sdekit.errors import SDEKitError
 
 
 def _key(kind: str, *parts: Any) -> str:
-    return f"{kind}-{hashlib.sha256(repr(parts).encode()).hexdigest()[:16]}"
+    return f"{kind}-{digest(*parts)[:16]}"
 
 
 def _check_on_worker(name: str, n_paths: int, seed: int, alpha: float) -> tuple[Any, float]:

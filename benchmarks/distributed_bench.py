@@ -2,8 +2,8 @@
 """Sharded ensembles on a dask LocalCluster against one process: throughput, scaling, memory, overhead per shard, a
 rare-event estimate, and a scale-out to 1,000 workers on paper from the measured costs.
 
-    python benchmarks/distributed.py [--path-steps 1e10] [--scaling-path-steps 1e9] [--rare-paths 2e8]
-                                     [--workers 2] [--out benchmarks/results]
+    python benchmarks/distributed_bench.py [--path-steps 1e10] [--scaling-path-steps 1e9] [--rare-paths 2e8]
+                                           [--workers 2] [--out benchmarks/results]
 
 1. Langevin16: dX = s(X) dt + sqrt(2) dW in R^16, s_i = -4 x_i (x_i^2 - 1) / eps (independent double wells,
    eps = 2), X_0 = 0, T = 1, Euler-Maruyama with 1,000 steps, path_steps / 1,000 paths. Run (a) sharded on a
@@ -42,13 +42,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).parent))
 from bench_timing import busy_jiffies  # noqa: E402
 from power import machine  # noqa: E402
-
-# this file is named distributed.py: keep its folder off the path so that `import distributed` finds dask's
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import sdekit  # noqa: E402
 

@@ -77,6 +77,8 @@ def test_bad_arguments_are_refused_by_name(client):
         sd.simulate(OU, X0, (0.0, 1.0), steps=2, client=client, backend="torch")
     with pytest.raises(SDEKitError, match="client"):
         sd.simulate(OU, X0, (0.0, 1.0), steps=2, client=3)
+    with pytest.raises(SDEKitError, match="states='distributed'"):  # its futures would die with the call's cluster
+        sd.simulate(OU, X0, (0.0, 1.0), steps=2, states="distributed")
 
 
 def test_checkpoint_resumes_from_verified_shards_only(client, reference, tmp_path):

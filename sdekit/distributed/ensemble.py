@@ -215,7 +215,8 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
     client: a dask Client, a scheduler address, or None (a LocalCluster of one process per core for this call).
     shard_size: paths per shard (default: about SHARDS_PER_THREAD shards per worker thread, and at most
     MAX_SHARD_BYTES of saved states per shard). states: "gather" (ys as one NumPy array on the client), "distributed"
-    (a dask array of shape (n_saves, n_paths, dim), one chunk per shard, left on the workers) or "none" (only the
+    (a dask array of shape (n_saves, n_paths, dim), one chunk per shard, left on the workers of the Client given)
+    or "none" (only the
     reductions come back). reductions: name -> a reduction (``empty() / update(samples) / merge(other) /
     result()``) fed with ``feature(ys)`` of each shard, (paths, k) (default: the final states). checkpoint: a
     folder; each finished shard is written there under its key (`sdekit.distributed.checkpoint`), and a later call
@@ -234,6 +235,10 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
         raise SDEKitError(f"backend must be 'numba' or 'numpy' for a sharded solve; got {options['backend']!r}")
     if states not in STATES:
         raise SDEKitError(f"states must be one of {STATES}; got {states!r}")
+    if states == "distributed" and not _is_client(client):
+        raise SDEKitError("states='distributed' leaves the states on the workers of a cluster you keep: pass a dask "
+                          f"Client as client (got {type(client).__name__}; a cluster started or connected for this "
+                          "call is closed at its end, and its futures with it)")
     reductions = dict(reductions or {})
     for name, r in reductions.items():
         if not all(callable(getattr(r, a, None)) for a in ("empty", "update", "merge")):
@@ -288,6 +293,12 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
         loaded_shards=len(summaries) - len(computed), shard_seconds=np.array([s.seconds for s in summaries]),
         shard_workers=[s.worker for s in summaries])
     return ShardedSolution(_save_times(problem, t, options), ys, merged, stats, ws)
+
+
+def _is_client(client: Any) -> bool:
+    from distributed import Client
+
+    return isinstance(client, Client)
 
 
 def _configuration(reduction: Any) -> bytes:

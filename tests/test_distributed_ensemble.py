@@ -126,6 +126,24 @@ def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path):
     client.wait_for_workers(2, timeout=60)
 
 
+def test_states_left_on_a_killed_worker_are_recomputed(client, reference):
+    """states='distributed' keeps each shard on the worker that solved it: SIGKILL a worker holding shards after
+    the run, and computing the dask array recomputes the lost chunks from their keys, bit for bit."""
+    sol = sd.simulate(OU, X0, (0.0, 1.0), steps=10, seed=11, save_at=SAVES, save_brownian=True, client=client,
+                      shard_size=25, states="distributed", progress=False)
+    client.wait_for_workers(2, timeout=60)
+    pids = client.run(os.getpid)
+    holders = [a for a, keys in client.has_what().items() if any(str(k).startswith("sdekit-shard-") for k in keys)]
+    assert holders and holders[0] in pids
+    os.kill(pids[holders[0]], signal.SIGKILL)
+    deadline = time.time() + 60
+    while holders[0] in client.scheduler_info(n_workers=-1)["workers"] and time.time() < deadline:
+        time.sleep(0.05)  # until the scheduler has seen the worker go
+    assert holders[0] not in client.scheduler_info(n_workers=-1)["workers"]
+    assert np.array_equal(sol.ys.compute(), reference.ys) and np.array_equal(sol.ws.compute(), reference.ws)
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_progress_bar_over_shards(client, capsys):
     sd.simulate(OU, X0, (0.0, 1.0), steps=2, seed=1, client=client, shard_size=50, progress=True)
     err = capsys.readouterr().err

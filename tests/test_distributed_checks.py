@@ -56,6 +56,15 @@ def test_cli_runs_the_checks_on_a_scheduler(client, capsys):
         assert name in out
 
 
+def test_cli_starts_its_own_local_cluster(capsys):
+    """--cluster N: the CLI starts a LocalCluster of N worker processes, runs the checks there, and stops it."""
+    code = main(["validate", CHEAP_CHECKS[1], "--paths", str(N_PATHS), "--seed", str(SEED), "--out", "",
+                 "--cluster", "1"])
+    captured = capsys.readouterr()
+    assert code == 0 and "1 of 1 checks passed" in captured.out and CHEAP_CHECKS[1] in captured.out
+    assert "Warning" not in captured.err  # dask's start-up stays quiet
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--cluster", "2", "--jobs", "2"], "--jobs: not allowed with --cluster"),
     (["--cluster", "2", "--scheduler", "tcp://127.0.0.1:1"], "not allowed with argument"),

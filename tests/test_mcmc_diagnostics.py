@@ -143,6 +143,17 @@ def test_too_few_draws_skip_mixing_checks_and_say_so():
     assert "r_hat" in small.diagnostics.values and "r_hat" not in small.diagnostics.skipped
 
 
+def test_one_chain_skips_r_hat_and_no_library_log_line(capsys, caplog):
+    """R-hat compares chains: a run of one chain skips it with the reason (it used to warn 'R-hat undefined ... the
+    chains disagree'), keeps ESS, and ArviZ's shape-validation log line never reaches the user."""
+    with no_sdekit_warning():
+        one = mala(TARGET, n_chains=1, n_draws=4000, n_warmup=500, seed=5)
+        one.summary()
+    assert one.diagnostics.skipped["r_hat"] == "1 chain: R-hat compares chains, run n_chains >= 2"
+    assert "r_hat" not in one.diagnostics.values and np.all(one.diagnostics.values["ess_bulk"] > 0)
+    assert "Shape validation" not in capsys.readouterr().err and "Shape validation" not in caplog.text
+
+
 def test_nonfinite_proposals_counted_warned_raised_or_only_counted():
     """MALA on an energy that is NaN beyond x0 = 1: every proposal there is rejected and counted per chain;
     "warn" warns, "reject" counts the same proposals silently, "raise" names the chain and the 1-based step

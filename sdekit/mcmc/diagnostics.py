@@ -30,6 +30,7 @@ rule (a chain that never moves is not a sample).
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -116,10 +117,17 @@ def arviz_module() -> Any:
 @contextmanager
 def quiet() -> Iterator[None]:
     """Silence the library warnings of ArviZ, NumPy and Matplotlib inside (e.g. division by zero on a chain that
-    never moves, plotting deprecations): sdekit reports what matters through its own diagnostics."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        yield
+    never moves, plotting deprecations), and ArviZ's log lines (its shape validation logs instead of warning):
+    sdekit reports what matters through its own diagnostics."""
+    log = getattr(arviz_module(), "_log", None) or logging.getLogger("arviz")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
 
 
 def _mixing(samples: np.ndarray) -> dict[str, np.ndarray]:
@@ -132,13 +140,17 @@ def _mixing(samples: np.ndarray) -> dict[str, np.ndarray]:
                 "ess_tail": np.asarray(az.ess(data, method="tail")["x"].values, dtype=float).reshape(-1)}
 
 
-def _mixing_flags(result: Any, values: dict[str, Any]) -> list[Flag]:
+def _mixing_flags(result: Any, values: dict[str, Any], skipped: dict[str, str]) -> list[Flag]:
     c = result.samples.shape[0]
     mix = _mixing(result.samples)
     flags = []
     r_hat = mix["r_hat"]
-    values["r_hat"] = r_hat
-    bad = np.flatnonzero(~(r_hat <= THRESHOLDS["r_hat"]))
+    if c < 2:  # R-hat compares chains: with one there is nothing to compare (ArviZ returns NaN)
+        skipped["r_hat"] = "1 chain: R-hat compares chains, run n_chains >= 2"
+        bad = np.zeros(0, dtype=np.int64)
+    else:
+        values["r_hat"] = r_hat
+        bad = np.flatnonzero(~(r_hat <= THRESHOLDS["r_hat"]))
     if bad.size:
         worst = int(bad[np.argmax(np.nan_to_num(r_hat[bad], nan=np.inf))])
         what = f"R-hat {r_hat[worst]:.3f} > {THRESHOLDS['r_hat']}" if np.isfinite(r_hat[worst]) else \
@@ -219,7 +231,7 @@ def diagnose(result: Any, *, initial_step: Any = None, final_step: Any = None, t
         reason = f"{n} draw{'s' if n != 1 else ''} per chain < {THRESHOLDS['min_draws']}"
         skipped.update(dict.fromkeys((*MIXING, "acceptance"), reason))
     else:
-        flags += _mixing_flags(result, values)
+        flags += _mixing_flags(result, values, skipped)
         if adapted and target_accept is not None:
             rate = float(np.mean(result.accept_prob))
             values["acceptance"] = rate

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sdekit.distributed.checkpoint import ShardCheckpoint
-from sdekit.distributed.cluster import cluster, worker_threads
+from sdekit.distributed.cluster import cluster, local_cores, worker_threads
 from sdekit.distributed.keys import digest, problem_token
 from sdekit.distributed.tasks import run_tasks
 from sdekit.distributed.transport import dumps_by_name
@@ -250,7 +250,8 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
         raise SDEKitError("states='none' keeps nothing: give reductions, or states='gather' / 'distributed'")
     seed = options.pop("seed", 0)
     x0_arr, per_path, n = _initial_rows(problem, x0, n_paths)
-    shard_size = _shard_size(shard_size, n, problem.dim, options, client)
+    ts = _save_times(problem, t, options)
+    shard_size = _shard_size(shard_size, n, problem.dim, ts.size, client)
     ranges = shard_ranges(n, shard_size)
     problem_key = digest(problem_token(problem))
     run_key = digest(problem_key, x0_arr, t, sorted(options.items()), seed, n, shard_size, states, feature,
@@ -276,7 +277,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
             summaries = run_tasks(cl, ShardResult.summary, [(f,) for f in full],
                                   [f"sdekit-summary-{run_key[:16]}-{i}" for i in range(len(ranges))],
                                   progress=progress, desc="shards")
-            ys, ws = _dask_states(cl, full, summaries, run_key, problem, t, options)
+            ys, ws = _dask_states(cl, full, summaries, run_key, problem, ts.size, options)
         else:
             summaries = run_tasks(cl, _run_shard, calls, task_keys, progress=progress, desc="shards")
             ys = np.concatenate([s.ys for s in summaries], axis=1) if states == "gather" else None
@@ -292,7 +293,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, n_paths: int | None = None,
         compile_seconds=max((s.compile_seconds for s in computed), default=0.0),
         loaded_shards=len(summaries) - len(computed), shard_seconds=np.array([s.seconds for s in summaries]),
         shard_workers=[s.worker for s in summaries])
-    return ShardedSolution(_save_times(problem, t, options), ys, merged, stats, ws)
+    return ShardedSolution(ts, ys, merged, stats, ws)
 
 
 def _is_client(client: Any) -> bool:
@@ -332,34 +333,16 @@ def _initial_rows(problem: SDE | ODE, x0: Any, n_paths: int | None) -> tuple[np.
     return np.asarray(x0), False, n
 
 
-def _shard_size(shard_size: int | None, n: int, dim: int, options: dict, client: Any) -> int:
+def _shard_size(shard_size: int | None, n: int, dim: int, n_saves: int, client: Any) -> int:
     if shard_size is not None:
         if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
             raise SDEKitError(f"shard_size must be a positive integer (paths per shard); got {shard_size!r}")
         return int(min(shard_size, n))
-    from sdekit.distributed.cluster import local_cores
-
     threads = local_cores()
-    try:
-        from distributed import Client
-
-        if isinstance(client, Client):
-            threads = sum(w.get("nthreads", 1) for w in client.scheduler_info(n_workers=-1)["workers"].values())
-    except ImportError:  # pragma: no cover - checked on import of sdekit.distributed
-        pass
+    if _is_client(client):
+        threads = sum(w.get("nthreads", 1) for w in client.scheduler_info(n_workers=-1)["workers"].values())
     size = math.ceil(n / (SHARDS_PER_THREAD * max(threads, 1)))
-    saves = _n_saves(options)
-    per_path = saves * dim * 8
-    return int(max(1, min(size, MAX_SHARD_BYTES // max(per_path, 1))))
-
-
-def _n_saves(options: dict) -> int:
-    save_at = options.get("save_at")
-    if save_at is None:
-        return 1
-    if isinstance(save_at, str):
-        return int(options.get("steps") or 1) + 1
-    return int(np.size(save_at))
+    return int(max(1, min(size, MAX_SHARD_BYTES // max(n_saves * dim * 8, 1))))
 
 
 def _save_times(problem: SDE | ODE, t: Any, options: dict) -> np.ndarray:
@@ -376,7 +359,7 @@ def _save_times(problem: SDE | ODE, t: Any, options: dict) -> np.ndarray:
 
 
 def _dask_states(client: Any, full: list[Any], summaries: list[ShardResult], run_key: str, problem: SDE | ODE,
-                 t: Any, options: dict) -> tuple[Any, Any]:
+                 n_saves: int, options: dict) -> tuple[Any, Any]:
     """(ys, ws) as dask arrays over the shards' futures: chunk i is shard i's states, never moved until asked."""
     import dask
     import dask.array as da
@@ -389,7 +372,6 @@ def _dask_states(client: Any, full: list[Any], summaries: list[ShardResult], run
         return da.concatenate([da.from_delayed(dask.delayed(p), shape=(n_saves, s.hi - s.lo, width), dtype=dtype)
                                for p, s in zip(parts, summaries)], axis=1)
 
-    n_saves = _save_times(problem, t, options).size
     dtype = np.dtype(options.get("dtype") or "float64")
     ys = stack(column("ys"), problem.dim, dtype)
     ws = stack(column("ws"), problem.m, np.float64) if options.get("save_brownian") else None

@@ -11,14 +11,13 @@ depends on the build direction, so the tree depends on where the chain started).
 consistently at both ends (stop while *not* turning) is still pi-invariant, since every check acts symmetrically on
 the aligned subtrees of the final tree, and the battery rightly accepts it, so it is not a planted bug here.
 
-The compiled driver gains work rows and per-draw statistics in the lead's kernel change; until then the
-transitions of the stationarity and statistics tests run in `_transitions`, a small serial loop with the
-driver's random streams, and the tests of `nuts()` itself skip when `run_chains` has no ``work_rows``.
+Every run goes through the public driver (`nuts`, or `sdekit.mcmc.defects.planted("nuts", defect)`), whose
+per-draw ``stats`` carry the tree depth, leapfrog steps and max-depth hits of each transition.
 """
 
 from __future__ import annotations
 
-import inspect
+import warnings
 
 import numba as nb
 import numpy as np
@@ -26,13 +25,10 @@ import pytest
 
 from sdekit.errors import SDEKitError
 from sdekit.mcmc import nuts
-from sdekit.mcmc.chains import run_chains
-from sdekit.mcmc.kernel import STREAM_MCMC
-from sdekit.mcmc.nuts import DEFECTS, NUTS_STATS, nuts_step, work_rows
-from sdekit.noise.streams import seed_stream
-from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
+from sdekit.mcmc.defects import planted
+from sdekit.mcmc.diagnostics import MCMCWarning
+from sdekit.mcmc.nuts import NUTS_STATS
 from sdekit.targets import Gaussian, NealFunnel, Rosenbrock
-from sdekit.targets.energy import energy_function
 from sdekit.validate import compare_with_law
 
 ALPHA = 1e-6
@@ -41,43 +37,18 @@ N = 20_000
 TARGET = Gaussian([0.5, -1.0], [[1.0, 0.6], [0.6, 2.0]])
 BANANA = Rosenbrock(2, mu=1.0, a=0.5, b=2.5)  # x1 ~ N(1, 1), x2 | x1 ~ N(x1^2, 0.2)
 MILD_BANANA = Rosenbrock(2, mu=1.0, a=1.0, b=2.5)  # x1 ~ N(1, 1/2): BANANA's tails mix too slowly for 24,000 draws
-DRIVER_HAS_STATS = "work_rows" in inspect.signature(run_chains).parameters
-needs_driver = pytest.mark.skipif(not DRIVER_HAS_STATS, reason="run_chains has no work_rows/stats yet")
 
 
-@nb.njit
-def _transitions_loop(step, energy, p, x0, h, kp, mats, seed, n_steps, rows, stats, divergent):
-    n, d = x0.shape
-    out = x0.copy()
-    for c in range(n):
-        rng = np.empty((1, 4), dtype=np.uint64)
-        seed_stream(rng[0], seed, c, STREAM_MCMC)
-        x = out[c]
-        grad = np.empty(d)
-        work = np.zeros((rows, max(d, 3)))
-        u = energy(x, p, grad)
-        for m in range(n_steps):
-            u, a, dv, nf = step(energy, p, x, grad, u, work, h, kp, mats, rng, ZIG_K, ZIG_W, ZIG_F)
-            for k in range(3):
-                stats[c, m, k] = work[rows - 1, k]
-            divergent[c, m] = dv
-    return out
-
-
-def _transitions(step, target, h, n_steps, *, n=N, seed=0, max_depth=10, x0=None):
-    """``n_steps`` NUTS transitions of ``n`` chains from exact draws of ``target`` (or ``x0``): (end states,
-    per-transition stats (n, n_steps, 3) = tree depth, leapfrog steps, max depth hit, divergent (n, n_steps))."""
-    if x0 is None:
-        x0 = target.sample(n, seed=np.random.SeedSequence([seed, 0x1A17]))
-    x0 = np.ascontiguousarray(x0, dtype=np.float64)
-    d = target.dim
-    mats = np.broadcast_to(np.eye(d), (2, d, d)).copy()
-    kp = np.array([float(max_depth), 1000.0, 0.0])
-    stats = np.zeros((x0.shape[0], n_steps, 3))
-    divergent = np.zeros((x0.shape[0], n_steps), dtype=np.int64)
-    out = _transitions_loop(step, energy_function(target), target.params, x0, h, kp, mats, np.uint64(seed), n_steps,
-                            work_rows(max_depth), stats, divergent)
-    return out, stats, divergent
+def _transitions(defect, target, h, n_steps, *, n=N, seed=0, max_depth=10, x0="target"):
+    """``n_steps`` NUTS transitions (no warm-up, fixed step ``h``) of ``n`` chains from exact draws of ``target`` (or
+    ``x0``), through the public driver (``defect``: a planted bug of `sdekit.mcmc.nuts.DEFECTS`, or None): (end
+    states, per-transition stats (n, n_steps, 3) = tree depth, leapfrog steps, max depth hit, divergent)."""
+    run = nuts if defect is None else planted("nuts", defect)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCWarning)  # divergences are expected on the banana and the funnel
+        res = run(target, step_size=h, max_tree_depth=max_depth, n_chains=n, n_draws=n_steps, n_warmup=0,
+                  adapt=False, seed=seed, x0=x0)
+    return res.final, np.stack([res.stats[k] for k in NUTS_STATS], axis=-1), res.divergent
 
 
 # (target, step size, planted defect or None, should pass against pi); steps large enough that a bias shows
@@ -95,8 +66,7 @@ STATIONARITY_CASES = [
 def test_nuts_is_exactly_invariant_and_planted_bugs_fail(target, h, defect, ok):
     """5 NUTS transitions of 20,000 chains from pi keep pi exactly on a correlated Gaussian and on a banana (where
     ~2% of the transitions diverge); each planted bug moves the law far enough that the battery rejects it."""
-    step = nuts_step if defect is None else DEFECTS[defect].variant
-    final, stats, _ = _transitions(step, target, h, 5, seed=11)
+    final, stats, _ = _transitions(defect, target, h, 5, seed=11)
     report = compare_with_law(final, target, alpha=ALPHA)
     assert report.passed is ok, report.to_text()
     assert np.mean(stats[..., 0]) > 1.5  # real trees, not single leapfrog steps
@@ -108,10 +78,10 @@ def test_tree_depth_and_leapfrog_counts_are_reported():
     shallower, and a transition that kept depth j
     took between 2^j - 1 steps (full tree) and 2^(j+1) - 1 (plus a discarded subtree of 2^j)."""
     flat = Gaussian([0.0], [[1e8]])
-    _, stats, div = _transitions(nuts_step, flat, 0.01, 3, n=50, max_depth=5)
+    _, stats, div = _transitions(None, flat, 0.01, 3, n=50, max_depth=5)
     assert np.all(stats[..., 0] == 5) and np.all(stats[..., 1] == 31) and np.all(stats[..., 2] == 1)
     assert not div.any()
-    _, stats, div = _transitions(nuts_step, Gaussian([0.0], [[1.0]]), 0.5, 3, n=200, max_depth=10)
+    _, stats, div = _transitions(None, Gaussian([0.0], [[1.0]]), 0.5, 3, n=200, max_depth=10)
     depth, steps = stats[..., 0], stats[..., 1]
     assert np.all(stats[..., 2] == 0) and 1 <= depth.min() and depth.max() < 10
     assert np.all(steps >= 2 ** depth - 1) and np.all(steps <= 2 ** (depth + 1) - 1)
@@ -122,14 +92,13 @@ def test_divergences_on_the_funnel_are_flagged():
     """On Neal's funnel (scale 3) a step of 1 diverges in the neck: many transitions flag it; a step of 0.05 on
     the mouth (v = 3) does not."""
     funnel = NealFunnel(5, 3.0)
-    _, stats, div = _transitions(nuts_step, funnel, 1.0, 4, n=200, seed=2)
+    _, stats, div = _transitions(None, funnel, 1.0, 4, n=200, seed=2)
     assert 0.05 < div.mean() < 1.0
     start = np.tile([3.0, 1.0, -1.0, 0.5, 0.0], (50, 1))
-    _, _, calm = _transitions(nuts_step, funnel, 0.05, 4, n=50, seed=2, x0=start)
+    _, _, calm = _transitions(None, funnel, 0.05, 4, n=50, seed=2, x0=start)
     assert not calm.any()
 
 
-@needs_driver
 @pytest.mark.parametrize("target,kw", [(NealFunnel(5, 1.0), dict(target_accept=0.9)),
                                        (MILD_BANANA, dict(target_accept=0.95))], ids=["funnel", "banana"])
 def test_long_run_means_and_variances_within_mcse(target, kw):
@@ -143,7 +112,6 @@ def test_long_run_means_and_variances_within_mcse(target, kw):
     assert set(NUTS_STATS) <= set(res.stats) and res.stats["n_leapfrog"].shape == (8, 3000)
 
 
-@needs_driver
 def test_same_seed_same_numbers_whatever_the_thread_count():
     """Each chain's numbers depend only on (seed, chain): 1 thread and all threads give the same bits."""
     before = nb.get_num_threads()

@@ -41,7 +41,7 @@ import numpy as np
 
 from sdekit.diffusion.samplers.checks import check_real
 from sdekit.errors import SDEKitError
-from sdekit.mcmc.chains import run_chains
+from sdekit.mcmc.chains import ADAPT_MASS, check_adapt_mass, run_chains
 from sdekit.mcmc.hmc import mass_factors, refresh_momentum
 from sdekit.mcmc.result import MCMCResult
 from sdekit.mcmc.variants import Defect, with_helpers
@@ -347,12 +347,13 @@ def nuts(target: Any, *, step_size: Any = 0.1, max_tree_depth: int = 10, mass: A
 
 
 def nuts_with(step: Any, target: Any, *, max_tree_depth: int, mass: Any, divergence_threshold: float,
-              **options: Any) -> MCMCResult:
+              adapt_mass: str | None = None, **options: Any) -> MCMCResult:
     """NUTS's driver with ``step`` as its transition: `nuts_step` or a planted variant from DEFECTS."""
     depth = check_max_tree_depth(max_tree_depth)
     threshold = check_real(divergence_threshold, "divergence_threshold", lo=0.0, strict=True)
     check_energy_target(target)
     mats, dense = mass_factors(mass, target.dim)
+    dense = dense or check_adapt_mass(adapt_mass) == ADAPT_MASS["dense"]
     kp = np.array([float(depth), threshold, 1.0 if dense else 0.0])
     return run_chains(step, target, sampler="nuts", kernel_params=kp, mats=mats, work_rows=work_rows(depth),
-                      stats=NUTS_STATS, **options)
+                      stats=NUTS_STATS, adapt_mass=adapt_mass, **options)

@@ -10,7 +10,8 @@ ESS, Del Moral, Doucet & Jasra 2006; Zhou, Johansen & Aston 2016) anneal from a 
 """
 
 from sdekit.evidence.ais import ais
+from sdekit.evidence.replica import replica_exchange_log_z
 from sdekit.evidence.result import EvidenceResult
 from sdekit.evidence.smc import smc
 
-__all__ = ["EvidenceResult", "ais", "smc"]
+__all__ = ["EvidenceResult", "ais", "replica_exchange_log_z", "smc"]

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from sdekit.diffusion.samplers.checks import check_count, check_path_offset, check_seed
+from sdekit.diffusion.samplers.checks import check_count, check_seed
+from sdekit.errors import SDEKitError
 from sdekit.evidence.energies import BatchEnergy, GaussianReference, as_batch_energy, as_reference
 from sdekit.evidence.moves import Particles, evaluate, sweep
 from sdekit.evidence.result import EvidenceResult
@@ -115,7 +116,10 @@ def ais_with(rule: AISStep, target: Any, *, n_particles: int, betas: Any, schedu
     n_leapfrog = check_count(n_leapfrog, "n_leapfrog")
     step1 = default_step(move, step_size)
     seed = check_seed(seed)
-    offset = check_path_offset(particle_offset)
+    if isinstance(particle_offset, bool) or not isinstance(particle_offset, int | np.integer) \
+            or not 0 <= int(particle_offset) < 2**63:
+        raise SDEKitError(f"particle_offset must be a non-negative integer below 2**63; got {particle_offset!r}")
+    offset = int(particle_offset)
     start = time.perf_counter()
     rows = np.arange(offset, offset + n)
     parts = evaluate(energy, ref, ref.sample(seed, n, STREAM_AIS_START, offset))

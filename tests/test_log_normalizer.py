@@ -96,6 +96,22 @@ def test_smc_log_z_matches_the_closed_form(case, move):
     assert all(b[0] == 0.0 and b[-1] == 1.0 and np.all(np.diff(b) > 0) for b in res.betas)
 
 
+def test_ais_standard_error_is_calibrated_across_seeds():
+    """40 independent AIS runs: sum z^2 ~ chi^2_40 when the SE is right (two-sided 1e-6 bounds 10.2 and 99.9); the
+    delta-method SE without its 1 / sqrt(n) (a planted bug, computed from the same weights) falls far outside."""
+    n_seeds, n = 40, 500
+    zs, zs_bad = [], []
+    for seed in range(n_seeds):
+        res = ais(GAUSS, n_particles=n, betas=20, reference=(0.0, 2.0), seed=100 + seed)
+        zs.append(res.z_score(GAUSS.log_normalizer))
+        zs_bad.append((res.log_z - GAUSS.log_normalizer) / (res.log_z_se * np.sqrt(n)))
+    BUDGET.spend(ALPHA, "log_normalizer_calibration")
+    lo, hi = stats.chi2.ppf(ALPHA / 2, n_seeds), stats.chi2.isf(ALPHA / 2, n_seeds)
+    stat = float(np.sum(np.square(zs)))
+    assert lo < stat < hi, stat  # measured 37.3 (z mean -0.02, sd 0.97)
+    assert not lo < float(np.sum(np.square(zs_bad))) < hi
+
+
 @pytest.mark.parametrize("defect, target, kw", [
     # the weight at x_k (after the move) instead of x_{k-1}: biased up by ~ sum_k dbeta_k^2 Var V / 2
     ("weight_after_move", MIX, {"betas": 20, "reference": (0.0, 3.0)}),

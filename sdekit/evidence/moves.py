@@ -73,15 +73,6 @@ def _mix(beta, u, uq):
 
 
 @nb.njit(parallel=True, cache=True)
-def tempered_gradient(beta, g, gq, out):
-    """out_i = beta_i grad U + (1 - beta_i) grad U_q (rows)."""
-    n, d = g.shape
-    for b in nb.prange(n):
-        for i in range(d):
-            out[b, i] = _mix(beta[b], g[b, i], gq[b, i])
-
-
-@nb.njit(parallel=True, cache=True)
 def _mala_propose(beta, h, x, g, gq, z, y):
     n, d = x.shape
     for b in nb.prange(n):

@@ -22,7 +22,7 @@ import pytest
 from scipy.stats import norm
 
 from sdekit.errors import SDEKitError
-from sdekit.mcmc import hmc
+from sdekit.mcmc import hmc, nuts
 from sdekit.mcmc.adaptation import set_mass_matrix, stan_windows, welford_update
 from sdekit.mcmc.diagnostics import MCMCWarning
 from sdekit.mcmc.hmc import hmc_step, hmc_with
@@ -124,3 +124,33 @@ def test_dense_adaptation_keeps_the_law_and_a_planted_factor_bug_fails():
     z_bad = _moment_z(bad, MIXTURE)
     assert np.max(np.abs(z_bad)) > crit, z_bad
     print("z correct", z_good.round(2), "z planted", z_bad.round(2))
+
+
+def _ill_conditioned_gaussian(d: int = 100, seed: int = 1) -> Gaussian:
+    """N(0, C) with C = Q diag(lambda) Q^T, lambda log-spaced over [1e-2, 1e2] (condition number 10^4), Q a random
+    rotation: no axis-aligned (diagonal) metric helps, a dense one removes the conditioning."""
+    q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+    cov = (q * np.logspace(-2, 2, d)) @ q.T
+    return Gaussian(np.zeros(d), 0.5 * (cov + cov.T))
+
+
+def test_nuts_dense_metric_on_a_100d_gaussian_with_condition_number_1e4():
+    """NUTS with a dense adapted metric: the means and second moments of the 100 coordinates pass z-tests at 1e-6
+    (Bonferroni over 200 features: |z| < 5.99), and its ESS per gradient (min over coordinates of the bulk ESS over
+    the leapfrog steps of the sampling phase) is at least 4x that of the identity metric (measured 13.6x)."""
+    target = _ill_conditioned_gaussian()
+    crit = norm.isf(ALPHA / 2 / 200)
+    kw = dict(n_chains=4, n_draws=500, n_warmup=500, seed=3)
+    dense = nuts(target, adapt_mass="dense", **kw)
+    z = _moment_z(dense, target)
+    assert np.all(np.abs(z) < crit), np.abs(z).max()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCWarning)  # the identity metric mixes badly: that is the point
+        plain = nuts(target, **kw)
+
+    def ess_per_gradient(res):
+        return res.ess().min() / res.stats["n_leapfrog"].sum()
+
+    gain = ess_per_gradient(dense) / ess_per_gradient(plain)
+    assert gain > 4.0, gain
+    print(f"dense/identity ESS per gradient {gain:.1f}, max |z| {np.abs(z).max():.2f}")

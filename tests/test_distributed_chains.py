@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sdekit.errors import ChainNonFiniteError, SDEKitError
-from sdekit.mcmc import hmc, mala, replica_exchange
+from sdekit.mcmc import hmc, mala, nuts, replica_exchange
 from sdekit.targets import Gaussian
 
 distributed = pytest.importorskip("distributed")
@@ -18,6 +18,7 @@ N_CHAINS = 7
 RUNS = {  # enough draws that R-hat and ESS are evaluated, warm-up so that adapted step sizes are compared
     "mala": (mala, dict(step_size=0.4, n_draws=120, n_warmup=60, seed=11)),
     "hmc": (hmc, dict(step_size=0.3, n_leapfrog=4, n_draws=120, n_warmup=60, seed=12)),
+    "nuts": (nuts, dict(step_size=0.3, adapt_mass="diag", n_draws=120, n_warmup=60, seed=13)),
 }
 
 
@@ -33,6 +34,11 @@ def assert_same_run(one, sharded):
     for name in ("samples", "accept_prob", "potential_energy", "divergent", "step_size", "n_nonfinite"):
         assert np.array_equal(getattr(one, name), getattr(sharded, name)), name
     assert (one.sampler, one.n_warmup, one.thin) == (sharded.sampler, sharded.n_warmup, sharded.thin)
+    assert one.stats.keys() == sharded.stats.keys() and one.extras.keys() == sharded.extras.keys()
+    for name in one.stats:  # NUTS: tree depth, leapfrog steps, max-depth hits per draw
+        assert np.array_equal(one.stats[name], sharded.stats[name]), name
+    if "inverse_mass" in one.extras:  # adapted per chain
+        assert np.array_equal(one.extras["inverse_mass"], sharded.extras["inverse_mass"])
     assert np.array_equal(one.to_arviz().posterior["x"].values, sharded.to_arviz().posterior["x"].values)
     assert one.diagnostics.fired == sharded.diagnostics.fired
     assert one.diagnostics.skipped == sharded.diagnostics.skipped
@@ -85,7 +91,7 @@ def test_bad_requests_are_refused_before_anything_runs():
     with pytest.raises(SDEKitError, match="replica_exchange.*cannot be sharded"):
         sample_chains(replica_exchange, TARGET, n_chains=4)
     with pytest.raises(SDEKitError, match="sampler must be one of"):
-        sample_chains("nuts", TARGET, n_chains=4)
+        sample_chains("no_u_turn", TARGET, n_chains=4)
     with pytest.raises(SDEKitError, match="mala takes"):
         sample_chains("mala", TARGET, n_chains=4, stepsize=0.1)
     with pytest.raises(SDEKitError, match="chains_per_shard"):

@@ -139,3 +139,14 @@ def test_same_seed_same_numbers_whatever_the_thread_count():
 def test_bad_input_names_the_argument(kw, match):
     with pytest.raises(SDEKitError, match=match):
         nuts(TARGET, **kw)
+
+
+def test_saturated_trees_are_warned_about():
+    """Transitions cut at max_tree_depth fire the end-of-run 'tree_depth' check (share > 1 %) with one warning
+    line; an adapted run on a well-scaled target does not."""
+    flat = Gaussian([0.0], [[1e8]])
+    with pytest.warns(MCMCWarning, match="maximum tree depth"):
+        res = nuts(flat, step_size=0.01, max_tree_depth=5, adapt=False, n_chains=2, n_draws=20, n_warmup=0)
+    assert "tree_depth" in res.diagnostics.fired and res.diagnostics.values["tree_depth"] == 40
+    ok = nuts(TARGET, n_chains=4, n_draws=500, n_warmup=300, seed=2)
+    assert "tree_depth" not in ok.diagnostics.fired and ok.diagnostics.values["tree_depth"] == 0

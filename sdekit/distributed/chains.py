@@ -30,7 +30,7 @@ from sdekit.distributed.keys import digest
 from sdekit.distributed.tasks import run_tasks
 from sdekit.distributed.transport import dumps_by_name
 from sdekit.errors import ChainNonFiniteError, SDEKitError
-from sdekit.mcmc import hmc, mala, rwm, ula, underdamped_langevin
+from sdekit.mcmc import hmc, mala, nuts, rwm, ula, underdamped_langevin
 from sdekit.mcmc.chains import check_chain_offset, initial_positions, per_chain_array, step_sizes
 from sdekit.mcmc.diagnostics import arviz_module, finish
 from sdekit.mcmc.result import MCMCResult
@@ -39,14 +39,14 @@ from sdekit.targets.energy import check_energy_target
 # the samplers whose chains are independent given (seed, chain): name -> (function, its end-of-run diagnostics
 # take the adaptation context of `sdekit.mcmc.chains.run_chains`)
 SHARDABLE: dict[str, tuple[Callable[..., MCMCResult], bool]] = {
-    "ula": (ula, True), "mala": (mala, True), "rwm": (rwm, True), "hmc": (hmc, True),
+    "ula": (ula, True), "mala": (mala, True), "rwm": (rwm, True), "hmc": (hmc, True), "nuts": (nuts, True),
     "underdamped_langevin": (underdamped_langevin, False),
 }
 NOT_SHARDABLE = {
     "replica_exchange": "its replicas of one run exchange states every round, so a run is not split by chain",
     "simulated_annealing": "its chains are not stationary and carry a per-run schedule; run it in one process",
 }
-PER_CHAIN_EXTRAS = ("momentum",)  # extras with one row per chain (concatenated); the others are run-wide
+PER_CHAIN_EXTRAS = ("momentum", "inverse_mass")  # extras with one row per chain (concatenated); the others are run-wide
 
 
 def resolve_sampler(sampler: Any) -> tuple[str, Callable[..., MCMCResult], bool]:
@@ -131,8 +131,9 @@ def assemble(shards: list[MCMCResult], seconds: float) -> MCMCResult:
         if key in extras:
             extras[key] = np.concatenate([s.extras[key] for s in shards], axis=0)
     nonfinite = None if first.n_nonfinite is None else cat("n_nonfinite")
+    stats = {name: np.concatenate([s.stats[name] for s in shards], axis=0) for name in first.stats}
     return MCMCResult(cat("samples"), cat("accept_prob"), cat("potential_energy"), cat("divergent"), cat("step_size"),
-                      first.sampler, first.n_warmup, first.thin, seconds, extras, n_nonfinite=nonfinite)
+                      first.sampler, first.n_warmup, first.thin, seconds, extras, n_nonfinite=nonfinite, stats=stats)
 
 
 def _diagnostics_context(options: dict[str, Any], h0: np.ndarray, adaptive: bool) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def sample_chains(sampler: Any, target: Any, *, n_chains: int, chains_per_shard:
     concatenated along the chain axis and the end-of-run diagnostics (`sdekit.mcmc.diagnostics`: R-hat and ESS
     over all chains, Vehtari et al. 2021) run once on the assembled result; per-shard warnings never reach the user.
 
-    sampler: "ula", "mala", "rwm", "hmc", "underdamped_langevin" or that function of `sdekit.mcmc`
+    sampler: "ula", "mala", "rwm", "hmc", "nuts", "underdamped_langevin" or that function of `sdekit.mcmc`
     (replica exchange and simulated annealing are refused: their runs are not split by chain).
     chains_per_shard: chains per task (default: n_chains spread evenly over the cluster's workers).
     client: a dask Client, a scheduler address, or None (a local cluster for this call; `cluster`).

@@ -7,7 +7,8 @@ thresholds are data, in `THRESHOLDS`:
 
 | check        | fires when                                                                           | threshold |
 |--------------|--------------------------------------------------------------------------------------|-----------|
-| divergences  | share of the transitions after warm-up that diverged (HMC)                            | > 0.001   |
+| divergences  | share of the transitions after warm-up that diverged (HMC, NUTS)                      | > 0.001   |
+| tree_depth   | NUTS: share of the transitions after warm-up that stopped at max_tree_depth           | > 0.01    |
 | nonfinite    | share of all proposals, warm-up included, with a non-finite energy or gradient         | > 0.001   |
 | r_hat        | max over coordinates of the rank-normalised split R-hat (Vehtari et al. 2021)          | > 1.01    |
 | ess_bulk     | min over coordinates of the bulk effective sample size, per chain                      | < 100     |
@@ -45,6 +46,7 @@ from sdekit.errors import SDEKitError, SDEKitWarning
 
 THRESHOLDS: dict[str, float] = {
     "divergences": 0.001,  # max share of post-warm-up transitions that diverged
+    "tree_depth": 0.01,  # max share of post-warm-up NUTS transitions that stopped at the maximum tree depth
     "nonfinite": 0.001,  # max share of proposals with a non-finite energy or gradient
     "r_hat": 1.01,  # max rank-normalised split R-hat
     "ess_bulk": 100.0,  # min bulk ESS per chain
@@ -196,6 +198,15 @@ def diagnose(result: Any, *, initial_step: Any = None, final_step: Any = None, t
                           f"{result.sampler}: {n_div} of {total} transitions after warm-up diverged "
                           f"({n_div / total:.2%} > {THRESHOLDS['divergences']:.1%}); the draws are biased where the "
                           "target curves sharply: lower step_size, raise target_accept or reparametrise"))
+    if "max_depth_hit" in result.stats:
+        n_max = int(np.sum(result.stats["max_depth_hit"]))
+        values["tree_depth"] = n_max
+        if n_max > THRESHOLDS["tree_depth"] * total:
+            flags.append(Flag("tree_depth", n_max / total, THRESHOLDS["tree_depth"],
+                              f"{result.sampler}: {n_max} of {total} transitions after warm-up stopped at the maximum "
+                              f"tree depth ({n_max / total:.2%} > {THRESHOLDS['tree_depth']:.0%}): the trajectories "
+                              "were cut before they turned, so the chains move slowly; raise max_tree_depth, adapt "
+                              "the mass matrix (adapt_mass) or reparametrise"))
     n_bad = None if result.n_nonfinite is None else int(np.sum(result.n_nonfinite))
     values["nonfinite"] = n_bad
     if on_nonfinite == "reject":

@@ -90,15 +90,22 @@ def held_out_log_likelihood(model: nn.Module, x: np.ndarray, log_z: float) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer training steps")
+    parser.add_argument("--quick", action="store_true", help="fewer training steps, a smaller AIS")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    run(quick=args.quick)
+
+
+def run(quick: bool = False, results: Path = RESULTS) -> dict:
+    """Train both models, estimate their log Z (grid and AIS), print and plot; returns the numbers
+    ({"pcd"/"nce": {"ll": held-out LL (grid log Z), "log_z_grid", "ais": EvidenceResult}, "gaussian_ll"})."""
     rng = np.random.default_rng(0)
     raw = two_moons(6000, rng)
     mean, std = raw[:4000].mean(axis=0), raw[:4000].std(axis=0)
     data = (raw - mean) / std
     train, test = torch.as_tensor(data[:4000], dtype=torch.float32), data[4000:]
-    steps = 300 if args.quick else 2500
+    steps = 300 if quick else 2500
+    n_particles, n_betas = (500, 60) if quick else (AIS_PARTICLES, AIS_BETAS)
 
     torch.manual_seed(0)
     pcd_model = EnergyMLP()
@@ -126,11 +133,11 @@ def main() -> None:
     q = Gaussian(gauss.mean.double().numpy(), chol @ chol.T)
     ais_runs = {}
     for name, model, grid in (("PCD", pcd_model, pcd_log_z), ("NCE", nce_model, nce_log_z)):
-        res = ais(energy_and_grad_numpy(model), dim=2, reference=q, n_particles=AIS_PARTICLES, betas=AIS_BETAS,
+        res = ais(energy_and_grad_numpy(model), dim=2, reference=q, n_particles=n_particles, betas=n_betas,
                   move="mala", n_moves=2, step_size=AIS_STEP, seed=4)
         ais_runs[name] = res
         ll = held_out_log_likelihood(model, test, res.log_z)
-        print(f"{name}: AIS log Z {res.log_z:.4f} ± {res.log_z_se:.4f} ({AIS_PARTICLES} particles, {AIS_BETAS} "
+        print(f"{name}: AIS log Z {res.log_z:.4f} ± {res.log_z_se:.4f} ({n_particles} particles, {n_betas} "
               f"temperatures, {res.seconds:.1f} s, ESS {res.ess:.0f}), grid {grid:.4f}, z {res.z_score(grid):.2f}; "
               f"held-out log-likelihood by AIS {ll:.4f}")
     print(f"PCD: {pcd_seconds:.1f} s, mean acceptance {pcd.acceptance.mean():.3f} (ULA), log Z (grid) {pcd_log_z:.4f}, "
@@ -143,11 +150,13 @@ def main() -> None:
     nce_samples = langevin_chains(nce_model, gauss.sample(2000, gen).float(), steps=500, step_size=2e-3,
                                   sampler="mala", generator=gen)
     plot(data[4000:], pts, pcd_f - pcd_log_z, nce_f - nce_log_z, pcd.samples.numpy(), nce_samples.samples.numpy(),
-         (pcd_ll, nce_ll, gauss_ll))
+         (pcd_ll, nce_ll, gauss_ll), results)
+    return {"pcd": {"ll": pcd_ll, "log_z_grid": pcd_log_z, "ais": ais_runs["PCD"]},
+            "nce": {"ll": nce_ll, "log_z_grid": nce_log_z, "ais": ais_runs["NCE"]}, "gaussian_ll": gauss_ll}
 
 
 def plot(test: np.ndarray, pts: np.ndarray, pcd_logp: np.ndarray, nce_logp: np.ndarray, pcd_samples: np.ndarray,
-         nce_samples: np.ndarray, lls: tuple[float, float, float]) -> None:
+         nce_samples: np.ndarray, lls: tuple[float, float, float], results: Path = RESULTS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,8 +179,8 @@ def plot(test: np.ndarray, pts: np.ndarray, pcd_logp: np.ndarray, nce_logp: np.n
         a.set_xlim(extent[:2])
         a.set_ylim(extent[2:])
     fig.tight_layout()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    fig.savefig(RESULTS / "ebm_two_moons.png", dpi=100)
+    results.mkdir(parents=True, exist_ok=True)
+    fig.savefig(results / "ebm_two_moons.png", dpi=100)
     plt.close(fig)
 
 

@@ -87,6 +87,20 @@ def _log_uniform(z):
     return math.log(0.5 * math.erfc(-z * SQRT_HALF))
 
 
+@nb.njit(cache=True)
+def _metropolis(b, log_r, z_accept, x, u, g, uq, gq, y, uy, gy, uqy, gqy):
+    """Accept particle b's proposal (y, U, grad U, U_ref, grad U_ref) when log u < log r, u from the particle's
+    last normal ``z_accept``; returns the acceptance probability min(1, e^{log r})."""
+    if _log_uniform(z_accept) < log_r:
+        u[b] = uy[b]
+        uq[b] = uqy[b]
+        for i in range(x.shape[1]):
+            x[b, i] = y[b, i]
+            g[b, i] = gy[b, i]
+            gq[b, i] = gqy[b, i]
+    return 1.0 if log_r >= 0.0 else math.exp(log_r)
+
+
 @nb.njit(parallel=True, cache=True)
 def _mala_accept(beta, h, x, u, g, uq, gq, y, uy, gy, uqy, gqy, z, acc):
     n, d = x.shape
@@ -110,14 +124,7 @@ def _mala_accept(beta, h, x, u, g, uq, gq, y, uy, gy, uqy, gqy, z, acc):
             acc[b] = 0.0
             continue
         log_r = ex - ey + (fwd - back) / (4.0 * hb)
-        acc[b] = 1.0 if log_r >= 0.0 else math.exp(log_r)
-        if _log_uniform(z[b, d]) < log_r:
-            u[b] = uy[b]
-            uq[b] = uqy[b]
-            for i in range(d):
-                x[b, i] = y[b, i]
-                g[b, i] = gy[b, i]
-                gq[b, i] = gqy[b, i]
+        acc[b] = _metropolis(b, log_r, z[b, d], x, u, g, uq, gq, y, uy, gy, uqy, gqy)
 
 
 def mala_move(energy: BatchEnergy, ref: GaussianReference, parts: Particles, beta: np.ndarray, h: np.ndarray,
@@ -166,14 +173,7 @@ def _hmc_accept(beta, x, u, g, uq, gq, y, uy, gy, uqy, gqy, z, p, acc):
         if not (finite and math.isfinite(log_r)):
             acc[b] = 0.0
             continue
-        acc[b] = 1.0 if log_r >= 0.0 else math.exp(log_r)
-        if _log_uniform(z[b, d]) < log_r:
-            u[b] = uy[b]
-            uq[b] = uqy[b]
-            for i in range(d):
-                x[b, i] = y[b, i]
-                g[b, i] = gy[b, i]
-                gq[b, i] = gqy[b, i]
+        acc[b] = _metropolis(b, log_r, z[b, d], x, u, g, uq, gq, y, uy, gy, uqy, gqy)
 
 
 def hmc_move(energy: BatchEnergy, ref: GaussianReference, parts: Particles, beta: np.ndarray, eps: np.ndarray,

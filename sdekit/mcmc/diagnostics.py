@@ -175,6 +175,13 @@ def _mixing_flags(result: Any, values: dict[str, Any], skipped: dict[str, str]) 
     return flags
 
 
+def _share_flag(check: str, count: int, total: int, message: str) -> list[Flag]:
+    """[the Flag ``check``] when count / total exceeds THRESHOLDS[check], else []."""
+    if count > THRESHOLDS[check] * total:
+        return [Flag(check, count / total, THRESHOLDS[check], message)]
+    return []
+
+
 def diagnose(result: Any, *, initial_step: Any = None, final_step: Any = None, target_accept: float | None = None,
              proposals_per_chain: int | None = None, stationary: bool = True,
              on_nonfinite: str = "warn") -> Diagnostics:
@@ -193,20 +200,18 @@ def diagnose(result: Any, *, initial_step: Any = None, final_step: Any = None, t
     total = c * n * result.thin
     n_div = int(np.sum(result.divergent))
     values["divergences"] = n_div
-    if n_div > THRESHOLDS["divergences"] * total:
-        flags.append(Flag("divergences", n_div / total, THRESHOLDS["divergences"],
-                          f"{result.sampler}: {n_div} of {total} transitions after warm-up diverged "
-                          f"({n_div / total:.2%} > {THRESHOLDS['divergences']:.1%}); the draws are biased where the "
-                          "target curves sharply: lower step_size, raise target_accept or reparametrise"))
+    flags += _share_flag("divergences", n_div, total,
+                         f"{result.sampler}: {n_div} of {total} transitions after warm-up diverged "
+                         f"({n_div / total:.2%} > {THRESHOLDS['divergences']:.1%}); the draws are biased where the "
+                         "target curves sharply: lower step_size, raise target_accept or reparametrise")
     if "max_depth_hit" in result.stats:
         n_max = int(np.sum(result.stats["max_depth_hit"]))
         values["tree_depth"] = n_max
-        if n_max > THRESHOLDS["tree_depth"] * total:
-            flags.append(Flag("tree_depth", n_max / total, THRESHOLDS["tree_depth"],
-                              f"{result.sampler}: {n_max} of {total} transitions after warm-up stopped at the maximum "
-                              f"tree depth ({n_max / total:.2%} > {THRESHOLDS['tree_depth']:.0%}): the trajectories "
-                              "were cut before they turned, so the chains move slowly; raise max_tree_depth, adapt "
-                              "the mass matrix (adapt_mass) or reparametrise"))
+        flags += _share_flag("tree_depth", n_max, total,
+                             f"{result.sampler}: {n_max} of {total} transitions after warm-up stopped at the maximum "
+                             f"tree depth ({n_max / total:.2%} > {THRESHOLDS['tree_depth']:.0%}): the trajectories "
+                             "were cut before they turned, so the chains move slowly; raise max_tree_depth, adapt "
+                             "the mass matrix (adapt_mass) or reparametrise")
     n_bad = None if result.n_nonfinite is None else int(np.sum(result.n_nonfinite))
     values["nonfinite"] = n_bad
     if on_nonfinite == "reject":

@@ -64,6 +64,20 @@ def refresh_momentum(pm, z, chol, dense, rng, k_tab, w_tab, f_tab):
 
 
 @nb.njit
+def position_drift(x, pm, minv, dense, h):
+    """The leapfrog's drift x <- x + h M^{-1} p (M^{-1} dense or diagonal)."""
+    d = x.shape[0]
+    for i in range(d):
+        if dense:
+            s = 0.0
+            for j in range(d):
+                s += minv[i, j] * pm[j]
+            x[i] += h * s
+        else:
+            x[i] += h * minv[i, i] * pm[i]
+
+
+@nb.njit
 def hmc_log_ratio(delta, u, u_new):
     """log r = H(x, p) - H(x', p') = -delta."""
     return -delta
@@ -92,14 +106,7 @@ def hmc_step(energy, p, x, grad, u, work, h, kp, mats, rng, k_tab, w_tab, f_tab)
     for i in range(d):
         pm[i] -= 0.5 * h * grad[i]
     for step in range(n_leapfrog):
-        for i in range(d):
-            if dense:
-                s = 0.0
-                for j in range(d):
-                    s += minv[i, j] * pm[j]
-                x[i] += h * s
-            else:
-                x[i] += h * minv[i, i] * pm[i]
+        position_drift(x, pm, minv, dense, h)
         u_new = energy(x, p, grad)
         finite = math.isfinite(u_new)
         for i in range(d):

@@ -42,7 +42,7 @@ import numpy as np
 from sdekit.diffusion.samplers.checks import check_real
 from sdekit.errors import SDEKitError
 from sdekit.mcmc.chains import ADAPT_MASS, check_adapt_mass, run_chains
-from sdekit.mcmc.hmc import mass_factors, refresh_momentum
+from sdekit.mcmc.hmc import mass_factors, position_drift, refresh_momentum
 from sdekit.mcmc.result import MCMCResult
 from sdekit.mcmc.variants import Defect, with_helpers
 from sdekit.noise.streams import next_double_row
@@ -186,14 +186,7 @@ def nuts_step(energy, p, x, grad, u, work, h, kp, mats, rng, k_tab, w_tab, f_tab
         for n in range(1 << depth):
             for i in range(d):
                 pc[i] -= 0.5 * step * gc[i]
-            for i in range(d):
-                if dense:
-                    s = 0.0
-                    for j in range(d):
-                        s += minv[i, j] * pc[j]
-                    xc[i] += step * s
-                else:
-                    xc[i] += step * minv[i, i] * pc[i]
+            position_drift(xc, pc, minv, dense, step)
             uc = energy(xc, p, gc)
             n_leapfrog += 1
             finite = math.isfinite(uc)

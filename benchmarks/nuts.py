@@ -128,12 +128,12 @@ def sdekit_run(target, x0: np.ndarray, n_draws: int, seed: int, *, step_size: fl
     if adapt_mass is not None:
         kw["adapt_mass"] = adapt_mass
     nuts(target, **{**kw, "n_draws": 5, "n_warmup": min(n_warmup, 150)})  # compile
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     res = nuts(target, **kw, n_draws=n_draws, n_warmup=n_warmup)
-    sec = time.perf_counter() - start
+    sec, cpu = time.perf_counter() - start, time.process_time() - cpu
     out = summary(sec, res.samples, res.stats["n_leapfrog"], res.stats["tree_depth"], res.divergent,
                   res.accept_prob, target.mean)
-    out["kernel_seconds"] = float(res.seconds)
+    out["kernel_seconds"], out["cpu_seconds"] = float(res.seconds), cpu
     out["step_size"] = [float(h) for h in res.step_size]
     return out, np.asarray(res.step_size)
 
@@ -212,12 +212,12 @@ def blackjax_fixed(logp, x0: np.ndarray, h: float, n_draws: int, seed: int, exac
         return sample(jax.random.split(key, n), states, jnp.full(n, h), jnp.ones((n, d)))
     args = (jax.random.PRNGKey(seed), jnp.asarray(x0))
     fn = _compiled(run, *args)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = jax.block_until_ready(fn(*args))
-    sec = time.perf_counter() - start
+    sec, cpu = time.perf_counter() - start, time.process_time() - cpu
     xs, nl, depth, div, acc = (np.asarray(a) for a in out)
     res = summary(sec, xs, nl, depth, div, acc, exact_mean)
-    res["step_size"] = [h] * n
+    res["step_size"], res["cpu_seconds"] = [h] * n, cpu
     return res
 
 
@@ -246,17 +246,17 @@ def blackjax_adapted(logp, x0: np.ndarray, mass: str, n_warmup: int, n_draws: in
     key_w, key_s = jax.random.split(jax.random.PRNGKey(seed))
     wargs = (key_w, jax.numpy.asarray(x0))
     wfn = _compiled(warmup, *wargs)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     states, h, inv_mass, warm_nl = jax.block_until_ready(wfn(*wargs))
-    warm_sec = time.perf_counter() - start
+    warm_sec, warm_cpu = time.perf_counter() - start, time.process_time() - cpu
     sargs = (key_s, states, h, inv_mass)
     sfn = _compiled(draws, *sargs)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = jax.block_until_ready(sfn(*sargs))
-    sample_sec = time.perf_counter() - start
+    sample_sec, cpu = time.perf_counter() - start, warm_cpu + time.process_time() - cpu
     xs, nl, depth, div, acc = (np.asarray(a) for a in out)
     res = summary(warm_sec + sample_sec, xs, nl, depth, div, acc, exact_mean, sample_seconds=sample_sec)
-    res.update(warmup_seconds=warm_sec, warmup_gradients=float(np.sum(warm_nl)),
+    res.update(warmup_seconds=warm_sec, cpu_seconds=cpu, warmup_gradients=float(np.sum(warm_nl)),
                step_size=[float(v) for v in np.asarray(h)])
     return res
 
@@ -362,12 +362,13 @@ def to_markdown(info: dict) -> str:
         "started from exact draws of the target; compile time excluded. fixed: the same step (sdekit's warm-up "
         "step, identity mass) in both libraries, no warm-up. adapt_diag / adapt_dense: each library's own "
         "warm-up; ESS/s counts warm-up + sampling time, ESS/grad the sampling gradients only. ESS: min over "
-        "coordinates of ArviZ bulk ESS. mean z: max over coordinates of |mean - exact mean| / MCSE. "
+        "coordinates of ArviZ bulk ESS. mean z: max over coordinates of |mean - exact mean| / MCSE. CPU/wall: "
+        "process CPU seconds per wall second of the timed calls (the cores used). "
         "grad/s: leapfrog steps (gradient evaluations) per second while sampling. "
         "Ratios: sdekit / blackjax, same run.", "",
         "| target | setting | h | lib | transitions/s | grad/s | min ESS | ESS/s | ESS/grad | tree depth "
-        "| divergences | accept | mean z |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| divergences | accept | mean z | CPU/wall |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in info["rows"]:
         for lib in ("sdekit", "blackjax"):
@@ -378,7 +379,8 @@ def to_markdown(info: dict) -> str:
             lines.append(f"| {row['target']} | {row['setting']} | {h:.3g} | {lib} | {_fmt(r, 'transitions_per_s')} "
                          f"| {_fmt(r, 'gradients_per_s')} | {_fmt(r, 'min_ess', '.0f')} | {_fmt(r, 'ess_per_s')} "
                          f"| {_fmt(r, 'ess_per_gradient')} | {_fmt(r, 'mean_tree_depth', '.2f')} "
-                         f"| {r['divergences']} | {_fmt(r, 'mean_accept', '.2f')} | {_fmt(r, 'max_mean_z', '.1f')} |")
+                         f"| {r['divergences']} | {_fmt(r, 'mean_accept', '.2f')} | {_fmt(r, 'max_mean_z', '.1f')} "
+                         f"| {r['cpu_seconds'] / r['seconds']:.2f} |")
     lines += ["", "## sdekit / blackjax", "",
               "| target | setting | transitions/s | grad/s | ESS/s | ESS/grad |", "|---|---|---|---|---|---|"]
     for row in info["rows"]:

@@ -18,7 +18,7 @@ from sdekit.mcmc.underdamped import run_underdamped_kernel
 MCMC_DIR = Path(mcmc.__file__).parent
 
 
-@pytest.mark.parametrize("name", ["ula", "mala", "rwm", "hmc", "underdamped_langevin", "replica_exchange"])
+@pytest.mark.parametrize("name", ["ula", "mala", "rwm", "hmc", "nuts", "underdamped_langevin", "replica_exchange"])
 def test_public_samplers_and_kernels_carry_no_defect_switch(name):
     assert "defect" not in inspect.signature(getattr(mcmc, name)).parameters
     assert "defect" not in inspect.signature(simulated_annealing).parameters
@@ -35,7 +35,7 @@ def test_every_planted_bug_is_registered_and_runs_through_the_entry_point():
             assert defects(sampler)[defect] == entry.description
             run = planted(sampler, defect)
             assert run.__name__ == f"{sampler}[{defect}]"
-    assert sum(len(entry[2]) for entry in SAMPLERS.values()) == 12
+    assert sum(len(entry[2]) for entry in SAMPLERS.values()) == 15
 
 
 def _imports(path: Path) -> set[str]:

@@ -21,9 +21,10 @@ import numpy as np
 
 from sdekit.diffusion.samplers.checks import check_count, check_real, check_seed
 from sdekit.errors import ChainNonFiniteError, NonFiniteProposalError, SDEKitError
+from sdekit.mcmc.adaptation import stan_windows
 from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.disk_cache import cached_kernel
-from sdekit.mcmc.kernel import NO_FAILURE, run_chains_kernel
+from sdekit.mcmc.kernel import NO_FAILURE, WORK_ROWS, run_chains_kernel
 from sdekit.mcmc.result import MCMCResult
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
 from sdekit.targets.energy import check_energy_target, energy_function, probe_energy
@@ -85,6 +86,28 @@ def per_chain_array(value: Any, n_chains: int, d: int, name: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+ADAPT_MASS = {None: 0, "diag": 1, "dense": 2}
+
+
+def check_adapt_mass(adapt_mass: Any) -> int:
+    """The kernel's mass-adaptation mode of ``adapt_mass`` (None 0, "diag" 1, "dense" 2), else SDEKitError."""
+    if not (adapt_mass is None or isinstance(adapt_mass, str)) or adapt_mass not in ADAPT_MASS:
+        raise SDEKitError(f"adapt_mass must be None, 'diag' or 'dense'; got {adapt_mass!r}")
+    return ADAPT_MASS[adapt_mass]
+
+
+def chain_matrices(mats: np.ndarray, n_copies: int) -> np.ndarray:
+    """The (n_copies, 2, d, d) matrices the kernel reads (one copy shared by all chains, or one per chain that
+    adapts its own), or an SDEKitError with the memory they would need."""
+    mats = np.ascontiguousarray(mats, dtype=np.float64)
+    try:
+        return np.repeat(mats[None], n_copies, axis=0)
+    except (MemoryError, ValueError) as exc:
+        gib = n_copies * mats.size * 8 / 2 ** 30
+        raise SDEKitError(f"adapt_mass: one mass matrix per chain for n_chains = {n_copies} in dimension "
+                          f"{mats.shape[-1]} would need {gib:.3g} GiB; lower n_chains") from exc
+
+
 def step_sizes(step_size: Any, n_chains: int, name: str = "step_size") -> np.ndarray:
     """A positive step size per chain, (n_chains,), from a scalar or an (n_chains,) array."""
     bad = isinstance(step_size, bool | str) or np.iscomplexobj(step_size)
@@ -117,7 +140,8 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
                mats: np.ndarray | None = None, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,
                thin: int = 1, adapt: bool = False, target_accept: float = 0.8, seed: int = 0, x0: Any = None,
                on_nonfinite: str = "warn", proposes: bool = True, driver: Callable | None = None,
-               chain_offset: int = 0) -> MCMCResult:
+               chain_offset: int = 0, work_rows: int = WORK_ROWS, stats: tuple[str, ...] = (),
+               adapt_mass: str | None = None) -> MCMCResult:
     """Run ``n_chains`` chains of ``step`` on ``target`` (an energy target: dim, energy_fn, params).
 
     Warm-up: ``n_warmup`` steps, adapting each chain's step size by dual averaging to ``target_accept``
@@ -129,6 +153,11 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     ``chain_offset``: the global index of the first chain; chain c draws from stream (seed, chain_offset + c) and
     errors name that index, so a run of chains [a, b) of a larger run (offset a, the larger run's start points
     rows a..b-1 as x0) reproduces those rows bit for bit (`sdekit.distributed.sample_chains`).
+    ``work_rows``: the rows of each chain's scratch array; ``stats``: the names of the per-transition statistics the
+    step leaves in its last row (summed over ``thin`` into ``MCMCResult.stats``). ``adapt_mass``: "diag" or "dense"
+    adapts each chain's mass matrix (``mats`` = (L, M^{-1}), M = L L^T, as HMC and NUTS read it) in Stan's
+    windows (`sdekit.mcmc.adaptation.stan_windows`); the adapted M^{-1} of every chain is
+    ``extras["inverse_mass"]`` ((chains, d) diagonals or (chains, d, d)).
     """
     check_energy_target(target)
     n_chains = check_count(n_chains, "n_chains")
@@ -149,15 +178,19 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     probe_energy(energy_function(target), target.params, xs[0])
     if mats is None:
         mats = np.broadcast_to(np.eye(d), (2, d, d)).copy()
+    mass_mode = check_adapt_mass(adapt_mass)
+    windows = stan_windows(n_warmup) if mass_mode else np.zeros((0, 2), dtype=np.int64)
+    mats = chain_matrices(mats, n_chains if mass_mode else 1)
     kp = np.ascontiguousarray(kernel_params, dtype=np.float64)
     draws, acc, pot, div = draw_arrays(n_chains, n_draws, d)
+    stat_draws = np.zeros((n_chains, n_draws, len(stats)))
     h_final = h0.copy()
     status = np.full(n_chains, NO_FAILURE, dtype=np.int64)
     nonfinite = np.zeros(n_chains, dtype=np.int64)
     first_nonfinite = np.zeros(n_chains, dtype=np.int64)
     args = (target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt), target_accept, np.uint64(seed),
             chain_offset, on_nonfinite == "raise", ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status,
-            nonfinite, first_nonfinite)
+            nonfinite, first_nonfinite, int(work_rows), stat_draws, mass_mode, windows)
     kernel = cached_kernel(step, energy_function(target)) if driver is None else None
     start = time.perf_counter()
     if kernel is not None:
@@ -174,7 +207,10 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
         hit = np.flatnonzero(first_nonfinite)
         c = int(hit[np.argmin(first_nonfinite[hit])])
         raise NonFiniteProposalError(chain_offset + c, int(first_nonfinite[c]), float(h_final[c]))
-    res = MCMCResult(draws, acc, pot, div, h_final, sampler, n_warmup, thin, seconds, n_nonfinite=nonfinite)
+    res = MCMCResult(draws, acc, pot, div, h_final, sampler, n_warmup, thin, seconds, n_nonfinite=nonfinite,
+                     stats={name: stat_draws[:, :, i] for i, name in enumerate(stats)})
+    if mass_mode:
+        res.extras["inverse_mass"] = mats[:, 1] if mass_mode == 2 else np.diagonal(mats[:, 1], axis1=1, axis2=2).copy()
     if not proposes:
         res.n_nonfinite = None
     return finish(res, initial_step=h0 if adapt else None, target_accept=target_accept,

@@ -24,6 +24,8 @@ from sdekit.mcmc.hmc import hmc, hmc_with
 from sdekit.mcmc.kernel import run_chains_kernel
 from sdekit.mcmc.mala import DEFECTS as MALA_DEFECTS
 from sdekit.mcmc.mala import mala, mala_with
+from sdekit.mcmc.nuts import DEFECTS as NUTS_DEFECTS
+from sdekit.mcmc.nuts import nuts, nuts_with
 from sdekit.mcmc.result import MCMCResult
 from sdekit.mcmc.rwm import DEFECTS as RWM_DEFECTS
 from sdekit.mcmc.rwm import rwm, rwm_with
@@ -49,6 +51,7 @@ SAMPLERS: dict[str, tuple[Callable[..., MCMCResult], Callable[..., MCMCResult], 
     "mala": (mala, mala_with, MALA_DEFECTS, _SERIAL),
     "rwm": (rwm, rwm_with, RWM_DEFECTS, _SERIAL),
     "hmc": (hmc, hmc_with, HMC_DEFECTS, _SERIAL),
+    "nuts": (nuts, nuts_with, NUTS_DEFECTS, _SERIAL),
     "underdamped_langevin": (underdamped_langevin, underdamped_langevin_with, UNDERDAMPED_DEFECTS, {}),
     # UBU / ShOULD's planted bugs: call with scheme="ubu" or "should" (the defect's name says which)
     "underdamped_langevin_high_order": (underdamped_langevin, underdamped_langevin_with, HIGH_ORDER_DEFECTS, {}),

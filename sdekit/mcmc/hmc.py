@@ -10,7 +10,8 @@ and accepts (x', p') with probability min(1, exp(H(x, p) - H(x', p'))). The tran
 pi-invariant for every h and L. A trajectory is divergent when H(x', p') - H(x, p) exceeds
 ``divergence_threshold`` (default 1000, as in Stan and blackjax) or turns non-finite; it is rejected
 and counted in ``MCMCResult.divergent``. Mass matrix: None (identity), a (d,) diagonal, or a dense
-(d, d) SPD matrix. Step size: dual averaging to ``target_accept`` (default 0.8) during warm-up.
+(d, d) SPD matrix, or adapted per chain in Stan's windowed warm-up (``adapt_mass`` "diag" or "dense").
+Step size: dual averaging to ``target_accept`` (default 0.8) during warm-up.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from sdekit.diffusion.samplers.checks import check_real
 from sdekit.errors import SDEKitError
-from sdekit.mcmc.chains import run_chains
+from sdekit.mcmc.chains import ADAPT_MASS, check_adapt_mass, run_chains
 from sdekit.mcmc.result import MCMCResult
 from sdekit.mcmc.variants import Defect, with_helpers
 from sdekit.noise.streams import next_double_row, next_normal_row
@@ -182,7 +183,7 @@ def mass_factors(mass: Any, dim: int) -> tuple[np.ndarray, bool]:
     raise SDEKitError(f"mass must be None, a ({dim},) diagonal or a ({dim}, {dim}) matrix; got shape {m.shape}")
 
 
-def hmc(target: Any, *, step_size: Any = 0.1, n_leapfrog: int = 10, mass: Any = None,
+def hmc(target: Any, *, step_size: Any = 0.1, n_leapfrog: int = 10, mass: Any = None, adapt_mass: str | None = None,
         divergence_threshold: float = 1000.0, n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000,
         thin: int = 1, adapt: bool = True, target_accept: float = 0.8, seed: int = 0, x0: Any = None,
         on_nonfinite: str = "warn", chain_offset: int = 0) -> MCMCResult:
@@ -194,20 +195,24 @@ def hmc(target: Any, *, step_size: Any = 0.1, n_leapfrog: int = 10, mass: Any = 
     of the run. on_nonfinite: trajectories that meet a non-finite energy or gradient are counted
     (``n_nonfinite``); "warn" (default), "reject" or "raise", as for `sdekit.mcmc.mala`.
     chain_offset: the global index of the first chain (its random stream; errors name it), see `run_chains`.
+    adapt_mass: None (``mass`` as given), "diag" or "dense": each chain adapts M^{-1} to the covariance of its
+    warm-up positions in Stan's windows (`sdekit.mcmc.adaptation.stan_windows`, starting from ``mass``), the
+    step size re-adapting after each window; the adapted M^{-1} are ``result.extras["inverse_mass"]``.
     """
-    return hmc_with(hmc_step, target, step_size=step_size, n_leapfrog=n_leapfrog, mass=mass,
+    return hmc_with(hmc_step, target, step_size=step_size, n_leapfrog=n_leapfrog, mass=mass, adapt_mass=adapt_mass,
                     divergence_threshold=divergence_threshold, n_chains=n_chains, n_draws=n_draws, n_warmup=n_warmup,
                     thin=thin, adapt=adapt, target_accept=target_accept, seed=seed, x0=x0, on_nonfinite=on_nonfinite,
                     chain_offset=chain_offset)
 
 
 def hmc_with(step: Any, target: Any, *, n_leapfrog: int, mass: Any, divergence_threshold: float,
-             **options: Any) -> MCMCResult:
+             adapt_mass: str | None = None, **options: Any) -> MCMCResult:
     """HMC's driver with ``step`` as its transition: `hmc_step` or a planted variant from DEFECTS."""
     if isinstance(n_leapfrog, bool) or not isinstance(n_leapfrog, int | np.integer) or n_leapfrog < 1:
         raise SDEKitError(f"n_leapfrog must be an integer >= 1; got {n_leapfrog!r}")
     threshold = check_real(divergence_threshold, "divergence_threshold", lo=0.0, strict=True)
     check_energy_target(target)
     mats, dense = mass_factors(mass, target.dim)
+    dense = dense or check_adapt_mass(adapt_mass) == ADAPT_MASS["dense"]
     kp = np.array([float(n_leapfrog), threshold, 1.0 if dense else 0.0])
-    return run_chains(step, target, sampler="hmc", kernel_params=kp, mats=mats, **options)
+    return run_chains(step, target, sampler="hmc", kernel_params=kp, mats=mats, adapt_mass=adapt_mass, **options)

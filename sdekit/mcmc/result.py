@@ -26,7 +26,9 @@ class MCMCResult:
     potential_energy: (chains, draws) U at each draw.
     divergent: (chains, draws) how many of the ``thin`` steps behind each draw diverged.
     step_size: (chains,) the step size used after warm-up (adapted per chain, or as given).
-    extras: sampler-specific statistics (e.g. swap rates of replica exchange).
+    extras: sampler-specific statistics (e.g. swap rates of replica exchange, adapted inverse mass matrices).
+    stats: per-draw statistics of the sampler, {name: (chains, draws)} summed over the ``thin`` steps behind
+      each draw (NUTS: "tree_depth", "n_leapfrog", "max_depth_hit").
     n_nonfinite: (chains,) how many proposals of each chain (warm-up included) had a non-finite energy or
       gradient and were rejected (None where the sampler makes no proposals: ULA, underdamped Langevin,
       whose non-finite states raise instead).
@@ -46,6 +48,7 @@ class MCMCResult:
     extras: dict[str, Any] = field(default_factory=dict)
     n_nonfinite: np.ndarray | None = None
     diagnostics: Diagnostics | None = None
+    stats: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         c, n, d = self.samples.shape
@@ -86,7 +89,8 @@ class MCMCResult:
 
     def to_arviz(self, var_name: str = "x") -> Any:
         """An ``arviz.InferenceData``: posterior[var_name] with dims (chain, draw, <var_name>_dim_0) and
-        sample_stats acceptance_rate, diverging, lp (= -U), potential_energy, step_size."""
+        sample_stats acceptance_rate, diverging, lp (= -U), potential_energy, step_size and the sampler's
+        ``stats`` (NUTS: tree_depth, n_leapfrog, max_depth_hit)."""
         az = arviz_module()
         c, n, _ = self.samples.shape
         stats = {
@@ -95,6 +99,7 @@ class MCMCResult:
             "lp": -self.potential_energy,
             "potential_energy": self.potential_energy,
             "step_size": np.broadcast_to(self.step_size[:, None], (c, n)).copy(),
+            **self.stats,
         }
         return az.from_dict(posterior={var_name: self.samples}, sample_stats=stats)
 

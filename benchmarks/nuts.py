@@ -18,12 +18,15 @@ number 10^4) in a random rotation, and a 2-D two-component Gaussian mixture. Two
   draws): blackjax.window_adaptation (Stan's windows, one adaptation per chain, vmapped) and sdekit's
   ``nuts(adapt=True, adapt_mass="diag" | "dense")``, then ``n_draws`` draws with the adapted parameters.
 
-Reported per run: transitions/s and gradients/s (gradients = the sum of leapfrog steps of the draws),
-the min over coordinates of ArviZ's bulk ESS, ESS/s and ESS per gradient, mean tree depth, divergences,
-and sdekit/blackjax ratios measured in the same run. Time: wall clock of the sampling (``fixed``) or of
-warm-up plus sampling (adapted rows; ESS/s uses that total, ESS per gradient the sampling gradients only).
-Compile time is excluded: sdekit's kernels are compiled by a short call first; blackjax's functions are
-compiled ahead of time (``jax.jit(f).lower(...).compile()``) and only the compiled call is timed.
+Reported per run: transitions/s and gradients/s (gradients = leapfrog steps), the min over coordinates of
+ArviZ's bulk ESS, ESS/s and ESS per gradient, mean tree depth, divergences, a z-score of the sample mean
+against the exact mean, and sdekit/blackjax ratios measured in the same run. Time: the compiled work only,
+sampling (``fixed``) or warm-up plus sampling (adapted rows: the per-second rates count the warm-up's
+transitions and gradients too; ESS per gradient counts the sampling gradients only, the quality of the tuned
+kernel; sdekit does not report its warm-up's leapfrog count, so its adapted rows have no gradients/s). sdekit:
+``MCMCResult.seconds`` (its compiled driver, without the end-of-run ArviZ checks; the call's wall time is kept
+as ``wall_seconds``), after a short call with the same options has compiled the kernel; blackjax: functions
+compiled ahead of time (``jax.jit(f).lower(...).compile()``), only the compiled calls timed.
 blackjax runs its chains with ``jax.vmap`` over a per-chain ``lax.scan``; a vmapped NUTS step waits for the
 longest trajectory of the batch. sdekit runs its chains in parallel Numba threads (the count is recorded).
 The 1-minute load average is recorded before and after every row (the machine is shared).
@@ -36,6 +39,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numba as nb
@@ -45,7 +49,7 @@ from scipy.stats import ortho_group
 sys.path.insert(0, str(Path(__file__).parent))
 from power import machine  # noqa: E402
 
-from sdekit.mcmc.diagnostics import arviz_module, quiet  # noqa: E402
+from sdekit.mcmc.diagnostics import MCMCWarning, arviz_module, quiet  # noqa: E402
 from sdekit.targets import Gaussian, GaussianMixture, NealFunnel, Rosenbrock  # noqa: E402
 from sdekit.validate.closed_form import MIXTURE_2D  # noqa: E402
 
@@ -101,15 +105,17 @@ def stationary_start(target, n_chains: int, seed: int) -> np.ndarray:
 
 
 def summary(seconds: float, samples: np.ndarray, n_leapfrog: np.ndarray, depth: np.ndarray, divergent: np.ndarray,
-            accept: np.ndarray, exact_mean: np.ndarray, sample_seconds: float | None = None) -> dict:
-    """The reported numbers of one run; ``seconds`` is the time ESS/s is counted over (warm-up included for
-    adapted rows), ``sample_seconds`` the sampling part when it is known separately."""
+            accept: np.ndarray, exact_mean: np.ndarray, warmup_transitions: int = 0,
+            warmup_gradients: float | None = 0.0) -> dict:
+    """The reported numbers of one run. ``seconds``: the timed compiled work (warm-up included for adapted rows);
+    rates per second count the warm-up's transitions and gradients too (``warmup_gradients`` None: not known, no
+    gradients/s); ESS per gradient counts the sampling gradients only (the quality of the tuned kernel)."""
     ess = min_ess(samples)
     grads = float(np.sum(n_leapfrog))
     n_tr = samples.shape[0] * samples.shape[1]
-    sample_seconds = seconds if sample_seconds is None else sample_seconds
-    return {"seconds": seconds, "sample_seconds": sample_seconds, "transitions": n_tr, "gradients": grads,
-            "transitions_per_s": n_tr / sample_seconds, "gradients_per_s": grads / sample_seconds,
+    return {"seconds": seconds, "transitions": n_tr, "gradients": grads, "warmup_transitions": warmup_transitions,
+            "warmup_gradients": warmup_gradients, "transitions_per_s": (n_tr + warmup_transitions) / seconds,
+            "gradients_per_s": None if warmup_gradients is None else (grads + warmup_gradients) / seconds,
             "min_ess": ess, "ess_per_s": ess / seconds, "ess_per_gradient": ess / grads,
             "mean_tree_depth": float(np.mean(depth)), "mean_leapfrog": grads / n_tr,
             "divergences": int(np.sum(divergent)), "mean_accept": float(np.mean(accept)),
@@ -127,13 +133,18 @@ def sdekit_run(target, x0: np.ndarray, n_draws: int, seed: int, *, step_size: fl
               n_chains=x0.shape[0], adapt=adapt, target_accept=TARGET_ACCEPT, seed=seed, x0=x0)
     if adapt_mass is not None:
         kw["adapt_mass"] = adapt_mass
-    nuts(target, **{**kw, "n_draws": 5, "n_warmup": min(n_warmup, 150)})  # compile
-    start, cpu = time.perf_counter(), time.process_time()
-    res = nuts(target, **kw, n_draws=n_draws, n_warmup=n_warmup)
-    sec, cpu = time.perf_counter() - start, time.process_time() - cpu
-    out = summary(sec, res.samples, res.stats["n_leapfrog"], res.stats["tree_depth"], res.divergent,
-                  res.accept_prob, target.mean)
-    out["kernel_seconds"], out["cpu_seconds"] = float(res.seconds), cpu
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCMCWarning)
+        nuts(target, **{**kw, "n_draws": 5, "n_warmup": min(n_warmup, 20)})  # compile
+        start, cpu = time.perf_counter(), time.process_time()
+        res = nuts(target, **kw, n_draws=n_draws, n_warmup=n_warmup)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    n_chains = x0.shape[0]
+    # res.seconds: the compiled driver (warm-up + sampling), without the end-of-run ArviZ diagnostics
+    out = summary(res.seconds, res.samples, res.stats["n_leapfrog"], res.stats["tree_depth"], res.divergent,
+                  res.accept_prob, target.mean, warmup_transitions=n_chains * n_warmup,
+                  warmup_gradients=None if n_warmup else 0.0)
+    out.update(wall_seconds=wall, cpu_seconds=cpu, sdekit_warnings=list(res.warnings))
     out["step_size"] = [float(h) for h in res.step_size]
     return out, np.asarray(res.step_size)
 
@@ -217,7 +228,7 @@ def blackjax_fixed(logp, x0: np.ndarray, h: float, n_draws: int, seed: int, exac
     sec, cpu = time.perf_counter() - start, time.process_time() - cpu
     xs, nl, depth, div, acc = (np.asarray(a) for a in out)
     res = summary(sec, xs, nl, depth, div, acc, exact_mean)
-    res["step_size"], res["cpu_seconds"] = [h] * n, cpu
+    res.update(step_size=[h] * n, cpu_seconds=cpu, wall_seconds=sec)
     return res
 
 
@@ -255,8 +266,9 @@ def blackjax_adapted(logp, x0: np.ndarray, mass: str, n_warmup: int, n_draws: in
     out = jax.block_until_ready(sfn(*sargs))
     sample_sec, cpu = time.perf_counter() - start, warm_cpu + time.process_time() - cpu
     xs, nl, depth, div, acc = (np.asarray(a) for a in out)
-    res = summary(warm_sec + sample_sec, xs, nl, depth, div, acc, exact_mean, sample_seconds=sample_sec)
-    res.update(warmup_seconds=warm_sec, cpu_seconds=cpu, warmup_gradients=float(np.sum(warm_nl)),
+    res = summary(warm_sec + sample_sec, xs, nl, depth, div, acc, exact_mean, warmup_transitions=n * n_warmup,
+                  warmup_gradients=float(np.sum(warm_nl)))
+    res.update(warmup_seconds=warm_sec, sample_seconds=sample_sec, cpu_seconds=cpu, wall_seconds=warm_sec + sample_sec,
                step_size=[float(v) for v in np.asarray(h)])
     return res
 
@@ -266,7 +278,7 @@ def blackjax_adapted(logp, x0: np.ndarray, mass: str, n_warmup: int, n_draws: in
 def ratios(sd: dict, bj: dict) -> dict:
     """sdekit / blackjax for the rates, measured in the same run."""
     keys = ("transitions_per_s", "gradients_per_s", "ess_per_s", "ess_per_gradient")
-    return {k: sd[k] / bj[k] for k in keys if bj.get(k)}
+    return {k: sd[k] / bj[k] for k in keys if sd.get(k) and bj.get(k)}
 
 
 def run_row(tname: str, setting: str, fn_sd, fn_bj) -> dict:
@@ -282,7 +294,7 @@ def run_row(tname: str, setting: str, fn_sd, fn_bj) -> dict:
     for lib in ("sdekit", "blackjax"):
         if lib in row:
             r = row[lib]
-            line += (f" | {lib} {r['gradients_per_s']:.3g} grad/s ESS/s {r['ess_per_s']:.3g} "
+            line += (f" | {lib} {_fmt(r, 'gradients_per_s')} grad/s ESS/s {r['ess_per_s']:.3g} "
                      f"ESS/grad {r['ess_per_gradient']:.3g} depth {r['mean_tree_depth']:.2f} div {r['divergences']}")
     if "ratio" in row:
         line += f" | ratio ESS/s x{row['ratio']['ess_per_s']:.2f} ESS/grad x{row['ratio']['ess_per_gradient']:.2f}"
@@ -344,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fmt(r: dict | None, key: str, spec: str = ".3g") -> str:
-    return "–" if r is None or key not in r else format(r[key], spec)
+    return "–" if r is None or r.get(key) is None else format(r[key], spec)
 
 
 def to_markdown(info: dict) -> str:
@@ -362,9 +374,11 @@ def to_markdown(info: dict) -> str:
         "started from exact draws of the target; compile time excluded. fixed: the same step (sdekit's warm-up "
         "step, identity mass) in both libraries, no warm-up. adapt_diag / adapt_dense: each library's own "
         "warm-up; ESS/s counts warm-up + sampling time, ESS/grad the sampling gradients only. ESS: min over "
-        "coordinates of ArviZ bulk ESS. mean z: max over coordinates of |mean - exact mean| / MCSE. CPU/wall: "
+        "coordinates of ArviZ bulk ESS (ESS/s over the timed compiled work). "
+        "mean z: max over coordinates of |mean - exact mean| / MCSE. CPU/wall: "
         "process CPU seconds per wall second of the timed calls (the cores used). "
-        "grad/s: leapfrog steps (gradient evaluations) per second while sampling. "
+        "transitions/s, grad/s: over the timed work, warm-up included in adapted rows (sdekit does not report its "
+        "warm-up's leapfrog count: –). sdekit's time is its compiled driver's (MCMCResult.seconds). "
         "Ratios: sdekit / blackjax, same run.", "",
         "| target | setting | h | lib | transitions/s | grad/s | min ESS | ESS/s | ESS/grad | tree depth "
         "| divergences | accept | mean z | CPU/wall |",
@@ -380,14 +394,15 @@ def to_markdown(info: dict) -> str:
                          f"| {_fmt(r, 'gradients_per_s')} | {_fmt(r, 'min_ess', '.0f')} | {_fmt(r, 'ess_per_s')} "
                          f"| {_fmt(r, 'ess_per_gradient')} | {_fmt(r, 'mean_tree_depth', '.2f')} "
                          f"| {r['divergences']} | {_fmt(r, 'mean_accept', '.2f')} | {_fmt(r, 'max_mean_z', '.1f')} "
-                         f"| {r['cpu_seconds'] / r['seconds']:.2f} |")
+                         f"| {r['cpu_seconds'] / r['wall_seconds']:.2f} |")
     lines += ["", "## sdekit / blackjax", "",
               "| target | setting | transitions/s | grad/s | ESS/s | ESS/grad |", "|---|---|---|---|---|---|"]
     for row in info["rows"]:
         if "ratio" in row:
             q = row["ratio"]
-            lines.append(f"| {row['target']} | {row['setting']} | {q['transitions_per_s']:.2f}x "
-                         f"| {q['gradients_per_s']:.2f}x | {q['ess_per_s']:.2f}x | {q['ess_per_gradient']:.2f}x |")
+            cells = " | ".join("–" if q.get(k) is None else f"{q[k]:.2f}x"
+                               for k in ("transitions_per_s", "gradients_per_s", "ess_per_s", "ess_per_gradient"))
+            lines.append(f"| {row['target']} | {row['setting']} | {cells} |")
     lines += ["", "## Mass matrix on the 100-D Gaussian (condition number 10^4, rotated): ESS per gradient", "",
               "| setting | sdekit | blackjax |", "|---|---|---|"]
     for row in info["rows"]:

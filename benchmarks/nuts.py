@@ -380,6 +380,10 @@ def to_markdown(info: dict) -> str:
         "transitions/s, grad/s: over the timed work, warm-up included in adapted rows (sdekit does not report its "
         "warm-up's leapfrog count: –). sdekit's time is its compiled driver's (MCMCResult.seconds). "
         "Ratios: sdekit / blackjax, same run.", "",
+        "Caveat: a min ESS below about 100 (funnel, banana) is itself noisy, and so are its ratios. On the banana "
+        "neither library reaches the tails of x_2 (Var x_2 = 240) in runs of this length: its sample variance "
+        "falls short and its mean z is large once the ESS estimate is large, so the banana rows time two samplers "
+        "that are both still biased there.", "",
         "| target | setting | h | lib | transitions/s | grad/s | min ESS | ESS/s | ESS/grad | tree depth "
         "| divergences | accept | mean z | CPU/wall |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

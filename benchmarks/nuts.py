@@ -23,7 +23,7 @@ ArviZ's bulk ESS, ESS/s and ESS per gradient, mean tree depth, divergences, a z-
 against the exact mean, and sdekit/blackjax ratios measured in the same run. Time: the compiled work only,
 sampling (``fixed``) or warm-up plus sampling (adapted rows: the per-second rates count the warm-up's
 transitions and gradients too; ESS per gradient counts the sampling gradients only, the quality of the tuned
-kernel; sdekit does not report its warm-up's leapfrog count, so its adapted rows have no gradients/s). sdekit:
+kernel; warm-up gradients: sdekit's ``extras["warmup_stats"]["n_leapfrog"]``, blackjax's warm-up info). sdekit:
 ``MCMCResult.seconds`` (its compiled driver, without the end-of-run ArviZ checks; the call's wall time is kept
 as ``wall_seconds``), after a short call with the same options has compiled the kernel; blackjax: functions
 compiled ahead of time (``jax.jit(f).lower(...).compile()``), only the compiled calls timed.
@@ -143,7 +143,7 @@ def sdekit_run(target, x0: np.ndarray, n_draws: int, seed: int, *, step_size: fl
     # res.seconds: the compiled driver (warm-up + sampling), without the end-of-run ArviZ diagnostics
     out = summary(res.seconds, res.samples, res.stats["n_leapfrog"], res.stats["tree_depth"], res.divergent,
                   res.accept_prob, target.mean, warmup_transitions=n_chains * n_warmup,
-                  warmup_gradients=None if n_warmup else 0.0)
+                  warmup_gradients=float(np.sum(res.extras["warmup_stats"]["n_leapfrog"])) if n_warmup else 0.0)
     out.update(wall_seconds=wall, cpu_seconds=cpu, sdekit_warnings=list(res.warnings))
     out["step_size"] = [float(h) for h in res.step_size]
     return out, np.asarray(res.step_size)
@@ -377,8 +377,8 @@ def to_markdown(info: dict) -> str:
         "coordinates of ArviZ bulk ESS (ESS/s over the timed compiled work). "
         "mean z: max over coordinates of |mean - exact mean| / MCSE. CPU/wall: "
         "process CPU seconds per wall second of the timed calls (the cores used). "
-        "transitions/s, grad/s: over the timed work, warm-up included in adapted rows (sdekit does not report its "
-        "warm-up's leapfrog count: –). sdekit's time is its compiled driver's (MCMCResult.seconds). "
+        "transitions/s, grad/s: over the timed work, warm-up included in adapted rows. "
+        "sdekit's time is its compiled driver's (MCMCResult.seconds). "
         "Ratios: sdekit / blackjax, same run.", "",
         "Caveat: a min ESS below about 100 (funnel, banana) is itself noisy, and so are its ratios. On the banana "
         "neither library reaches the tails of x_2 (Var x_2 = 240) in runs of this length: its sample variance "

@@ -221,7 +221,7 @@ ARGUMENT_CASES = [
      r"step_size must be a positive number"),
     ("n_draws too many to store", lambda: mala(TARGET, n_draws=10 ** 13), SDEKitError,
      r"n_draws .* would need .* GiB"),
-    ("planted: unknown sampler", lambda: planted("nuts", "x"), SDEKitError, r"sampler must be one of"),
+    ("planted: unknown sampler", lambda: planted("no_u_turn", "x"), SDEKitError, r"sampler must be one of"),
     ("planted: unknown defect", lambda: planted("mala", "typo"), SDEKitError,
      r"defect must be one of \['no_proposal_correction', 'reversed_proposal_correction'\] for mala"),
     ("planted: unknown keyword", lambda: planted("hmc", "no_kinetic_energy")(TARGET, defect=1), SDEKitError,

@@ -39,6 +39,8 @@ def assert_same_run(one, sharded):
         assert np.array_equal(one.stats[name], sharded.stats[name]), name
     if "inverse_mass" in one.extras:  # adapted per chain
         assert np.array_equal(one.extras["inverse_mass"], sharded.extras["inverse_mass"])
+    for name, per_chain in one.extras.get("warmup_stats", {}).items():  # NUTS's warm-up leapfrog steps per chain
+        assert np.array_equal(per_chain, sharded.extras["warmup_stats"][name]), name
     assert np.array_equal(one.to_arviz().posterior["x"].values, sharded.to_arviz().posterior["x"].values)
     assert one.diagnostics.fired == sharded.diagnostics.fired
     assert one.diagnostics.skipped == sharded.diagnostics.skipped

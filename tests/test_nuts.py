@@ -148,5 +148,9 @@ def test_saturated_trees_are_warned_about():
     with pytest.warns(MCMCWarning, match="maximum tree depth"):
         res = nuts(flat, step_size=0.01, max_tree_depth=5, adapt=False, n_chains=2, n_draws=20, n_warmup=0)
     assert "tree_depth" in res.diagnostics.fired and res.diagnostics.values["tree_depth"] == 40
+    with pytest.warns(MCMCWarning, match="maximum tree depth"):  # warm-up gradients: 30 full trees of 31 steps
+        warm = nuts(flat, step_size=0.01, max_tree_depth=5, adapt=False, n_chains=2, n_draws=20, n_warmup=30)
+    assert np.array_equal(warm.extras["warmup_stats"]["n_leapfrog"], [30 * 31, 30 * 31])
+    assert np.array_equal(warm.extras["warmup_stats"]["max_depth_hit"], [30, 30])
     ok = nuts(TARGET, n_chains=4, n_draws=500, n_warmup=300, seed=2)
     assert "tree_depth" not in ok.diagnostics.fired and ok.diagnostics.values["tree_depth"] == 0

@@ -130,6 +130,9 @@ def assemble(shards: list[MCMCResult], seconds: float) -> MCMCResult:
     for key in PER_CHAIN_EXTRAS:
         if key in extras:
             extras[key] = np.concatenate([s.extras[key] for s in shards], axis=0)
+    if "warmup_stats" in extras:  # {name: (chains,)}
+        extras["warmup_stats"] = {name: np.concatenate([s.extras["warmup_stats"][name] for s in shards])
+                                  for name in extras["warmup_stats"]}
     nonfinite = None if first.n_nonfinite is None else cat("n_nonfinite")
     stats = {name: np.concatenate([s.stats[name] for s in shards], axis=0) for name in first.stats}
     return MCMCResult(cat("samples"), cat("accept_prob"), cat("potential_energy"), cat("divergent"), cat("step_size"),

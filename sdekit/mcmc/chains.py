@@ -154,7 +154,9 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     errors name that index, so a run of chains [a, b) of a larger run (offset a, the larger run's start points
     rows a..b-1 as x0) reproduces those rows bit for bit (`sdekit.distributed.sample_chains`).
     ``work_rows``: the rows of each chain's scratch array; ``stats``: the names of the per-transition statistics the
-    step leaves in its last row (summed over ``thin`` into ``MCMCResult.stats``). ``adapt_mass``: "diag" or "dense"
+    step leaves in its last row (summed over ``thin`` into ``MCMCResult.stats``, and over the warm-up into
+    ``extras["warmup_stats"]``, {name: (chains,)}: e.g. NUTS's gradient evaluations during warm-up).
+    ``adapt_mass``: "diag" or "dense"
     adapts each chain's mass matrix (``mats`` = (L, M^{-1}), M = L L^T, as HMC and NUTS read it) in Stan's
     windows (`sdekit.mcmc.adaptation.stan_windows`); the adapted M^{-1} of every chain is
     ``extras["inverse_mass"]`` ((chains, d) diagonals or (chains, d, d)).
@@ -184,13 +186,14 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     kp = np.ascontiguousarray(kernel_params, dtype=np.float64)
     draws, acc, pot, div = draw_arrays(n_chains, n_draws, d)
     stat_draws = np.zeros((n_chains, n_draws, len(stats)))
+    stat_warmup = np.zeros((n_chains, len(stats)))
     h_final = h0.copy()
     status = np.full(n_chains, NO_FAILURE, dtype=np.int64)
     nonfinite = np.zeros(n_chains, dtype=np.int64)
     first_nonfinite = np.zeros(n_chains, dtype=np.int64)
     args = (target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt), target_accept, np.uint64(seed),
             chain_offset, on_nonfinite == "raise", ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status,
-            nonfinite, first_nonfinite, int(work_rows), stat_draws, mass_mode, windows)
+            nonfinite, first_nonfinite, int(work_rows), stat_draws, stat_warmup, mass_mode, windows)
     kernel = cached_kernel(step, energy_function(target)) if driver is None else None
     start = time.perf_counter()
     if kernel is not None:
@@ -209,6 +212,8 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
         raise NonFiniteProposalError(chain_offset + c, int(first_nonfinite[c]), float(h_final[c]))
     res = MCMCResult(draws, acc, pot, div, h_final, sampler, n_warmup, thin, seconds, n_nonfinite=nonfinite,
                      stats={name: stat_draws[:, :, i] for i, name in enumerate(stats)})
+    if stats:
+        res.extras["warmup_stats"] = {name: stat_warmup[:, i] for i, name in enumerate(stats)}
     if mass_mode:
         res.extras["inverse_mass"] = mats[:, 1] if mass_mode == 2 else np.diagonal(mats[:, 1], axis1=1, axis2=2).copy()
     if not proposes:

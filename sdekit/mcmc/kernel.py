@@ -19,7 +19,9 @@ sampling, keeps every ``thin``-th state, counts each chain's non-finite proposal
 of the first; the chain stops there when ``stop_on_nonfinite``), and records in ``status`` the step at
 which a chain's own state turned non-finite (possible only for unadjusted samplers). A step with per-
 transition statistics (NUTS: tree depth, leapfrog steps) leaves them in ``work[work_rows - 1, :n_stats]``;
-the driver sums them over the ``thin`` steps behind each draw into ``stats`` (chains, draws, n_stats).
+the driver sums them over the ``thin`` steps behind each draw into ``stats`` (chains, draws, n_stats), and over
+all warm-up transitions (the step-size searches after each mass-matrix window included) into ``warmup_stats``
+(chains, n_stats).
 Mass-matrix adaptation (``mass_mode`` 1 diagonal, 2 dense; mats then holds one (2, d, d) per chain) follows
 Stan's windowed warm-up: the positions of warm-up steps inside each window of ``windows`` (rows [start,
 end)) are accumulated by Welford's recursions, and at the window's end the chain's M^{-1} becomes their
@@ -72,7 +74,7 @@ def metropolis_accept(log_u, log_r, x, grad, u, y, gy, uy):
 
 def _run_chains(step, energy, p, x0, h0, kp, mats, n_warmup, n_draws, thin, adapt, target_accept, seed,
                 chain_offset, stop_on_nonfinite, k_tab, w_tab, f_tab, draws, acc, pot, div, h_final, status, nonfinite,
-                first_nonfinite, work_rows, stats, mass_mode, windows):
+                first_nonfinite, work_rows, stats, warmup_stats, mass_mode, windows):
     n_chains, d = x0.shape
     total = n_warmup + n_draws * thin
     n_stats = stats.shape[2]
@@ -117,6 +119,8 @@ def _run_chains(step, energy, p, x0, h0, kp, mats, n_warmup, n_draws, thin, adap
                 status[c] = m + 1
                 break
             if m < n_warmup:
+                for s in range(n_stats):
+                    warmup_stats[c, s] += work[work_rows - 1, s]
                 if adapt:
                     h = dual_averaging_update(da, a, target_accept)
                 if mass_mode > 0 and w_k < windows.shape[0] and m >= windows[w_k, 0]:
@@ -134,12 +138,16 @@ def _run_chains(step, energy, p, x0, h0, kp, mats, n_warmup, n_draws, thin, adap
                             # or halve it while it falls short, until it crosses; then restart dual averaging
                             u, a, dv, nf = step(energy, p, x, grad, u, work, h, kp, mats_c, rng, k_tab, w_tab, f_tab)
                             n_bad += nf
+                            for s in range(n_stats):
+                                warmup_stats[c, s] += work[work_rows - 1, s]
                             grow = a > target_accept
                             for _ in range(RETUNE_TRIALS):
                                 h_next = 2.0 * h if grow else 0.5 * h
                                 u, a, dv, nf = step(energy, p, x, grad, u, work, h_next, kp, mats_c, rng, k_tab,
                                                     w_tab, f_tab)
                                 n_bad += nf
+                                for s in range(n_stats):
+                                    warmup_stats[c, s] += work[work_rows - 1, s]
                                 if (a > target_accept) != grow:
                                     break
                                 h = h_next

@@ -54,7 +54,6 @@ def _transitions(defect, target, h, n_steps, *, n=N, seed=0, max_depth=10, x0="t
 # (target, step size, planted defect or None, should pass against pi); steps large enough that a bias shows
 STATIONARITY_CASES = [
     (TARGET, 0.9, None, True),
-    (BANANA, 0.2, None, True),
     (TARGET, 0.9, "multinomial_weights_ignored", False),
     (TARGET, 0.9, "top_level_ratio_inverted", False),
     (TARGET, 0.9, "u_turn_checked_at_one_end", False),
@@ -64,8 +63,8 @@ STATIONARITY_CASES = [
 @pytest.mark.parametrize("target,h,defect,ok", STATIONARITY_CASES,
                          ids=[f"{c[0].__class__.__name__}-{c[2] or 'correct'}" for c in STATIONARITY_CASES])
 def test_nuts_is_exactly_invariant_and_planted_bugs_fail(target, h, defect, ok):
-    """5 NUTS transitions of 20,000 chains from pi keep pi exactly on a correlated Gaussian and on a banana (where
-    ~2% of the transitions diverge); each planted bug moves the law far enough that the battery rejects it."""
+    """5 NUTS transitions of 20,000 chains from pi keep pi exactly on a correlated Gaussian (the banana: below);
+    each planted bug moves the law far enough that the battery rejects it."""
     final, stats, _ = _transitions(defect, target, h, 5, seed=11)
     report = compare_with_law(final, target, alpha=ALPHA)
     assert report.passed is ok, report.to_text()
@@ -88,28 +87,39 @@ def test_tree_depth_and_leapfrog_counts_are_reported():
     assert np.any(steps == 2 ** depth - 1) and np.any(steps > 2 ** depth - 1)
 
 
-def test_divergences_on_the_funnel_are_flagged():
-    """On Neal's funnel (scale 3) a step of 1 diverges in the neck: many transitions flag it; a step of 0.05 on
-    the mouth (v = 3) does not."""
-    funnel = NealFunnel(5, 3.0)
-    _, stats, div = _transitions(None, funnel, 1.0, 4, n=200, seed=2)
-    assert 0.05 < div.mean() < 1.0
-    start = np.tile([3.0, 1.0, -1.0, 0.5, 0.0], (50, 1))
-    _, _, calm = _transitions(None, funnel, 0.05, 4, n=50, seed=2, x0=start)
-    assert not calm.any()
-
-
-@pytest.mark.parametrize("target,kw", [(NealFunnel(5, 1.0), dict(target_accept=0.9)),
-                                       (MILD_BANANA, dict(target_accept=0.95))], ids=["funnel", "banana"])
-def test_long_run_means_and_variances_within_mcse(target, kw):
-    """8 adapted chains x 3000 draws: means and variances of every coordinate within |z| < 4.89 of the exact
-    values, z = (estimate - truth) / MCSE (ArviZ)."""
+def _long_run_z(target, **kw):
+    """8 adapted chains x 3000 draws: z = (estimate - truth) / MCSE (ArviZ) of every coordinate's mean and
+    variance, each against |z| < 4.89."""
     res = nuts(target, n_chains=8, n_draws=3000, n_warmup=1000, seed=3, step_size=0.5, **kw)
     assert np.all(np.abs(res.mean_z(target.mean)) < Z_CRIT), res.mean_z(target.mean)
     sq = (res.samples - target.mean) ** 2
     z = res.expectation_z(sq, np.diag(target.cov))
     assert np.all(np.abs(z) < Z_CRIT), z
     assert set(NUTS_STATS) <= set(res.stats) and res.stats["n_leapfrog"].shape == (8, 3000)
+
+
+def test_funnel_divergences_are_flagged_and_long_runs_match_its_moments():
+    """On Neal's funnel (scale 3) a step of 1 diverges in the neck: many transitions flag it; a step of 0.05 on
+    the mouth (v = 3) does not. On the funnel of scale 1 (target_accept 0.9), long-run means and variances pass
+    the MCSE z-tests. (One test: one compiled kernel for the funnel's energy.)"""
+    funnel = NealFunnel(5, 3.0)
+    _, stats, div = _transitions(None, funnel, 1.0, 4, n=200, seed=2)
+    assert 0.05 < div.mean() < 1.0
+    start = np.tile([3.0, 1.0, -1.0, 0.5, 0.0], (50, 1))
+    _, _, calm = _transitions(None, funnel, 0.05, 4, n=50, seed=2, x0=start)
+    assert not calm.any()
+    _long_run_z(NealFunnel(5, 1.0), target_accept=0.9)
+
+
+def test_banana_from_exact_starts_and_in_long_runs():
+    """5 transitions of 20,000 chains from exact draws of a banana (where ~2 % of the transitions diverge) keep
+    it exactly (battery at 1e-6); long runs on a milder banana (BANANA's tails mix too slowly for 24,000 draws)
+    pass the MCSE z-tests of means and variances. (One test: one compiled kernel for the banana's energy.)"""
+    final, stats, _ = _transitions(None, BANANA, 0.2, 5, seed=11)
+    report = compare_with_law(final, BANANA, alpha=ALPHA)
+    assert report.passed, report.to_text()
+    assert np.mean(stats[..., 0]) > 1.5
+    _long_run_z(MILD_BANANA, target_accept=0.95)
 
 
 def test_same_seed_same_numbers_whatever_the_thread_count():

@@ -256,11 +256,14 @@ def test_generated_malformed_time_spans_are_refused_naming_t(t):
         sdekit.simulate(DIAGONAL, X0, t, steps=steps, n_paths=2, seed=0)
 
 
-@pytest.mark.parametrize("problem", [GENERAL, DIAGONAL_STRAT], ids=["general", "diagonal-stratonovich"])
+@pytest.mark.parametrize("problem", [GENERAL, DIAGONAL, DIAGONAL_STRAT],
+                         ids=["general", "diagonal-ito", "diagonal-stratonovich"])
 def test_every_suggested_solver_runs_the_problem(problem):
-    """A refusal suggests compatible_solvers(problem): each of them must actually run it (2 steps, finite)."""
+    """A refusal suggests compatible_solvers(problem) (tests/test_errors.py checks the hint is exactly that list): each
+    of them must actually run it (2 steps, or rtol 1e-2 for the adaptive ones; finite)."""
     names = compatible_solvers(problem)
     assert names
     for name in names:
-        sol = sdekit.simulate(problem, np.full(problem.dim, 0.1), (0.0, 0.1), steps=2, n_paths=3, solver=name)
+        grid = {"rtol": 1e-2} if sdekit.SDE_SOLVERS[name].adaptive else {"steps": 2}
+        sol = sdekit.simulate(problem, np.full(problem.dim, 0.1), (0.0, 0.1), n_paths=3, solver=name, **grid)
         assert np.all(np.isfinite(sol.final)), name

@@ -47,6 +47,7 @@ import numpy as np
 from scipy.stats import ortho_group
 
 sys.path.insert(0, str(Path(__file__).parent))
+from jax_targets import jax_log_density  # noqa: E402
 from power import machine  # noqa: E402
 
 from sdekit.mcmc.diagnostics import MCMCWarning, arviz_module, quiet  # noqa: E402
@@ -150,39 +151,6 @@ def sdekit_run(target, x0: np.ndarray, n_draws: int, seed: int, *, step_size: fl
 
 
 # ------------------------------------------------------------------ blackjax
-
-def blackjax_logdensity(target):
-    """The jax log-density (up to a constant) of a benchmark target."""
-    import jax.numpy as jnp
-    from jax.scipy.special import logsumexp
-
-    if isinstance(target, Gaussian):
-        mu, prec = jnp.asarray(target.mean), jnp.asarray(np.linalg.inv(target.cov))
-        return lambda x: -0.5 * (x - mu) @ prec @ (x - mu)
-    if isinstance(target, GaussianMixture):
-        lw, mus = jnp.asarray(np.log(target.weights)), jnp.asarray(target.means)
-        precs = jnp.asarray(np.linalg.inv(target.covs))
-        lnorm = jnp.asarray([-0.5 * np.linalg.slogdet(c)[1] for c in target.covs])
-
-        def logp(x):
-            r = x - mus
-            return logsumexp(lw + lnorm - 0.5 * jnp.einsum("ki,kij,kj->k", r, precs, r))
-        return logp
-    if isinstance(target, NealFunnel):
-        s2 = target.scale ** 2
-
-        def logp(x):
-            v = x[0]
-            return -v * v / (2 * s2) - 0.5 * jnp.sum(x[1:] ** 2) * jnp.exp(-v) - 0.5 * (x.shape[0] - 1) * v
-        return logp
-    if isinstance(target, Rosenbrock):
-        mu, a, b = target.mu, target.a, target.b
-
-        def logp(x):
-            return -a * (x[0] - mu) ** 2 - b * jnp.sum((x[1:] - x[:-1] ** 2) ** 2)
-        return logp
-    raise ValueError(f"no jax log-density for {target!r}")
-
 
 def _compiled(fn, *args):
     """fn jitted and compiled ahead of time for these arguments (compile time stays out of the timing)."""
@@ -319,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.targets and tname not in args.targets:
             continue
         x0 = stationary_start(target, args.chains, args.seed)
-        logp = blackjax_logdensity(target)
+        logp = jax_log_density(target)
         tuned: dict = {}
 
         def sd_identity(target=target, x0=x0, tuned=tuned):

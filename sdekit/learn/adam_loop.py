@@ -100,6 +100,35 @@ def check_adam_settings(steps: Any, batch_size: Any, lr: Any, lr_decay: Any, gra
     return steps, batch_size, float(lr), seed
 
 
+class TrainingProgress:
+    """A training loop's progress: a tqdm bar when ``progress`` (its description names ``label``) and, every
+    ``log_every`` steps, an INFO line on the "sdekit.learn" logger with the mean loss of those steps
+    ("step k/steps: <loss_name>loss value") also shown on the bar."""
+
+    def __init__(self, progress: bool, steps: int, label: str, log_every: int, loss_name: str = "") -> None:
+        self.steps, self.log_every, self.loss_name = steps, log_every, loss_name
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=steps, desc=f"train ({label})")
+
+    def step(self, k: int, losses: np.ndarray) -> None:
+        """Step k (0-based) is done and losses[:k + 1] are known."""
+        if self.log_every and (k + 1) % self.log_every == 0:
+            recent = float(np.mean(losses[k + 1 - self.log_every:k + 1]))
+            _LOG.info("step %d/%d: %sloss %.6g", k + 1, self.steps, self.loss_name, recent)
+            if self.bar is not None:
+                self.bar.set_postfix(loss=f"{recent:.4g}")
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        """Close the bar (if any)."""
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_adam(model: torch.nn.Module, data: Any, batch_loss: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
              *, steps: int, batch_size: int, lr: float, lr_decay: str, grad_clip: float | None, seed: int,
              label: str, progress: bool = False, log_every: int = 0) -> TrainingResult:
@@ -119,11 +148,7 @@ def run_adam(model: torch.nn.Module, data: Any, batch_loss: Callable[[torch.Tens
     opt = torch.optim.Adam(params, lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_decay_factor(lr_decay, steps))
     losses = np.empty(steps)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=f"train ({label})")
+    bar = TrainingProgress(progress, steps, label, log_every)
     model.train()
     start = time.perf_counter()
     try:
@@ -142,15 +167,8 @@ def run_adam(model: torch.nn.Module, data: Any, batch_loss: Callable[[torch.Tens
                     raise SDEKitError(f"data(n, generator) returned non-finite values at step {k}")
                 raise FloatingPointError(f"the {label} loss became non-finite at step {k}; lower lr or set "
                                          "grad_clip")
-            if log_every and (k + 1) % log_every == 0:
-                recent = float(np.mean(losses[k + 1 - log_every:k + 1]))
-                _LOG.info("step %d/%d: loss %.6g", k + 1, steps, recent)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{recent:.4g}")
-            if bar is not None:
-                bar.update(1)
+            bar.step(k, losses)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         model.eval()
     return TrainingResult(losses=losses, seconds=time.perf_counter() - start, steps=steps)

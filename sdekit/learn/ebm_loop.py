@@ -8,7 +8,6 @@ over M steps (about 1/M of the last iterate's variance times the noise's integra
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -20,12 +19,11 @@ import torch
 
 from sdekit.diffusion.inputs import real_array
 from sdekit.errors import SDEKitError
-from sdekit.learn.adam_loop import check_adam_settings, lr_decay_factor, positive_int
+from sdekit.learn.adam_loop import TrainingProgress, check_adam_settings, lr_decay_factor, positive_int
 
 __all__ = ["OPTIMIZERS", "EBMTrainingResult", "data_source", "run_ebm_loop"]
 
 OPTIMIZERS = ("adam", "sgd")
-_LOG = logging.getLogger("sdekit.learn")
 
 
 @dataclass
@@ -109,11 +107,7 @@ def run_ebm_loop(params: Sequence[torch.nn.Parameter], step_loss: Callable[[int]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_decay_factor(lr_decay, steps))
     sums = [torch.zeros_like(p) for p in params] if average_last else []
     losses = np.empty(steps)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=f"train ({label})")
+    bar = TrainingProgress(progress, steps, label, log_every, loss_name=f"{label} ")
     start = time.perf_counter()
     try:
         for k in range(steps):
@@ -132,16 +126,9 @@ def run_ebm_loop(params: Sequence[torch.nn.Parameter], step_loss: Callable[[int]
                 with torch.no_grad():
                     for s, p in zip(sums, params, strict=True):
                         s += p
-            if log_every and (k + 1) % log_every == 0:
-                recent = float(np.mean(losses[k + 1 - log_every:k + 1]))
-                _LOG.info("step %d/%d: %s loss %.6g", k + 1, steps, label, recent)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{recent:.4g}")
-            if bar is not None:
-                bar.update(1)
+            bar.step(k, losses)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if average_last:
         with torch.no_grad():
             for s, p in zip(sums, params, strict=True):

@@ -10,8 +10,9 @@ import numpy as np
 
 from sdekit.backends import reference
 from sdekit.backends.numba import runner
+from sdekit.backends.numba.fixed_solve import prepare_fixed
 from sdekit.errors import NonFiniteError, SDEKitError, StepSizeError
-from sdekit.grid import adaptive_saves, fixed_grid, time_span
+from sdekit.grid import Grid, adaptive_saves, fixed_grid, time_span
 from sdekit.memory import check_save_size, save_cap
 from sdekit.params import cast_params
 from sdekit.probe import probe_problem
@@ -149,23 +150,9 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
                                progress=progress, max_save_bytes=max_save_bytes, path_offset=path_offset)
     if device is not None or adjoint:
         raise SDEKitError(f"device and adjoint are options of backend='torch'; got backend={backend!r}")
-    solver_obj = get_solver(solver or ("euler_maruyama" if kind == "sde" and problem.calculus == "ito"
-                                       else "heun" if kind == "sde" else "dopri5"), kind)
-    if kind == "sde":
-        check_compatible(solver_obj, problem)
-    if backend not in BACKENDS:
-        raise SDEKitError(f"backend must be one of {sorted([*BACKENDS, 'torch'])}; got {backend!r}")
-    dtype = _dtype("float64" if dtype is None else dtype)
-    seed = _int_arg(seed, "seed", 0, 2**64 - 1)
-    noise_substeps = _int_arg(noise_substeps, "noise_substeps")
-    if on_nonfinite not in ("raise", "mask"):
-        raise SDEKitError(f"on_nonfinite must be 'raise' or 'mask'; got {on_nonfinite!r}")
-    max_threads = nb.config.NUMBA_NUM_THREADS
-    threads = nb.get_num_threads() if threads is None else _int_arg(threads, "threads", 1, max_threads)
-    if chunk_size is not None:
-        chunk_size = _int_arg(chunk_size, "chunk_size")
-    x = _initial_state(x0, problem.dim, n_paths, dtype)
-    params = cast_params(problem.params, dtype)
+    solver_obj, dtype, seed, noise_substeps, threads, chunk_size, x, params = _checked_options(
+        problem, kind, x0, n_paths, solver=solver, backend=backend, dtype=dtype, seed=seed,
+        noise_substeps=noise_substeps, on_nonfinite=on_nonfinite, threads=threads, chunk_size=chunk_size)
     functions = (problem.drift, problem.diffusion) if kind == "sde" else (problem.field,)
     if solver_obj.adaptive and save_brownian:
         raise SDEKitError(f"save_brownian=True needs a fixed-step solver; {solver_obj.name!r} is adaptive")
@@ -195,20 +182,60 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
                                                    rtol=float(rtol), atol=float(atol), dt0=dt0,
                                                    max_steps=max_steps, threads=threads)
         return Solution(save_ts, ys, stats)
+    grid, x = checked_fixed_grid(problem, solver_obj, x, params, t, steps=steps, dt=dt, save_at=save_at,
+                                 max_save_bytes=max_save_bytes)
+    mask = on_nonfinite == "mask"
+    if backend == "numba":
+        prepared = prepare_fixed(problem, solver_obj, params, x, grid, substeps=noise_substeps, threads=threads,
+                                 progress=progress, mask=mask, chunk=chunk_size, save_brownian=save_brownian)
+        ys, stats = prepared.run(x, params, seed, path_offset)
+        stats.compile_seconds = prepared.compile_seconds
+    else:
+        ys, stats = reference.run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
+                                        substeps=noise_substeps, threads=threads, progress=progress, mask=mask,
+                                        chunk=chunk_size, save_brownian=save_brownian, path_offset=path_offset)
+    return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
+
+
+def _checked_options(problem: SDE | ODE, kind: str, x0: Any, n_paths: int | None, *, solver: str | None,
+                     backend: str, dtype: Any, seed: Any, noise_substeps: Any, on_nonfinite: str, threads: Any,
+                     chunk_size: Any) -> tuple:
+    """The options shared by the Numba and NumPy backends, checked: (solver, dtype, seed, noise_substeps, threads,
+    chunk_size, x0 as (n_paths, dim), params in dtype)."""
+    solver_obj = get_solver(solver or ("euler_maruyama" if kind == "sde" and problem.calculus == "ito"
+                                       else "heun" if kind == "sde" else "dopri5"), kind)
+    if kind == "sde":
+        check_compatible(solver_obj, problem)
+    if backend not in BACKENDS:
+        raise SDEKitError(f"backend must be one of {sorted([*BACKENDS, 'torch'])}; got {backend!r}")
+    dtype = _dtype("float64" if dtype is None else dtype)
+    seed = _int_arg(seed, "seed", 0, 2**64 - 1)
+    noise_substeps = _int_arg(noise_substeps, "noise_substeps")
+    if on_nonfinite not in ("raise", "mask"):
+        raise SDEKitError(f"on_nonfinite must be 'raise' or 'mask'; got {on_nonfinite!r}")
+    max_threads = nb.config.NUMBA_NUM_THREADS
+    threads = nb.get_num_threads() if threads is None else _int_arg(threads, "threads", 1, max_threads)
+    if chunk_size is not None:
+        chunk_size = _int_arg(chunk_size, "chunk_size")
+    x = _initial_state(x0, problem.dim, n_paths, dtype)
+    params = cast_params(problem.params, dtype)
+    return solver_obj, dtype, seed, noise_substeps, threads, chunk_size, x, params
+
+
+def checked_fixed_grid(problem: SDE | ODE, solver: Any, x: np.ndarray, params: Any, t: Any, *, steps: int | None,
+                       dt: float | None, save_at: Any, max_save_bytes: int) -> tuple[Grid, np.ndarray]:
+    """The step grid and saves of a fixed-step solve (`sdekit.grid.fixed_grid`), checked against the solver and the
+    memory cap, and x0 as a C-contiguous array after the problem's functions were probed on it at t0."""
     grid = fixed_grid(t, steps, dt, save_at, max_bytes=max_save_bytes)
-    if solver_obj.levy_area and grid.off_grid:
+    if solver.levy_area and grid.off_grid:
         inside = grid.save_ts[grid.save_offsets != 0.0]
-        raise SDEKitError(f"solver {solver_obj.name!r} draws a Lévy area per step, which sdekit cannot yet bridge to "
+        raise SDEKitError(f"solver {solver.name!r} draws a Lévy area per step, which sdekit cannot yet bridge to "
                           f"a save inside a step; save_at times {inside.tolist()[:5]} are not grid times: put them on "
                           "the grid (an explicit grid t, or steps that divide them)")
-    check_save_size(grid.save_steps.size, x.shape, dtype, max_save_bytes)
+    check_save_size(grid.save_steps.size, x.shape, x.dtype, max_save_bytes)
     x = np.ascontiguousarray(x)
     probe_problem(problem, x, float(grid.ts[0]), params)
-    ys, stats = BACKENDS[backend].run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
-                                            substeps=noise_substeps, threads=threads, progress=progress,
-                                            mask=on_nonfinite == "mask", chunk=chunk_size,
-                                            save_brownian=save_brownian, path_offset=path_offset)
-    return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
+    return grid, x
 
 
 def _adaptive_sde(problem: SDE, solver: Any, params: Any, x: np.ndarray, t: Any, save_ts: np.ndarray, *,

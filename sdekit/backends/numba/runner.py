@@ -12,25 +12,12 @@ import numba as nb
 import numpy as np
 
 from sdekit.backends.numba import disk_cache, first_class, kernels
-from sdekit.backends.numba.access import noise_term_for
-from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
-from sdekit.backends.numba.steps_implicit import closes_over_user_function, theta_step_with_jacobian
-from sdekit.backends.save_bridge import save_bridges
+from sdekit.backends.numba.steps_implicit import closes_over_user_function
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
-from sdekit.grid import Grid
-from sdekit.noise.levy_area import aux_mode
-from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables
 from sdekit.probe import compile_error
 from sdekit.solution import SolveStats
-from sdekit.solvers import Solver, step_family
+from sdekit.solvers import Solver
 from sdekit.user_functions import jitted
-
-SERIAL_BELOW_PATHS = 2048  # below this many paths one thread beats splitting the work
-# progress=None shows a bar when a solve is expected to take longer than AUTO_PROGRESS_SECONDS: solves of at least
-# AUTO_PROGRESS_WORK element-evaluations (paths x steps x evals x dim, about 0.1 s and up) run in segments, and the
-# first segment's time, times the number of segments, is the estimate
-AUTO_PROGRESS_SECONDS = 5.0
-AUTO_PROGRESS_WORK = 10**7
 
 
 @nb.njit(cache=True)
@@ -82,98 +69,6 @@ def run_threads(fn: Callable[[int, int], None], n: int, threads: int, pieces: in
         return
     for fut in [_pool(threads).submit(fn, lo, hi) for lo, hi in ranges]:
         fut.result()
-
-
-def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
-              seed: int, substeps: int, threads: int, progress: bool, mask: bool,
-              chunk: int | None, save_brownian: bool = False, path_offset: int = 0) -> tuple[np.ndarray, SolveStats]:
-    """Fixed-step solve of an SDE (or ODE with an RK tableau) on all paths; returns (ys, stats). Row p of x0 is path
-    path_offset + p of the ensemble: its noise is keyed by (seed, path_offset + p).
-
-    Saves inside a step are partial steps (`sdekit.backends.save_bridge`); with save_brownian, stats.extra["ws"]
-    holds W(t_save) - W(t0) of every path, shape (n_saves, n_paths, m).
-    """
-    t_compile = time.perf_counter()
-    is_sde = solver.kind == "sde"
-    n_paths, dim = x0.shape
-    gdw = noise_term_for(problem.noise, problem.matrix_noise) if is_sde else noise_term_for("diagonal", False)
-    m = problem.m if is_sde else 0
-    stages = solver.tableau.stages if solver.tableau is not None else 1
-    family = step_family(solver, problem)
-    n_work = work_arrays(family, stages, max(m, 1))
-    tab = solver_tab(solver, getattr(problem, "calculus", "ito"))
-    step = STEPS[family]
-    if family == "theta" and getattr(problem, "drift_jacobian", None) is not None:
-        step = theta_step_with_jacobian(jitted(problem.drift_jacobian, "drift_jacobian"))
-    chunk = chunk or default_chunk(dim)
-    use_aux = aux_mode(solver)  # 0: dW, 1: and I_(1,0), 2: and the Lévy area (sdekit.noise.levy_area)
-    parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
-
-    xs = np.ascontiguousarray(x0).copy()
-    # state a step carries between steps (steps_reversible_heun): kept per path across chunks and segments
-    carry = np.zeros((n_work if family in CARRIED_FAMILIES else 0, n_paths, dim), dtype=x0.dtype)
-    rng_w = np.empty((n_paths if m else 0, 4), dtype=np.uint64)
-    rng_z = np.empty((n_paths if use_aux else 0, 4), dtype=np.uint64)
-    kernels.seed_states(rng_w, np.uint64(seed), np.uint64(STREAM_BROWNIAN), np.uint64(path_offset))
-    kernels.seed_states(rng_z, np.uint64(seed), np.uint64(STREAM_AUX), np.uint64(path_offset))
-    out = np.empty((grid.save_steps.size, n_paths, dim), dtype=x0.dtype)
-    n_chunks = (n_paths + chunk - 1) // chunk
-    dead = np.zeros(n_paths, dtype=np.bool_)
-    err_step = np.full(n_chunks, -1, dtype=np.int64)
-    err_path = np.full(n_chunks, -1, dtype=np.int64)
-    tables = noise_tables()
-    n_steps = grid.ts.size - 1
-    bridges = save_bridges(grid, seed, n_paths, m, use_aux, substeps, path_offset)
-    keep_w = save_brownian and m > 0
-    w_now = np.zeros((n_paths if keep_w else 0, max(m, 1)))
-    w_out = np.zeros((grid.save_steps.size if keep_w else 0, n_paths, max(m, 1)))
-
-    roles = ("drift", "diffusion") if is_sde else ("field", "diffusion")
-    originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
-    kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params, m)
-
-    def call(xs_, rw, rz, k0, k1, out_, dead_, es, ep, c0, c1, carry_=carry, w_now_=w_now, w_out_=w_out):
-        kernel(*leading, xs_, rw, rz, grid.ts, k0, k1, grid.save_steps, out_, params, tab, m, substeps, use_aux,
-               chunk, c0, c1, n_work, carry_, mask, dead_, es, ep, *tables, grid.save_offsets, *bridges, w_now_,
-               w_out_)
-
-    empty = np.empty((0, dim), dtype=x0.dtype)
-    with user_compile_errors(originals, roles, x0, params):
-        call(empty, rng_w[:0], rng_z[:0], 0, 0, np.empty((grid.save_steps.size, 0, dim), x0.dtype),
-             dead[:0], err_step[:0], err_path[:0], 0, 0, carry[:, :0], w_now[:0], w_out[:, :0])
-    t_run = time.perf_counter()
-    bar = _progress_bar(n_steps, progress is True)
-    large = n_paths * n_steps * solver.evals * dim >= AUTO_PROGRESS_WORK
-    segments = _segments(n_steps, progress is True or (progress is None and large))
-    for k0, k1 in segments:
-        with user_run_errors(roles, grid.ts[k0], grid.ts[k1]):
-            run_threads(lambda c0, c1, k0=k0, k1=k1: call(xs, rng_w, rng_z, k0, k1, out, dead, err_step, err_path,
-                                                           c0, c1),
-                        n_chunks, threads if parallel else 1, pieces=4)
-        if bar is None and progress is None and k0 == 0 and len(segments) > 1:
-            if (time.perf_counter() - t_run) * len(segments) > AUTO_PROGRESS_SECONDS:
-                bar = _progress_bar(n_steps, True)  # expected to run long: show where it is
-                bar.update(k1)
-        elif bar is not None:
-            bar.update(k1 - k0)
-        if np.any(err_step >= 0):
-            break
-    if bar is not None:
-        bar.close()
-    t_end = time.perf_counter()
-    if np.any(err_step >= 0):
-        bad = np.flatnonzero(err_step >= 0)
-        order = np.lexsort((err_path[bad], err_step[bad]))
-        c = bad[order[0]]
-        raise NonFiniteError(err_path[c], err_step[c], grid.ts[err_step[c]], what=_nonfinite_what(leading, roles)
-                             + getattr(solver.tableau, "failure_hint", ""))
-    stats = SolveStats(steps=n_steps, evals=n_steps * solver.evals, path_steps=n_steps * n_paths,
-                       masked_paths=int(dead.sum()), compile_seconds=t_run - t_compile,
-                       run_seconds=t_end - t_run, backend="numba", solver=solver.name,
-                       threads=threads if parallel else 1)
-    if save_brownian:
-        stats.extra["ws"] = w_out[:, :, :m]
-    return out, stats
 
 
 def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, t0: float,
@@ -306,19 +201,3 @@ def adaptive_kernel(field: Any, x0: np.ndarray, params: Any) -> tuple[Callable, 
 
 def _compiled(fn: Any, role: str) -> Any:
     return fn if fn is _no_diffusion else jitted(fn, role)
-
-
-def _segments(n_steps: int, split: bool) -> list[tuple[int, int]]:
-    """[0, n_steps) whole, or in up to 50 segments between which progress is reported (same numbers either way)."""
-    if not split or n_steps < 2:
-        return [(0, n_steps)]
-    edges = np.unique(np.linspace(0, n_steps, min(n_steps, 50) + 1).astype(int))
-    return list(zip(edges[:-1], edges[1:]))
-
-
-def _progress_bar(n_steps: int, progress: bool):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=n_steps, unit="step", desc="sdekit")

@@ -1,0 +1,271 @@
+"""A fixed-step Numba solve split in two: `prepare_fixed` does everything that does not depend on the initial state,
+the seed or the parameter values (pick and compile the kernel, its coefficient arrays, the noise tables, the thread
+plan); `FixedSolve.run` allocates the state, seeds the per-path generators and runs the kernel.
+
+`sdekit.simulate` prepares and runs once per call; `sdekit.plan` keeps the prepared solve and runs it again for new
+x0, seed and parameters, so a small solve costs microseconds of Python, not the tenth of a millisecond of checking,
+probing and set-up. Both run the same kernel on the same arguments: the numbers are the same.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from sdekit.backends.numba.access import noise_term_for
+from sdekit.backends.numba.runner import (
+    _no_diffusion,
+    _nonfinite_what,
+    default_chunk,
+    fixed_kernel,
+    run_threads,
+    solver_tab,
+    user_compile_errors,
+    user_run_errors,
+)
+from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
+from sdekit.backends.numba.steps_implicit import theta_step_with_jacobian
+from sdekit.backends.save_bridge import save_bridges
+from sdekit.errors import NonFiniteError
+from sdekit.grid import Grid
+from sdekit.noise.levy_area import aux_mode
+from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables, seed_stream
+from sdekit.solution import SolveStats
+from sdekit.solvers import Solver, step_family
+from sdekit.user_functions import jitted
+
+SERIAL_BELOW_PATHS = 2048  # below this many paths one thread beats splitting the work
+# progress=None shows a bar when a solve is expected to take longer than AUTO_PROGRESS_SECONDS: solves of at least
+# AUTO_PROGRESS_WORK element-evaluations (paths x steps x evals x dim, about 0.1 s and up) run in segments, and the
+# first segment's time, times the number of segments, is the estimate
+AUTO_PROGRESS_SECONDS = 5.0
+AUTO_PROGRESS_WORK = 10**7
+
+
+@nb.njit(cache=True)
+def reset_run(rng_w, rng_z, seed, path_offset, carry, dead, err_step, err_path):
+    """A run's scratch set to its start: the generators of paths path_offset + p seeded for (seed, stream 0: the
+    Brownian increments; stream 1: the auxiliary normals), carried work arrays 0, no path dead, no error."""
+    for p in range(rng_w.shape[0]):
+        seed_stream(rng_w[p], seed, path_offset + np.uint64(p), np.uint64(STREAM_BROWNIAN))
+    for p in range(rng_z.shape[0]):
+        seed_stream(rng_z[p], seed, path_offset + np.uint64(p), np.uint64(STREAM_AUX))
+    flat = carry.reshape(-1)
+    for i in range(flat.shape[0]):
+        flat[i] = 0.0
+    for p in range(dead.shape[0]):
+        dead[p] = False
+    for c in range(err_step.shape[0]):
+        err_step[c] = -1
+        err_path[c] = -1
+
+
+@nb.njit(cache=True)
+def first_error(err_step):
+    """The first chunk that stopped at a non-finite state, or -1."""
+    for c in range(err_step.shape[0]):
+        if err_step[c] >= 0:
+            return c
+    return -1
+
+
+@dataclass
+class FixedSolve:
+    """A prepared fixed-step solve of `n_paths` paths of dimension `dim` on `grid` (module docstring).
+
+    kernel(*leading, ...) is the compiled kernel and its leading function arguments (`runner.fixed_kernel`); tab the
+    solver's coefficients, tables the ziggurat tables; m Brownian components, use_aux the auxiliary-noise mode;
+    threads the threads the solve runs on (1 below `SERIAL_BELOW_PATHS` paths); compile_seconds the time `prepare_fixed`
+    took. `bridges` holds the off-grid save bridges when they do not depend on the seed (no save inside a step).
+    """
+
+    solver: Solver
+    grid: Grid
+    kernel: Any
+    leading: tuple
+    tab: tuple
+    tables: tuple
+    roles: tuple
+    n_paths: int
+    dim: int
+    dtype: Any
+    m: int
+    use_aux: int
+    substeps: int
+    chunk: int
+    n_work: int
+    carried: bool
+    mask: bool
+    threads: int
+    progress: bool | None
+    save_brownian: bool
+    bridges: tuple | None
+    compile_seconds: float
+
+    def __post_init__(self) -> None:
+        n_paths, dim, m = self.n_paths, self.dim, self.m
+        mm = max(m, 1)
+        self._n_chunks = (n_paths + self.chunk - 1) // self.chunk
+        self._small = n_paths * (self.grid.ts.size - 1) * self.solver.evals * dim < AUTO_PROGRESS_WORK
+        self._keep_w = self.save_brownian and m > 0
+        self._lock = threading.Lock()
+        # scratch that a run overwrites or resets: reused by one run at a time (the lock), fresh for a concurrent one
+        self._scratch = self._new_scratch()
+        self._empty_w = (np.zeros((0, mm)), np.zeros((0, n_paths, mm)))
+
+    def _new_scratch(self) -> tuple:
+        n_paths = self.n_paths
+        return (np.zeros((self.n_work if self.carried else 0, n_paths, self.dim), dtype=self.dtype),
+                np.empty((n_paths if self.m else 0, 4), dtype=np.uint64),
+                np.empty((n_paths if self.use_aux else 0, 4), dtype=np.uint64),
+                np.zeros(n_paths, dtype=np.bool_), np.empty(self._n_chunks, dtype=np.int64),
+                np.empty(self._n_chunks, dtype=np.int64))
+
+    def run(self, x0: np.ndarray, params: Any, seed: int, path_offset: int = 0) -> tuple[np.ndarray, SolveStats]:
+        """Solve from x0 (C-contiguous, shape (n_paths, dim), this dtype, finite: checked by the caller) with these
+        parameters (the prepared structure and dtypes) and seed; row p is path path_offset + p of the ensemble.
+        Returns (ys (n_saves, n_paths, dim), stats); raises NonFiniteError naming the first non-finite path."""
+        own = self._lock.acquire(blocking=False)
+        try:
+            return self._run(x0, params, seed, path_offset, self._scratch if own else self._new_scratch())
+        finally:
+            if own:
+                self._lock.release()
+
+    def _run(self, x0: np.ndarray, params: Any, seed: int, path_offset: int,
+             scratch: tuple) -> tuple[np.ndarray, SolveStats]:
+        grid = self.grid
+        n_paths, m, ts = self.n_paths, self.m, grid.ts
+        carry, rng_w, rng_z, dead, err_step, err_path = scratch
+        reset_run(rng_w, rng_z, np.uint64(seed), np.uint64(path_offset), carry, dead, err_step, err_path)
+        xs = x0.copy()
+        out = np.empty((grid.save_steps.size, n_paths, self.dim), dtype=self.dtype)
+        bridges = self.bridges
+        if bridges is None:
+            bridges = save_bridges(grid, seed, n_paths, m, self.use_aux, self.substeps, path_offset)
+        if self._keep_w:
+            w_now = np.zeros((n_paths, m))
+            w_out = np.zeros((grid.save_steps.size, n_paths, m))
+        else:
+            w_now, w_out = self._empty_w
+        kernel, leading, chunk, n_chunks = self.kernel, self.leading, self.chunk, self._n_chunks
+        head = (xs, rng_w, rng_z, ts)
+        tail = (grid.save_steps, out, params, self.tab, m, self.substeps, self.use_aux, chunk)
+        rest = (self.n_work, carry, self.mask, dead, err_step, err_path, *self.tables, grid.save_offsets, *bridges,
+                w_now, w_out)
+
+        def call(k0: int, k1: int, c0: int, c1: int) -> None:
+            kernel(*leading, *head, k0, k1, *tail, c0, c1, *rest)
+
+        n_steps = ts.size - 1
+        t_run = time.perf_counter()
+        if self.progress is not True and self._small:  # the small-run path: one segment, this thread when serial
+            try:
+                if self.threads == 1:
+                    call(0, n_steps, 0, n_chunks)
+                else:
+                    run_threads(lambda c0, c1: call(0, n_steps, c0, c1), n_chunks, self.threads, pieces=4)
+            except Exception as exc:
+                with user_run_errors(self.roles, ts[0], ts[n_steps]):
+                    raise exc
+        else:
+            self._run_segments(call, n_steps, n_chunks, err_step, t_run)
+        t_end = time.perf_counter()
+        if first_error(err_step) >= 0:
+            bad = np.flatnonzero(err_step >= 0)
+            order = np.lexsort((err_path[bad], err_step[bad]))
+            c = bad[order[0]]
+            raise NonFiniteError(err_path[c], err_step[c], ts[err_step[c]],
+                                 what=_nonfinite_what(leading, self.roles)
+                                 + getattr(self.solver.tableau, "failure_hint", ""))
+        stats = SolveStats(steps=n_steps, evals=n_steps * self.solver.evals, path_steps=n_steps * n_paths,
+                           masked_paths=int(dead.sum()) if self.mask else 0, run_seconds=t_end - t_run,
+                           backend="numba", solver=self.solver.name, threads=self.threads)
+        if self.save_brownian:
+            stats.extra["ws"] = w_out[:, :, :m]
+        return out, stats
+
+    def _run_segments(self, call: Any, n_steps: int, n_chunks: int, err_step: np.ndarray, t_run: float) -> None:
+        """Run the grid in segments between which a progress bar moves (or appears, when the first segment says the
+        solve will take longer than `AUTO_PROGRESS_SECONDS`); stop after a segment in which a path turned non-finite."""
+        progress = self.progress
+        ts = self.grid.ts
+        bar = _progress_bar(n_steps, progress is True)
+        segments = _segments(n_steps, progress is True or (progress is None and not self._small))
+        for k0, k1 in segments:
+            with user_run_errors(self.roles, ts[k0], ts[k1]):
+                run_threads(lambda c0, c1, k0=k0, k1=k1: call(k0, k1, c0, c1), n_chunks, self.threads, pieces=4)
+            if bar is None and progress is None and k0 == 0 and len(segments) > 1:
+                if (time.perf_counter() - t_run) * len(segments) > AUTO_PROGRESS_SECONDS:
+                    bar = _progress_bar(n_steps, True)  # expected to run long: show where it is
+                    bar.update(k1)
+            elif bar is not None:
+                bar.update(k1 - k0)
+            if np.any(err_step >= 0):
+                break
+        if bar is not None:
+            bar.close()
+
+
+def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, grid: Grid, *, substeps: int,
+                  threads: int, progress: bool | None, mask: bool, chunk: int | None,
+                  save_brownian: bool = False) -> FixedSolve:
+    """Pick and compile the kernel of a fixed-step solve of an SDE (or an ODE with an RK tableau) for x0's shape and
+    dtype and params' types, and everything else that does not change with x0, the seed or the parameter values."""
+    t_compile = time.perf_counter()
+    is_sde = solver.kind == "sde"
+    n_paths, dim = x0.shape
+    gdw = noise_term_for(problem.noise, problem.matrix_noise) if is_sde else noise_term_for("diagonal", False)
+    m = problem.m if is_sde else 0
+    stages = solver.tableau.stages if solver.tableau is not None else 1
+    family = step_family(solver, problem)
+    n_work = work_arrays(family, stages, max(m, 1))
+    tab = solver_tab(solver, getattr(problem, "calculus", "ito"))
+    step = STEPS[family]
+    if family == "theta" and getattr(problem, "drift_jacobian", None) is not None:
+        step = theta_step_with_jacobian(jitted(problem.drift_jacobian, "drift_jacobian"))
+    chunk = chunk or default_chunk(dim)
+    use_aux = aux_mode(solver)  # 0: dW, 1: and I_(1,0), 2: and the Lévy area (sdekit.noise.levy_area)
+    parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
+    roles = ("drift", "diffusion") if is_sde else ("field", "diffusion")
+    originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
+    kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params, m)
+    tables = noise_tables()
+    carried = family in CARRIED_FAMILIES
+    n_saves = grid.save_steps.size
+    empty_bridges = save_bridges(grid, 0, 0, m, use_aux, substeps)
+    mm = max(m, 1)
+    dt = x0.dtype
+    with user_compile_errors(originals, roles, x0, params):  # compile (or load) for these types on zero paths
+        kernel(*leading, np.empty((0, dim), dt), np.empty((0, 4), np.uint64), np.empty((0, 4), np.uint64), grid.ts,
+               0, 0, grid.save_steps, np.empty((n_saves, 0, dim), dt), params, tab, m, substeps, use_aux, chunk, 0, 0,
+               n_work, np.zeros((n_work if carried else 0, 0, dim), dt), mask, np.zeros(0, np.bool_),
+               np.zeros(0, np.int64), np.zeros(0, np.int64), *tables, grid.save_offsets, *empty_bridges,
+               np.zeros((0, mm)), np.zeros((0, 0, mm)))
+    bridges = None if grid.off_grid else save_bridges(grid, 0, n_paths, m, use_aux, substeps)
+    return FixedSolve(solver=solver, grid=grid, kernel=kernel, leading=leading, tab=tab, tables=tables, roles=roles,
+                      n_paths=n_paths, dim=dim, dtype=dt, m=m, use_aux=use_aux, substeps=substeps, chunk=chunk,
+                      n_work=n_work, carried=carried, mask=mask, threads=threads if parallel else 1,
+                      progress=progress, save_brownian=save_brownian, bridges=bridges,
+                      compile_seconds=time.perf_counter() - t_compile)
+
+
+def _segments(n_steps: int, split: bool) -> list[tuple[int, int]]:
+    """[0, n_steps) whole, or in up to 50 segments between which progress is reported (same numbers either way)."""
+    if not split or n_steps < 2:
+        return [(0, n_steps)]
+    edges = np.unique(np.linspace(0, n_steps, min(n_steps, 50) + 1).astype(int))
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _progress_bar(n_steps: int, progress: bool):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_steps, unit="step", desc="sdekit")

@@ -23,9 +23,10 @@ SEED = 7
 
 
 def grid(quick: bool) -> list[tuple[int, int]]:
-    """(n_paths, dim) cases: N = 1e2 .. 1e8 at d = 1, then d = 1 .. 256 at N = 1e4 (quick: N <= 1e6, d <= 64)."""
-    ns = [10**k for k in range(2, 7 if quick else 9)]
-    dims = [2**k for k in range(0, 7 if quick else 9)]
+    """(n_paths, dim) cases: N = 1e2 .. 1e8 at d = 1, then d = 1 .. 256 at N = 1e4 (quick: N in {1e2, 1e4, 1e6},
+    d in {1, 8, 64} at N = 1e3)."""
+    ns = [100, 10**4, 10**6] if quick else [10**k for k in range(2, 9)]
+    dims = [1, 8, 64] if quick else [2**k for k in range(0, 9)]
     n_dim = 10**3 if quick else 10**4
     return [(n, 1) for n in ns] + [(n_dim, d) for d in dims if d > 1]
 

@@ -902,7 +902,7 @@ def roofline(results: list[dict], probs: list[Problem], rates: dict[int, dict]) 
                                "gemm_flops_per_s": rates[prob.dim]["flops_per_s"],
                                "ceiling_path_steps_per_s": ceiling, "fraction": {}}
         for r in results:
-            if r["problem"] == prob.key and r["threads"] == 1 and r["status"] == "ok":
+            if r["problem"] == prob.key and r["threads"] == 1 and r["status"] == "ok" and "floor" not in r["impl"]:
                 row["fraction"][f"{r['impl']} N={r['n_paths']}"] = r["path_steps_per_s"] / ceiling
         out.append(row)
     return out

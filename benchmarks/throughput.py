@@ -1,14 +1,22 @@
 #!/usr/bin/env python
-"""Euler–Maruyama throughput of sdekit against a hand-written Numba kernel, NumPy, torch, torchsde and the noise floor.
+"""Euler–Maruyama throughput of sdekit against a hand-written Numba kernel, NumPy, torch, torchsde, JAX, diffrax
+and the noise floor.
 
-Two problems, h = 1e-3 (1000 steps on [0, 1]), N in {1, 100, 1e4, 1e6} paths:
-  ou   1-D Ornstein–Uhlenbeck  dX = -X dt + sqrt(2) dW, X0 = 0;
-  gmm  16-D overdamped Langevin dX = s(X) dt + sqrt(2) dW, s the score of a 4-component Gaussian mixture, X0 = 0.
+Problems, h = 1e-3 (1000 steps on [0, 1]), N in {1, 100, 1e4, 1e5, 1e6} paths:
+  ou     1-D Ornstein–Uhlenbeck  dX = -X dt + sqrt(2) dW, X0 = 0 (also in float32: sdekit_f32);
+  gmm    16-D overdamped Langevin dX = s(X) dt + sqrt(2) dW, s the score of a 4-component Gaussian mixture, X0 = 0;
+  gmm64  the same in 64 dimensions;
+  pf16   the probability-flow ODE of the VP SDE on exact 16-D mixture data (sdekit.diffusion's exact mixture
+         fixture), RK4, 200 steps from t = 1 to 1e-3, from exact draws of p_1.
 Throughput is path-steps per second (n_paths x steps / seconds); each case is the median of k repeats. Slow cases
-run fewer steps of the same size (the JSON says how many) or are skipped with a reason. See benchmarks/README.md.
+run fewer steps of the same size (the JSON says how many) or are skipped with a reason. The JAX and diffrax peers
+run in their own environment (--jax-python), in a worker process whose runs are interleaved with the others
+(benchmarks/jax_throughput.py). Also recorded: the per-call overhead of a 10-step solve at N = 1, the roofline of
+the mixture problems (benchmarks/roofline.py), and the cost and memory scaling with N and dim
+(benchmarks/throughput_scaling.py -> throughput_scaling.png). See benchmarks/README.md.
 
-    python benchmarks/throughput.py            # full run, ~20 min on 2 cores
-    python benchmarks/throughput.py --quick    # N <= 1e4, short budget: a smoke test (< 2 min)
+    python benchmarks/throughput.py --jax-python /path/to/jaxenv/bin/python   # full run, about an hour on 2 cores
+    python benchmarks/throughput.py --quick    # N <= 1e4, short budget: a smoke test (< 3 min)
     python benchmarks/throughput.py --out DIR  # where throughput.json / throughput.png go
 """
 
@@ -37,6 +45,9 @@ import numba as nb  # noqa: E402
 import numpy as np  # noqa: E402
 from bench_problems import gmm_score, make_gmm, ou_drift, sqrt2_diffusion  # noqa: E402
 from bench_timing import busy_jiffies, interleaved_repeats  # noqa: E402
+from jax_peer import JaxPeers  # noqa: E402
+from roofline import gemm_rate, gmm_langevin_flops, mixture_pf_rk4_flops  # noqa: E402
+from throughput_scaling import plot_scaling, run_scaling  # noqa: E402
 
 import sdekit  # noqa: E402
 from sdekit.noise.streams import next_normal_row, noise_tables, seed_stream  # noqa: E402
@@ -62,15 +73,21 @@ TABLES = noise_tables()
 
 IMPLS = {
     "sdekit": "sdekit.simulate, Numba backend, float64 (stats.run_seconds)",
+    "sdekit_f32": "sdekit.simulate, Numba backend, dtype='float32' (stats.run_seconds)",
     "hand": "hand-written Numba kernel, float64, sdekit's per-path generator (prange / plain loop)",
     "floor": "noise floor: only the normals, sdekit's generator, same threads",
     "numpy": "NumPy vectorised loop, float64, Generator.standard_normal per step (1 thread)",
     "torch_f32": "torch vectorised loop, float32, torch.randn per step",
     "torch_f64": "torch vectorised loop, float64, torch.randn per step",
     "torchsde_f64": "torchsde.sdeint(method='euler', dt=1e-3), default BrownianInterval, float64",
+    "jax_scan": "JAX: jax.lax.scan over steps, jax.vmap over paths, jitted, float64, threefry key per path",
+    "diffrax_unsafe": "diffrax.diffeqsolve, Euler, UnsafeBrownianPath, fixed dt, vmapped, jitted, float64",
+    "diffrax_vbt": "diffrax.diffeqsolve, Euler, VirtualBrownianTree(tol=dt), fixed dt, vmapped, jitted, float64",
 }
-COLORS = {"sdekit": "C0", "hand": "C1", "floor": "C7", "numpy": "C2", "torch_f32": "C3", "torch_f64": "C4",
-          "torchsde_f64": "C5"}
+PEER_IMPLS = ("jax_scan", "diffrax_unsafe", "diffrax_vbt")
+COLORS = {"sdekit": "C0", "sdekit_f32": "C9", "hand": "C1", "floor": "C7", "numpy": "C2", "torch_f32": "C3",
+          "torch_f64": "C4", "torchsde_f64": "C5", "jax_scan": "C6", "diffrax_unsafe": "C8", "diffrax_vbt": "k"}
+PEERS: JaxPeers | None = None  # set by main()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -147,6 +164,44 @@ def _floor(n_draws, seed, acc, k_tab, w_tab, f_tab):
 HAND = {name: (nb.njit(fn), nb.njit(parallel=True)(fn))
         for name, fn in (("ou", _hand_ou), ("gmm", _hand_gmm), ("floor", _floor))}
 
+# The interleaved floor: the same normals drawn LANES paths at a time (sdekit.noise.interleaved, issue 18), where
+# that module exists; otherwise only the one-path-at-a-time floor above is measured.
+try:
+    from sdekit.noise.interleaved import LANES, draw_rows_interleaved
+except ImportError:
+    draw_rows_interleaved = None
+    LANES = 4
+FLOOR_CHUNK = 64  # draws per lane between sums (a 4 x 64 buffer stays in L1)
+
+
+def _floor_interleaved(n_draws, seed, acc, k_tab, w_tab, f_tab):
+    n_paths = acc.shape[0]
+    states = np.empty((n_paths, 4), dtype=np.uint64)
+    for g in nb.prange((n_paths + LANES - 1) // LANES):
+        start = g * LANES
+        nc = min(LANES, n_paths - start)
+        zbuf = np.empty((LANES, FLOOR_CHUNK))
+        sums = np.zeros(LANES)
+        for r in range(nc):
+            seed_stream(states[start + r], seed, start + r, 0)
+        done = 0
+        while done < n_draws:
+            m = min(FLOOR_CHUNK, n_draws - done)
+            draw_rows_interleaved(states, start, nc, m, zbuf, k_tab, w_tab, f_tab)
+            for r in range(nc):
+                for j in range(m):
+                    sums[r] += zbuf[r, j]
+            done += m
+        for r in range(nc):
+            acc[start + r] = sums[r]
+
+
+if draw_rows_interleaved is not None:
+    IMPLS["floor_interleaved"] = ("noise floor, interleaved: the same normals drawn LANES paths at a time "
+                                  "(sdekit.noise.interleaved.draw_rows_interleaved), same threads")
+    COLORS["floor_interleaved"] = "0.5"
+    HAND["floor_interleaved"] = (nb.njit(_floor_interleaved), nb.njit(parallel=True)(_floor_interleaved))
+
 
 def _hand_variant(name: str, n: int, threads: int) -> tuple[Any, str]:
     serial, parallel = HAND[name]
@@ -170,31 +225,70 @@ class Run:
 
 @dataclass
 class Problem:
+    """A benchmark problem: an SDE (Langevin problems, EM from X0 = 0) or an ODE (pf16: RK4 from the rows of x0).
+    steps / t0 / h: the full solve is `steps` steps of h from t0; flops: per path-step, for the roofline."""
+
     key: str
     title: str
     dim: int
     params: Any
     sde: Any = None
+    steps: int = STEPS
+    t0: float = 0.0
+    h: float = DT
+    solver: str | None = None
+    x0: np.ndarray | None = None
+    flops: int | None = None
+    peer_arrays: dict = field(default_factory=dict)
     torch_params: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        drift = ou_drift if self.key == "ou" else gmm_score
-        self.sde = sdekit.SDE(drift=drift, diffusion=sqrt2_diffusion, noise="additive", dim=self.dim,
-                              params=self.params, name=self.key)
+        if self.sde is None:
+            drift = ou_drift if self.key == "ou" else gmm_score
+            self.sde = sdekit.SDE(drift=drift, diffusion=sqrt2_diffusion, noise="additive", dim=self.dim,
+                                  params=self.params, name=self.key)
+        if not self.peer_arrays:
+            arrays: dict[str, Any] = {"dim": self.dim, "h": self.h}
+            if self.key == "ou":
+                arrays["theta"] = float(self.params[0])
+            else:
+                means, precs, log_norm, log_w = self.params
+                arrays.update(means=means, precs=precs, c=log_norm + log_w)
+            self.peer_arrays = arrays
+
+    def start(self, n: int) -> np.ndarray:
+        return np.zeros(self.dim) if self.x0 is None else self.x0[:n]
 
 
-def run_sdekit(prob: Problem, n: int, steps: int, threads: int) -> Run:
+def run_sdekit(prob: Problem, n: int, steps: int, threads: int, dtype: str | None = None) -> Run:
     t0 = time.perf_counter()
-    sol = sdekit.simulate(prob.sde, x0=np.zeros(prob.dim), t=(0.0, steps * DT), steps=steps, n_paths=n, seed=SEED,
-                          threads=threads)
+    sol = sdekit.simulate(prob.sde, x0=prob.start(n), t=(prob.t0, prob.t0 + steps * prob.h), steps=steps,
+                          n_paths=n, seed=SEED, threads=threads, dtype=dtype, solver=prob.solver)
     wall = time.perf_counter() - t0
     st = sol.stats
     return Run(st.run_seconds, wall, sol.final,
                {"compile_seconds": st.compile_seconds, "threads_used": st.threads})
 
 
+def run_sdekit_f32(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    return run_sdekit(prob, n, steps, threads, dtype="float32")
+
+
+def _peer_runner(impl: str) -> Callable[..., Run]:
+    def run(prob: Problem, n: int, steps: int, threads: int) -> Run:
+        ans = PEERS.request(threads, {"cmd": "run", "impl": impl, "problem": prob.key, "n": n, "steps": steps,
+                                      "seed": SEED})
+        if "error" in ans:
+            raise RuntimeError(ans["error"])
+        return Run(ans["kernel_s"], ans["kernel_s"], None,
+                   {"peer_cpu_s": ans["cpu_s"], "compile_seconds": ans["compile_s"], "final_stats": ans["final"]})
+
+    run.__name__ = f"run_{impl}"
+    return run
+
+
 def run_hand(prob: Problem, n: int, steps: int, threads: int) -> Run:
-    kern, variant = _hand_variant(prob.key, n, threads)
+    kern, variant = _hand_variant("ou" if prob.key == "ou" else "gmm", n, threads)  # gmm64: the gmm kernel
     out = np.zeros((n, prob.dim))
     t0 = time.perf_counter()
     if prob.key == "ou":
@@ -205,13 +299,17 @@ def run_hand(prob: Problem, n: int, steps: int, threads: int) -> Run:
     return Run(dt, dt, out, {"variant": variant})
 
 
-def run_floor(prob: Problem, n: int, steps: int, threads: int) -> Run:
-    kern, variant = _hand_variant("floor", n, threads)
+def run_floor(prob: Problem, n: int, steps: int, threads: int, name: str = "floor") -> Run:
+    kern, variant = _hand_variant(name, n, threads)
     acc = np.empty(n)
     t0 = time.perf_counter()
     kern(steps * prob.dim, np.uint64(SEED), acc, *TABLES)
     dt = time.perf_counter() - t0
     return Run(dt, dt, None, {"variant": variant, "normals": n * steps * prob.dim})
+
+
+def run_floor_interleaved(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    return run_floor(prob, n, steps, threads, "floor_interleaved")
 
 
 def numpy_score(x: np.ndarray, means, precs, c) -> np.ndarray:
@@ -318,9 +416,11 @@ def run_torchsde(prob: Problem, n: int, steps: int, threads: int) -> Run:
     return Run(dt, dt, ys[-1].numpy(), {"drift_calls": calls[0]})
 
 
-RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "hand": run_hand, "floor": run_floor,
-                                          "numpy": run_numpy, "torch_f32": run_torch_f32,
-                                          "torch_f64": run_torch_f64, "torchsde_f64": run_torchsde}
+RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "sdekit_f32": run_sdekit_f32, "hand": run_hand,
+                                          "floor": run_floor, "numpy": run_numpy, "torch_f32": run_torch_f32,
+                                          "torch_f64": run_torch_f64, "torchsde_f64": run_torchsde,
+                                          "floor_interleaved": run_floor_interleaved,
+                                          **{impl: _peer_runner(impl) for impl in PEER_IMPLS}}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -346,15 +446,19 @@ def plan_case(impl: str, prob: Problem, n: int, threads: int, cfg: argparse.Name
     """Warm up, pilot, and choose (steps, repeats): full steps if 2 repeats fit the budget, else 100, else 10."""
     runner = RUNNERS[impl]
     rec: dict[str, Any] = {"problem": prob.key, "impl": impl, "n_paths": n, "threads": threads, "status": "ok"}
-    sp = pilot_steps(n, prob.dim)
-    runner(prob, n, 2, threads)  # warm-up: first-touch allocations, torch / numba dispatch caches
+    if impl in PEER_IMPLS:  # each steps value is a jax compile: the pilot is the warm-up, at 10 steps
+        sp = 10
+        runner(prob, n, sp, threads)
+    else:
+        sp = min(prob.steps, pilot_steps(n, prob.dim))
+        runner(prob, n, 2, threads)  # warm-up: first-touch allocations, torch / numba dispatch caches
     per_step = runner(prob, n, sp, threads).kernel_s / sp
     rec["pilot_seconds_per_step"] = per_step
-    for steps in (STEPS, 100, 10):
+    for steps in sorted({prob.steps, min(prob.steps, 100), 10}, reverse=True):
         est = per_step * steps
         k = min(cfg.repeats, int(cfg.budget // max(est, 1e-9)))
         if k >= 2 or (steps == 10 and est <= cfg.max_single):
-            rec.update(steps_run=steps, reduced_steps=steps < STEPS, repeats=max(1, k))
+            rec.update(steps_run=steps, reduced_steps=steps < prob.steps, repeats=max(1, k))
             if est * 7 < 0.5:
                 rec["repeats"] = max(rec["repeats"], 7)  # short runs: more repeats for a steadier median
             return rec
@@ -386,11 +490,17 @@ def run_group(prob: Problem, n: int, threads: int, impls: list[str], cfg: argpar
         if rec["impl"] == "torchsde_f64":
             steps = last.extra.pop("drift_calls")  # torchsde may add a final sliver step
             rec["steps_taken"] = steps
-        others = [t.other_cores for t in rs if t.other_cores is not None]
-        cpu = statistics.median([t.cpu_s for t in rs])
-        rec.update(seconds=kern, median_s=med, wall_s=[t.wall_s for t in rs], cpu_s=[t.cpu_s for t in rs],
+        # a peer's work is in its worker process: add its CPU time, and take it out of the "other" load
+        cpu_all = [t.cpu_s + t.run.extra.get("peer_cpu_s", 0.0) for t in rs]
+        others = [max(0.0, t.other_cores - t.run.extra.get("peer_cpu_s", 0.0) / t.wall_s) for t in rs
+                  if t.other_cores is not None]
+        cpu = statistics.median(cpu_all)
+        last.extra.pop("peer_cpu_s", None)
+        if "final_stats" in last.extra:
+            rec["check"] = last.extra.pop("final_stats")
+        rec.update(seconds=kern, median_s=med, wall_s=[t.wall_s for t in rs], cpu_s=cpu_all,
                    path_steps=n * steps, path_steps_per_s=n * steps / med, path_steps_per_cpu_s=n * steps / cpu,
-                   cpu_per_wall=statistics.median([t.cpu_s / t.wall_s for t in rs]),
+                   cpu_per_wall=statistics.median([c / t.wall_s for c, t in zip(cpu_all, rs, strict=True)]),
                    other_cores_busy=max(others) if others else None, **last.extra)
         if rec["impl"] in finals:
             rec["check"] = final_check(prob, finals[rec["impl"]], rec["steps_run"])
@@ -420,7 +530,7 @@ def compile_probe() -> dict:
     from sdekit.backends.numba import kernels
 
     res: dict[str, Any] = {}
-    for prob in make_problems():
+    for prob in make_problems(quick=True)[:2]:  # ou, gmm
         sde = prob.sde
         x0 = np.zeros(prob.dim)
 
@@ -490,9 +600,37 @@ def run_compile_probes(n: int = 2) -> dict:
 # Driver.
 
 
-def make_problems() -> list[Problem]:
+PF_T0, PF_T1, PF_STEPS = 1.0, 1e-3, 200
+
+
+def make_pf_problem(n_max: int) -> Problem:
+    """pf16: sdekit.diffusion's exact mixture model (the 16-D, 4-component mixture of make_gmm as data, VP SDE),
+    its probability-flow ODE by RK4 from n_max exact draws of p_1."""
+    from sdekit.diffusion import DiffusionModel, ForwardSDE
+    from sdekit.targets import GaussianMixture
+
+    means, precs, _, log_w = make_gmm()
+    covs = np.linalg.inv(precs)
+    model = DiffusionModel.exact_mixture(ForwardSDE.vp(), GaussianMixture(np.exp(log_w), means,
+                                                                          0.5 * (covs + covs.transpose(0, 2, 1))))
+    x_t = model.sample_marginal(n_max, PF_T0, seed=SEED)
+    h = (PF_T1 - PF_T0) / PF_STEPS
+    lw, mu, q, lam = model.exact.params
+    sp = model.forward.sp
+    k, d = mu.shape
+    return Problem("pf16", "16-D exact-mixture probability-flow ODE (VP), RK4", d, model.njit_params,
+                   sde=model.probability_flow(), steps=PF_STEPS, t0=PF_T0, h=h, solver="rk4", x0=x_t,
+                   flops=mixture_pf_rk4_flops(d, k),
+                   peer_arrays={"dim": d, "h": h, "t0": PF_T0, "beta_min": sp[1], "beta_max": sp[2], "log_w": lw,
+                                "mu": mu, "q": q, "lam": lam, "x0": x_t})
+
+
+def make_problems(quick: bool = False) -> list[Problem]:
+    g16, g64 = make_gmm(), make_gmm(dim=64)
     return [Problem("ou", "1-D Ornstein-Uhlenbeck dX = -X dt + sqrt(2) dW", 1, np.array([1.0])),
-            Problem("gmm", "16-D Langevin on a 4-component GMM score", 16, make_gmm())]
+            Problem("gmm", "16-D Langevin on a 4-component GMM score", 16, g16, flops=gmm_langevin_flops(16, 4)),
+            Problem("gmm64", "64-D Langevin on a 4-component GMM score", 64, g64, flops=gmm_langevin_flops(64, 4)),
+            *([] if quick else [make_pf_problem(PF_N)])]  # its composed field compiles for ~30 s: not in --quick
 
 
 def machine_info() -> dict:
@@ -516,10 +654,14 @@ def machine_info() -> dict:
     return info
 
 
-def plan(quick: bool) -> list[tuple[str, int, int, list[str]]]:
-    """(problem, N, threads, implementations) groups, in run order."""
-    ns = [1, 100, 10**4] if quick else [1, 100, 10**4, 10**6]
-    impls = ["sdekit", "hand", "floor", "numpy"]
+PF_N = 10**4
+
+
+def plan(quick: bool, peers: list[str]) -> list[tuple[str, int, int, list[str]]]:
+    """(problem, N, threads, implementations) groups, in run order. peers: the JAX / diffrax implementations
+    available. --quick keeps N <= 1e4 and runs the peers only where they are cheap (their compiles dominate)."""
+    ns = [1, 100, 10**4] if quick else [1, 100, 10**4, 10**5, 10**6]
+    impls = ["sdekit", "hand", "floor"] + (["floor_interleaved"] if "floor_interleaved" in HAND else []) + ["numpy"]
     if torch is not None:
         impls += ["torch_f32", "torch_f64"]
         if torchsde is not None:
@@ -527,10 +669,24 @@ def plan(quick: bool) -> list[tuple[str, int, int, list[str]]]:
     groups = []
     for key in ("ou", "gmm"):
         for n in ns:
-            groups.append((key, n, 1, impls))
+            extra = ["sdekit_f32"] if key == "ou" and n >= 10**4 else []
+            with_peers = peers if not quick or (key == "ou" and n == 100) else []
+            groups.append((key, n, 1, impls + extra + with_peers))
             if n >= 10**4:
-                groups.append((key, n, 2, [i for i in impls if i != "numpy"]))
+                groups.append((key, n, 2, [i for i in impls + extra if i != "numpy"]
+                               + ([p for p in with_peers if p != "diffrax_vbt"] if n <= 10**5 else [])))
+    for n in ([100] if quick else [100, 10**4]):
+        groups.append(("gmm64", n, 1, ["sdekit", "hand", "numpy"] + (["torch_f64"] if torch is not None else [])
+                       + [p for p in peers if p == "jax_scan" or not quick]))
+    if not quick:
+        groups.append(("pf16", PF_N, 1, ["sdekit"] + [p for p in peers if p == "jax_scan"]))
     return groups
+
+
+RATIO_COLUMNS = (("hand", "sdekit/hand"), ("floor", "sdekit/floor"), ("floor_interleaved", "sdekit/floor_interleaved"),
+                 ("torchsde_f64", "sdekit/torchsde"), ("torch_f32", "sdekit/torch_f32"),
+                 ("torch_f64", "sdekit/torch_f64"), ("jax_scan", "sdekit/jax"),
+                 ("diffrax_unsafe", "sdekit/diffrax_unsafe"), ("diffrax_vbt", "sdekit/diffrax_vbt"))
 
 
 def ratios(results: list[dict], metric: str = "path_steps_per_s") -> list[dict]:
@@ -541,12 +697,13 @@ def ratios(results: list[dict], metric: str = "path_steps_per_s") -> list[dict]:
         if impl != "sdekit":
             continue
         row: dict[str, Any] = {"problem": key, "n_paths": n, "threads": t}
-        for other, name in (("hand", "sdekit/hand"), ("floor", "sdekit/floor"), ("torchsde_f64", "sdekit/torchsde"),
-                            ("torch_f32", "sdekit/torch_f32"), ("torch_f64", "sdekit/torch_f64")):
+        for other, name in RATIO_COLUMNS:
             if (key, n, other, t) in thr:
                 row[name] = v / thr[(key, n, other, t)]
         if (key, n, "numpy", 1) in thr:
             row["sdekit/numpy(T=1)"] = v / thr[(key, n, "numpy", 1)]
+        if (key, n, "sdekit_f32", t) in thr:
+            row["f32/f64"] = thr[(key, n, "sdekit_f32", t)] / v
         out.append(row)
     for (key, n, impl, t), v in sorted(thr.items()):
         if t == 2 and (key, n, impl, 1) in thr:
@@ -577,17 +734,17 @@ def print_tables(results: list[dict], rat: list[dict], rat_cpu: list[dict]) -> N
     print(f"{'problem':8}{'N':>9}{'T':>3} " + "".join(f"{i:>15}" for i in impls))
     for key, n, t in rows:
         print(f"{key:8}{n:>9}{t:>3} " + "".join(f"{fmt_rate(by.get((key, n, t, i))):>15}" for i in impls))
-    cols = ["sdekit/hand", "sdekit/floor", "sdekit/torchsde", "sdekit/numpy(T=1)", "sdekit/torch_f32",
-            "sdekit/torch_f64"]
+    cols = [c for c in [name for _, name in RATIO_COLUMNS] + ["sdekit/numpy(T=1)", "f32/f64"]
+            if any(c in r for r in rat)]
     for title, rr in (("ratios of path-steps/s (wall clock; > 1: sdekit faster)", rat),
                       ("ratios of path-steps per CPU-second, 1 thread only (less sensitive to other load)",
                        [r for r in rat_cpu if r.get("threads") == 1])):
         print(f"\n{title}")
-        print(f"{'problem':8}{'N':>9}{'T':>3} " + "".join(f"{c:>19}" for c in cols))
+        print(f"{'problem':8}{'N':>9}{'T':>3} " + "".join(f"{c:>24}" for c in cols))
         for r in rr:
             if "T2/T1" in r:
                 continue
-            vals = "".join(f"{r[c]:>19.3g}" if c in r else f"{'-':>19}" for c in cols)
+            vals = "".join(f"{r[c]:>24.3g}" if c in r else f"{'-':>24}" for c in cols)
             print(f"{r['problem']:8}{r['n_paths']:>9}{r['threads']:>3} {vals}")
     print("\n2 threads / 1 thread (wall clock)")
     for r in rat:
@@ -601,8 +758,8 @@ def plot(results: list[dict], path: Path, caption: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    for ax, key in zip(axes, ("ou", "gmm"), strict=True):
+    fig, axes = plt.subplots(1, 3, figsize=(18, 5), sharey=True)
+    for ax, key in zip(axes, ("ou", "gmm", "gmm64"), strict=True):
         for impl in IMPLS:
             for t, style, mark in ((1, "-", "o"), (2, "--", "s")):
                 pts = sorted((r["n_paths"], r["path_steps_per_s"]) for r in results
@@ -613,7 +770,8 @@ def plot(results: list[dict], path: Path, caption: str = "") -> None:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("paths N")
-        ax.set_title({"ou": "(a) 1-D OU", "gmm": "(b) 16-D GMM Langevin"}[key] + ", Euler-Maruyama, h = 1e-3")
+        ax.set_title({"ou": "(a) 1-D OU", "gmm": "(b) 16-D GMM Langevin", "gmm64": "(c) 64-D GMM Langevin"}[key]
+                     + ", Euler-Maruyama, h = 1e-3")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("path-steps / s")
     axes[1].legend(fontsize=7, ncol=2, loc="lower right")
@@ -634,26 +792,46 @@ def cross_checks(probs: list[Problem]) -> dict:
     """Same generator, same order: sdekit and the hand kernel must agree; the floor kernel draws sdekit's numbers."""
     out: dict[str, Any] = {}
     for prob in probs:
+        if prob.key not in HAND:
+            continue
         a = run_sdekit(prob, 300, 50, 1).final
         b = run_hand(prob, 300, 50, 1).final
         c = run_hand(prob, 4096, 20, 2).final
         d = run_sdekit(prob, 4096, 20, 2).final
         out[f"{prob.key}_sdekit_vs_hand_max_abs_diff"] = float(np.max(np.abs(a - b)))
         out[f"{prob.key}_sdekit_vs_hand_prange_max_abs_diff"] = float(np.max(np.abs(c - d)))
-    acc = np.empty(64)
-    for variant in HAND["floor"]:
-        variant(40, np.uint64(SEED), acc, *TABLES)
-        ref = sdekit.noise.path_normals(SEED, 64, 40, parallel=False)
-        out.setdefault("floor_vs_path_normals_max_abs_diff", 0.0)
-        out["floor_vs_path_normals_max_abs_diff"] = max(out["floor_vs_path_normals_max_abs_diff"],
-                                                        float(np.max(np.abs(acc - ref.sum(axis=1)))))
+    acc = np.empty(67)  # not a multiple of LANES: the leftover rows too
+    ref = sdekit.noise.path_normals(SEED, 67, 150, parallel=False).sum(axis=1)
+    for name in ("floor", "floor_interleaved"):
+        for variant in HAND.get(name, ()):
+            variant(150, np.uint64(SEED), acc, *TABLES)
+            key = f"{name}_vs_path_normals_max_abs_diff"
+            out[key] = max(out.get(key, 0.0), float(np.max(np.abs(acc - ref))))
     return out
+
+
+def pf_check(prob: Problem, n: int = 64) -> dict:
+    """The probability-flow problem solved by sdekit and by the JAX peer from the same start: the largest
+    difference of the final states (both RK4 on the same grid; only rounding differs)."""
+    if PEERS is None or not PEERS.available:
+        return {}
+    a = run_sdekit(prob, n, prob.steps, 1).final
+    path = PEERS.tmp / "pf_check.npy"
+    ans = PEERS.request(1, {"cmd": "run", "impl": "jax_scan", "problem": prob.key, "n": n, "steps": prob.steps,
+                            "seed": SEED, "save": str(path)})
+    if "error" in ans:
+        return {"pf16_sdekit_vs_jax_error": ans["error"]}
+    b = np.load(path)
+    return {"pf16_sdekit_vs_jax_max_abs_diff": float(np.max(np.abs(a - b))),
+            "pf16_final_max_abs": float(np.max(np.abs(a)))}
 
 
 def call_overheads(probs: list[Problem], reps: int = 21) -> dict:
     """Fixed cost of one call with N = 1: sdekit's simulate() (wall, stats.run_seconds) against the hand kernel."""
     out: dict[str, Any] = {}
     for prob in probs:
+        if prob.key not in ("ou", "gmm"):
+            continue
         for steps in (1, STEPS):
             sd = [run_sdekit(prob, 1, steps, 1) for _ in range(reps)]
             hd = [run_hand(prob, 1, steps, 1) for _ in range(reps)]
@@ -669,6 +847,67 @@ def call_overheads(probs: list[Problem], reps: int = 21) -> dict:
     return out
 
 
+def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> dict:
+    """Wall time of one `steps`-step solve at N = 1, microseconds per call, median (and min) of `calls` calls, each
+    with a new seed and a new x0: sdekit.simulate (threads=1), the hand kernel (its start state written, then the
+    kernel), and the JAX / diffrax peers (jitted; a new x0 and key per call, result ready on return)."""
+    out: dict[str, Any] = {}
+    rng = np.random.default_rng(1)
+    for prob in probs:
+        if prob.key not in ("ou", "gmm"):
+            continue
+        x0s = rng.standard_normal((calls, prob.dim))
+        sd, hd = [], []
+        kern, _ = _hand_variant(prob.key, 1, 1)
+        extra = (float(prob.params[0]),) if prob.key == "ou" else tuple(prob.params)
+        for i in range(calls + 5):  # interleaved; the first 5 calls warm up
+            t0 = time.perf_counter()
+            sdekit.simulate(prob.sde, x0=x0s[i % calls], t=(0.0, steps * DT), steps=steps, n_paths=1,
+                            seed=SEED + i, threads=1)
+            t1 = time.perf_counter()
+            buf = x0s[i % calls].reshape(1, -1).copy()
+            kern(steps, DT, SQRT2, *extra, np.uint64(SEED + i), buf, *TABLES)
+            t2 = time.perf_counter()
+            if i >= 5:
+                sd.append(t1 - t0)
+                hd.append(t2 - t1)
+        rec = {"sdekit_us": 1e6 * statistics.median(sd), "sdekit_min_us": 1e6 * min(sd),
+               "hand_us": 1e6 * statistics.median(hd), "hand_min_us": 1e6 * min(hd)}
+        for impl in PEER_IMPLS if PEERS is not None and PEERS.available else ():
+            if impl != "jax_scan" and not PEERS.has_diffrax:
+                continue
+            ans = PEERS.request(1, {"cmd": "overhead", "impl": impl, "problem": prob.key, "steps": steps,
+                                    "calls": calls})
+            if "error" in ans:
+                rec[f"{impl}_error"] = ans["error"]
+            else:
+                rec[f"{impl}_us"], rec[f"{impl}_min_us"] = ans["median_us"], ans["min_us"]
+        rec["sdekit/hand"] = rec["sdekit_us"] / rec["hand_us"]
+        for impl in PEER_IMPLS:
+            if f"{impl}_us" in rec:
+                rec[f"sdekit/{impl}"] = rec["sdekit_us"] / rec[f"{impl}_us"]
+        out[f"{prob.key}_steps{steps}_N1"] = dict(rec, calls=calls, steps=steps)
+    return out
+
+
+def roofline(results: list[dict], probs: list[Problem], rates: dict[int, dict]) -> list[dict]:
+    """Per compute-bound problem: flops per path-step, the single-core GEMM rate at its d, the ceiling rate / flops
+    in path-steps/s, and each 1-thread result's fraction of it."""
+    out = []
+    for prob in probs:
+        if prob.flops is None or prob.dim not in rates:
+            continue
+        ceiling = rates[prob.dim]["flops_per_s"] / prob.flops
+        row: dict[str, Any] = {"problem": prob.key, "dim": prob.dim, "flops_per_path_step": prob.flops,
+                               "gemm_flops_per_s": rates[prob.dim]["flops_per_s"],
+                               "ceiling_path_steps_per_s": ceiling, "fraction": {}}
+        for r in results:
+            if r["problem"] == prob.key and r["threads"] == 1 and r["status"] == "ok" and "floor" not in r["impl"]:
+                row["fraction"][f"{r['impl']} N={r['n_paths']}"] = r["path_steps_per_s"] / ceiling
+        out.append(row)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="N up to 1e4, short budget: a smoke test")
@@ -680,6 +919,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="before each N >= 1e4 group, wait up to this many seconds for other processes to go quiet")
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG from the JSON already in --out")
     ap.add_argument("--compile-probe", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--jax-python", default=os.environ.get("SDEKIT_BENCH_JAX_PYTHON"),
+                    help="python of an environment with jax (and diffrax) for the JAX / diffrax peers "
+                         "(default: $SDEKIT_BENCH_JAX_PYTHON; without it the peers are skipped)")
+    ap.add_argument("--no-scaling", action="store_true", help="skip the N / dim / memory scaling cases")
+    ap.add_argument("--overhead-calls", type=int, default=None, help="calls per small-run overhead row "
+                                                                     "(default 1000, quick 100)")
     cfg = ap.parse_args(argv)
     stem = "throughput_quick" if cfg.quick else "throughput"
     if cfg.replot:
@@ -694,9 +939,16 @@ def main(argv: list[str] | None = None) -> int:
     cfg.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
 
+    global PEERS
+    PEERS = JaxPeers(cfg.jax_python)
     info = machine_info()
     info["loadavg_before"] = os.getloadavg()
-    notes = []
+    info["jax_env"] = PEERS.versions
+    notes = [] if PEERS.available else [PEERS.reason]
+    if PEERS.available and not PEERS.has_diffrax:
+        notes.append("diffrax not importable in the JAX environment: diffrax cases skipped")
+    if "floor_interleaved" not in HAND:
+        notes.append("sdekit.noise.interleaved not importable: only the one-path-at-a-time floor is measured")
     if torch is None:
         notes.append("torch not importable: torch, torchsde cases skipped")
     elif torchsde is None:
@@ -716,21 +968,31 @@ def main(argv: list[str] | None = None) -> int:
                   f"{p[key]['with_params_new_values']['compile_seconds']:.4f}; fixed_step signatures "
                   f"{p[key]['fixed_step_signatures']}")
 
-    probs = make_problems()
+    probs = make_problems(cfg.quick)
     by_key = {p.key: p for p in probs}
+    for prob in probs:
+        PEERS.add_problem(prob.key, prob.peer_arrays)
     warm = {}
     for prob in probs:  # compile everything once, outside the timings
         t0 = time.perf_counter()
         r = run_sdekit(prob, 4, 2, 1)
         warm[f"{prob.key}_sdekit_first_call_wall_s"] = time.perf_counter() - t0
         warm[f"{prob.key}_sdekit_first_call_compile_seconds"] = r.extra["compile_seconds"]
+        if prob.key == "ou":
+            warm["ou_sdekit_f32_first_call_compile_seconds"] = run_sdekit_f32(prob, 4, 2, 1).extra["compile_seconds"]
+        if prob.key not in ("ou", "gmm"):
+            continue
         for threads, n in ((1, 4), (2, SERIAL_BELOW)):
             t0 = time.perf_counter()
             run_hand(prob, n, 2, threads)
             run_floor(prob, n, 2, threads)
+            if "floor_interleaved" in HAND:
+                run_floor_interleaved(prob, n, 2, threads)
             warm[f"{prob.key}_hand_and_floor_compile_{'prange' if threads > 1 else 'serial'}_s"] = \
                 time.perf_counter() - t0
     checks = cross_checks(probs)
+    if "pf16" in by_key:
+        checks.update(pf_check(by_key["pf16"]))
     info["numba_threading_layer"] = nb.threading_layer()
     print(f"checks: {checks}", flush=True)
 
@@ -739,8 +1001,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{k} sdekit wall {v['sdekit_simulate_wall_s'] * 1e6:.0f} us / run {v['sdekit_run_seconds'] * 1e6:.0f} us, "
         f"hand {v['hand_s'] * 1e6:.1f} us" for k, v in overheads.items() if "steps" in k), flush=True)
 
+    calls = cfg.overhead_calls or (100 if cfg.quick else 1000)
+    small = small_run_overheads(probs, calls)
+    overheads.update(small)
+    for k, v in small.items():
+        print(f"{k}: " + ", ".join(f"{name[:-3]} {v[name]:.1f} us" for name in v if name.endswith("_us")
+                                   and not name.endswith("min_us")), flush=True)
+
+    rates = {d: gemm_rate(d) for d in sorted({p.dim for p in probs if p.flops is not None})}
+    print("single-core GEMM: " + ", ".join(f"d={d} {r['flops_per_s'] / 1e9:.1f} GFLOP/s" for d, r in rates.items()),
+          flush=True)
+
     results: list[dict] = []
-    groups = plan(cfg.quick)
+    peers = [p for p in PEER_IMPLS if PEERS.available and (p == "jax_scan" or PEERS.has_diffrax)]
+    groups = plan(cfg.quick, peers)
+    scaling: list[dict] = []
 
     def save() -> dict:
         rat, rat_cpu = ratios(results), ratios(results, "path_steps_per_cpu_s")
@@ -750,7 +1025,8 @@ def main(argv: list[str] | None = None) -> int:
                                            "wait_idle_s": cfg.wait_idle},
                "implementations": IMPLS, "problems": {p.key: p.title for p in probs}, "notes": notes,
                "compile": compile_info, "warmup": warm, "checks": checks, "overheads": overheads,
-               "results": results, "ratios": rat, "ratios_cpu": rat_cpu}
+               "gemm": {str(d): r for d, r in rates.items()}, "roofline": roofline(results, probs, rates),
+               "results": results, "ratios": rat, "ratios_cpu": rat_cpu, "scaling": scaling}
         (cfg.out / f"{stem}.json").write_text(json.dumps(doc, indent=1, default=float))
         return doc
 
@@ -774,10 +1050,23 @@ def main(argv: list[str] | None = None) -> int:
                   + extra, flush=True)
         save()
 
+    PEERS.close()
+    if not cfg.no_scaling:
+        print("scaling (a process per case) ...", flush=True)
+        scaling.extend(run_scaling(cfg.quick))
     info["loadavg_after"] = os.getloadavg()
     info["total_seconds"] = time.perf_counter() - t_start
     doc = save()
     print_tables(doc["results"], doc["ratios"], doc["ratios_cpu"])
+    for row in doc["roofline"]:
+        print(f"roofline {row['problem']}: {row['flops_per_path_step']} flops/path-step, GEMM "
+              f"{row['gemm_flops_per_s'] / 1e9:.1f} GFLOP/s -> ceiling {row['ceiling_path_steps_per_s'] / 1e6:.2f}M "
+              "path-steps/s; fractions " + ", ".join(f"{k} {v:.3f}" for k, v in row["fraction"].items()))
+    if scaling:
+        try:
+            plot_scaling(scaling, cfg.out / f"{stem}_scaling.png", _caption(info))
+        except ImportError as exc:
+            print(f"no scaling plot: {exc}")
     try:
         plot(doc["results"], cfg.out / f"{stem}.png", _caption(info))
     except ImportError as exc:

@@ -849,16 +849,18 @@ def call_overheads(probs: list[Problem], reps: int = 21) -> dict:
 
 def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> dict:
     """Wall time of one `steps`-step solve at N = 1, microseconds per call, median (and min) of `calls` calls, each
-    with a new seed and a new x0: sdekit.simulate (threads=1), the hand kernel (its start state written, then the
-    kernel), and the JAX / diffrax peers (jitted; a new x0 and key per call, result ready on return)."""
+    with a new seed and a new x0: sdekit.simulate (threads=1), a `sdekit.plan` of the same solve, the hand kernel
+    (its start state written, then the kernel), and the JAX / diffrax peers (jitted; a new x0 and key per call,
+    result ready on return)."""
     out: dict[str, Any] = {}
     rng = np.random.default_rng(1)
     for prob in probs:
         if prob.key not in ("ou", "gmm"):
             continue
         x0s = rng.standard_normal((calls, prob.dim))
-        sd, hd = [], []
+        sd, pd, hd = [], [], []
         kern, _ = _hand_variant(prob.key, 1, 1)
+        planned = sdekit.plan(prob.sde, x0s[0], (0.0, steps * DT), steps=steps, n_paths=1, threads=1)
         extra = (float(prob.params[0]),) if prob.key == "ou" else tuple(prob.params)
         for i in range(calls + 5):  # interleaved; the first 5 calls warm up
             t0 = time.perf_counter()
@@ -868,10 +870,14 @@ def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> di
             buf = x0s[i % calls].reshape(1, -1).copy()
             kern(steps, DT, SQRT2, *extra, np.uint64(SEED + i), buf, *TABLES)
             t2 = time.perf_counter()
+            planned(x0s[i % calls], seed=SEED + i)
+            t3 = time.perf_counter()
             if i >= 5:
                 sd.append(t1 - t0)
                 hd.append(t2 - t1)
+                pd.append(t3 - t2)
         rec = {"sdekit_us": 1e6 * statistics.median(sd), "sdekit_min_us": 1e6 * min(sd),
+               "sdekit_plan_us": 1e6 * statistics.median(pd), "sdekit_plan_min_us": 1e6 * min(pd),
                "hand_us": 1e6 * statistics.median(hd), "hand_min_us": 1e6 * min(hd)}
         for impl in PEER_IMPLS if PEERS is not None and PEERS.available else ():
             if impl != "jax_scan" and not PEERS.has_diffrax:
@@ -883,9 +889,11 @@ def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> di
             else:
                 rec[f"{impl}_us"], rec[f"{impl}_min_us"] = ans["median_us"], ans["min_us"]
         rec["sdekit/hand"] = rec["sdekit_us"] / rec["hand_us"]
+        rec["sdekit_plan/hand"] = rec["sdekit_plan_us"] / rec["hand_us"]
         for impl in PEER_IMPLS:
             if f"{impl}_us" in rec:
                 rec[f"sdekit/{impl}"] = rec["sdekit_us"] / rec[f"{impl}_us"]
+                rec[f"sdekit_plan/{impl}"] = rec["sdekit_plan_us"] / rec[f"{impl}_us"]
         out[f"{prob.key}_steps{steps}_N1"] = dict(rec, calls=calls, steps=steps)
     return out
 

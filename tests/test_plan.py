@@ -94,3 +94,14 @@ def test_plan_refuses_bad_input_by_name():
         with pytest.raises(SDEKitError, match=message.replace("(", r"\(").replace(")", r"\)")):
             call()
     assert "SolvePlan(solver='euler_maruyama', n_paths=4, dim=3, steps=5" in repr(plan)
+
+
+def test_plan_called_from_several_threads_at_once():
+    """Concurrent calls of one plan (one finds the scratch busy and allocates its own) give the sequential results."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    plan = sdekit.plan(DIAGONAL, X0, (0.0, 1.0), steps=400, n_paths=64, save_at=[0.3, 1.0])
+    want = {seed: plan(seed=seed).ys for seed in range(12)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = dict(zip(range(12), pool.map(lambda s: plan(seed=s).ys, range(12))))
+    assert all(np.array_equal(got[s], want[s]) for s in want)

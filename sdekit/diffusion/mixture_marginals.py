@@ -112,7 +112,7 @@ def marginal_rows(x, alpha, sigma, p, score, log_dens, laplacian, with_laplacian
     """
     log_w = p[0]
     mu = p[1]
-    q = p[2]
+    q = p[2].astype(np.float64)  # BLAS takes one dtype
     inv_e, log_norm = _scales(alpha, sigma, p[3])
     n, d = x.shape
     n_comp = log_w.shape[0]

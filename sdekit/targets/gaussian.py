@@ -38,7 +38,7 @@ def gaussian_rows(x, p, score, half_quad):
     score = -U, half_quad = 1/2 (row sums of R * U); log pi = log_norm - half_quad.
     """
     mu = p[0]
-    prec = p[1]
+    prec = p[1].astype(np.float64)  # BLAS takes one dtype (float32 params: a float32 solve)
     n, d = x.shape
     r = np.empty((BLOCK_ROWS, d))
     u = np.empty((BLOCK_ROWS, d))

@@ -46,7 +46,7 @@ def mixture_rows(x, p, score, log_dens):
     """
     log_w = p[0]
     mu = p[1]
-    prec = p[2]
+    prec = p[2].astype(np.float64)  # BLAS takes one dtype (float32 params: a float32 solve)
     log_norm = p[3]
     n, d = x.shape
     n_comp = log_w.shape[0]

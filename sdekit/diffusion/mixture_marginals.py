@@ -30,7 +30,8 @@ so that E[x_0 | x] = (x + sigma^2 s(x)) / alpha and E[eps | x] = -sigma s(x) (Tw
 
 The njit functions ``mixture_marginal_score`` / ``_log_prob`` / ``_laplacian`` take ``(x, alpha, sigma, p)`` with
 p = ``MixtureMarginals.params``; they are building blocks for drifts (e.g. the reverse SDE / probability-flow ODE
-of a schedule) and agree with the NumPy methods to rounding. They do not validate their inputs.
+of a schedule) and agree with the NumPy methods to rounding. They do not validate their inputs. They work on blocks
+of rows with matrix products (`sdekit.targets.row_blocks`); a row's result does not depend on the other rows.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from numpy.typing import ArrayLike
 from sdekit.errors import SDEKitError
 from sdekit.targets.gaussian import LOG_2PI, Seed, as_points, sample_count
 from sdekit.targets.mixture import GaussianMixture
+from sdekit.targets.row_blocks import BLOCK_ROWS, block_product, block_residuals, stream_logsumexp
 
 __all__ = [
     "MixtureMarginals",
@@ -100,17 +102,69 @@ def _scales(alpha, sigma, lam):
 
 
 @nb.njit(cache=True)
-def _component(xb, alpha, mu, q, inv_e, k, z):
-    """For one point and component k: fills z = diag(1/e_k) Q_k^T r_k and returns r_k^T S_k^{-1} r_k."""
-    d = xb.shape[0]
-    quad = 0.0
-    for j in range(d):
-        y = 0.0
+def marginal_rows(x, alpha, sigma, p, score, log_dens, laplacian, with_laplacian):
+    """score (n, d), log_dens (n,) and (when with_laplacian) laplacian (n,) of p_t for every row of x, by blocks.
+
+    Per block of BLOCK_ROWS rows and component k: R = X - alpha mu_k, Y = R Q_k, Z = Y diag(1 / e_k),
+    quad = row sums of Y * Z, U_k = Z Q_k^T = R S_k^{-1} (two matrix products, `block_product`); the one-pass
+    log-sum-exp over k (`stream_logsumexp`) gives s = -sum_k gamma_k U_k and log p_t; the Laplacian is
+    sum_k gamma_k ||U_k - ubar||^2 - sum_k gamma_k tr S_k^{-1} from the stored U_k and logits.
+    """
+    log_w = p[0]
+    mu = p[1]
+    q = p[2].astype(np.float64)  # BLAS takes one dtype
+    inv_e, log_norm = _scales(alpha, sigma, p[3])
+    n, d = x.shape
+    n_comp = log_w.shape[0]
+    qt = np.empty((n_comp, d, d))
+    tr = np.zeros(n_comp)
+    for k in range(n_comp):
         for i in range(d):
-            y += q[k, i, j] * (xb[i] - alpha * mu[k, i])
-        z[j] = y * inv_e[k, j]
-        quad += y * z[j]
-    return quad
+            tr[k] += inv_e[k, i]
+            for j in range(d):
+                qt[k, i, j] = q[k, j, i]
+    r = np.empty((BLOCK_ROWS, d))
+    y = np.empty((BLOCK_ROWS, d))
+    us = np.empty((n_comp, BLOCK_ROWS, d))
+    lks = np.empty((n_comp, BLOCK_ROWS))
+    m = np.empty(BLOCK_ROWS)
+    s = np.empty(BLOCK_ROWS)
+    ubar = np.empty(d)
+    for c0 in range(0, n, BLOCK_ROWS):
+        nc = min(BLOCK_ROWS, n - c0)
+        for b in range(nc):
+            m[b] = -np.inf
+            s[b] = 0.0
+            for i in range(d):
+                score[c0 + b, i] = 0.0
+        for k in range(n_comp):
+            block_residuals(x, c0, nc, alpha, mu[k], r)
+            block_product(r, q[k], y)
+            for b in range(nc):
+                quad = 0.0
+                for j in range(d):
+                    zj = y[b, j] * inv_e[k, j]
+                    quad += y[b, j] * zj
+                    y[b, j] = zj
+                lks[k, b] = log_w[k] + log_norm[k] - 0.5 * quad
+            block_product(y, qt[k], us[k])
+            stream_logsumexp(score, c0, nc, us[k], lks[k], m, s)
+        for b in range(nc):
+            for i in range(d):
+                score[c0 + b, i] /= s[b]
+            log_dens[c0 + b] = m[b] + math.log(s[b]) if m[b] > -np.inf else m[b]
+            if with_laplacian:
+                for i in range(d):
+                    ubar[i] = -score[c0 + b, i]
+                acc = 0.0
+                for k in range(n_comp):
+                    g = math.exp(lks[k, b] - m[b]) / s[b]
+                    v = 0.0
+                    for i in range(d):
+                        dev = us[k, b, i] - ubar[i]
+                        v += dev * dev
+                    acc += g * (v - tr[k])
+                laplacian[c0 + b] = acc
 
 
 @nb.njit(cache=True)
@@ -119,68 +173,20 @@ def mixture_marginal_score(x, alpha, sigma, p):
 
     S_k^{-1} = Q_k diag(1 / (alpha^2 lam_k + sigma^2)) Q_k^T; gamma = softmax(l) accumulated in one pass with a
     running maximum (stable log-sum-exp), l_k = log pi_k - 1/2 r_k^T S_k^{-1} r_k - 1/2 log det(2 pi S_k).
-    p = ``MixtureMarginals.params``.
+    Evaluated by blocks of rows with matrix products (`marginal_rows`). p = ``MixtureMarginals.params``.
     """
-    log_w = p[0]
-    mu = p[1]
-    q = p[2]
-    inv_e, log_norm = _scales(alpha, sigma, p[3])
     n, d = x.shape
-    n_comp = log_w.shape[0]
     out = np.empty((n, d))
-    z = np.empty(d)
-    u = np.empty(d)
-    for b in range(n):
-        for i in range(d):
-            out[b, i] = 0.0
-        m = -np.inf
-        s = 0.0
-        for k in range(n_comp):
-            quad = _component(x[b], alpha, mu, q, inv_e, k, z)
-            for i in range(d):
-                acc = 0.0
-                for j in range(d):
-                    acc += q[k, i, j] * z[j]
-                u[i] = acc
-            lk = log_w[k] + log_norm[k] - 0.5 * quad
-            if lk > m:
-                c = math.exp(m - lk)
-                s = s * c + 1.0
-                for i in range(d):
-                    out[b, i] = out[b, i] * c - u[i]
-                m = lk
-            else:
-                w = math.exp(lk - m)
-                s += w
-                for i in range(d):
-                    out[b, i] -= w * u[i]
-        for i in range(d):
-            out[b, i] /= s
+    marginal_rows(x, alpha, sigma, p, out, np.empty(n), np.empty(0), False)
     return out
 
 
 @nb.njit(cache=True)
 def mixture_marginal_log_prob(x, alpha, sigma, p):
     """log p_t for each row: logsumexp_k [log pi_k - 1/2 r_k^T S_k^{-1} r_k - 1/2 log det(2 pi S_k)]; returns (n,)."""
-    log_w = p[0]
-    mu = p[1]
-    q = p[2]
-    inv_e, log_norm = _scales(alpha, sigma, p[3])
     n, d = x.shape
-    n_comp = log_w.shape[0]
     out = np.empty(n)
-    z = np.empty(d)
-    for b in range(n):
-        m = -np.inf
-        s = 0.0
-        for k in range(n_comp):
-            lk = log_w[k] + log_norm[k] - 0.5 * _component(x[b], alpha, mu, q, inv_e, k, z)
-            if lk > m:
-                s = s * math.exp(m - lk) + 1.0
-                m = lk
-            else:
-                s += math.exp(lk - m)
-        out[b] = m + math.log(s) if m > -np.inf else m
+    marginal_rows(x, alpha, sigma, p, np.empty((n, d)), out, np.empty(0), False)
     return out
 
 
@@ -191,53 +197,9 @@ def mixture_marginal_laplacian(x, alpha, sigma, p):
     Delta log p_t = sum_k gamma_k (||u_k||^2 - tr S_k^{-1}) - ||s||^2, evaluated as the equal
     sum_k gamma_k ||u_k - ubar||^2 - sum_k gamma_k tr S_k^{-1} with u_k = S_k^{-1} r_k, ubar = sum_k gamma_k u_k = -s.
     """
-    log_w = p[0]
-    mu = p[1]
-    q = p[2]
-    inv_e, log_norm = _scales(alpha, sigma, p[3])
     n, d = x.shape
-    n_comp = log_w.shape[0]
-    tr = np.empty(n_comp)
-    for k in range(n_comp):
-        acc = 0.0
-        for i in range(d):
-            acc += inv_e[k, i]
-        tr[k] = acc
     out = np.empty(n)
-    z = np.empty(d)
-    us = np.empty((n_comp, d))
-    lks = np.empty(n_comp)
-    ubar = np.empty(d)
-    for b in range(n):
-        m = -np.inf
-        for k in range(n_comp):
-            quad = _component(x[b], alpha, mu, q, inv_e, k, z)
-            for i in range(d):
-                acc = 0.0
-                for j in range(d):
-                    acc += q[k, i, j] * z[j]
-                us[k, i] = acc
-            lks[k] = log_w[k] + log_norm[k] - 0.5 * quad
-            if lks[k] > m:
-                m = lks[k]
-        s = 0.0
-        for k in range(n_comp):
-            lks[k] = math.exp(lks[k] - m)
-            s += lks[k]
-        for i in range(d):
-            ubar[i] = 0.0
-        for k in range(n_comp):
-            lks[k] /= s
-            for i in range(d):
-                ubar[i] += lks[k] * us[k, i]
-        acc = 0.0
-        for k in range(n_comp):
-            v = 0.0
-            for i in range(d):
-                dev = us[k, i] - ubar[i]
-                v += dev * dev
-            acc += lks[k] * (v - tr[k])
-        out[b] = acc
+    marginal_rows(x, alpha, sigma, p, np.empty((n, d)), np.empty(n), out, True)
     return out
 
 

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
 from sdekit.errors import SDEKitError
+from sdekit.targets.row_blocks import BLOCK_ROWS, block_product, block_residuals
 
 LOG_2PI = math.log(2.0 * math.pi)
 WEIGHT_SUM_TOL = 1e-9
@@ -30,40 +31,60 @@ Seed = int | np.random.Generator | np.random.SeedSequence | None
 # --------------------------------------------------------------------------------------------
 
 @nb.njit(cache=True)
-def gaussian_score(x, t, p):
-    """Score of N(mu, S) for each row: s(x) = -P (x - mu), P = S^{-1}; returns (n, d) float64."""
+def gaussian_rows(x, p, score, half_quad):
+    """score[b] = -P (x_b - mu) and half_quad[b] = (x_b - mu)^T P (x_b - mu) / 2 for every row b of x (n, d).
+
+    Per block of BLOCK_ROWS rows: R = X - mu, U = R P (one matrix product, `block_product`; P symmetric),
+    score = -U, half_quad = 1/2 (row sums of R * U); log pi = log_norm - half_quad.
+    """
     mu = p[0]
-    prec = p[1]
+    prec = p[1].astype(np.float64)  # BLAS takes one dtype (float32 params: a float32 solve)
+    n, d = x.shape
+    r = np.empty((BLOCK_ROWS, d))
+    u = np.empty((BLOCK_ROWS, d))
+    for c0 in range(0, n, BLOCK_ROWS):
+        nc = min(BLOCK_ROWS, n - c0)
+        block_residuals(x, c0, nc, 1.0, mu, r)
+        block_product(r, prec, u)
+        for b in range(nc):
+            quad = 0.0
+            for i in range(d):
+                score[c0 + b, i] = -u[b, i]
+                quad += r[b, i] * u[b, i]
+            half_quad[c0 + b] = 0.5 * quad
+
+
+@nb.njit(cache=True)
+def gaussian_score(x, t, p):
+    """Score of N(mu, S) for each row: s(x) = -P (x - mu), P = S^{-1}; returns (n, d) float64 (`gaussian_rows`)."""
     n, d = x.shape
     out = np.empty((n, d))
-    for b in range(n):
-        for i in range(d):
-            s = 0.0
-            for j in range(d):
-                s += prec[i, j] * (x[b, j] - mu[j])
-            out[b, i] = -s
+    gaussian_rows(x, p, out, np.empty(n))
     return out
 
 
 @nb.njit(cache=True)
 def gaussian_log_prob(x, t, p):
     """Log-density of N(mu, S) for each row: -1/2 (x - mu)^T P (x - mu) - 1/2 log det(2 pi S); returns (n,)."""
-    mu = p[0]
-    prec = p[1]
-    log_norm = p[2][0]
     n, d = x.shape
     out = np.empty(n)
+    gaussian_rows(x, p, np.empty((n, d)), out)
+    log_norm = p[2][0]
     for b in range(n):
-        # half = sum_i r_i (P_ii r_i / 2 + sum_{j<i} P_ij r_j) = r^T P r / 2 (P symmetric)
-        half = 0.0
-        for i in range(d):
-            ri = x[b, i] - mu[i]
-            s = 0.5 * prec[i, i] * ri
-            for j in range(i):
-                s += prec[i, j] * (x[b, j] - mu[j])
-            half += ri * s
-        out[b] = log_norm - half
+        out[b] = log_norm - out[b]
     return out
+
+
+@nb.njit(cache=True)
+def gaussian_batch_energy(x, p, grad):
+    """Energy U = 1/2 (x - mu)^T P (x - mu) of every row of x (n, d), returned (n,); writes grad U = P (x - mu)
+    into grad (n, d). The batch form of `gaussian_energy` (e.g. for AIS / SMC particles), by `gaussian_rows`."""
+    u = np.empty(x.shape[0])
+    gaussian_rows(x, p, grad, u)
+    for b in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            grad[b, i] = -grad[b, i]
+    return u
 
 
 @nb.njit(cache=True)
@@ -186,6 +207,7 @@ class Gaussian:
       score_fn(x, t, p) -> (n, d): njit, s(x) = -S^{-1} (x - mu).
       log_prob_fn(x, t, p) -> (n,): njit, log pi(x).
       energy_fn(x, p, grad) -> U: njit, one point, U = -log pi + log_norm (the MCMC energy protocol).
+      batch_energy_fn(x, p, grad) -> U (n,): njit, the same for every row of x (n, d), grad (n, d).
       log_normalizer: log Z = -log_norm with pi = exp(-U) / Z.
     """
 
@@ -210,6 +232,7 @@ class Gaussian:
         self.score_fn = gaussian_score
         self.log_prob_fn = gaussian_log_prob
         self.energy_fn = gaussian_energy
+        self.batch_energy_fn = gaussian_batch_energy
         self.log_normalizer: float = 0.5 * (d * LOG_2PI + logdet)
 
     def __repr__(self) -> str:

@@ -2,7 +2,9 @@
 
 The njit functions follow sdekit's batch signature f(x, t, p) (x of shape (n, d), t ignored,
 p = ``GaussianMixture.params``); component log-likelihoods are combined by a one-pass
-(streaming) log-sum-exp, so no responsibility under- or overflows however far x is from the modes.
+(streaming) log-sum-exp, so no responsibility under- or overflows however far x is from the modes. The batch
+functions work on blocks of rows with one matrix product per component (`sdekit.targets.row_blocks`); a row's
+result does not depend on the other rows of the batch.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sdekit.targets.gaussian import (
     sample_count,
     spd_factors,
 )
+from sdekit.targets.row_blocks import BLOCK_ROWS, block_product, block_residuals, stream_logsumexp
 
 # --------------------------------------------------------------------------------------------
 # njit batch functions; p = (log_weights (K,), means (K, d), precisions (K, d, d),
@@ -34,87 +37,90 @@ from sdekit.targets.gaussian import (
 
 
 @nb.njit(cache=True)
+def mixture_rows(x, p, score, log_dens):
+    """score[b] = grad log pi(x_b) and log_dens[b] = log pi(x_b) for every row b of x (n, d), by blocks of rows.
+
+    Per block of BLOCK_ROWS rows and component k: R = X - mu_k, U = R P_k (one matrix product, `block_product`),
+    quad = row sums of R * U, l_k = log pi_k + log_norm_k - quad / 2; then the one-pass log-sum-exp over k
+    (`stream_logsumexp`) gives s = -sum_k gamma_k U_k and log pi = m + log sum_k exp(l_k - m).
+    """
+    log_w = p[0]
+    mu = p[1]
+    prec = p[2].astype(np.float64)  # BLAS takes one dtype (float32 params: a float32 solve)
+    log_norm = p[3]
+    n, d = x.shape
+    n_comp = log_w.shape[0]
+    r = np.empty((BLOCK_ROWS, d))
+    u = np.empty((BLOCK_ROWS, d))
+    lk = np.empty(BLOCK_ROWS)
+    m = np.empty(BLOCK_ROWS)
+    s = np.empty(BLOCK_ROWS)
+    for c0 in range(0, n, BLOCK_ROWS):
+        nc = min(BLOCK_ROWS, n - c0)
+        for b in range(nc):
+            m[b] = -np.inf
+            s[b] = 0.0
+            for i in range(d):
+                score[c0 + b, i] = 0.0
+        for k in range(n_comp):
+            block_residuals(x, c0, nc, 1.0, mu[k], r)
+            block_product(r, prec[k], u)
+            for b in range(nc):
+                quad = 0.0
+                for i in range(d):
+                    quad += r[b, i] * u[b, i]
+                lk[b] = log_w[k] + log_norm[k] - 0.5 * quad
+            stream_logsumexp(score, c0, nc, u, lk, m, s)
+        for b in range(nc):
+            for i in range(d):
+                score[c0 + b, i] /= s[b]
+            log_dens[c0 + b] = m[b] + math.log(s[b]) if m[b] > -np.inf else m[b]
+
+
+@nb.njit(cache=True)
 def mixture_score(x, t, p):
     """Score of the mixture for each row: s(x) = -sum_k gamma_k P_k (x - mu_k); returns (n, d) float64.
 
     gamma = softmax(l), l_k = log pi_k - 1/2 r_k^T P_k r_k - 1/2 log det(2 pi S_k), r_k = x - mu_k,
-    P_k = S_k^{-1}; the softmax is accumulated in one pass with a running maximum (stable log-sum-exp).
+    P_k = S_k^{-1}; evaluated by blocks of rows with one matrix product per component (`mixture_rows`) and a
+    one-pass log-sum-exp with a running maximum (stable however far x is from the modes).
     """
-    log_w = p[0]
-    mu = p[1]
-    prec = p[2]
-    log_norm = p[3]
     n, d = x.shape
-    n_comp = log_w.shape[0]
-    # One allocation: rows 0..n-1 are the output, row n is the work vector v = P_k r_k.
-    buf = np.empty((n + 1, d))
-    v = buf[n]
-    for b in range(n):
-        for i in range(d):
-            buf[b, i] = 0.0
-        m = -np.inf  # running max of l_k
-        s = 0.0  # sum_k exp(l_k - m)
-        for k in range(n_comp):
-            quad = 0.0
-            for i in range(d):
-                vi = 0.0
-                for j in range(d):
-                    vi += prec[k, i, j] * (x[b, j] - mu[k, j])
-                v[i] = vi
-                quad += (x[b, i] - mu[k, i]) * vi
-            lk = log_w[k] + log_norm[k] - 0.5 * quad
-            if lk > m:
-                c = math.exp(m - lk)  # rescale what was accumulated against the old maximum
-                s = s * c + 1.0
-                for i in range(d):
-                    buf[b, i] = buf[b, i] * c - v[i]
-                m = lk
-            else:
-                w = math.exp(lk - m)
-                s += w
-                for i in range(d):
-                    buf[b, i] -= w * v[i]
-        for i in range(d):
-            buf[b, i] /= s
-    return buf[:n]
+    out = np.empty((n, d))
+    mixture_rows(x, p, out, np.empty(n))
+    return out
 
 
 @nb.njit(cache=True)
 def mixture_log_prob(x, t, p):
     """Log-density of the mixture for each row: log sum_k exp(l_k) (l_k as in `mixture_score`); returns (n,)."""
-    log_w = p[0]
-    mu = p[1]
-    prec = p[2]
-    log_norm = p[3]
     n, d = x.shape
-    n_comp = log_w.shape[0]
     out = np.empty(n)
-    for b in range(n):
-        m = -np.inf
-        s = 0.0
-        for k in range(n_comp):
-            # half = r^T P_k r / 2, from the lower triangle of the symmetric P_k
-            half = 0.0
-            for i in range(d):
-                ri = x[b, i] - mu[k, i]
-                acc = 0.5 * prec[k, i, i] * ri
-                for j in range(i):
-                    acc += prec[k, i, j] * (x[b, j] - mu[k, j])
-                half += ri * acc
-            lk = log_w[k] + log_norm[k] - half
-            if lk > m:
-                s = s * math.exp(m - lk) + 1.0
-                m = lk
-            else:
-                s += math.exp(lk - m)
-        out[b] = m + math.log(s) if m > -np.inf else m
+    mixture_rows(x, p, np.empty((n, d)), out)
     return out
+
+
+@nb.njit(cache=True)
+def mixture_batch_energy(x, p, grad):
+    """Energy U = -log pi of every row of x (n, d), returned (n,); writes grad U = sum_k gamma_k P_k (x - mu_k)
+    into grad (n, d). The batch form of `mixture_energy` (e.g. for AIS / SMC particles), by `mixture_rows`."""
+    u = np.empty(x.shape[0])
+    mixture_rows(x, p, grad, u)
+    for b in range(x.shape[0]):
+        u[b] = -u[b]
+        for i in range(x.shape[1]):
+            grad[b, i] = -grad[b, i]
+    return u
 
 
 @nb.njit(cache=True)
 def mixture_energy(x, p, grad):
     """Energy U(x) = -log sum_k exp(l_k) of the mixture at one point x (d,) (l_k as in `mixture_score`);
-    writes grad U = sum_k gamma_k P_k (x - mu_k). One-pass log-sum-exp, no allocation."""
+    writes grad U = sum_k gamma_k P_k (x - mu_k). One-pass log-sum-exp, no allocation.
+
+    Per component r^T P_k r / 2 is summed over the lower triangle of the symmetric P_k (d^2 / 2 products) and
+    P_k r once, into the gradient (d^2): 3/2 d^2 per component where two full products took 2 d^2.
+    """
     log_w = p[0]
     mu = p[1]
     prec = p[2]
@@ -126,30 +132,28 @@ def mixture_energy(x, p, grad):
     m = -np.inf
     s = 0.0
     for k in range(n_comp):
-        quad = 0.0
+        half = 0.0
+        for i in range(d):
+            ri = x[i] - mu[k, i]
+            acc = 0.5 * prec[k, i, i] * ri
+            for j in range(i):
+                acc += prec[k, i, j] * (x[j] - mu[k, j])
+            half += ri * acc
+        lk = log_w[k] + log_norm[k] - half
+        if lk > m:
+            c = math.exp(m - lk)
+            s = s * c + 1.0
+            w = 1.0
+            m = lk
+        else:
+            c = 1.0
+            w = math.exp(lk - m)
+            s += w
         for i in range(d):
             vi = 0.0
             for j in range(d):
                 vi += prec[k, i, j] * (x[j] - mu[k, j])
-            quad += (x[i] - mu[k, i]) * vi
-        lk = log_w[k] + log_norm[k] - 0.5 * quad
-        if lk > m:
-            c = math.exp(m - lk)
-            s = s * c + 1.0
-            for i in range(d):
-                vi = 0.0
-                for j in range(d):
-                    vi += prec[k, i, j] * (x[j] - mu[k, j])
-                grad[i] = grad[i] * c + vi
-            m = lk
-        else:
-            w = math.exp(lk - m)
-            s += w
-            for i in range(d):
-                vi = 0.0
-                for j in range(d):
-                    vi += prec[k, i, j] * (x[j] - mu[k, j])
-                grad[i] += w * vi
+            grad[i] = grad[i] * c + w * vi
     for i in range(d):
         grad[i] /= s
     return -(m + math.log(s))
@@ -174,6 +178,7 @@ class GaussianMixture:
       score_fn(x, t, p) -> (n, d): njit, s(x) = -sum_k gamma_k(x) S_k^{-1} (x - mu_k).
       log_prob_fn(x, t, p) -> (n,): njit, log pi(x) by log-sum-exp.
       energy_fn(x, p, grad) -> U: njit, one point, U = -log pi(x) (normalised: log_normalizer = 0).
+      batch_energy_fn(x, p, grad) -> U (n,): njit, the same for every row of x (n, d), grad (n, d).
     """
 
     def __init__(self, weights: ArrayLike, means: ArrayLike, covs: ArrayLike) -> None:
@@ -220,6 +225,7 @@ class GaussianMixture:
         self.score_fn = mixture_score
         self.log_prob_fn = mixture_log_prob
         self.energy_fn = mixture_energy
+        self.batch_energy_fn = mixture_batch_energy
         self.log_normalizer: float = 0.0
 
     def __repr__(self) -> str:

@@ -74,6 +74,7 @@ TABLES = noise_tables()
 IMPLS = {
     "sdekit": "sdekit.simulate, Numba backend, float64 (stats.run_seconds)",
     "sdekit_f32": "sdekit.simulate, Numba backend, dtype='float32' (stats.run_seconds)",
+    "sdekit_builtin": "sdekit.simulate on the built-in GaussianMixture score (matrix products by row blocks), float64",
     "hand": "hand-written Numba kernel, float64, sdekit's per-path generator (prange / plain loop)",
     "floor": "noise floor: only the normals, sdekit's generator, same threads",
     "numpy": "NumPy vectorised loop, float64, Generator.standard_normal per step (1 thread)",
@@ -85,8 +86,9 @@ IMPLS = {
     "diffrax_vbt": "diffrax.diffeqsolve, Euler, VirtualBrownianTree(tol=dt), fixed dt, vmapped, jitted, float64",
 }
 PEER_IMPLS = ("jax_scan", "diffrax_unsafe", "diffrax_vbt")
-COLORS = {"sdekit": "C0", "sdekit_f32": "C9", "hand": "C1", "floor": "C7", "numpy": "C2", "torch_f32": "C3",
-          "torch_f64": "C4", "torchsde_f64": "C5", "jax_scan": "C6", "diffrax_unsafe": "C8", "diffrax_vbt": "k"}
+COLORS = {"sdekit": "C0", "sdekit_builtin": "navy", "sdekit_f32": "C9", "hand": "C1", "floor": "C7", "numpy": "C2",
+          "torch_f32": "C3", "torch_f64": "C4", "torchsde_f64": "C5", "jax_scan": "C6", "diffrax_unsafe": "C8",
+          "diffrax_vbt": "k"}
 PEERS: JaxPeers | None = None  # set by main()
 
 
@@ -259,6 +261,19 @@ class Problem:
     def start(self, n: int) -> np.ndarray:
         return np.zeros(self.dim) if self.x0 is None else self.x0[:n]
 
+    @property
+    def builtin_sde(self) -> Any:
+        """The Langevin problem on sdekit's own GaussianMixture score (same mixture, same law), for the gmm keys."""
+        if not hasattr(self, "_builtin"):
+            from sdekit.processes.langevin import overdamped_langevin
+            from sdekit.targets import GaussianMixture
+
+            means, precs, _, log_w = self.params
+            covs = np.linalg.inv(precs)
+            target = GaussianMixture(np.exp(log_w), means, 0.5 * (covs + covs.transpose(0, 2, 1)))
+            self._builtin = overdamped_langevin(self.dim, target=target, name=f"{self.key}_builtin")
+        return self._builtin
+
 
 def run_sdekit(prob: Problem, n: int, steps: int, threads: int, dtype: str | None = None) -> Run:
     t0 = time.perf_counter()
@@ -272,6 +287,15 @@ def run_sdekit(prob: Problem, n: int, steps: int, threads: int, dtype: str | Non
 
 def run_sdekit_f32(prob: Problem, n: int, steps: int, threads: int) -> Run:
     return run_sdekit(prob, n, steps, threads, dtype="float32")
+
+
+def run_sdekit_builtin(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    t0 = time.perf_counter()
+    sol = sdekit.simulate(prob.builtin_sde, x0=prob.start(n), t=(prob.t0, prob.t0 + steps * prob.h), steps=steps,
+                          n_paths=n, seed=SEED, threads=threads)
+    wall = time.perf_counter() - t0
+    return Run(sol.stats.run_seconds, wall, sol.final,
+               {"compile_seconds": sol.stats.compile_seconds, "threads_used": sol.stats.threads})
 
 
 def _peer_runner(impl: str) -> Callable[..., Run]:
@@ -416,7 +440,8 @@ def run_torchsde(prob: Problem, n: int, steps: int, threads: int) -> Run:
     return Run(dt, dt, ys[-1].numpy(), {"drift_calls": calls[0]})
 
 
-RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "sdekit_f32": run_sdekit_f32, "hand": run_hand,
+RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "sdekit_f32": run_sdekit_f32,
+                                          "sdekit_builtin": run_sdekit_builtin, "hand": run_hand,
                                           "floor": run_floor, "numpy": run_numpy, "torch_f32": run_torch_f32,
                                           "torch_f64": run_torch_f64, "torchsde_f64": run_torchsde,
                                           "floor_interleaved": run_floor_interleaved,
@@ -669,14 +694,16 @@ def plan(quick: bool, peers: list[str]) -> list[tuple[str, int, int, list[str]]]
     groups = []
     for key in ("ou", "gmm"):
         for n in ns:
-            extra = ["sdekit_f32"] if key == "ou" and n >= 10**4 else []
+            extra = (["sdekit_f32"] if key == "ou" and n >= 10**4 else []) + \
+                (["sdekit_builtin"] if key == "gmm" else [])
             with_peers = peers if not quick or (key == "ou" and n == 100) else []
             groups.append((key, n, 1, impls + extra + with_peers))
             if n >= 10**4:
                 groups.append((key, n, 2, [i for i in impls + extra if i != "numpy"]
                                + ([p for p in with_peers if p != "diffrax_vbt"] if n <= 10**5 else [])))
     for n in ([100] if quick else [100, 10**4]):
-        groups.append(("gmm64", n, 1, ["sdekit", "hand", "numpy"] + (["torch_f64"] if torch is not None else [])
+        groups.append(("gmm64", n, 1, ["sdekit", "sdekit_builtin", "hand", "numpy"]
+                       + (["torch_f64"] if torch is not None else [])
                        + [p for p in peers if p == "jax_scan" or not quick]))
     if not quick:
         groups.append(("pf16", PF_N, 1, ["sdekit"] + [p for p in peers if p == "jax_scan"]))
@@ -694,9 +721,10 @@ def ratios(results: list[dict], metric: str = "path_steps_per_s") -> list[dict]:
     thr = {(r["problem"], r["n_paths"], r["impl"], r["threads"]): r[metric] for r in results if r["status"] == "ok"}
     out = []
     for (key, n, impl, t), v in sorted(thr.items()):
-        if impl != "sdekit":
+        if impl not in ("sdekit", "sdekit_builtin"):
             continue
-        row: dict[str, Any] = {"problem": key, "n_paths": n, "threads": t}
+        row: dict[str, Any] = {"problem": key if impl == "sdekit" else f"{key}*", "n_paths": n, "threads": t,
+                               "of": impl}
         for other, name in RATIO_COLUMNS:
             if (key, n, other, t) in thr:
                 row[name] = v / thr[(key, n, other, t)]

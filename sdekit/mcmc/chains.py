@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from sdekit.diffusion.samplers.checks import check_count, check_real, check_seed
@@ -24,7 +25,7 @@ from sdekit.errors import ChainNonFiniteError, NonFiniteProposalError, SDEKitErr
 from sdekit.mcmc.adaptation import stan_windows
 from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.disk_cache import cached_kernel
-from sdekit.mcmc.kernel import NO_FAILURE, WORK_ROWS, run_chains_kernel
+from sdekit.mcmc.kernel import NO_FAILURE, WORK_ROWS, run_chains_kernel, run_chains_serial
 from sdekit.mcmc.result import MCMCResult
 from sdekit.noise.ziggurat import ZIG_F, ZIG_K, ZIG_W
 from sdekit.targets.energy import check_energy_target, energy_function, probe_energy
@@ -194,12 +195,14 @@ def run_chains(step: Callable, target: Any, *, sampler: str, step_size: Any, ker
     args = (target.params, xs, h0, kp, mats, n_warmup, n_draws, thin, bool(adapt), target_accept, np.uint64(seed),
             chain_offset, on_nonfinite == "raise", ZIG_K, ZIG_W, ZIG_F, draws, acc, pot, div, h_final, status,
             nonfinite, first_nonfinite, int(work_rows), stat_draws, stat_warmup, mass_mode, windows)
-    kernel = cached_kernel(step, energy_function(target)) if driver is None else None
+    # chains on Numba's threads when there are several of each; else the serial driver (same numbers, compiles faster)
+    parallel = n_chains > 1 and nb.get_num_threads() > 1
+    kernel = cached_kernel(step, energy_function(target), parallel) if driver is None else None
     start = time.perf_counter()
     if kernel is not None:
         kernel(*args)
     else:
-        (driver or run_chains_kernel)(step, energy_function(target), *args)
+        (driver or (run_chains_kernel if parallel else run_chains_serial))(step, energy_function(target), *args)
     seconds = time.perf_counter() - start
     bad = np.flatnonzero(status != NO_FAILURE)
     if bad.size:

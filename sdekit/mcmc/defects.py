@@ -16,12 +16,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-import numba as nb
-
 from sdekit.errors import SDEKitError
 from sdekit.mcmc.hmc import DEFECTS as HMC_DEFECTS
 from sdekit.mcmc.hmc import hmc, hmc_with
-from sdekit.mcmc.kernel import run_chains_kernel
+from sdekit.mcmc.kernel import run_chains_serial
 from sdekit.mcmc.mala import DEFECTS as MALA_DEFECTS
 from sdekit.mcmc.mala import mala, mala_with
 from sdekit.mcmc.nuts import DEFECTS as NUTS_DEFECTS
@@ -41,7 +39,7 @@ from sdekit.mcmc.variants import Defect
 # The generic MCMC driver compiled without threads, for the step variants: a planted bug runs to be rejected,
 # not to be fast, and every chain's numbers depend only on (seed, chain), so the results are the same; the
 # kernel variants of tempering and underdamped Langevin are serial already (`with_helpers`).
-SERIAL_DRIVER = nb.njit(run_chains_kernel.py_func)
+SERIAL_DRIVER = run_chains_serial
 _SERIAL = {"driver": SERIAL_DRIVER}
 
 # sampler name -> (public sampler, its driver taking the step or kernel first, its module's DEFECTS table,

@@ -39,23 +39,24 @@ _INLINED = (_HERE / "kernel.py", _HERE / "adaptation.py", _HERE.parent / "noise"
 _KERNELS: dict[Any, Any] = {}
 
 
-def _source(step: Any) -> str:
+def _source(step: Any, parallel: bool) -> str:
     name = step.py_func.__name__
     step_src = _body(step, f"def {name}(energy, p, x,", "def step(p, x,")
     kernel_src = _body(driver.run_chains_kernel, "def _run_chains(step, energy, p, x0,", "def kernel(p, x0,",
                        ("step(energy, p, x, grad,", "step(p, x, grad,"))
-    return f"\n\n@nb.njit(cache=True)\n{step_src}\n\n@nb.njit(cache=True, parallel=True)\n{kernel_src}"
+    return f"\n\n@nb.njit(cache=True)\n{step_src}\n\n@nb.njit(cache=True, parallel={parallel})\n{kernel_src}"
 
 
-def cached_kernel(step: Any, energy: Any) -> Any | None:
+def cached_kernel(step: Any, energy: Any, parallel: bool = True) -> Any | None:
     """kernel(p, x0, h0, kp, mats, ...) with ``step`` and ``energy`` bound as globals and cached on disk, or None
-    (caching off, or the energy or the step not importable by name): then use `kernel.run_chains_kernel`."""
-    memo = (step, energy)
+    (caching off, or the energy or the step not importable by name): then use `kernel.run_chains_kernel` (or
+    `kernel.run_chains_serial`). parallel: chains split across Numba's threads (prange), else one after another."""
+    memo = (step, energy, parallel)
     try:
         return _KERNELS[memo]
     except (KeyError, TypeError):
         pass
-    kernel = _build(step, energy)
+    kernel = _build(step, energy, parallel)
     try:
         _KERNELS[memo] = kernel
     except TypeError:
@@ -69,17 +70,18 @@ def _stamp() -> str:
     return ":".join(f"{path.name}:{path.stat().st_mtime_ns}" for path in _INLINED)
 
 
-def _build(step: Any, energy: Any) -> Any | None:
+def _build(step: Any, energy: Any, parallel: bool) -> Any | None:
     folder = cache_dir()
     where = cacheable(energy, "energy_fn")
     if folder is None or where is None or not hasattr(energy, "py_func") or import_path(step) is None:
         return None
     step_mod = step.py_func.__module__
     parts = ["mcmc", _fingerprint(energy, where[0]), _fingerprint(step, step_mod),
-             _fingerprint(driver.run_chains_kernel, driver.__name__), _fingerprint(_build, __name__), _stamp()]
+             _fingerprint(driver.run_chains_kernel, driver.__name__), _fingerprint(_build, __name__), _stamp(),
+             "parallel" if parallel else "serial"]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
     try:
-        body = _source(step)
+        body = _source(step, parallel)
     except (OSError, TypeError, ValueError):
         return None
     own = ("step", "energy")

@@ -137,10 +137,14 @@ def _ill_conditioned_gaussian(d: int = 100, seed: int = 1) -> Gaussian:
 def test_nuts_dense_metric_on_a_100d_gaussian_with_condition_number_1e4():
     """NUTS with a dense adapted metric: the means and second moments of the 100 coordinates pass z-tests at 1e-6
     (Bonferroni over 200 features: |z| < 5.99), and its ESS per gradient (min over coordinates of the bulk ESS over
-    the leapfrog steps of the sampling phase) is at least 4x that of the identity metric (measured 13.6x)."""
+    the leapfrog steps of the sampling phase) is at least 4x that of the identity metric (measured 14.4x).
+    2 chains x 500 draws: the dense run's bulk ESS is >= 1000 on every coordinate (the MCSE in each z is estimated
+    to a few per cent; max |z| 3.3 at seed 3, 3.0 at seed 4) and the identity run's ~690 (gain 13.8x at seed 4);
+    4 chains gave the same picture (max |z| 2.75, gain 13.6x) at twice the cost (the warm-up's early windows hit
+    the maximum tree depth of 1023 leapfrog steps)."""
     target = _ill_conditioned_gaussian()
     crit = norm.isf(ALPHA / 2 / 200)
-    kw = dict(n_chains=4, n_draws=500, n_warmup=500, seed=3)
+    kw = dict(n_chains=2, n_draws=500, n_warmup=500, seed=3)
     dense = nuts(target, adapt_mass="dense", **kw)
     z = _moment_z(dense, target)
     assert np.all(np.abs(z) < crit), np.abs(z).max()

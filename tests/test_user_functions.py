@@ -150,9 +150,14 @@ def test_an_exception_in_the_middle_of_a_solve_stops_it_naming_the_function_and_
 
 
 def test_an_energy_reading_an_edited_array_runs_on_the_new_values():
+    """The public ULA before and after the edit; the reference (an energy with the new value written in) runs on
+    the serial copy of the same driver (`sdekit.mcmc.defects.SERIAL_DRIVER`): each chain's numbers depend only on
+    (seed, chain), so they are the same bits, and a serial kernel compiles in a fraction of a parallel one's time."""
     import warnings
 
     from sdekit.mcmc import ula
+    from sdekit.mcmc.defects import SERIAL_DRIVER
+    from sdekit.mcmc.ula import ula_step, ula_with
     from sdekit.targets import EnergyTarget
 
     centre = np.array([0.0])
@@ -176,7 +181,7 @@ def test_an_energy_reading_an_edited_array_runs_on_the_new_values():
             grad[0] = x[0] - moved[0]
             return 0.5 * (x[0] - moved[0]) ** 2
 
-        fresh = ula(EnergyTarget(energy_at_3, dim=1), **run).samples
+        fresh = ula_with(ula_step, EnergyTarget(energy_at_3, dim=1), n_warmup=0, driver=SERIAL_DRIVER, **run).samples
     np.testing.assert_array_equal(second, fresh)
     assert not np.array_equal(first, second)
 

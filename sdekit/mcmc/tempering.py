@@ -326,6 +326,12 @@ def _tempered_runs(step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_
 
 
 tempered_runs_kernel = nb.njit(parallel=True)(_tempered_runs)
+tempered_runs_serial = nb.njit(_tempered_runs)  # one thread: the same numbers, compiles 2-4x faster
+
+
+def _runs_kernel() -> Any:
+    """The compiled runs for the current Numba thread count (the serial twin on one thread)."""
+    return tempered_runs_serial if nb.get_num_threads() == 1 else tempered_runs_kernel
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,7 +557,7 @@ def replica_exchange(target: Any, *, betas: Any = None, n_replicas: int = 8, bet
     (`sdekit.mcmc.diagnostics`, on the beta = 1 replica; the step-size rule on every replica) are in
     ``result.diagnostics``.
     """
-    return replica_exchange_with(tempered_runs_kernel, target, betas=betas, n_replicas=n_replicas, beta_min=beta_min,
+    return replica_exchange_with(_runs_kernel(), target, betas=betas, n_replicas=n_replicas, beta_min=beta_min,
                                  reference=reference, local=local, step_size=step_size, n_local=n_local,
                                  n_rounds=n_rounds, n_warmup=n_warmup, n_runs=n_runs, thin=thin, adapt=adapt,
                                  target_accept=target_accept, keep_all=keep_all, seed=seed, x0=x0,
@@ -711,7 +717,7 @@ def simulated_annealing(target: Any, *, schedule: Any = "geometric", t_start: fl
     else:
         hscale = np.ones(n_steps)
     xs = initial_positions(target, x0, n_chains, seed)[:, None, :].copy()
-    res, raw = _run(tempered_runs_kernel, target, local, None, (1.0 / temps)[:, None].copy(),
+    res, raw = _run(_runs_kernel(), target, local, None, (1.0 / temps)[:, None].copy(),
                     np.ascontiguousarray(hscale[:, None]), np.array([h1]), xs, n_local=1, n_warmup=0,
                     n_rounds=n_steps, thin=thin, adapt=False, target_accept=0.5, seed=seed, stream=STREAM_MCMC,
                     on_nonfinite=on_nonfinite, keep_all=False, sampler=f"simulated_annealing[{local}]")

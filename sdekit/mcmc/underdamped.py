@@ -55,7 +55,12 @@ from sdekit.mcmc.diagnostics import finish
 from sdekit.mcmc.kernel import NO_FAILURE, STREAM_MCMC
 from sdekit.mcmc.result import MCMCResult
 from sdekit.mcmc.underdamped_chain import _normal, _state_ok, kept_draw, start_momentum
-from sdekit.mcmc.underdamped_high_order import HIGH_ORDER_SCHEMES, is_high_order_kernel, run_high_order_kernel
+from sdekit.mcmc.underdamped_high_order import (
+    HIGH_ORDER_SCHEMES,
+    is_high_order_kernel,
+    run_high_order_kernel,
+    run_high_order_serial,
+)
 from sdekit.mcmc.underdamped_high_order_laws import high_order_factors
 from sdekit.mcmc.variants import Defect, with_helpers
 from sdekit.noise.streams import seed_stream
@@ -170,6 +175,7 @@ def _run_underdamped(energy, p, x0, p0, draw_momentum, h0, gamma, beta, mass, sc
 
 
 run_underdamped_kernel = nb.njit(parallel=True)(_run_underdamped)
+run_underdamped_serial = nb.njit(_run_underdamped)  # one thread: the same numbers, compiles 2-4x faster
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,7 +284,11 @@ def underdamped_langevin(target: Any, *, step_size: Any, friction: float = 1.0, 
     the first chain (its random stream and the index errors name): chains [a, b) of a larger run, run with
     chain_offset=a and that run's start points, equal its rows a..b-1 (`sdekit.distributed.sample_chains`).
     """
-    kernel = run_high_order_kernel if _check_scheme(scheme) in HIGH_ORDER_SCHEMES else run_underdamped_kernel
+    serial = nb.get_num_threads() == 1  # the chains would run one after another anyway: the serial twin
+    if _check_scheme(scheme) in HIGH_ORDER_SCHEMES:
+        kernel = run_high_order_serial if serial else run_high_order_kernel
+    else:
+        kernel = run_underdamped_serial if serial else run_underdamped_kernel
     return underdamped_langevin_with(kernel, target, step_size=step_size, friction=friction,
                                      scheme=scheme, mass=mass, beta=beta, n_chains=n_chains, n_draws=n_draws,
                                      n_warmup=n_warmup, thin=thin, seed=seed, x0=x0, p0=p0, chain_offset=chain_offset)

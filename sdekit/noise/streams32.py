@@ -55,9 +55,12 @@ def xoshiro_next(s0, s1, s2, s3):
     return result, s0, s1, s2, s3
 
 
-@nb.njit(inline="always")
+@nb.njit(cache=True)
 def normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab):
-    """One float32 standard normal from a state in locals (module docstring): (z, s0, s1, s2, s3, spare)."""
+    """One float32 standard normal from a state in locals (module docstring): (z, s0, s1, s2, s3, spare).
+
+    A called function, not inlined: the blocks' fast path handles 97.6% of the draws, and inlining this loop (with its
+    table arguments) into a caller's loop measured 20 times slower (reference-count operations left in the loop)."""
     in_tail = False
     neg = False
     while True:
@@ -92,23 +95,13 @@ def normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab):
             return (-x if neg else x), s0, s1, s2, s3, spare
 
 
-@nb.njit(inline="always")
-def next_normal32_row(states, row, k_tab, w_tab, f_tab):
-    """The next float32 normal of path `row` of a (n_paths, 5) state array (the state read and written back)."""
-    z, s0, s1, s2, s3, spare = normal32(states[row, 0], states[row, 1], states[row, 2], states[row, 3],
-                                        states[row, 4], k_tab, w_tab, f_tab)
-    states[row, 0] = s0
-    states[row, 1] = s1
-    states[row, 2] = s2
-    states[row, 3] = s3
-    states[row, 4] = spare
-    return z
-
-
-@nb.njit(inline="always")
+@nb.njit(cache=True)
 def draw_block32(states, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
-    """zbuf[r, :n_draws] = the next n_draws float32 normals of path start + r, each path's state in registers for the
-    row (the same numbers as n_draws calls of `next_normal32_row`)."""
+    """zbuf[r, :n_draws] = the next n_draws float32 normals of path start + r: the numbers of n_draws successive
+    `normal32` calls, with each path's state in registers for the row. Fast loop: with no spare bits, one 64-bit draw
+    whose two halves both fall inside their rectangles (97.6%) gives two normals; when one does not, the loop leaves
+    and `normal32` runs from the state before that draw (it draws the same 64 bits again), so order and values are
+    those of one normal at a time."""
     for r in range(nc):
         row = start + r
         s0 = states[row, 0]
@@ -116,9 +109,28 @@ def draw_block32(states, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
         s2 = states[row, 2]
         s3 = states[row, 3]
         spare = states[row, 4]
-        for j in range(n_draws):
+        j = 0
+        while j < n_draws:
+            if spare == U64(0):
+                while j + 1 < n_draws:
+                    out, t0, t1, t2, t3 = xoshiro_next(s0, s1, s2, s3)
+                    idx_lo = nb.int64(out & U64(0xFF))
+                    rabs_lo = nb.int64((out & U64(LOW32)) >> U64(9))
+                    idx_hi = nb.int64((out >> U64(32)) & U64(0xFF))
+                    rabs_hi = nb.int64(out >> U64(41))
+                    if rabs_lo >= k_tab[idx_lo] or rabs_hi >= k_tab[idx_hi]:
+                        break
+                    x_lo = nb.float32(rabs_lo) * w_tab[idx_lo]
+                    x_hi = nb.float32(rabs_hi) * w_tab[idx_hi]
+                    zbuf[r, j] = -x_lo if (out >> U64(8)) & U64(1) else x_lo
+                    zbuf[r, j + 1] = -x_hi if (out >> U64(40)) & U64(1) else x_hi
+                    s0, s1, s2, s3 = t0, t1, t2, t3
+                    j += 2
+                if j == n_draws:
+                    break
             z, s0, s1, s2, s3, spare = normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab)
             zbuf[r, j] = z
+            j += 1
         states[row, 0] = s0
         states[row, 1] = s1
         states[row, 2] = s2
@@ -137,8 +149,7 @@ def _fill_normals32(out, states, seed, path_offset, stream, k_tab, w_tab, f_tab)
     n_paths, n_draws = out.shape
     for p in nb.prange(n_paths):
         seed_stream32(states, p, seed, path_offset + p, stream)
-        for j in range(n_draws):
-            out[p, j] = next_normal32_row(states, p, k_tab, w_tab, f_tab)
+        draw_block32(states, p, 1, n_draws, out[p:p + 1], k_tab, w_tab, f_tab)
 
 
 _fill_normals32_parallel = nb.njit(parallel=True, cache=True)(_fill_normals32)

@@ -317,13 +317,13 @@ def test_float32_noise_is_opt_in() -> None:
 
 
 def test_chunks_threads_segments_and_plan_do_not_change_results() -> None:
-    """3000 paths (above the serial cutoff): threads 1 and 2, chunk_size 1, 7 and 256 (draw blocks of 64 and 8 steps),
+    """3000 paths (above the serial cutoff): threads 1 and 2, chunk_size 1, 7 and 1024 (draw blocks of 64 and 16 steps),
     progress segments, a plan, and paths [1000, 3000) alone at path_offset=1000 give bit-identical ys."""
     n = 3000
     kw = dict(steps=70, n_paths=n, seed=SEED, save_at="steps", **F32)
     ref = sdekit.simulate(OU, _x0(n), (0.0, 1.0), threads=1, **kw)
     for threads in (1, 2):
-        for chunk in (1, 7, 256):
+        for chunk in (1, 7, 1024):
             sol = sdekit.simulate(OU, _x0(n), (0.0, 1.0), threads=threads, chunk_size=chunk, **kw)
             assert np.array_equal(sol.ys, ref.ys), (threads, chunk)
     seg = sdekit.simulate(OU, _x0(n), (0.0, 1.0), threads=1, progress=True, **kw)

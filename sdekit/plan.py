@@ -13,7 +13,14 @@ from sdekit.errors import NonFiniteError, SDEKitError, StepSizeError
 from sdekit.memory import save_cap
 from sdekit.params import cast_params, normalize_params
 from sdekit.sde import ODE, SDE
-from sdekit.simulate import PATH_INDEX_LIMIT, _checked_options, _initial_state, _int_arg, checked_fixed_grid
+from sdekit.simulate import (
+    PATH_INDEX_LIMIT,
+    _checked_options,
+    _initial_state,
+    _int_arg,
+    checked_fixed_grid,
+    checked_noise_dtype,
+)
 from sdekit.solution import Solution
 
 
@@ -88,14 +95,15 @@ def plan(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, dt: f
          n_paths: int | None = None, solver: str | None = None, save_at: Any = None, dtype: Any = None,
          noise_substeps: int = 1, threads: int | None = None, progress: bool | None = None,
          on_nonfinite: str = "raise", max_save_bytes: int | None = None, chunk_size: int | None = None,
-         save_brownian: bool = False) -> SolvePlan:
+         save_brownian: bool = False, noise_dtype: str = "float64") -> SolvePlan:
     """A fixed-step solve on the Numba backend, checked, probed and compiled once: ``plan(...)(x0, seed=s)`` gives the
     numbers of ``simulate(problem, x0, t, ..., seed=s)`` with these options, at a few microseconds of Python per call.
 
-    The arguments are `simulate`'s (fixed-step solvers; x0 fixes n_paths and is the default initial state). The
-    SDE step is X_{t+h} = Phi(X_t, t, h, dW) of the chosen solver with dW from the (seed, path) streams, as in
-    `simulate`; the plan only moves the argument checks, the probe of the user functions (`sdekit.probe`), the
-    choice and compilation of the kernel and the grid out of the repeated call.
+    The arguments are `simulate`'s (fixed-step solvers; x0 fixes n_paths and is the default initial state). The SDE
+    step is X_{t+h} = Phi(X_t, t, h, dW) of the chosen solver with dW from the (seed, path) streams, as in
+    `simulate` (noise_dtype too: "float32" draws float32 normals, needs dtype="float32"); the plan only moves the
+    argument checks, the probe of the user functions (`sdekit.probe`), the choice and compilation of the kernel and
+    the grid out of the repeated call.
     """
     if not isinstance(problem, (SDE, ODE)):
         raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
@@ -107,6 +115,7 @@ def plan(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, dt: f
     if save_brownian and kind != "sde":
         raise SDEKitError("save_brownian=True returns the Brownian path of an SDE solve; the problem is an ODE")
     max_save_bytes = save_cap(max_save_bytes)
+    noise_dtype = checked_noise_dtype(noise_dtype, dtype, "numba")
     solver_obj, _, _, noise_substeps, threads, chunk_size, x, params = _checked_options(
         problem, kind, x0, n_paths, solver=solver, backend="numba", dtype=dtype, seed=0,
         noise_substeps=noise_substeps, on_nonfinite=on_nonfinite, threads=threads, chunk_size=chunk_size)
@@ -117,5 +126,5 @@ def plan(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, dt: f
                                  max_save_bytes=max_save_bytes)
     prepared = prepare_fixed(problem, solver_obj, params, x, grid, substeps=noise_substeps, threads=threads,
                              progress=progress, mask=on_nonfinite == "mask", chunk=chunk_size,
-                             save_brownian=save_brownian)
+                             save_brownian=save_brownian, noise_dtype=noise_dtype)
     return SolvePlan(problem, prepared, x, params)

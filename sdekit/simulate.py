@@ -32,6 +32,20 @@ def _dtype(dtype: Any) -> type:
     return DTYPES[key]
 
 
+def checked_noise_dtype(noise_dtype: Any, dtype: Any, backend: str) -> str:
+    """noise_dtype ("float64" or "float32") checked against dtype and the backend: float32 noise (normals drawn in
+    float32, `sdekit.noise.streams32`) is opt-in and needs dtype="float32" and the numba or numpy backend."""
+    if noise_dtype not in ("float64", "float32"):
+        raise SDEKitError(f"noise_dtype must be 'float64' or 'float32'; got {noise_dtype!r}")
+    if noise_dtype == "float32":
+        if backend == "torch":
+            raise SDEKitError("noise_dtype='float32' is not supported on backend='torch' yet; use backend='numba' or "
+                              "'numpy', or noise_dtype='float64'")
+        if dtype is None or _dtype(dtype) is not np.float32:
+            raise SDEKitError(f"noise_dtype='float32' needs dtype='float32' (a float32 solve); got dtype={dtype!r}")
+    return noise_dtype
+
+
 def _int_arg(v: Any, name: str, lo: int = 1, hi: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
         bound = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
@@ -80,7 +94,8 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
              rtol: float = 1e-6, atol: float = 1e-9, dt0: float | None = None, max_steps: int = 1_000_000,
              threads: int | None = None, progress: bool | None = None, on_nonfinite: str = "raise",
              max_save_bytes: int | None = None, chunk_size: int | None = None, device: Any = None,
-             adjoint: bool = False, save_brownian: bool = False, path_offset: int = 0) -> Solution:
+             adjoint: bool = False, save_brownian: bool = False, path_offset: int = 0,
+             noise_dtype: str = "float64") -> Solution:
     """Integrate an SDE or ODE on n_paths paths and return the states at the save times.
 
     SDE:  X_{t+h} = Phi(X_t, t, h, dW) for the chosen solver, dW ~ N(0, |h| I) from the
@@ -107,6 +122,10 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     path_offset: row p of the solve is path path_offset + p of the ensemble of ``seed`` (its noise is keyed by
     (seed, path_offset + p), and errors name that path), so paths [a, b) solved alone equal rows a..b-1 of a solve
     of all paths, bit for bit: the shards of `sdekit.distributed.simulate`.
+    noise_dtype: "float64" (default: float64 normals, cast in a float32 solve, so both precisions follow the same
+    Brownian path) or "float32" (normals drawn in float32, `sdekit.noise.streams32`: faster, a different path; needs
+    dtype="float32", backend "numba" or "numpy", one normal per component and step: noise_substeps=1, no auxiliary
+    noise, no save inside a step, a fixed-step solver).
     Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats; ys is a tensor on torch.
     """
     path_offset = _int_arg(path_offset, "path_offset", 0, PATH_INDEX_LIMIT)
@@ -115,7 +134,8 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
                          save_at=save_at, dtype=dtype, backend=backend, noise_substeps=noise_substeps, rtol=rtol,
                          atol=atol, dt0=dt0, max_steps=max_steps, threads=threads, progress=progress,
                          on_nonfinite=on_nonfinite, max_save_bytes=max_save_bytes, chunk_size=chunk_size,
-                         device=device, adjoint=adjoint, save_brownian=save_brownian, path_offset=path_offset)
+                         device=device, adjoint=adjoint, save_brownian=save_brownian, path_offset=path_offset,
+                         noise_dtype=checked_noise_dtype(noise_dtype, dtype, backend))
     except (NonFiniteError, StepSizeError) as exc:
         if path_offset == 0:
             raise
@@ -126,7 +146,7 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
               seed: int, solver: str | None, save_at: Any, dtype: Any, backend: str, noise_substeps: int, rtol: float,
               atol: float, dt0: float | None, max_steps: int, threads: int | None, progress: bool | None,
               on_nonfinite: str, max_save_bytes: int | None, chunk_size: int | None, device: Any, adjoint: bool,
-              save_brownian: bool, path_offset: int) -> Solution:
+              save_brownian: bool, path_offset: int, noise_dtype: str = "float64") -> Solution:
     """`simulate` after path_offset is checked: the argument checks and the dispatch to a backend."""
     if not isinstance(problem, (SDE, ODE)):
         raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
@@ -154,6 +174,8 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
         problem, kind, x0, n_paths, solver=solver, backend=backend, dtype=dtype, seed=seed,
         noise_substeps=noise_substeps, on_nonfinite=on_nonfinite, threads=threads, chunk_size=chunk_size)
     functions = (problem.drift, problem.diffusion) if kind == "sde" else (problem.field,)
+    if solver_obj.adaptive and noise_dtype != "float64":
+        raise SDEKitError(f"noise_dtype='float32' needs a fixed-step solver; {solver_obj.name!r} is adaptive")
     if solver_obj.adaptive and save_brownian:
         raise SDEKitError(f"save_brownian=True needs a fixed-step solver; {solver_obj.name!r} is adaptive")
     if solver_obj.adaptive:
@@ -187,13 +209,15 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
     mask = on_nonfinite == "mask"
     if backend == "numba":
         prepared = prepare_fixed(problem, solver_obj, params, x, grid, substeps=noise_substeps, threads=threads,
-                                 progress=progress, mask=mask, chunk=chunk_size, save_brownian=save_brownian)
+                                 progress=progress, mask=mask, chunk=chunk_size, save_brownian=save_brownian,
+                                 noise_dtype=noise_dtype)
         ys, stats = prepared.run(x, params, seed, path_offset)
         stats.compile_seconds = prepared.compile_seconds
     else:
         ys, stats = reference.run_fixed(problem, solver_obj, functions, params, x, grid, seed=seed,
                                         substeps=noise_substeps, threads=threads, progress=progress, mask=mask,
-                                        chunk=chunk_size, save_brownian=save_brownian, path_offset=path_offset)
+                                        chunk=chunk_size, save_brownian=save_brownian, path_offset=path_offset,
+                                        noise_dtype=noise_dtype)
     return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sdekit.backends.numba.fixed_solve import check_noise_dtype
 from sdekit.backends.reference_milstein_matrix import area_increments, milstein_matrix_step
 from sdekit.backends.reference_platen_weak2 import platen_weak2_step
 from sdekit.backends.reference_reversible_heun import ReversibleHeunStep
@@ -25,6 +26,7 @@ from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteErr
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN
+from sdekit.noise.streams32 import path_normals32
 from sdekit.solution import SolveStats
 from sdekit.solvers import Solver, step_family
 
@@ -107,12 +109,13 @@ STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix
 
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
               seed: int, substeps: int, mask: bool, save_brownian: bool = False, path_offset: int = 0,
-              **_: Any) -> tuple[np.ndarray, SolveStats]:
+              noise_dtype: str = "float64", **_: Any) -> tuple[np.ndarray, SolveStats]:
     """Fixed-step solve, all paths at once; same noise, same order as the Numba kernel.
 
     A save inside step k is a partial step from a copy of X_k (and of a stateful step's state) over u = s - t_k
     with (W_u, J_u) = A (dW, I_(1,0)) + L z (`sdekit.backends.save_bridge`); with save_brownian, stats.extra["ws"]
-    holds W(t_save) - W(t0), shape (n_saves, n, m).
+    holds W(t_save) - W(t0), shape (n_saves, n, m). noise_dtype="float32": dW = float32(sqrt|h| z) with z the float32
+    normals of `path_normals32` (plain increments only, as the kernel).
     """
     t_start = time.perf_counter()
     is_sde = solver.kind == "sde"
@@ -122,6 +125,9 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     noise = _Noise(problem) if is_sde else None
     m = problem.m if is_sde else 0
     streams_w = PathStreams(seed, n, STREAM_BROWNIAN, offset=path_offset)
+    if noise_dtype == "float32" and m > 0:
+        check_noise_dtype(solver, substeps, int(bool(solver.aux_noise or solver.levy_area)), grid)
+        streams_w = _Float32Normals(path_normals32(seed, n, (grid.ts.size - 1) * m, path_offset=path_offset))
     streams_z = PathStreams(seed, n, STREAM_AUX, offset=path_offset) if solver.aux_noise or solver.levy_area else None
     family = step_family(solver, problem)
     step = STATEFUL_STEPS[family]() if family in STATEFUL_STEPS else STEPS[family]
@@ -154,7 +160,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
             zeta_q = np.zeros((kept, n, mm))
             for q in range(0 if solver.levy_area else substeps):  # the Lévy area's draws: below
                 for j in range(m):
-                    xi = math.sqrt(hf) * streams_w.normal()
+                    xi = streams_w.increment(hf) if noise_dtype == "float32" else math.sqrt(hf) * streams_w.normal()
                     if streams_z is not None:
                         eta = math.sqrt(hf) * streams_z.normal()
                         dz[:, j] += dw[:, j] * hf + 0.5 * hf * (xi + eta / math.sqrt(3.0))
@@ -194,6 +200,20 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     if save_brownian:
         stats.extra["ws"] = ws[:, :, :m]
     return out, stats
+
+
+class _Float32Normals:
+    """The float32 normals of each path in draw order (columns of `path_normals32`), as float32 increments."""
+
+    def __init__(self, z: np.ndarray):
+        self.z = z
+        self.col = 0
+
+    def increment(self, hf: float) -> np.ndarray:
+        """float32(sqrt(hf) z) of the next normal of every path (the product in float64, as the kernel's)."""
+        z = self.z[:, self.col].astype(np.float64)
+        self.col += 1
+        return (math.sqrt(hf) * z).astype(np.float32).astype(np.float64)
 
 
 def _checked(x: np.ndarray, dead: np.ndarray, mask: bool, k: int, grid: Grid, solver: Solver) -> np.ndarray:

@@ -31,10 +31,11 @@ from sdekit.backends.numba.runner import (
 from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
 from sdekit.backends.numba.steps_implicit import theta_step_with_jacobian
 from sdekit.backends.save_bridge import save_bridges
-from sdekit.errors import NonFiniteError
+from sdekit.errors import NonFiniteError, SDEKitError
 from sdekit.grid import Grid
 from sdekit.noise.levy_area import aux_mode
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables, seed_stream
+from sdekit.noise.streams32 import STATE_WORDS_32, noise_tables32
 from sdekit.solution import SolveStats
 from sdekit.solvers import Solver, step_family
 from sdekit.user_functions import jitted
@@ -50,9 +51,12 @@ AUTO_PROGRESS_WORK = 10**7
 @nb.njit(cache=True)
 def reset_run(rng_w, rng_z, seed, path_offset, carry, dead, err_step, err_path):
     """A run's scratch set to its start: the generators of paths path_offset + p seeded for (seed, stream 0: the
-    Brownian increments; stream 1: the auxiliary normals), carried work arrays 0, no path dead, no error."""
+    Brownian increments; stream 1: the auxiliary normals; a 5-word float32 generator with its spare word empty),
+    carried work arrays 0, no path dead, no error."""
     for p in range(rng_w.shape[0]):
         seed_stream(rng_w[p], seed, path_offset + np.uint64(p), np.uint64(STREAM_BROWNIAN))
+        if rng_w.shape[1] > 4:
+            rng_w[p, 4] = 0
     for p in range(rng_z.shape[0]):
         seed_stream(rng_z[p], seed, path_offset + np.uint64(p), np.uint64(STREAM_AUX))
     flat = carry.reshape(-1)
@@ -79,9 +83,10 @@ class FixedSolve:
     """A prepared fixed-step solve of `n_paths` paths of dimension `dim` on `grid` (module docstring).
 
     kernel(*leading, ...) is the compiled kernel and its leading function arguments (`runner.fixed_kernel`); tab the
-    solver's coefficients, tables the ziggurat tables; m Brownian components, use_aux the auxiliary-noise mode;
-    threads the threads the solve runs on (1 below `SERIAL_BELOW_PATHS` paths); compile_seconds the time `prepare_fixed`
-    took. `bridges` holds the off-grid save bridges when they do not depend on the seed (no save inside a step).
+    solver's coefficients, tables the ziggurat tables (float32 ones for float32 noise); m Brownian components,
+    use_aux the auxiliary-noise mode; threads the threads the solve runs on (1 below `SERIAL_BELOW_PATHS` paths);
+    compile_seconds the time `prepare_fixed` took. `bridges` holds the off-grid save bridges when they do not depend
+    on the seed (no save inside a step).
     """
 
     solver: Solver
@@ -106,6 +111,7 @@ class FixedSolve:
     save_brownian: bool
     bridges: tuple | None
     compile_seconds: float
+    state_words: int = 4
 
     def __post_init__(self) -> None:
         n_paths, dim, m = self.n_paths, self.dim, self.m
@@ -121,7 +127,7 @@ class FixedSolve:
     def _new_scratch(self) -> tuple:
         n_paths = self.n_paths
         return (np.zeros((self.n_work if self.carried else 0, n_paths, self.dim), dtype=self.dtype),
-                np.empty((n_paths if self.m else 0, 4), dtype=np.uint64),
+                np.empty((n_paths if self.m else 0, self.state_words), dtype=np.uint64),
                 np.empty((n_paths if self.use_aux else 0, 4), dtype=np.uint64),
                 np.zeros(n_paths, dtype=np.bool_), np.empty(self._n_chunks, dtype=np.int64),
                 np.empty(self._n_chunks, dtype=np.int64))
@@ -214,9 +220,13 @@ class FixedSolve:
 
 def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, grid: Grid, *, substeps: int,
                   threads: int, progress: bool | None, mask: bool, chunk: int | None,
-                  save_brownian: bool = False) -> FixedSolve:
+                  save_brownian: bool = False, noise_dtype: str = "float64") -> FixedSolve:
     """Pick and compile the kernel of a fixed-step solve of an SDE (or an ODE with an RK tableau) for x0's shape and
-    dtype and params' types, and everything else that does not change with x0, the seed or the parameter values."""
+    dtype and params' types, and everything else that does not change with x0, the seed or the parameter values.
+
+    noise_dtype="float32" draws float32 normals directly (`sdekit.noise.streams32`: float32 tables, 5-word generator
+    states) into float32 increments; only the plain increments (one normal per component and step, no auxiliary noise,
+    no save inside a step) have a float32 form, the others are refused here (`check_noise_dtype`)."""
     t_compile = time.perf_counter()
     is_sde = solver.kind == "sde"
     n_paths, dim = x0.shape
@@ -235,14 +245,18 @@ def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, gri
     roles = ("drift", "diffusion") if is_sde else ("field", "diffusion")
     originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
     kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params, m)
-    tables = noise_tables()
+    noise32 = noise_dtype == "float32"
+    if noise32:
+        check_noise_dtype(solver, substeps, use_aux, grid)
+    tables = noise_tables32() if noise32 else noise_tables()
+    words = STATE_WORDS_32 if noise32 else 4
     carried = family in CARRIED_FAMILIES
     n_saves = grid.save_steps.size
     empty_bridges = save_bridges(grid, 0, 0, m, use_aux, substeps)
     mm = max(m, 1)
     dt = x0.dtype
     with user_compile_errors(originals, roles, x0, params):  # compile (or load) for these types on zero paths
-        kernel(*leading, np.empty((0, dim), dt), np.empty((0, 4), np.uint64), np.empty((0, 4), np.uint64), grid.ts,
+        kernel(*leading, np.empty((0, dim), dt), np.empty((0, words), np.uint64), np.empty((0, 4), np.uint64), grid.ts,
                0, 0, grid.save_steps, np.empty((n_saves, 0, dim), dt), params, tab, m, substeps, use_aux, chunk, 0, 0,
                n_work, np.zeros((n_work if carried else 0, 0, dim), dt), mask, np.zeros(0, np.bool_),
                np.zeros(0, np.int64), np.zeros(0, np.int64), *tables, grid.save_offsets, *empty_bridges,
@@ -252,7 +266,17 @@ def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, gri
                       n_paths=n_paths, dim=dim, dtype=dt, m=m, use_aux=use_aux, substeps=substeps, chunk=chunk,
                       n_work=n_work, carried=carried, mask=mask, threads=threads if parallel else 1,
                       progress=progress, save_brownian=save_brownian, bridges=bridges,
-                      compile_seconds=time.perf_counter() - t_compile)
+                      compile_seconds=time.perf_counter() - t_compile, state_words=words)
+
+
+def check_noise_dtype(solver: Solver, substeps: int, use_aux: int, grid: Grid) -> None:
+    """noise_dtype="float32" covers the plain increments only: one normal per component and step (noise_substeps=1,
+    no auxiliary normals or Lévy areas, no save strictly inside a step); SDEKitError naming the option otherwise."""
+    why = ("noise_substeps > 1" if substeps > 1 else f"solver {solver.name!r} draws auxiliary normals" if use_aux
+           else "saves inside steps (save_at off the step grid)" if grid.off_grid else None)
+    if why is not None:
+        raise SDEKitError(f"noise_dtype='float32' supports one normal per Brownian component and step (no noise "
+                          f"substeps, auxiliary noise or saves inside steps); got {why}: use noise_dtype='float64'")
 
 
 def _segments(n_steps: int, split: bool) -> list[tuple[int, int]]:

@@ -74,6 +74,7 @@ TABLES = noise_tables()
 IMPLS = {
     "sdekit": "sdekit.simulate, Numba backend, float64 (stats.run_seconds)",
     "sdekit_f32": "sdekit.simulate, Numba backend, dtype='float32' (stats.run_seconds)",
+    "sdekit_f32n": "sdekit.simulate, Numba backend, dtype='float32' and noise_dtype='float32' (float32 normals)",
     "sdekit_builtin": "sdekit.simulate on the built-in GaussianMixture score (matrix products by row blocks), float64",
     "hand": "hand-written Numba kernel, float64, sdekit's per-path generator (prange / plain loop)",
     "floor": "noise floor: only the normals, sdekit's generator, same threads",
@@ -86,7 +87,8 @@ IMPLS = {
     "diffrax_vbt": "diffrax.diffeqsolve, Euler, VirtualBrownianTree(tol=dt), fixed dt, vmapped, jitted, float64",
 }
 PEER_IMPLS = ("jax_scan", "diffrax_unsafe", "diffrax_vbt")
-COLORS = {"sdekit": "C0", "sdekit_builtin": "navy", "sdekit_f32": "C9", "hand": "C1", "floor": "C7", "numpy": "C2",
+COLORS = {"sdekit": "C0", "sdekit_builtin": "navy", "sdekit_f32n": "teal",
+          "sdekit_f32": "C9", "hand": "C1", "floor": "C7", "numpy": "C2",
           "torch_f32": "C3", "torch_f64": "C4", "torchsde_f64": "C5", "jax_scan": "C6", "diffrax_unsafe": "C8",
           "diffrax_vbt": "k"}
 PEERS: JaxPeers | None = None  # set by main()
@@ -275,10 +277,12 @@ class Problem:
         return self._builtin
 
 
-def run_sdekit(prob: Problem, n: int, steps: int, threads: int, dtype: str | None = None) -> Run:
+def run_sdekit(prob: Problem, n: int, steps: int, threads: int, dtype: str | None = None,
+               noise_dtype: str = "float64") -> Run:
     t0 = time.perf_counter()
     sol = sdekit.simulate(prob.sde, x0=prob.start(n), t=(prob.t0, prob.t0 + steps * prob.h), steps=steps,
-                          n_paths=n, seed=SEED, threads=threads, dtype=dtype, solver=prob.solver)
+                          n_paths=n, seed=SEED, threads=threads, dtype=dtype, solver=prob.solver,
+                          noise_dtype=noise_dtype)
     wall = time.perf_counter() - t0
     st = sol.stats
     return Run(st.run_seconds, wall, sol.final,
@@ -287,6 +291,10 @@ def run_sdekit(prob: Problem, n: int, steps: int, threads: int, dtype: str | Non
 
 def run_sdekit_f32(prob: Problem, n: int, steps: int, threads: int) -> Run:
     return run_sdekit(prob, n, steps, threads, dtype="float32")
+
+
+def run_sdekit_f32n(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    return run_sdekit(prob, n, steps, threads, dtype="float32", noise_dtype="float32")
 
 
 def run_sdekit_builtin(prob: Problem, n: int, steps: int, threads: int) -> Run:
@@ -441,7 +449,8 @@ def run_torchsde(prob: Problem, n: int, steps: int, threads: int) -> Run:
 
 
 RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "sdekit_f32": run_sdekit_f32,
-                                          "sdekit_builtin": run_sdekit_builtin, "hand": run_hand,
+                                          "sdekit_f32n": run_sdekit_f32n, "sdekit_builtin": run_sdekit_builtin,
+                                          "hand": run_hand,
                                           "floor": run_floor, "numpy": run_numpy, "torch_f32": run_torch_f32,
                                           "torch_f64": run_torch_f64, "torchsde_f64": run_torchsde,
                                           "floor_interleaved": run_floor_interleaved,
@@ -694,7 +703,7 @@ def plan(quick: bool, peers: list[str]) -> list[tuple[str, int, int, list[str]]]
     groups = []
     for key in ("ou", "gmm"):
         for n in ns:
-            extra = (["sdekit_f32"] if key == "ou" and n >= 10**4 else []) + \
+            extra = (["sdekit_f32", "sdekit_f32n"] if key == "ou" and n >= 10**4 else []) + \
                 (["sdekit_builtin"] if key == "gmm" else [])
             with_peers = peers if not quick or (key == "ou" and n == 100) else []
             groups.append((key, n, 1, impls + extra + with_peers))
@@ -732,6 +741,8 @@ def ratios(results: list[dict], metric: str = "path_steps_per_s") -> list[dict]:
             row["sdekit/numpy(T=1)"] = v / thr[(key, n, "numpy", 1)]
         if (key, n, "sdekit_f32", t) in thr:
             row["f32/f64"] = thr[(key, n, "sdekit_f32", t)] / v
+        if (key, n, "sdekit_f32n", t) in thr:
+            row["f32 noise/f64"] = thr[(key, n, "sdekit_f32n", t)] / v
         out.append(row)
     for (key, n, impl, t), v in sorted(thr.items()):
         if t == 2 and (key, n, impl, 1) in thr:
@@ -762,7 +773,7 @@ def print_tables(results: list[dict], rat: list[dict], rat_cpu: list[dict]) -> N
     print(f"{'problem':8}{'N':>9}{'T':>3} " + "".join(f"{i:>15}" for i in impls))
     for key, n, t in rows:
         print(f"{key:8}{n:>9}{t:>3} " + "".join(f"{fmt_rate(by.get((key, n, t, i))):>15}" for i in impls))
-    cols = [c for c in [name for _, name in RATIO_COLUMNS] + ["sdekit/numpy(T=1)", "f32/f64"]
+    cols = [c for c in [name for _, name in RATIO_COLUMNS] + ["sdekit/numpy(T=1)", "f32/f64", "f32 noise/f64"]
             if any(c in r for r in rat)]
     for title, rr in (("ratios of path-steps/s (wall clock; > 1: sdekit faster)", rat),
                       ("ratios of path-steps per CPU-second, 1 thread only (less sensitive to other load)",
@@ -1016,6 +1027,8 @@ def main(argv: list[str] | None = None) -> int:
         warm[f"{prob.key}_sdekit_first_call_compile_seconds"] = r.extra["compile_seconds"]
         if prob.key == "ou":
             warm["ou_sdekit_f32_first_call_compile_seconds"] = run_sdekit_f32(prob, 4, 2, 1).extra["compile_seconds"]
+            warm["ou_sdekit_f32n_first_call_compile_seconds"] = \
+                run_sdekit_f32n(prob, 4, 2, 1).extra["compile_seconds"]
         if prob.key not in ("ou", "gmm"):
             continue
         for threads, n in ((1, 4), (2, SERIAL_BELOW)):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sdekit
-from sdekit.backends.numba import runner
+from sdekit.backends.numba import fixed_solve
 from sdekit.solution import Solution, SolveStats
 from tests.problems import DIAGONAL
 
@@ -38,8 +38,8 @@ def test_plot_writes_a_figure(tmp_path):
 def test_progress_turns_on_by_itself_for_long_solves_and_never_changes_the_numbers(monkeypatch, capsys):
     quiet = sdekit.simulate(DIAGONAL, X0, (0.0, 1.0), steps=200, n_paths=300, seed=5, progress=False)
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(runner, "AUTO_PROGRESS_SECONDS", 0.0)  # every solve now counts as long
-    monkeypatch.setattr(runner, "AUTO_PROGRESS_WORK", 0)
+    monkeypatch.setattr(fixed_solve, "AUTO_PROGRESS_SECONDS", 0.0)  # every solve now counts as long
+    monkeypatch.setattr(fixed_solve, "AUTO_PROGRESS_WORK", 0)
     auto = sdekit.simulate(DIAGONAL, X0, (0.0, 1.0), steps=200, n_paths=300, seed=5)
     err = capsys.readouterr().err
     assert "200/200" in err and "step" in err

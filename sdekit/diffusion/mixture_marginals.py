@@ -46,7 +46,7 @@ from numpy.typing import ArrayLike
 from sdekit.errors import SDEKitError
 from sdekit.targets.gaussian import LOG_2PI, Seed, as_points, sample_count
 from sdekit.targets.mixture import GaussianMixture
-from sdekit.targets.row_blocks import BLOCK_ROWS, block_product, block_residuals, stream_logsumexp
+from sdekit.targets.row_blocks import BLOCK_ROWS, block_product, block_residuals, start_block, stream_logsumexp
 
 __all__ = [
     "MixtureMarginals",
@@ -132,11 +132,7 @@ def marginal_rows(x, alpha, sigma, p, score, log_dens, laplacian, with_laplacian
     ubar = np.empty(d)
     for c0 in range(0, n, BLOCK_ROWS):
         nc = min(BLOCK_ROWS, n - c0)
-        for b in range(nc):
-            m[b] = -np.inf
-            s[b] = 0.0
-            for i in range(d):
-                score[c0 + b, i] = 0.0
+        start_block(score, c0, nc, m, s)
         for k in range(n_comp):
             block_residuals(x, c0, nc, alpha, mu[k], r)
             block_product(r, q[k], y)

@@ -24,29 +24,15 @@ import numpy as np
 from sdekit.noise.streams import (
     STREAM_BROWNIAN,
     U64,
-    _rotl,
     next_double_row,
     next_normal_row,
     noise_tables,
     seed_stream,
+    xoshiro_next,
 )
 from sdekit.noise.ziggurat import TAIL_START
 
 LANES = 2  # paths drawn at once (see above: 4 and 8 measured no faster)
-
-
-@nb.njit(inline="always")
-def _xoshiro_next(s0, s1, s2, s3):
-    """One xoshiro256++ step on a state held in four scalars: (output, new state)."""
-    result = _rotl(s0 + s3, 23) + s0
-    t = s1 << U64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    return result, s0, s1, s2, s3
 
 
 @nb.njit(inline="always")
@@ -96,8 +82,8 @@ def draw_rows_interleaved(states, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab)
         a0, a1, a2, a3 = states[pa, 0], states[pa, 1], states[pa, 2], states[pa, 3]
         b0, b1, b2, b3 = states[pb, 0], states[pb, 1], states[pb, 2], states[pb, 3]
         for j in range(n_draws):
-            ua, a0, a1, a2, a3 = _xoshiro_next(a0, a1, a2, a3)
-            ub, b0, b1, b2, b3 = _xoshiro_next(b0, b1, b2, b3)
+            ua, a0, a1, a2, a3 = xoshiro_next(a0, a1, a2, a3)
+            ub, b0, b1, b2, b3 = xoshiro_next(b0, b1, b2, b3)
             oka, za = _rectangle(ua, k_tab, w_tab)
             if not oka:
                 states[pa, 0], states[pa, 1], states[pa, 2], states[pa, 3] = a0, a1, a2, a3

@@ -59,12 +59,8 @@ def seed_stream(state, seed, path, stream):
 
 
 @nb.njit(inline="always")
-def next_u64_row(states, row):
-    """next_u64 on states[row] of a (n_paths, 4) state array, without making a view."""
-    s0 = states[row, 0]
-    s1 = states[row, 1]
-    s2 = states[row, 2]
-    s3 = states[row, 3]
+def xoshiro_next(s0, s1, s2, s3):
+    """One xoshiro256++ step on a state held in four scalars: (output, s0, s1, s2, s3) (Blackman & Vigna 2021)."""
     result = _rotl(s0 + s3, 23) + s0
     t = s1 << U64(17)
     s2 ^= s0
@@ -73,6 +69,13 @@ def next_u64_row(states, row):
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, 45)
+    return result, s0, s1, s2, s3
+
+
+@nb.njit(inline="always")
+def next_u64_row(states, row):
+    """next_u64 on states[row] of a (n_paths, 4) state array, without making a view."""
+    result, s0, s1, s2, s3 = xoshiro_next(states[row, 0], states[row, 1], states[row, 2], states[row, 3])
     states[row, 0] = s0
     states[row, 1] = s1
     states[row, 2] = s2

@@ -20,7 +20,7 @@ import math
 import numba as nb
 import numpy as np
 
-from sdekit.noise.streams import INV_2_53, STREAM_BROWNIAN, seed_stream
+from sdekit.noise.streams import INV_2_53, STREAM_BROWNIAN, seed_stream, xoshiro_next
 from sdekit.noise.ziggurat import TAIL_START, ZIG32_F, ZIG32_K, ZIG32_W
 
 U64 = nb.uint64
@@ -34,25 +34,6 @@ NoiseTables32 = tuple[np.ndarray, np.ndarray, np.ndarray]
 def noise_tables32() -> NoiseTables32:
     """The float32 ziggurat tables (k int64, w float32, f float64), passed to kernels as arguments."""
     return ZIG32_K, ZIG32_W, ZIG32_F
-
-
-@nb.njit(inline="always")
-def _rotl(x, k):
-    return (x << U64(k)) | (x >> U64(64 - k))
-
-
-@nb.njit(inline="always")
-def xoshiro_next(s0, s1, s2, s3):
-    """One xoshiro256++ step on a state held in locals: (output, s0, s1, s2, s3)."""
-    result = _rotl(s0 + s3, 23) + s0
-    t = s1 << U64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
-    return result, s0, s1, s2, s3
 
 
 @nb.njit(cache=True)

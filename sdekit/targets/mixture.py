@@ -28,7 +28,7 @@ from sdekit.targets.gaussian import (
     sample_count,
     spd_factors,
 )
-from sdekit.targets.row_blocks import BLOCK_ROWS, block_product, block_residuals, stream_logsumexp
+from sdekit.targets.row_blocks import BLOCK_ROWS, block_product, block_residuals, start_block, stream_logsumexp
 
 # --------------------------------------------------------------------------------------------
 # njit batch functions; p = (log_weights (K,), means (K, d), precisions (K, d, d),
@@ -57,11 +57,7 @@ def mixture_rows(x, p, score, log_dens):
     s = np.empty(BLOCK_ROWS)
     for c0 in range(0, n, BLOCK_ROWS):
         nc = min(BLOCK_ROWS, n - c0)
-        for b in range(nc):
-            m[b] = -np.inf
-            s[b] = 0.0
-            for i in range(d):
-                score[c0 + b, i] = 0.0
+        start_block(score, c0, nc, m, s)
         for k in range(n_comp):
             block_residuals(x, c0, nc, 1.0, mu[k], r)
             block_product(r, prec[k], u)

@@ -21,7 +21,7 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["BLAS_MIN_DIM", "BLOCK_ROWS", "block_product", "block_residuals", "stream_logsumexp"]
+__all__ = ["BLAS_MIN_DIM", "BLOCK_ROWS", "block_product", "block_residuals", "start_block", "stream_logsumexp"]
 
 BLOCK_ROWS = 8  # rows per matrix product: a multiple of the GEMM micro-kernels' row count (4 on AVX2)
 BLAS_MIN_DIM = 4  # below this dimension a BLAS call costs more than the product: plain loops instead
@@ -55,6 +55,16 @@ def block_product(r, a, u):
             rbi = r[b, i]
             for j in range(d):
                 u[b, j] += rbi * a[i, j]
+
+
+@nb.njit(cache=True)
+def start_block(out, c0, nc, m, s):
+    """The one-pass log-sum-exp of rows c0..c0+nc-1 started: out rows 0, running maxima m = -inf, sums s = 0."""
+    for b in range(nc):
+        m[b] = -np.inf
+        s[b] = 0.0
+        for i in range(out.shape[1]):
+            out[c0 + b, i] = 0.0
 
 
 @nb.njit(cache=True)

@@ -937,6 +937,27 @@ def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> di
     return out
 
 
+def rerun_overheads(cfg: argparse.Namespace, probs: list[Problem], stem: str) -> int:
+    """Measure the N = 1 overhead rows again (after a change to the small-run path) and put them in the JSON of the
+    last full run, recording when and under what load."""
+    path = cfg.out / f"{stem}.json"
+    doc = json.loads(path.read_text())
+    for prob in probs:  # compile outside the timings
+        run_sdekit(prob, 1, 2, 1)
+    load = os.getloadavg()
+    overheads = call_overheads([p for p in probs if p.key in ("ou", "gmm")])
+    overheads.update(small_run_overheads(probs, cfg.overhead_calls or 1000))
+    doc["overheads"] = overheads
+    doc["machine"]["overheads_rerun"] = {"date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                                         "loadavg_before": load, "loadavg_after": os.getloadavg()}
+    path.write_text(json.dumps(doc, indent=1, default=float))
+    for k, v in overheads.items():
+        if k.endswith("_N1"):
+            print(f"{k}: " + ", ".join(f"{name[:-3]} {v[name]:.1f} us" for name in v if name.endswith("_us")
+                                       and not name.endswith("min_us")), flush=True)
+    return 0
+
+
 def roofline(results: list[dict], probs: list[Problem], rates: dict[int, dict]) -> list[dict]:
     """Per compute-bound problem: flops per path-step, the single-core GEMM rate at its d, the ceiling rate / flops
     in path-steps/s, and each 1-thread result's fraction of it."""
@@ -970,6 +991,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="python of an environment with jax (and diffrax) for the JAX / diffrax peers "
                          "(default: $SDEKIT_BENCH_JAX_PYTHON; without it the peers are skipped)")
     ap.add_argument("--no-scaling", action="store_true", help="skip the N / dim / memory scaling cases")
+    ap.add_argument("--only-overheads", action="store_true",
+                    help="rerun only the N = 1 overhead rows and replace them in the JSON already in --out")
     ap.add_argument("--overhead-calls", type=int, default=None, help="calls per small-run overhead row "
                                                                      "(default 1000, quick 100)")
     cfg = ap.parse_args(argv)
@@ -1019,6 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
     by_key = {p.key: p for p in probs}
     for prob in probs:
         PEERS.add_problem(prob.key, prob.peer_arrays)
+    if cfg.only_overheads:
+        return rerun_overheads(cfg, probs, stem)
     warm = {}
     for prob in probs:  # compile everything once, outside the timings
         t0 = time.perf_counter()

@@ -78,9 +78,11 @@ class SolvePlan:
         """x0 as a C-contiguous (n_paths, dim) array of the plan's dtype, finite; the planned one for None."""
         if x0 is None:
             return self._x0
-        if (type(x0) is np.ndarray and x0.dtype == self.dtype and x0.shape == (self.n_paths, self.dim)
-                and x0.flags.c_contiguous and all_finite(x0)):
-            return x0
+        if type(x0) is np.ndarray and x0.dtype == self.dtype and x0.flags.c_contiguous:
+            if x0.shape == (self.n_paths, self.dim) and all_finite(x0):
+                return x0
+            if self.n_paths == 1 and x0.shape == (self.dim,) and all_finite(x0):  # one path's state: a view
+                return x0.reshape(1, self.dim)
         return np.ascontiguousarray(_initial_state(x0, self.dim, self.n_paths, self.dtype.type))
 
     def _checked_params(self, params: Any) -> Any:

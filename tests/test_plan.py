@@ -105,3 +105,16 @@ def test_plan_called_from_several_threads_at_once():
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = dict(zip(range(12), pool.map(lambda s: plan(seed=s).ys, range(12))))
     assert all(np.array_equal(got[s], want[s]) for s in want)
+
+
+def test_plan_of_one_path_takes_its_state_as_a_vector():
+    """At n_paths = 1 a (dim,) x0 is the path's state (a view, not copied by the plan; the run copies it)."""
+    plan = sdekit.plan(DIAGONAL, X0, (0.0, 1.0), steps=7, n_paths=1)
+    x0 = np.array([0.1, -0.4, 0.9])
+    kept = x0.copy()
+    for seed in (1, 2):
+        want = sdekit.simulate(DIAGONAL, x0, (0.0, 1.0), steps=7, n_paths=1, seed=seed)
+        assert np.array_equal(plan(x0, seed=seed).ys, want.ys)
+    assert np.array_equal(x0, kept)
+    with pytest.raises(SDEKitError, match="x0 must be finite"):
+        plan(np.array([0.0, np.inf, 0.0]))

@@ -174,6 +174,6 @@ def _run_chains(step, energy, p, x0, h0, kp, mats, n_warmup, n_draws, thin, adap
 
 
 run_chains_kernel = nb.njit(parallel=True)(_run_chains)
-# the same driver compiled without threads (2-4x faster to compile, the same numbers: every chain's draws depend only
+# the same driver compiled without threads (a cheaper compile, the same numbers: every chain's draws depend only
 # on (seed, chain)): runs on one thread, and the planted-bug variants of `sdekit.mcmc.defects`
 run_chains_serial = nb.njit(_run_chains)

@@ -326,7 +326,7 @@ def _tempered_runs(step, energy, p, ref_mean, has_ref, inv_s2, beta_tab, hscale_
 
 
 tempered_runs_kernel = nb.njit(parallel=True)(_tempered_runs)
-tempered_runs_serial = nb.njit(_tempered_runs)  # one thread: the same numbers, compiles 2-4x faster
+tempered_runs_serial = nb.njit(_tempered_runs)  # one thread: the same numbers, a cheaper compile
 
 
 def _runs_kernel() -> Any:

@@ -175,7 +175,7 @@ def _run_underdamped(energy, p, x0, p0, draw_momentum, h0, gamma, beta, mass, sc
 
 
 run_underdamped_kernel = nb.njit(parallel=True)(_run_underdamped)
-run_underdamped_serial = nb.njit(_run_underdamped)  # one thread: the same numbers, compiles 2-4x faster
+run_underdamped_serial = nb.njit(_run_underdamped)  # one thread: the same numbers, a cheaper compile
 
 
 # --------------------------------------------------------------------------------------------

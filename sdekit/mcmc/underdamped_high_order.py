@@ -258,7 +258,7 @@ def _run_high_order(energy, p, x0, p0, draw_momentum, h0, gamma, beta, mass, sch
 
 
 run_high_order_kernel = nb.njit(parallel=True)(_run_high_order)
-run_high_order_serial = nb.njit(_run_high_order)  # one thread: the same numbers, compiles 2-4x faster
+run_high_order_serial = nb.njit(_run_high_order)  # one thread: the same numbers, a cheaper compile
 
 
 # --------------------------------------------------------------------------------------------

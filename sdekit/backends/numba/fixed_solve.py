@@ -252,7 +252,9 @@ def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, gri
     words = STATE_WORDS_32 if noise32 else 4
     carried = family in CARRIED_FAMILIES
     n_saves = grid.save_steps.size
-    empty_bridges = save_bridges(grid, 0, 0, m, use_aux, substeps)
+    # on the grid the bridges hold no normals (nothing depends on the seed): made once, for the compile call too
+    bridges = None if grid.off_grid else save_bridges(grid, 0, n_paths, m, use_aux, substeps)
+    empty_bridges = save_bridges(grid, 0, 0, m, use_aux, substeps) if bridges is None else bridges
     mm = max(m, 1)
     dt = x0.dtype
     with user_compile_errors(originals, roles, x0, params):  # compile (or load) for these types on zero paths
@@ -261,7 +263,6 @@ def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, gri
                n_work, np.zeros((n_work if carried else 0, 0, dim), dt), mask, np.zeros(0, np.bool_),
                np.zeros(0, np.int64), np.zeros(0, np.int64), *tables, grid.save_offsets, *empty_bridges,
                np.zeros((0, mm)), np.zeros((0, 0, mm)))
-    bridges = None if grid.off_grid else save_bridges(grid, 0, n_paths, m, use_aux, substeps)
     return FixedSolve(solver=solver, grid=grid, kernel=kernel, leading=leading, tab=tab, tables=tables, roles=roles,
                       n_paths=n_paths, dim=dim, dtype=dt, m=m, use_aux=use_aux, substeps=substeps, chunk=chunk,
                       n_work=n_work, carried=carried, mask=mask, threads=threads if parallel else 1,

@@ -116,12 +116,15 @@ def mixture_flow_rows(x, alpha, sigma, p, f, c):
                     quad += r[b, j] * uk[b, j]
                 lks[k, b] = log_c[k] - 0.5 * quad
         for b in range(nc):
-            m = lks[0, b]
+            top = 0
             for k in range(1, n_comp):
-                m = max(m, lks[k, b])
+                if lks[k, b] > lks[top, b]:
+                    top = k
+            m = lks[top, b]
             t = 0.0
             for k in range(n_comp):
-                wk = math.exp(lks[k, b] - m)
+                # exp(0) = 1 exactly: the top component's weight needs no exp (unless every l_k is -inf: nan)
+                wk = 1.0 if k == top and m > -np.inf else math.exp(lks[k, b] - m)
                 lks[k, b] = wk
                 t += wk
             tot[b] = t

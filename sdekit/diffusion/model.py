@@ -10,7 +10,7 @@ sample does not depend on the batch size or on how paths are split.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numba as nb
@@ -18,6 +18,7 @@ import numpy as np
 
 from sdekit.diffusion.forward import ForwardSDE, schedule_kernel
 from sdekit.diffusion.inputs import real_array
+from sdekit.diffusion.mixture_flow import exact_mixture_drift
 from sdekit.diffusion.mixture_marginals import MixtureMarginals, mixture_marginal_score
 from sdekit.diffusion.reverse import probability_flow_ode, reverse_sde
 from sdekit.errors import SDEKitError
@@ -124,10 +125,16 @@ class DiffusionModel:
         """The reverse-time SDE (lam = 1) or the lambda family member, compiled with the njit score."""
         if self.njit_score is None:
             raise SDEKitError("this model has no njit score; give njit_score= to use the compiled reverse SDE")
-        return reverse_sde(self.forward, self.njit_score, self.dim, self.njit_params, lam=lam)
+        sde = reverse_sde(self.forward, self.njit_score, self.dim, self.njit_params, lam=lam)
+        if self.njit_score is exact_mixture_score:  # the drift and the exact score fused in one pass
+            return replace(sde, drift=exact_mixture_drift(self.forward.coefficients_fn, exact_mixture_score))
+        return sde
 
     def probability_flow(self) -> ODE:
         """The probability-flow ODE dx/dt = f x - g^2 s / 2, compiled with the njit score."""
         if self.njit_score is None:
             raise SDEKitError("this model has no njit score; give njit_score= to use the compiled PF-ODE")
-        return probability_flow_ode(self.forward, self.njit_score, self.dim, self.njit_params)
+        ode = probability_flow_ode(self.forward, self.njit_score, self.dim, self.njit_params)
+        if self.njit_score is exact_mixture_score:  # the drift and the exact score fused in one pass
+            return replace(ode, field=exact_mixture_drift(self.forward.coefficients_fn, exact_mixture_score))
+        return ode

@@ -21,9 +21,12 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["BLAS_MIN_DIM", "BLOCK_ROWS", "block_product", "block_residuals", "start_block", "stream_logsumexp"]
+__all__ = ["BLAS_MIN_DIM", "BLOCK_ROWS", "WIDE_BLOCK_ROWS", "block_product", "block_residuals", "start_block",
+           "stream_logsumexp"]
 
 BLOCK_ROWS = 8  # rows per matrix product: a multiple of the GEMM micro-kernels' row count (4 on AVX2)
+WIDE_BLOCK_ROWS = 32  # rows per product for kernels run on large batches (the exact diffusion mixture's drift,
+# `sdekit.diffusion.mixture_flow`): longer blocks amortise each BLAS call; a short last block is filled up the same way
 BLAS_MIN_DIM = 4  # below this dimension a BLAS call costs more than the product: plain loops instead
 
 

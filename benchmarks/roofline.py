@@ -5,10 +5,14 @@ Flop counts (adds and multiplies 1 each, exp 1, a division 1), K components in d
     per component: r = x - mu (d), u = P r (2 d^2), r.u (2 d), logit (3), its softmax weight (3: sub, exp, add),
     w u accumulated (2 d)                                           -> K (2 d^2 + 5 d + 6)
     s = -acc / total (2 d), x += s h + (g sqrt h) z (4 d)           -> 6 d
-  the probability-flow ODE of the VP SDE on exact mixture data, per RK4 step (4 field evaluations):
-    per component per evaluation: r = x - alpha mu (2 d), y = Q^T r (2 d^2), z = y / e (d), quad (2 d),
-    u = Q z (2 d^2), logit and weight (6), w u (2 d)                -> K (4 d^2 + 7 d + 6)
-    field f x - g^2 s / 2 (4 d); RK4 stage points and update (10 d) -> 4 (K (4 d^2 + 7 d + 6) + 4 d) + 10 d
+  the probability-flow ODE of the VP SDE on exact mixture data, per RK4 step (4 field evaluations), as the fused
+  drift computes it (`sdekit.diffusion.mixture_flow`: the marginal precisions P_k(t) formed once per call, a cost
+  shared by the whole batch and left out):
+    per component per evaluation: r = x - alpha mu (2 d), u = P_k(t) r (2 d^2), quad r.u (2 d), logit and
+    weight (6), w u (2 d)                                           -> K (2 d^2 + 6 d + 6)
+    field f x - g^2 s / 2 (4 d); RK4 stage points and update (10 d) -> 4 (K (2 d^2 + 6 d + 6) + 4 d) + 10 d
+  (The eigenbasis form, r -> Q^T r -> scaled -> Q z, costs 4 d^2 per component: the count used before issue 18's
+  fused drift.)
 The ceiling in path-steps/s is rate / flops: the throughput if every flop ran at the speed of a dense matrix product.
 """
 
@@ -27,7 +31,7 @@ def gmm_langevin_flops(d: int, k: int) -> int:
 
 def mixture_pf_rk4_flops(d: int, k: int) -> int:
     """Flops of one RK4 step of the exact-mixture probability-flow ODE (4 field evaluations)."""
-    return 4 * (k * (4 * d * d + 7 * d + 6) + 4 * d) + 10 * d
+    return 4 * (k * (2 * d * d + 6 * d + 6) + 4 * d) + 10 * d
 
 
 def gemm_rate(d: int, rows: int = 4096, min_seconds: float = 0.3, rounds: int = 5) -> dict:

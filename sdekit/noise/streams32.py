@@ -38,11 +38,14 @@ def noise_tables32() -> NoiseTables32:
 
 
 @nb.njit(cache=True)
-def normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab):
+def normal32(s0, s1, s2, s3, spare):
     """One float32 standard normal from a state in locals (module docstring): (z, s0, s1, s2, s3, spare).
 
     A called function, not inlined: the blocks' fast path handles 97.6% of the draws, and inlining this loop (with its
-    table arguments) into a caller's loop measured 20 times slower (reference-count operations left in the loop)."""
+    table arguments) into a caller's loop measured 20 times slower (reference-count operations left in the loop). It
+    reads the module's tables (`noise_tables32`, compiled in as constants): three array arguments made each call
+    cost more than the loop it serves."""
+    k_tab, w_tab, f_tab = ZIG32_KS, ZIG32_WS, ZIG32_F
     in_tail = False
     neg = False
     while True:
@@ -84,7 +87,8 @@ def draw_block32(states, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
     whose two halves both fall inside their rectangles (97.6%) gives two normals, each from one load of the signed
     tables (`sdekit.noise.ziggurat.signed_tables32`: the 9 low bits of a half pick layer and sign); when one does
     not, the loop leaves and `normal32` runs from the state before that draw (it draws the same 64 bits again), so
-    order and values are those of one normal at a time."""
+    order and values are those of one normal at a time. (k_tab, w_tab) must be those of `noise_tables32()`, which
+    `normal32` reads; f_tab is unused here."""
     for r in range(nc):
         row = start + r
         s0 = states[row, 0]
@@ -109,7 +113,7 @@ def draw_block32(states, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
                     j += 2
                 if j == n_draws:
                     break
-            v, s0, s1, s2, s3, spare = normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab)
+            v, s0, s1, s2, s3, spare = normal32(s0, s1, s2, s3, spare)
             zbuf[r, j] = v
             j += 1
         states[row, 0] = s0

@@ -31,7 +31,7 @@ import sdekit
 from sdekit.errors import SDEKitError
 from sdekit.noise.streams import path_normals
 from sdekit.noise.streams32 import STATE_WORDS_32, draw_block32, noise_tables32, path_normals32, seed_stream32
-from sdekit.noise.ziggurat import TAIL_START, ZIG32_F, ZIG32_K, ZIG32_W
+from sdekit.noise.ziggurat import TAIL_START, ZIG32_F, ZIG32_K, ZIG32_W, signed_tables32
 
 SEED = 987654321
 N_PATHS, N_DRAWS = 10_000, 1_000  # 10^7 draws
@@ -236,7 +236,7 @@ def test_path_normals32_rows_and_prefixes() -> None:
     assert np.array_equal(path_normals32(SEED, 300, 7), full[:, :7])
 
 
-def _blocks(block: int, n_paths: int, n_draws: int, keep_spare: bool = True) -> np.ndarray:
+def _blocks(block: int, n_paths: int, n_draws: int, keep_spare: bool = True, tables: tuple | None = None) -> np.ndarray:
     states = np.empty((n_paths, STATE_WORDS_32), dtype=np.uint64)
     for p in range(n_paths):
         seed_stream32(states, p, np.uint64(SEED), np.uint64(p), np.uint64(0))
@@ -244,7 +244,7 @@ def _blocks(block: int, n_paths: int, n_draws: int, keep_spare: bool = True) -> 
     for j0 in range(0, n_draws, block):
         nd = min(block, n_draws - j0)
         buf = np.empty((n_paths, nd), dtype=np.float32)
-        draw_block32(states, 0, n_paths, nd, buf, *noise_tables32())
+        draw_block32(states, 0, n_paths, nd, buf, *(tables or noise_tables32()))
         out[:, j0:j0 + nd] = buf
         if not keep_spare:
             states[:, 4] = 0
@@ -255,9 +255,23 @@ def test_blocks_of_any_size_give_the_same_numbers() -> None:
     """Drawing in blocks of 1, 3, 7 or 64 normals per path (odd blocks end with a spare half kept in the state) gives
     path_normals32's numbers. Planted bug: a spare dropped between blocks."""
     ref = path_normals32(SEED, 40, 150)
-    for block in (1, 3, 7, 64):
+    for block in (1, 3, 7, 32, 64):
         assert np.array_equal(_blocks(block, 40, 150), ref), block
     assert not np.array_equal(_blocks(7, 40, 150, keep_spare=False), ref)
+
+
+def test_signed_tables_are_the_layers_with_a_sign() -> None:
+    """The kernels' 512-entry tables: entry 256 s + i is (k_i, (-1)^s w_i) of the 256 layers, so one load gives the
+    signed width and the normals equal the plain-Python stream's (test above). Planted bug: widths without the
+    sign half negated give other numbers (every normal positive)."""
+    k_s, w_s, f = noise_tables32()
+    assert k_s.shape == w_s.shape == (512,) and w_s.dtype == np.float32
+    assert np.array_equal(k_s[:256], ZIG32_K) and np.array_equal(k_s[256:], ZIG32_K)
+    assert np.array_equal(w_s[:256], ZIG32_W) and np.array_equal(w_s[256:], -ZIG32_W)
+    assert np.array_equal(signed_tables32(ZIG32_K, ZIG32_W)[1], w_s)
+    unsigned = (k_s, np.concatenate([ZIG32_W, ZIG32_W]), f)
+    bad = _blocks(32, 4, 64, tables=unsigned)
+    assert not np.array_equal(bad, path_normals32(SEED, 4, 64)) and (bad >= 0).mean() > 0.9
 
 
 # ------------------------------------------------------------------------------------------ the float32 solve

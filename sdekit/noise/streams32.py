@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 
 from sdekit.noise.streams import INV_2_53, STREAM_BROWNIAN, seed_stream, xoshiro_next
-from sdekit.noise.ziggurat import TAIL_START, ZIG32_F, ZIG32_K, ZIG32_W
+from sdekit.noise.ziggurat import TAIL_START, ZIG32_F, ZIG32_KS, ZIG32_WS
 
 U64 = nb.uint64
 SPARE_FLAG = 1 << 32  # set in state word 4 while it holds 32 unused random bits
@@ -32,16 +32,20 @@ NoiseTables32 = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def noise_tables32() -> NoiseTables32:
-    """The float32 ziggurat tables (k int64, w float32, f float64), passed to kernels as arguments."""
-    return ZIG32_K, ZIG32_W, ZIG32_F
+    """The float32 ziggurat tables passed to kernels as arguments: (k int64, w float32) in their signed form (512
+    entries, `sdekit.noise.ziggurat.signed_tables32`; entries 0-255 are the layers' own) and f float64."""
+    return ZIG32_KS, ZIG32_WS, ZIG32_F
 
 
 @nb.njit(cache=True)
-def normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab):
+def normal32(s0, s1, s2, s3, spare):
     """One float32 standard normal from a state in locals (module docstring): (z, s0, s1, s2, s3, spare).
 
     A called function, not inlined: the blocks' fast path handles 97.6% of the draws, and inlining this loop (with its
-    table arguments) into a caller's loop measured 20 times slower (reference-count operations left in the loop)."""
+    table arguments) into a caller's loop measured 20 times slower (reference-count operations left in the loop). It
+    reads the module's tables (`noise_tables32`, compiled in as constants): three array arguments made each call
+    cost more than the loop it serves."""
+    k_tab, w_tab, f_tab = ZIG32_KS, ZIG32_WS, ZIG32_F
     in_tail = False
     neg = False
     while True:
@@ -80,9 +84,11 @@ def normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab):
 def draw_block32(states, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
     """zbuf[r, :n_draws] = the next n_draws float32 normals of path start + r: the numbers of n_draws successive
     `normal32` calls, with each path's state in registers for the row. Fast loop: with no spare bits, one 64-bit draw
-    whose two halves both fall inside their rectangles (97.6%) gives two normals; when one does not, the loop leaves
-    and `normal32` runs from the state before that draw (it draws the same 64 bits again), so order and values are
-    those of one normal at a time."""
+    whose two halves both fall inside their rectangles (97.6%) gives two normals, each from one load of the signed
+    tables (`sdekit.noise.ziggurat.signed_tables32`: the 9 low bits of a half pick layer and sign); when one does
+    not, the loop leaves and `normal32` runs from the state before that draw (it draws the same 64 bits again), so
+    order and values are those of one normal at a time. (k_tab, w_tab) must be those of `noise_tables32()`, which
+    `normal32` reads; f_tab is unused here."""
     for r in range(nc):
         row = start + r
         s0 = states[row, 0]
@@ -93,24 +99,22 @@ def draw_block32(states, start, nc, n_draws, zbuf, k_tab, w_tab, f_tab):
         j = 0
         while j < n_draws:
             if spare == U64(0):
-                while j + 1 < n_draws:
+                for _ in range((n_draws - j) >> 1):
                     out, t0, t1, t2, t3 = xoshiro_next(s0, s1, s2, s3)
-                    idx_lo = nb.int64(out & U64(0xFF))
+                    i_lo = out & U64(0x1FF)
+                    i_hi = (out >> U64(32)) & U64(0x1FF)
                     rabs_lo = nb.int64((out & U64(LOW32)) >> U64(9))
-                    idx_hi = nb.int64((out >> U64(32)) & U64(0xFF))
                     rabs_hi = nb.int64(out >> U64(41))
-                    if rabs_lo >= k_tab[idx_lo] or rabs_hi >= k_tab[idx_hi]:
+                    if (rabs_lo >= k_tab[i_lo]) | (rabs_hi >= k_tab[i_hi]):
                         break
-                    x_lo = nb.float32(rabs_lo) * w_tab[idx_lo]
-                    x_hi = nb.float32(rabs_hi) * w_tab[idx_hi]
-                    zbuf[r, j] = -x_lo if (out >> U64(8)) & U64(1) else x_lo
-                    zbuf[r, j + 1] = -x_hi if (out >> U64(40)) & U64(1) else x_hi
+                    zbuf[r, U64(j)] = nb.float32(rabs_lo) * w_tab[i_lo]
+                    zbuf[r, U64(j + 1)] = nb.float32(rabs_hi) * w_tab[i_hi]
                     s0, s1, s2, s3 = t0, t1, t2, t3
                     j += 2
                 if j == n_draws:
                     break
-            z, s0, s1, s2, s3, spare = normal32(s0, s1, s2, s3, spare, k_tab, w_tab, f_tab)
-            zbuf[r, j] = z
+            v, s0, s1, s2, s3, spare = normal32(s0, s1, s2, s3, spare)
+            zbuf[r, j] = v
             j += 1
         states[row, 0] = s0
         states[row, 1] = s1

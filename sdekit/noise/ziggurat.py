@@ -70,3 +70,14 @@ def build_tables32(r: float = TAIL_START) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 ZIG32_K, ZIG32_W, ZIG32_F = build_tables32()
+
+
+def signed_tables32(k: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 tables indexed by the 9 low bits of a 32-bit word (layer in bits 0-7, sign in bit 8): entry
+    256 s + i holds (k_i, (-1)^s w_i). One load then gives the signed width, and float32(u) * (-w_i) is exactly
+    -(float32(u) * w_i) (IEEE 754 rounding is symmetric in sign), so the normals are those of (k, w) bit for bit.
+    """
+    return np.concatenate([k, k]), np.concatenate([w, -w])
+
+
+ZIG32_KS, ZIG32_WS = signed_tables32(ZIG32_K, ZIG32_W)

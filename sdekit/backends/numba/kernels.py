@@ -222,9 +222,10 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
         dw = np.zeros((nc, mm), dtype=w_tab.dtype)
         dz = np.zeros((nc, mm * mm if use_aux == AUX_LEVY_AREA else mm), dtype=w_tab.dtype)  # I_(1,0), or A_jk
         # plain increments (one normal per component and step) are drawn `block` steps ahead; float32 normals in longer
-        # blocks (64 steps at 256 paths: 8 measured 18% slower per path-step, the per-row cost of the pair loop)
+        # blocks (the pair loop's per-row cost), a buffer of 32 KiB: its rows 128 bytes apart at 256 paths share the
+        # L1 sets (64 steps, rows 256 bytes apart, overflowed them and slowed the column reads of the step)
         plain = m > 0 and substeps == 1 and not use_aux
-        block = max(1, min(64, (2048 if w_tab.itemsize == 8 else 16384) // (nc * mm))) if plain else 1
+        block = max(1, min(64, (2048 if w_tab.itemsize == 8 else 8192) // (nc * mm))) if plain else 1
         zbuf = np.empty((nc, block * mm) if plain else (0, 0), dtype=w_tab.dtype)
         n_inside = bridge_z.shape[0]  # saves inside steps: X_k and the work arrays are kept aside there
         x_kept = np.empty((nc if n_inside else 0, d), dtype=xs.dtype)

@@ -18,6 +18,7 @@ from sdekit.params import cast_params
 from sdekit.probe import probe_problem
 from sdekit.sde import ODE, SDE
 from sdekit.solution import Solution
+from sdekit.solve_cache import SOLVES, CachedSolve
 from sdekit.solvers import check_compatible, get_solver
 
 BACKENDS = {"numba": runner, "numpy": reference}
@@ -128,14 +129,25 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     noise, no save inside a step, a fixed-step solver).
     Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats; ys is a tensor on torch.
     """
-    path_offset = _int_arg(path_offset, "path_offset", 0, PATH_INDEX_LIMIT)
+    if type(path_offset) is not int or not 0 <= path_offset <= PATH_INDEX_LIMIT:
+        path_offset = _int_arg(path_offset, "path_offset", 0, PATH_INDEX_LIMIT)
+    key = None
+    if backend == "numba" and device is None and adjoint is False:  # a fixed-step solve remembered: solve_cache
+        key = SOLVES.key(problem, x0, t, (steps, dt, n_paths, solver, save_at, dtype, noise_substeps, threads,
+                                          nb.get_num_threads() if threads is None else None, progress, on_nonfinite,
+                                          max_save_bytes, chunk_size, save_brownian, noise_dtype))
     try:
+        found = None if key is None else SOLVES.get(key)
+        if found is not None:
+            sol = _solve_again(found, problem, x0, n_paths, seed, path_offset)
+            if sol is not None:
+                return sol
         return _simulate(problem, x0, t, steps=steps, dt=dt, n_paths=n_paths, seed=seed, solver=solver,
                          save_at=save_at, dtype=dtype, backend=backend, noise_substeps=noise_substeps, rtol=rtol,
                          atol=atol, dt0=dt0, max_steps=max_steps, threads=threads, progress=progress,
                          on_nonfinite=on_nonfinite, max_save_bytes=max_save_bytes, chunk_size=chunk_size,
                          device=device, adjoint=adjoint, save_brownian=save_brownian, path_offset=path_offset,
-                         noise_dtype=checked_noise_dtype(noise_dtype, dtype, backend))
+                         noise_dtype=checked_noise_dtype(noise_dtype, dtype, backend), cache_key=key)
     except (NonFiniteError, StepSizeError) as exc:
         if path_offset == 0:
             raise
@@ -146,8 +158,10 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
               seed: int, solver: str | None, save_at: Any, dtype: Any, backend: str, noise_substeps: int, rtol: float,
               atol: float, dt0: float | None, max_steps: int, threads: int | None, progress: bool | None,
               on_nonfinite: str, max_save_bytes: int | None, chunk_size: int | None, device: Any, adjoint: bool,
-              save_brownian: bool, path_offset: int, noise_dtype: str = "float64") -> Solution:
-    """`simulate` after path_offset is checked: the argument checks and the dispatch to a backend."""
+              save_brownian: bool, path_offset: int, noise_dtype: str = "float64",
+              cache_key: tuple | None = None) -> Solution:
+    """`simulate` after path_offset is checked: the argument checks and the dispatch to a backend; a fixed-step
+    Numba solve is remembered under cache_key (`sdekit.solve_cache`)."""
     if not isinstance(problem, (SDE, ODE)):
         raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
     kind = "sde" if isinstance(problem, SDE) else "ode"
@@ -211,6 +225,8 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
         prepared = prepare_fixed(problem, solver_obj, params, x, grid, substeps=noise_substeps, threads=threads,
                                  progress=progress, mask=mask, chunk=chunk_size, save_brownian=save_brownian,
                                  noise_dtype=noise_dtype)
+        if cache_key is not None:
+            SOLVES.put(cache_key, prepared, problem)
         ys, stats = prepared.run(x, params, seed, path_offset)
         stats.compile_seconds = prepared.compile_seconds
     else:
@@ -219,6 +235,28 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
                                         chunk=chunk_size, save_brownian=save_brownian, path_offset=path_offset,
                                         noise_dtype=noise_dtype)
     return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
+
+
+def _solve_again(found: CachedSolve, problem: SDE | ODE, x0: Any, n_paths: int | None, seed: Any,
+                 path_offset: int) -> Solution | None:
+    """A remembered solve (`sdekit.solve_cache`) run for this x0, the problem's parameter values and this seed:
+    the kernel call of the full path on the same arguments. None when x0 does not fit it (then the full path)."""
+    prepared = found.prepared
+    if type(seed) is not int or not 0 <= seed < 2**64:
+        seed = _int_arg(seed, "seed", 0, 2**64 - 1)
+    shape = (prepared.n_paths, prepared.dim)
+    if type(x0) is np.ndarray and x0.dtype is prepared.dtype and x0.flags.c_contiguous and (
+            x0.shape == shape or (x0.shape == shape[1:] and shape[0] == 1)):
+        x = x0.reshape(shape)  # finiteness: checked by the run
+    else:
+        x = np.ascontiguousarray(_initial_state(x0, prepared.dim, n_paths, prepared.dtype.type))
+        if x.shape != shape:
+            return None
+    params = problem.params
+    params = params.astype(prepared.dtype) if type(params) is np.ndarray else cast_params(params,
+                                                                                          prepared.dtype.type)
+    ys, stats = prepared.run(x, params, seed, path_offset)
+    return Solution(found.save_ts.copy(), ys, stats, stats.extra.pop("ws", None) if prepared.save_brownian else None)
 
 
 def _checked_options(problem: SDE | ODE, kind: str, x0: Any, n_paths: int | None, *, solver: str | None,

@@ -40,19 +40,20 @@ class _Uncacheable(Exception):
 
 def _exact(v: Any) -> Any:
     """A hashable form of an argument that is equal for two arguments exactly when they are the same value of the
-    same type (so 1, 1.0 and True differ; floats by their bits, -0.0 is not 0.0; arrays by dtype, shape and bytes)."""
+    same type (so 1, 1.0 and True differ; floats by their bits, -0.0 is not 0.0; arrays by dtype, shape and bytes).
+    None, a str and an int stand for themselves (none of them equals another one's form)."""
     tv = type(v)
-    if v is None or tv is str or tv is bool or tv is int:
-        return (tv, v)
-    if isinstance(v, (float, np.floating)):
+    if v is None or tv is str or tv is int:
+        return v
+    if tv is float or isinstance(v, np.floating):
         return (tv, float(v).hex())
-    if isinstance(v, (np.integer, np.bool_)):
-        return (tv, v.item())
+    if tv is bool or isinstance(v, (np.integer, np.bool_)):
+        return (tv, v.item() if tv is not bool else v)
     if tv is tuple or tv is list:
-        return (tv, tuple(_exact(e) for e in v))
+        return (tv, *map(_exact, v))
     if tv is np.ndarray:
         return (tv, v.dtype.str, v.shape, v.tobytes())
-    if tv is type or tv is np.dtype or isinstance(v, np.dtype):
+    if tv is type or isinstance(v, np.dtype):
         return (tv, v)
     raise _Uncacheable
 
@@ -111,7 +112,7 @@ class SolveCache:
         hashable form, another backend, a problem that is not an SDE or ODE)."""
         try:
             shape = x0.shape if type(x0) is np.ndarray else (type(x0),)
-            return (_problem_key(problem), shape, _exact(t), _exact(options))
+            return (_problem_key(problem), shape, _exact(t), *map(_exact, options))
         except (_Uncacheable, AttributeError, TypeError):
             return None
 

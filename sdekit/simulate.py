@@ -128,6 +128,11 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     dtype="float32", backend "numba" or "numpy", one normal per component and step: noise_substeps=1, no auxiliary
     noise, no save inside a step, a fixed-step solver).
     Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats; ys is a tensor on torch.
+
+    A fixed-step solve on the numba backend is remembered (`sdekit.solve_cache`): called again with the same problem
+    functions and options and only x0 values, parameter values, seed or path_offset changed, it skips the checks,
+    the probe of the functions and the set-up and runs the prepared kernel (the same numbers, bit for bit); the
+    values the compiled functions froze (closure cells, global arrays) are still checked on every call.
     """
     if type(path_offset) is not int or not 0 <= path_offset <= PATH_INDEX_LIMIT:
         path_offset = _int_arg(path_offset, "path_offset", 0, PATH_INDEX_LIMIT)

@@ -2,9 +2,11 @@
 the seed or the parameter values (pick and compile the kernel, its coefficient arrays, the noise tables, the thread
 plan); `FixedSolve.run` allocates the state, seeds the per-path generators and runs the kernel.
 
-`sdekit.simulate` prepares and runs once per call; `sdekit.plan` keeps the prepared solve and runs it again for new
-x0, seed and parameters, so a small solve costs microseconds of Python, not the tenth of a millisecond of checking,
-probing and set-up. Both run the same kernel on the same arguments: the numbers are the same.
+`sdekit.plan` keeps the prepared solve and runs it again for new x0, seed and parameters, and `sdekit.simulate`
+remembers it for the next call of the same problem (`sdekit.solve_cache`), so a small solve costs microseconds of
+Python, not the tenth of a millisecond of checking, probing and set-up. Every path runs the same kernel on the same
+arguments: the numbers are the same. A small serial run (`FixedSolve._run_small`) fills the state, output and
+parameters into an argument list made once.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import numpy as np
 
 from sdekit.backends import reference
 from sdekit.backends.numba import runner
-from sdekit.backends.numba.fixed_solve import prepare_fixed
+from sdekit.backends.numba.fixed_solve import SERIAL_BELOW_PATHS, prepare_fixed
 from sdekit.errors import NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid, adaptive_saves, fixed_grid, time_span
 from sdekit.memory import check_save_size, save_cap
@@ -139,7 +139,7 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     key = None
     if backend == "numba" and device is None and adjoint is False:  # a fixed-step solve remembered: solve_cache
         key = SOLVES.key(problem, x0, t, (steps, dt, n_paths, solver, save_at, dtype, noise_substeps, threads,
-                                          nb.get_num_threads() if threads is None else None, progress, on_nonfinite,
+                                          _default_threads(threads, x0, n_paths), progress, on_nonfinite,
                                           max_save_bytes, chunk_size, save_brownian, noise_dtype))
     try:
         found = None if key is None else SOLVES.get(key)
@@ -240,6 +240,15 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
                                         chunk=chunk_size, save_brownian=save_brownian, path_offset=path_offset,
                                         noise_dtype=noise_dtype)
     return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
+
+
+def _default_threads(threads: Any, x0: Any, n_paths: Any) -> int | None:
+    """The thread count threads=None stands for (`numba.get_num_threads`, part of the cache key), or None where it
+    cannot matter: threads given, or fewer paths than a solve splits over threads (`SERIAL_BELOW_PATHS`)."""
+    if threads is not None:
+        return None
+    rows = n_paths if type(n_paths) is int else x0.shape[0] if type(x0) is np.ndarray and x0.ndim >= 2 else None
+    return None if rows is not None and rows < SERIAL_BELOW_PATHS else nb.get_num_threads()
 
 
 def _solve_again(found: CachedSolve, problem: SDE | ODE, x0: Any, n_paths: int | None, seed: Any,

@@ -112,7 +112,8 @@ class SolveCache:
         hashable form, another backend, a problem that is not an SDE or ODE)."""
         try:
             shape = x0.shape if type(x0) is np.ndarray else (type(x0),)
-            return (_problem_key(problem), shape, _exact(t), *map(_exact, options))
+            return (_problem_key(problem), shape, _exact(t),
+                    *[v if v is None or type(v) is int or type(v) is str else _exact(v) for v in options])
         except (_Uncacheable, AttributeError, TypeError):
             return None
 

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from sdekit.backends.numba.fixed_solve import FixedSolve, prepare_fixed
-from sdekit.backends.numba.kernels import all_finite
 from sdekit.errors import NonFiniteError, SDEKitError, StepSizeError
 from sdekit.memory import save_cap
 from sdekit.params import cast_params, normalize_params
@@ -50,6 +49,9 @@ class SolvePlan:
         self._x0 = x0
         self._params = params
         self._signature = _signature(params)
+        self._shape = (self.n_paths, self.dim)
+        self._ws = prepared.save_brownian
+        self._one_path = (self.dim,) if self.n_paths == 1 else None  # a (dim,) x0 is one path's state
 
     def __repr__(self) -> str:
         return (f"SolvePlan(solver={self.prepared.solver.name!r}, n_paths={self.n_paths}, dim={self.dim}, "
@@ -59,7 +61,7 @@ class SolvePlan:
         """Solve from x0 (None: the planned x0; else a scalar, (dim,), (n_paths, dim) or (n_paths, *shape), as for
         `simulate`) with this seed and parameters (None: the problem's; else the same structure, shapes and dtypes);
         row p is path path_offset + p of the ensemble of `seed`."""
-        x = self._state(x0)
+        x = self._x0 if x0 is None else self._state(x0)
         p = self._params if params is None else self._checked_params(params)
         if type(seed) is not int or not 0 <= seed < 2**64:
             seed = _int_arg(seed, "seed", 0, 2**64 - 1)
@@ -71,18 +73,15 @@ class SolvePlan:
             if path_offset == 0:
                 raise
             raise exc.with_path_offset(path_offset) from None
-        ws = stats.extra.pop("ws", None) if self.prepared.save_brownian else None
-        return Solution(self.save_ts.copy(), ys, stats, ws=ws)
+        return Solution(self.save_ts.copy(), ys, stats, stats.extra.pop("ws", None) if self._ws else None)
 
     def _state(self, x0: Any) -> np.ndarray:
-        """x0 as a C-contiguous (n_paths, dim) array of the plan's dtype, finite; the planned one for None."""
-        if x0 is None:
-            return self._x0
-        if type(x0) is np.ndarray and x0.dtype == self.dtype and x0.flags.c_contiguous:
-            if x0.shape == (self.n_paths, self.dim) and all_finite(x0):
+        """x0 as a C-contiguous (n_paths, dim) array of the plan's dtype (its finiteness is checked by the run)."""
+        if type(x0) is np.ndarray and x0.dtype is self.dtype and x0.flags.c_contiguous:
+            if x0.shape == self._shape:
                 return x0
-            if self.n_paths == 1 and x0.shape == (self.dim,) and all_finite(x0):  # one path's state: a view
-                return x0.reshape(1, self.dim)
+            if x0.shape == self._one_path:  # one path's state (dim,): a view
+                return x0.reshape(self._shape)
         return np.ascontiguousarray(_initial_state(x0, self.dim, self.n_paths, self.dtype.type))
 
     def _checked_params(self, params: Any) -> Any:

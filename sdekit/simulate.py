@@ -10,7 +10,7 @@ import numpy as np
 
 from sdekit.backends import reference
 from sdekit.backends.numba import runner
-from sdekit.backends.numba.fixed_solve import prepare_fixed
+from sdekit.backends.numba.fixed_solve import SERIAL_BELOW_PATHS, prepare_fixed
 from sdekit.errors import NonFiniteError, SDEKitError, StepSizeError
 from sdekit.grid import Grid, adaptive_saves, fixed_grid, time_span
 from sdekit.memory import check_save_size, save_cap
@@ -18,6 +18,7 @@ from sdekit.params import cast_params
 from sdekit.probe import probe_problem
 from sdekit.sde import ODE, SDE
 from sdekit.solution import Solution
+from sdekit.solve_cache import SOLVES, CachedSolve
 from sdekit.solvers import check_compatible, get_solver
 
 BACKENDS = {"numba": runner, "numpy": reference}
@@ -127,15 +128,31 @@ def simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None = None, d
     dtype="float32", backend "numba" or "numpy", one normal per component and step: noise_substeps=1, no auxiliary
     noise, no save inside a step, a fixed-step solver).
     Returns a Solution with ts (n_saves,), ys (n_saves, n_paths, dim) and stats; ys is a tensor on torch.
+
+    A fixed-step solve on the numba backend is remembered (`sdekit.solve_cache`): called again with the same problem
+    functions and options and only x0 values, parameter values, seed or path_offset changed, it skips the checks,
+    the probe of the functions and the set-up and runs the prepared kernel (the same numbers, bit for bit); the
+    values the compiled functions froze (closure cells, global arrays) are still checked on every call.
     """
-    path_offset = _int_arg(path_offset, "path_offset", 0, PATH_INDEX_LIMIT)
+    if type(path_offset) is not int or not 0 <= path_offset <= PATH_INDEX_LIMIT:
+        path_offset = _int_arg(path_offset, "path_offset", 0, PATH_INDEX_LIMIT)
+    key = None
+    if backend == "numba" and device is None and adjoint is False:  # a fixed-step solve remembered: solve_cache
+        key = SOLVES.key(problem, x0, t, (steps, dt, n_paths, solver, save_at, dtype, noise_substeps, threads,
+                                          _default_threads(threads, x0, n_paths), progress, on_nonfinite,
+                                          max_save_bytes, chunk_size, save_brownian, noise_dtype))
     try:
+        found = None if key is None else SOLVES.get(key)
+        if found is not None:
+            sol = _solve_again(found, problem, x0, n_paths, seed, path_offset)
+            if sol is not None:
+                return sol
         return _simulate(problem, x0, t, steps=steps, dt=dt, n_paths=n_paths, seed=seed, solver=solver,
                          save_at=save_at, dtype=dtype, backend=backend, noise_substeps=noise_substeps, rtol=rtol,
                          atol=atol, dt0=dt0, max_steps=max_steps, threads=threads, progress=progress,
                          on_nonfinite=on_nonfinite, max_save_bytes=max_save_bytes, chunk_size=chunk_size,
                          device=device, adjoint=adjoint, save_brownian=save_brownian, path_offset=path_offset,
-                         noise_dtype=checked_noise_dtype(noise_dtype, dtype, backend))
+                         noise_dtype=checked_noise_dtype(noise_dtype, dtype, backend), cache_key=key)
     except (NonFiniteError, StepSizeError) as exc:
         if path_offset == 0:
             raise
@@ -146,8 +163,10 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
               seed: int, solver: str | None, save_at: Any, dtype: Any, backend: str, noise_substeps: int, rtol: float,
               atol: float, dt0: float | None, max_steps: int, threads: int | None, progress: bool | None,
               on_nonfinite: str, max_save_bytes: int | None, chunk_size: int | None, device: Any, adjoint: bool,
-              save_brownian: bool, path_offset: int, noise_dtype: str = "float64") -> Solution:
-    """`simulate` after path_offset is checked: the argument checks and the dispatch to a backend."""
+              save_brownian: bool, path_offset: int, noise_dtype: str = "float64",
+              cache_key: tuple | None = None) -> Solution:
+    """`simulate` after path_offset is checked: the argument checks and the dispatch to a backend; a fixed-step
+    Numba solve is remembered under cache_key (`sdekit.solve_cache`)."""
     if not isinstance(problem, (SDE, ODE)):
         raise SDEKitError(f"problem must be an sdekit.SDE or sdekit.ODE; got {type(problem).__name__}")
     kind = "sde" if isinstance(problem, SDE) else "ode"
@@ -211,6 +230,8 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
         prepared = prepare_fixed(problem, solver_obj, params, x, grid, substeps=noise_substeps, threads=threads,
                                  progress=progress, mask=mask, chunk=chunk_size, save_brownian=save_brownian,
                                  noise_dtype=noise_dtype)
+        if cache_key is not None:
+            SOLVES.put(cache_key, prepared, problem)
         ys, stats = prepared.run(x, params, seed, path_offset)
         stats.compile_seconds = prepared.compile_seconds
     else:
@@ -219,6 +240,37 @@ def _simulate(problem: SDE | ODE, x0: Any, t: Any, *, steps: int | None, dt: flo
                                         chunk=chunk_size, save_brownian=save_brownian, path_offset=path_offset,
                                         noise_dtype=noise_dtype)
     return Solution(grid.save_ts.copy(), ys, stats, ws=stats.extra.pop("ws", None))
+
+
+def _default_threads(threads: Any, x0: Any, n_paths: Any) -> int | None:
+    """The thread count threads=None stands for (`numba.get_num_threads`, part of the cache key), or None where it
+    cannot matter: threads given, or fewer paths than a solve splits over threads (`SERIAL_BELOW_PATHS`)."""
+    if threads is not None:
+        return None
+    rows = n_paths if type(n_paths) is int else x0.shape[0] if type(x0) is np.ndarray and x0.ndim >= 2 else None
+    return None if rows is not None and rows < SERIAL_BELOW_PATHS else nb.get_num_threads()
+
+
+def _solve_again(found: CachedSolve, problem: SDE | ODE, x0: Any, n_paths: int | None, seed: Any,
+                 path_offset: int) -> Solution | None:
+    """A remembered solve (`sdekit.solve_cache`) run for this x0, the problem's parameter values and this seed:
+    the kernel call of the full path on the same arguments. None when x0 does not fit it (then the full path)."""
+    prepared = found.prepared
+    if type(seed) is not int or not 0 <= seed < 2**64:
+        seed = _int_arg(seed, "seed", 0, 2**64 - 1)
+    shape = (prepared.n_paths, prepared.dim)
+    if type(x0) is np.ndarray and x0.dtype is prepared.dtype and x0.flags.c_contiguous and (
+            x0.shape == shape or (x0.shape == shape[1:] and shape[0] == 1)):
+        x = x0.reshape(shape)  # finiteness: checked by the run
+    else:
+        x = np.ascontiguousarray(_initial_state(x0, prepared.dim, n_paths, prepared.dtype.type))
+        if x.shape != shape:
+            return None
+    params = problem.params
+    params = params.astype(prepared.dtype) if type(params) is np.ndarray else cast_params(params,
+                                                                                          prepared.dtype.type)
+    ys, stats = prepared.run(x, params, seed, path_offset)
+    return Solution(found.save_ts.copy(), ys, stats, stats.extra.pop("ws", None) if prepared.save_brownian else None)
 
 
 def _checked_options(problem: SDE | ODE, kind: str, x0: Any, n_paths: int | None, *, solver: str | None,

@@ -17,8 +17,10 @@ class SolveStats:
     steps: accepted steps per path (max over paths for adaptive solves); rejected: rejected
     steps summed over paths; evals: drift (or field) evaluations per path (max over paths);
     path_steps: steps summed over paths; masked_paths: paths dropped as non-finite
-    (on_nonfinite='mask'); compile_seconds: time spent compiling in this call (0 when the
-    kernel was already compiled); run_seconds: time in the kernel.
+    (on_nonfinite='mask'); compile_seconds: time spent compiling and preparing in this call (0 when the
+    kernel was already compiled, and for a solve that `sdekit.simulate` remembered or a `sdekit.plan`);
+    run_seconds: time in the kernel call (Numba's argument unboxing and the steps), so a call's wall time minus
+    run_seconds is its Python share (checks, set-up, result assembly).
     """
 
     steps: int = 0

@@ -2,9 +2,11 @@
 the seed or the parameter values (pick and compile the kernel, its coefficient arrays, the noise tables, the thread
 plan); `FixedSolve.run` allocates the state, seeds the per-path generators and runs the kernel.
 
-`sdekit.simulate` prepares and runs once per call; `sdekit.plan` keeps the prepared solve and runs it again for new
-x0, seed and parameters, so a small solve costs microseconds of Python, not the tenth of a millisecond of checking,
-probing and set-up. Both run the same kernel on the same arguments: the numbers are the same.
+`sdekit.plan` keeps the prepared solve and runs it again for new x0, seed and parameters, and `sdekit.simulate`
+remembers it for the next call of the same problem (`sdekit.solve_cache`), so a small solve costs microseconds of
+Python, not the tenth of a millisecond of checking, probing and set-up. Every path runs the same kernel on the same
+arguments: the numbers are the same. A small serial run (`FixedSolve._run_small`) fills the state, output and
+parameters into an argument list made once.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sdekit.solution import SolveStats
 from sdekit.solvers import Solver, step_family
 from sdekit.user_functions import jitted
 
+_U64_0 = np.uint64(0)
 SERIAL_BELOW_PATHS = 2048  # below this many paths one thread beats splitting the work
 # progress=None shows a bar when a solve is expected to take longer than AUTO_PROGRESS_SECONDS: solves of at least
 # AUTO_PROGRESS_WORK element-evaluations (paths x steps x evals x dim, about 0.1 s and up) run in segments, and the
@@ -49,10 +52,17 @@ AUTO_PROGRESS_WORK = 10**7
 
 
 @nb.njit(cache=True)
-def reset_run(rng_w, rng_z, seed, path_offset, carry, dead, err_step, err_path):
-    """A run's scratch set to its start: the generators of paths path_offset + p seeded for (seed, stream 0: the
-    Brownian increments; stream 1: the auxiliary normals; a 5-word float32 generator with its spare word empty),
-    carried work arrays 0, no path dead, no error."""
+def reset_run(x0, xs, rng_w, rng_z, seed, path_offset, carry, dead, err_step, err_path):
+    """A run's scratch set to its start: the state xs a copy of x0, the generators of paths path_offset + p seeded
+    for (seed, stream 0: the Brownian increments; stream 1: the auxiliary normals; a 5-word float32 generator with its
+    spare word empty), carried work arrays 0, no path dead, no error. Returns False when x0 is not all finite."""
+    finite = True
+    for p in range(x0.shape[0]):
+        for i in range(x0.shape[1]):
+            v = x0[p, i]
+            xs[p, i] = v
+            if not np.isfinite(v):
+                finite = False
     for p in range(rng_w.shape[0]):
         seed_stream(rng_w[p], seed, path_offset + np.uint64(p), np.uint64(STREAM_BROWNIAN))
         if rng_w.shape[1] > 4:
@@ -67,6 +77,7 @@ def reset_run(rng_w, rng_z, seed, path_offset, carry, dead, err_step, err_path):
     for c in range(err_step.shape[0]):
         err_step[c] = -1
         err_path[c] = -1
+    return finite
 
 
 @nb.njit(cache=True)
@@ -123,10 +134,25 @@ class FixedSolve:
         # scratch that a run overwrites or resets: reused by one run at a time (the lock), fresh for a concurrent one
         self._scratch = self._new_scratch()
         self._empty_w = (np.zeros((0, mm)), np.zeros((0, n_paths, mm)))
+        # the small serial run with the seed-free bridges on the own scratch: its kernel arguments are made once here
+        # and a run fills in only the state, the output and the parameters (`_run_small`)
+        self._x_at = len(self.leading)  # where the state, the output and the parameters sit in the kernel arguments
+        self._out_shape = (self.grid.save_steps.size, n_paths, dim)
+        self._lean = (self.progress is not True and self._small and self.threads == 1 and self.bridges is not None
+                      and not self._keep_w)
+        self._lean_args = self._arguments(None, None, self._scratch, self.bridges, *self._empty_w) \
+            if self._lean else []
+
+    def retained_bytes(self) -> int:
+        """Bytes of the arrays this prepared solve keeps between runs (scratch, grid, seed-free save bridges)."""
+        grid = self.grid
+        kept = [*self._scratch, grid.ts, grid.save_steps, grid.save_offsets, *(self.bridges or ())]
+        return sum(a.nbytes for a in kept if isinstance(a, np.ndarray))
 
     def _new_scratch(self) -> tuple:
         n_paths = self.n_paths
-        return (np.zeros((self.n_work if self.carried else 0, n_paths, self.dim), dtype=self.dtype),
+        return (np.empty((n_paths, self.dim), dtype=self.dtype),
+                np.zeros((self.n_work if self.carried else 0, n_paths, self.dim), dtype=self.dtype),
                 np.empty((n_paths if self.m else 0, self.state_words), dtype=np.uint64),
                 np.empty((n_paths if self.use_aux else 0, 4), dtype=np.uint64),
                 np.zeros(n_paths, dtype=np.bool_), np.empty(self._n_chunks, dtype=np.int64),
@@ -138,19 +164,64 @@ class FixedSolve:
         Returns (ys (n_saves, n_paths, dim), stats); raises NonFiniteError naming the first non-finite path."""
         own = self._lock.acquire(blocking=False)
         try:
+            if own and self._lean:
+                return self._run_small(x0, params, seed, path_offset)
             return self._run(x0, params, seed, path_offset, self._scratch if own else self._new_scratch())
         finally:
             if own:
                 self._lock.release()
 
+    def _arguments(self, out: Any, params: Any, scratch: tuple, bridges: tuple, w_now: np.ndarray,
+                   w_out: np.ndarray) -> list:
+        """The kernel's arguments for a run of all steps on all chunks (`kernels.fixed_step`'s order)."""
+        xs, carry, rng_w, rng_z, dead, err_step, err_path = scratch
+        grid = self.grid
+        return [*self.leading, xs, rng_w, rng_z, grid.ts, 0, grid.ts.size - 1, grid.save_steps, out, params,
+                self.tab, self.m, self.substeps, self.use_aux, self.chunk, 0, self._n_chunks, self.n_work, carry,
+                self.mask, dead, err_step, err_path, *self.tables, grid.save_offsets, *bridges, w_now, w_out]
+
+    def _run_small(self, x0: np.ndarray, params: Any, seed: int, path_offset: int) -> tuple[np.ndarray, SolveStats]:
+        """`_run` of a small serial solve on the own scratch (the lock held): the same kernel call on the same
+        arguments, made from the prepared list, so a call costs a few microseconds of Python."""
+        xs, carry, rng_w, rng_z, dead, err_step, err_path = self._scratch
+        if not reset_run(x0, xs, rng_w, rng_z, np.uint64(seed), _U64_0 if path_offset == 0 else np.uint64(path_offset),
+                         carry, dead, err_step, err_path):
+            _raise_not_finite(x0)
+        args = self._lean_args
+        args[self._x_at + 7] = out = np.empty(self._out_shape, self.dtype)
+        args[self._x_at + 8] = params
+        t_run = time.perf_counter()
+        try:
+            self.kernel(*args)
+        except Exception as exc:
+            ts = self.grid.ts
+            with user_run_errors(self.roles, ts[0], ts[-1]):
+                raise exc
+        t_end = time.perf_counter()
+        if (err_step[0] >= 0) if self._n_chunks == 1 else (first_error(err_step) >= 0):
+            self._raise_nonfinite(err_step, err_path)
+        n_steps = self.grid.ts.size - 1
+        return out, SolveStats(n_steps, 0, n_steps * self.solver.evals, n_steps * self.n_paths,
+                               int(dead.sum()) if self.mask else 0, 0.0, t_end - t_run, "numba", self.solver.name, 1)
+
+    def _raise_nonfinite(self, err_step: np.ndarray, err_path: np.ndarray) -> None:
+        """NonFiniteError naming the first path (lowest step, then lowest path) that turned non-finite."""
+        bad = np.flatnonzero(err_step >= 0)
+        order = np.lexsort((err_path[bad], err_step[bad]))
+        c = bad[order[0]]
+        raise NonFiniteError(err_path[c], err_step[c], self.grid.ts[err_step[c]],
+                             what=_nonfinite_what(self.leading, self.roles)
+                             + getattr(self.solver.tableau, "failure_hint", ""))
+
     def _run(self, x0: np.ndarray, params: Any, seed: int, path_offset: int,
              scratch: tuple) -> tuple[np.ndarray, SolveStats]:
         grid = self.grid
         n_paths, m, ts = self.n_paths, self.m, grid.ts
-        carry, rng_w, rng_z, dead, err_step, err_path = scratch
-        reset_run(rng_w, rng_z, np.uint64(seed), np.uint64(path_offset), carry, dead, err_step, err_path)
-        xs = x0.copy()
-        out = np.empty((grid.save_steps.size, n_paths, self.dim), dtype=self.dtype)
+        xs, carry, rng_w, rng_z, dead, err_step, err_path = scratch
+        if not reset_run(x0, xs, rng_w, rng_z, np.uint64(seed), np.uint64(path_offset), carry, dead, err_step,
+                         err_path):
+            _raise_not_finite(x0)
+        out = np.empty(self._out_shape, dtype=self.dtype)
         bridges = self.bridges
         if bridges is None:
             bridges = save_bridges(grid, seed, n_paths, m, self.use_aux, self.substeps, path_offset)
@@ -159,16 +230,16 @@ class FixedSolve:
             w_out = np.zeros((grid.save_steps.size, n_paths, m))
         else:
             w_now, w_out = self._empty_w
-        kernel, leading, chunk, n_chunks = self.kernel, self.leading, self.chunk, self._n_chunks
-        head = (xs, rng_w, rng_z, ts)
-        tail = (grid.save_steps, out, params, self.tab, m, self.substeps, self.use_aux, chunk)
-        rest = (self.n_work, carry, self.mask, dead, err_step, err_path, *self.tables, grid.save_offsets, *bridges,
-                w_now, w_out)
+        args = self._arguments(out, params, scratch, bridges, w_now, w_out)
+        at = self._x_at
 
-        def call(k0: int, k1: int, c0: int, c1: int) -> None:
-            kernel(*leading, *head, k0, k1, *tail, c0, c1, *rest)
+        def call(k0: int, k1: int, c0: int, c1: int) -> None:  # steps [k0, k1) of chunks [c0, c1), on any thread
+            mine = args.copy()
+            mine[at + 4], mine[at + 5], mine[at + 14], mine[at + 15] = k0, k1, c0, c1
+            self.kernel(*mine)
 
         n_steps = ts.size - 1
+        n_chunks = self._n_chunks
         t_run = time.perf_counter()
         if self.progress is not True and self._small:  # the small-run path: one segment, this thread when serial
             try:
@@ -183,12 +254,7 @@ class FixedSolve:
             self._run_segments(call, n_steps, n_chunks, err_step, t_run)
         t_end = time.perf_counter()
         if first_error(err_step) >= 0:
-            bad = np.flatnonzero(err_step >= 0)
-            order = np.lexsort((err_path[bad], err_step[bad]))
-            c = bad[order[0]]
-            raise NonFiniteError(err_path[c], err_step[c], ts[err_step[c]],
-                                 what=_nonfinite_what(leading, self.roles)
-                                 + getattr(self.solver.tableau, "failure_hint", ""))
+            self._raise_nonfinite(err_step, err_path)
         stats = SolveStats(steps=n_steps, evals=n_steps * self.solver.evals, path_steps=n_steps * n_paths,
                            masked_paths=int(dead.sum()) if self.mask else 0, run_seconds=t_end - t_run,
                            backend="numba", solver=self.solver.name, threads=self.threads)
@@ -268,6 +334,12 @@ def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, gri
                       n_work=n_work, carried=carried, mask=mask, threads=threads if parallel else 1,
                       progress=progress, save_brownian=save_brownian, bridges=bridges,
                       compile_seconds=time.perf_counter() - t_compile, state_words=words)
+
+
+def _raise_not_finite(x0: np.ndarray) -> None:
+    """SDEKitError naming the first non-finite entry of the initial state."""
+    bad = np.argwhere(~np.isfinite(x0))[0]
+    raise SDEKitError(f"x0 must be finite; x0[{', '.join(map(str, bad))}] = {x0[tuple(bad)]}")
 
 
 def check_noise_dtype(solver: Solver, substeps: int, use_aux: int, grid: Grid) -> None:

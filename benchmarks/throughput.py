@@ -897,26 +897,32 @@ def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> di
         if prob.key not in ("ou", "gmm"):
             continue
         x0s = rng.standard_normal((calls, prob.dim))
-        sd, pd, hd = [], [], []
+        sd, pd, hd, sk, pk = [], [], [], [], []
         kern, _ = _hand_variant(prob.key, 1, 1)
         planned = sdekit.plan(prob.sde, x0s[0], (0.0, steps * DT), steps=steps, n_paths=1, threads=1)
         extra = (float(prob.params[0]),) if prob.key == "ou" else tuple(prob.params)
         for i in range(calls + 5):  # interleaved; the first 5 calls warm up
             t0 = time.perf_counter()
-            sdekit.simulate(prob.sde, x0=x0s[i % calls], t=(0.0, steps * DT), steps=steps, n_paths=1,
-                            seed=SEED + i, threads=1)
+            sol = sdekit.simulate(prob.sde, x0=x0s[i % calls], t=(0.0, steps * DT), steps=steps, n_paths=1,
+                                  seed=SEED + i, threads=1)
             t1 = time.perf_counter()
             buf = x0s[i % calls].reshape(1, -1).copy()
             kern(steps, DT, SQRT2, *extra, np.uint64(SEED + i), buf, *TABLES)
             t2 = time.perf_counter()
-            planned(x0s[i % calls], seed=SEED + i)
+            psol = planned(x0s[i % calls], seed=SEED + i)
             t3 = time.perf_counter()
             if i >= 5:
                 sd.append(t1 - t0)
                 hd.append(t2 - t1)
                 pd.append(t3 - t2)
+                sk.append(sol.stats.run_seconds)
+                pk.append(psol.stats.run_seconds)
+        # the Python share of a call: its wall time minus the kernel call's own (stats.run_seconds)
         rec = {"sdekit_us": 1e6 * statistics.median(sd), "sdekit_min_us": 1e6 * min(sd),
                "sdekit_plan_us": 1e6 * statistics.median(pd), "sdekit_plan_min_us": 1e6 * min(pd),
+               "sdekit_kernel_us": 1e6 * statistics.median(sk), "sdekit_plan_kernel_us": 1e6 * statistics.median(pk),
+               "sdekit_python_us": 1e6 * statistics.median(a - b for a, b in zip(sd, sk)),
+               "sdekit_plan_python_us": 1e6 * statistics.median(a - b for a, b in zip(pd, pk)),
                "hand_us": 1e6 * statistics.median(hd), "hand_min_us": 1e6 * min(hd)}
         for impl in PEER_IMPLS if PEERS is not None and PEERS.available else ():
             if impl != "jax_scan" and not PEERS.has_diffrax:

@@ -17,7 +17,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RATIO_COLUMNS = ("sdekit/hand", "sdekit/floor", "sdekit/floor_interleaved", "sdekit/jax", "sdekit/diffrax_unsafe",
                  "sdekit/diffrax_vbt", "sdekit/torchsde", "sdekit/numpy(T=1)")
-OVERHEAD_IMPLS = (("sdekit_us", "simulate"), ("sdekit_plan_us", "plan"), ("hand_us", "hand kernel"),
+OVERHEAD_IMPLS = (("sdekit_us", "simulate"), ("sdekit_python_us", "simulate: Python share"),
+                  ("sdekit_plan_us", "plan"), ("sdekit_plan_python_us", "plan: Python share"),
+                  ("sdekit_plan_kernel_us", "plan: kernel call"), ("hand_us", "hand kernel"),
                   ("jax_scan_us", "JAX scan"), ("diffrax_unsafe_us", "diffrax unsafe"),
                   ("diffrax_vbt_us", "diffrax VBT"))
 

@@ -162,3 +162,20 @@ GBM2 = {c: sdekit.SDE(gbm2_drift, gbm2_diffusion, dim=1, noise="commutative", br
 NONCOMM = {c: sdekit.SDE(noncomm_drift, noncomm_diffusion, dim=2, noise="general", brownian_dim=2, calculus=c,
                          name=f"noncomm_{c}") for c in ("ito", "stratonovich")}
 NONCOMM_X0 = [0.3, -0.2]
+
+
+# Brownian motion dX = dW in 1-D (scalar noise), read by tests that need a solve's Brownian increments
+# (tests/test_stiff.py, tests/test_torch_stratonovich_milstein.py): one problem, so its kernel compiles once per run
+
+
+def zero_array_drift(x, t, p):
+    """f = 0, an array of x's shape."""
+    return 0.0 * x
+
+
+def unit_array_noise(x, t, p):
+    """g = 1, an array of x's shape."""
+    return 1.0 + 0.0 * x
+
+
+BROWNIAN_1D = sdekit.SDE(zero_array_drift, unit_array_noise, 1, noise="scalar", name="bm")

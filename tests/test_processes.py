@@ -6,7 +6,6 @@ coordinates + moment chi-square, Bonferroni inside) or a z-test at |z| < 5.33 (t
 test also runs a planted bug (noise scaled by sqrt(2), or a sign flip) and asserts failure.
 """
 
-import numba as nb
 import numpy as np
 import pytest
 import scipy.linalg as sla
@@ -23,6 +22,7 @@ from sdekit.processes import (
 )
 from sdekit.processes.ou import ou_drift
 from sdekit.targets import Gaussian
+from sdekit.validate.power import ou_diffusion_sqrt2  # planted bug B sqrt(2), shared with the power table's kernels
 from sdekit.validate.stats import gaussian_law_tests
 
 ALPHA = 1e-6
@@ -31,11 +31,6 @@ Z_MAX = 5.33  # two-sided normal quantile at 1e-7
 
 def passes(results) -> bool:
     return all(r.passed for r in results)
-
-
-@nb.njit
-def ou_diffusion_sqrt2(x, t, p):
-    return 1.4142135623730951 * p[1]
 
 
 @st.composite

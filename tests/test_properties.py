@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 import sdekit
 from sdekit.processes import OrnsteinUhlenbeck, overdamped_langevin
 from sdekit.targets import Gaussian, GaussianMixture
-from sdekit.targets.gaussian import gaussian_score
 from sdekit.testing import (
     STATISTICAL,
     StatisticalAssertionError,
@@ -35,6 +34,7 @@ from sdekit.testing import (
 )
 from sdekit.validate.fokker_planck import fokker_planck_chi2_test
 from sdekit.validate.order import fit_order, gbm_problem, strong_errors
+from sdekit.validate.power import gaussian_score_flipped, langevin_noise, langevin_noise_half
 from sdekit.validate.stationarity import ula_law
 
 N = 5000
@@ -88,18 +88,6 @@ def test_ou_transition_law_is_reached_by_sra1(ab, seed):
     assert_law(sol.final, Gaussian(mean, cov), tests=("ks", "cvm", "moments"), name="SRA1 on OU")
 
 
-@nb.njit
-def _noise_sqrt1(x, t, p):
-    """Planted bug: Langevin noise sqrt(h) instead of sqrt(2h)."""
-    return 1.0
-
-
-@nb.njit
-def _flipped_gaussian_score(x, t, p):
-    """Planted bug: drift +Sigma^{-1}(x - mu) (sign flipped)."""
-    return -1.0 * gaussian_score(x, t, p)
-
-
 @pytest.mark.parametrize("bug", ["noise/sqrt2", "sign"])
 @settings(STATISTICAL, max_examples=4)
 @given(target=gaussian_targets(min_dim=1, max_dim=3), frac=step_fractions(0.1, 0.5), seed=seeds())
@@ -108,11 +96,12 @@ def test_properties_catch_planted_bugs(bug, target, frac, seed):
     """The ULA stationarity property rejects a sampler with noise off by sqrt(2) or a flipped drift sign,
     on every drawn target (p far below 1e-6: the bug moves the law by many standard errors)."""
     h = stable_step(target, frac)
-    sde = overdamped_langevin(target.dim, target=target)
+    # the power table's planted bugs (sdekit.validate.power; the same functions, so their kernels compile once per
+    # test run): Langevin noise sqrt(h) instead of sqrt(2h), or the drift +Sigma^{-1}(x - mu) with sqrt(2) noise
     if bug == "noise/sqrt2":
-        buggy = sdekit.SDE(target.score_fn, _noise_sqrt1, dim=target.dim, noise="additive", params=target.params)
+        buggy = sdekit.SDE(target.score_fn, langevin_noise_half, dim=target.dim, noise="additive", params=target.params)
     else:
-        buggy = sdekit.SDE(_flipped_gaussian_score, sde.diffusion, dim=target.dim, noise="additive",
+        buggy = sdekit.SDE(gaussian_score_flipped, langevin_noise, dim=target.dim, noise="additive",
                            params=target.params)
     with pytest.raises(StatisticalAssertionError):
         assert_stationary(buggy, target, h=h, steps=20, n_paths=N, seed=seed, scheme_law=ula_law(target, h, 20),

@@ -5,9 +5,6 @@ bridged from the step's own draws (`sdekit.backends.save_bridge`); the step grid
 every grid time are those of the solve without the save. `simulate(..., save_brownian=True)` returns W at the saves.
 """
 
-import sys
-from pathlib import Path
-
 import numba as nb
 import numpy as np
 import pytest
@@ -19,10 +16,8 @@ from sdekit.errors import SDEKitError
 from sdekit.grid import fixed_grid
 from sdekit.noise.streams import STREAM_BROWNIAN, path_normals
 from sdekit.validate.budget import BUDGET
-
-sys.path.insert(0, str(Path(__file__).parent))
-from problems import ADDITIVE, DIAGONAL, DIAGONAL_STRAT, GENERAL, coupled_drift  # noqa: E402
-from save_times_pinned import PINNED  # noqa: E402
+from tests.problems import ADDITIVE, DIAGONAL, DIAGONAL_STRAT, GENERAL, coupled_drift
+from tests.save_times_pinned import PINNED
 
 ODE3 = sdekit.ODE(coupled_drift, dim=3, params=[1.0, 0.5, 0.4])
 PROBLEMS = {"DIAGONAL": DIAGONAL, "ADDITIVE": ADDITIVE, "DIAGONAL_STRAT": DIAGONAL_STRAT, "ODE3": ODE3}

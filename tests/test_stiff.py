@@ -16,6 +16,7 @@ from numpy.polynomial import chebyshev
 import sdekit
 from sdekit.solvers import SDE_SOLVERS, register, skrock_method, theta_method
 from sdekit.solvers.stiff import chebyshev_stability_length, skrock_omegas, skrock_stages
+from tests.problems import BROWNIAN_1D
 
 Z_ALARM = 5.3
 N = 20000
@@ -36,10 +37,6 @@ def zero_diffusion(x, t, p):
 
 def zero_drift(x, t, p):
     return 0.0 * x
-
-
-def unit_diffusion(x, t, p):
-    return 1.0 + 0.0 * x
 
 
 def diag_drift(x, t, p):
@@ -207,7 +204,7 @@ def _skrock_one_step_coefficients(name: str, lam: float, mu: float, h: float) ->
     """(A, B) with X_1 = A X_0 + B μ X_0 ΔW for one step of ``name`` on dX = λX dt + μX dW (the step is affine in
     ΔW): read off two paths, their ΔW from Euler–Maruyama on dX = dW with the same seed."""
     sde = sdekit.SDE(lin_drift, lin_diffusion, 1, noise="scalar", params=np.array([lam, mu]), name="lin")
-    bm = sdekit.SDE(zero_drift, unit_diffusion, 1, noise="scalar", name="bm")
+    bm = BROWNIAN_1D  # dX = dW, scalar noise
     kw = dict(x0=1.0, t=(0.0, h), steps=1, n_paths=2, seed=1)
     x1 = sdekit.simulate(sde, solver=name, **kw).ys[-1, :, 0]
     dw = sdekit.simulate(bm, solver="euler_maruyama", **kw).ys[-1, :, 0] - 1.0

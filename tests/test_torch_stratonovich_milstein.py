@@ -15,6 +15,7 @@ import pytest
 
 import sdekit
 from sdekit.math import sqrt
+from tests.problems import BROWNIAN_1D
 
 torch = pytest.importorskip("torch")
 
@@ -29,16 +30,8 @@ def sinh_noise(x, t, p):
     return p[1] * sqrt(1.0 + x * x)
 
 
-def brownian_drift(x, t, p):
-    return 0.0 * x
-
-
-def unit_noise(x, t, p):
-    return 1.0 + 0.0 * x
-
-
 SINH = sdekit.SDE(sinh_drift, sinh_noise, 1, noise="scalar", calculus="stratonovich", params=np.array([0.5, 1.0]))
-W = sdekit.SDE(brownian_drift, unit_noise, 1, noise="scalar")
+W = BROWNIAN_1D  # dX = dW, scalar noise: W_T of the same seed
 
 
 def rms_error(steps: int, backend: str) -> float:

@@ -19,27 +19,18 @@ from sdekit.processes.ou import ou_diffusion, ou_drift
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.targets.mixture import mixture_score
 from sdekit.validate import closed_form
+from sdekit.validate.power import langevin_noise_half, ou_diffusion_sqrt2, ou_drift_flipped
 from sdekit.validate.stats import gaussian_law_tests, moment_chi2
 
 N, SEED, ALPHA = 20_000, 2026, 1e-6
+# Planted bugs shared with the power table (sdekit.validate.power: the same functions, so their kernels compile once
+# per test run): B scaled by sqrt(2), +A x instead of -A x, sqrt(h) Langevin noise instead of sqrt(2h).
 
 
 @pytest.mark.parametrize("name", sorted(closed_form.CHECKS))
 def test_every_builtin_check_passes(name):
     report = closed_form.CHECKS[name].run(N, SEED, ALPHA)
     assert report.results and report.passed, report.to_text()
-
-
-@nb.njit
-def ou_diffusion_sqrt2(x, t, p):
-    """Planted bug: B scaled by sqrt(2)."""
-    return 1.4142135623730951 * p[1]
-
-
-@nb.njit
-def ou_drift_flipped(x, t, p):
-    """Planted bug: +A x instead of -A x."""
-    return -1.0 * ou_drift(x, t, p)
 
 
 @pytest.mark.parametrize("drift, diffusion", [(ou_drift, ou_diffusion_sqrt2), (ou_drift_flipped, ou_diffusion)])
@@ -115,12 +106,6 @@ def test_cli_prints_table_writes_report_and_returns_status(capsys, tmp_path):
 
 
 @nb.njit
-def halved_langevin_noise(x, t, p):
-    """Planted bug: sqrt(h) noise instead of sqrt(2h) (the tutorials' half-drift convention mixed in)."""
-    return 1.0
-
-
-@nb.njit
 def flipped_mixture_score(x, t, p):
     """Planted bug: -grad log pi."""
     return -1.0 * mixture_score(x, t, p)
@@ -129,8 +114,8 @@ def flipped_mixture_score(x, t, p):
 def test_langevin_checks_catch_planted_bugs():
 
     gauss = Gaussian(np.array([1.0, -1.0]), np.array([[1.0, 0.3], [0.3, 0.5]]))
-    bad = sdekit.SDE(gauss.score_fn, halved_langevin_noise, dim=2, noise="additive", params=gauss.params)
+    bad = sdekit.SDE(gauss.score_fn, langevin_noise_half, dim=2, noise="additive", params=gauss.params)
     assert not closed_form.check_langevin_gaussian(N, SEED, ALPHA, sde=bad).passed
     mix = GaussianMixture(**closed_form.MIXTURE_2D)
-    flipped = sdekit.SDE(flipped_mixture_score, halved_langevin_noise, dim=2, noise="additive", params=mix.params)
+    flipped = sdekit.SDE(flipped_mixture_score, langevin_noise_half, dim=2, noise="additive", params=mix.params)
     assert not closed_form.check_langevin_mixture(N, SEED, ALPHA, sde=flipped).passed

@@ -25,6 +25,16 @@ def sqrt2_diffusion(x, t, p):
     return 2**0.5
 
 
+def ou_drift_scalar(x, t, p):
+    """The OU drift in sdekit's per-path scalar form (form="scalar": x is one path's float state)."""
+    return -p[0] * x
+
+
+def sqrt2_scalar(x, t, p):
+    """The constant noise sqrt(2) in the per-path scalar form."""
+    return 2**0.5
+
+
 def gmm_score(x, t, p):
     """Score of sum_k w_k N(mu_k, Sigma_k): -sum_k r_k(x) P_k (x - mu_k), r the responsibilities."""
     means, precs, log_norm, log_w = p

@@ -43,7 +43,14 @@ from typing import Any  # noqa: E402
 
 import numba as nb  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_problems import gmm_score, make_gmm, ou_drift, sqrt2_diffusion  # noqa: E402
+from bench_problems import (  # noqa: E402
+    gmm_score,
+    make_gmm,
+    ou_drift,
+    ou_drift_scalar,
+    sqrt2_diffusion,
+    sqrt2_scalar,
+)
 from bench_timing import busy_jiffies, interleaved_repeats  # noqa: E402
 from jax_peer import JaxPeers  # noqa: E402
 from roofline import gemm_rate, gmm_langevin_flops, mixture_pf_rk4_flops  # noqa: E402
@@ -76,6 +83,7 @@ IMPLS = {
     "sdekit_f32": "sdekit.simulate, Numba backend, dtype='float32' (stats.run_seconds)",
     "sdekit_f32n": "sdekit.simulate, Numba backend, dtype='float32' and noise_dtype='float32' (float32 normals)",
     "sdekit_builtin": "sdekit.simulate on the built-in GaussianMixture score (matrix products by row blocks), float64",
+    "sdekit_path": "sdekit.simulate, OU written in the per-path scalar form (form='scalar': f(x, t, p) -> float)",
     "hand": "hand-written Numba kernel, float64, sdekit's per-path generator (prange / plain loop)",
     "floor": "noise floor: only the normals, sdekit's generator, same threads",
     "numpy": "NumPy vectorised loop, float64, Generator.standard_normal per step (1 thread)",
@@ -87,7 +95,7 @@ IMPLS = {
     "diffrax_vbt": "diffrax.diffeqsolve, Euler, VirtualBrownianTree(tol=dt), fixed dt, vmapped, jitted, float64",
 }
 PEER_IMPLS = ("jax_scan", "diffrax_unsafe", "diffrax_vbt")
-COLORS = {"sdekit": "C0", "sdekit_builtin": "navy", "sdekit_f32n": "teal",
+COLORS = {"sdekit": "C0", "sdekit_builtin": "navy", "sdekit_f32n": "teal", "sdekit_path": "tab:olive",
           "sdekit_f32": "C9", "hand": "C1", "floor": "C7", "numpy": "C2",
           "torch_f32": "C3", "torch_f64": "C4", "torchsde_f64": "C5", "jax_scan": "C6", "diffrax_unsafe": "C8",
           "diffrax_vbt": "k"}
@@ -264,6 +272,14 @@ class Problem:
         return np.zeros(self.dim) if self.x0 is None else self.x0[:n]
 
     @property
+    def path_sde(self) -> Any:
+        """OU written in the per-path scalar form (the same equation and numbers as ``sde``), for the ou key."""
+        if not hasattr(self, "_path"):
+            self._path = sdekit.SDE(drift=ou_drift_scalar, diffusion=sqrt2_scalar, noise="additive", dim=1,
+                                    params=self.params, name="ou_path", form="scalar")
+        return self._path
+
+    @property
     def builtin_sde(self) -> Any:
         """The Langevin problem on sdekit's own GaussianMixture score (same mixture, same law), for the gmm keys."""
         if not hasattr(self, "_builtin"):
@@ -295,6 +311,15 @@ def run_sdekit_f32(prob: Problem, n: int, steps: int, threads: int) -> Run:
 
 def run_sdekit_f32n(prob: Problem, n: int, steps: int, threads: int) -> Run:
     return run_sdekit(prob, n, steps, threads, dtype="float32", noise_dtype="float32")
+
+
+def run_sdekit_path(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    t0 = time.perf_counter()
+    sol = sdekit.simulate(prob.path_sde, x0=prob.start(n), t=(prob.t0, prob.t0 + steps * prob.h), steps=steps,
+                          n_paths=n, seed=SEED, threads=threads)
+    wall = time.perf_counter() - t0
+    return Run(sol.stats.run_seconds, wall, sol.final,
+               {"compile_seconds": sol.stats.compile_seconds, "threads_used": sol.stats.threads})
 
 
 def run_sdekit_builtin(prob: Problem, n: int, steps: int, threads: int) -> Run:
@@ -450,6 +475,7 @@ def run_torchsde(prob: Problem, n: int, steps: int, threads: int) -> Run:
 
 RUNNERS: dict[str, Callable[..., Run]] = {"sdekit": run_sdekit, "sdekit_f32": run_sdekit_f32,
                                           "sdekit_f32n": run_sdekit_f32n, "sdekit_builtin": run_sdekit_builtin,
+                                          "sdekit_path": run_sdekit_path,
                                           "hand": run_hand,
                                           "floor": run_floor, "numpy": run_numpy, "torch_f32": run_torch_f32,
                                           "torch_f64": run_torch_f64, "torchsde_f64": run_torchsde,
@@ -704,6 +730,7 @@ def plan(quick: bool, peers: list[str]) -> list[tuple[str, int, int, list[str]]]
     for key in ("ou", "gmm"):
         for n in ns:
             extra = (["sdekit_f32", "sdekit_f32n"] if key == "ou" and n >= 10**4 else []) + \
+                (["sdekit_path"] if key == "ou" else []) + \
                 (["sdekit_builtin"] if key == "gmm" else [])
             with_peers = peers if not quick or (key == "ou" and n == 100) else []
             groups.append((key, n, 1, impls + extra + with_peers))
@@ -730,7 +757,7 @@ def ratios(results: list[dict], metric: str = "path_steps_per_s") -> list[dict]:
     thr = {(r["problem"], r["n_paths"], r["impl"], r["threads"]): r[metric] for r in results if r["status"] == "ok"}
     out = []
     for (key, n, impl, t), v in sorted(thr.items()):
-        if impl not in ("sdekit", "sdekit_builtin"):
+        if impl not in ("sdekit", "sdekit_builtin", "sdekit_path"):
             continue
         row: dict[str, Any] = {"problem": key if impl == "sdekit" else f"{key}*", "n_paths": n, "threads": t,
                                "of": impl}
@@ -872,17 +899,27 @@ def call_overheads(probs: list[Problem], reps: int = 21) -> dict:
         if prob.key not in ("ou", "gmm"):
             continue
         for steps in (1, STEPS):
-            sd = [run_sdekit(prob, 1, steps, 1) for _ in range(reps)]
-            hd = [run_hand(prob, 1, steps, 1) for _ in range(reps)]
+            sd, hd, pd = [], [], []
+            for _ in range(reps):  # interleaved
+                sd.append(run_sdekit(prob, 1, steps, 1))
+                hd.append(run_hand(prob, 1, steps, 1))
+                if prob.key == "ou":
+                    pd.append(run_sdekit_path(prob, 1, steps, 1))
             out[f"{prob.key}_steps{steps}"] = {
                 "sdekit_simulate_wall_s": statistics.median(r.wall_s for r in sd),
                 "sdekit_run_seconds": statistics.median(r.kernel_s for r in sd),
                 "sdekit_compile_seconds_warm": statistics.median(r.extra["compile_seconds"] for r in sd),
                 "hand_s": statistics.median(r.kernel_s for r in hd)}
+            if pd:
+                out[f"{prob.key}_steps{steps}"]["sdekit_path_run_seconds"] = statistics.median(r.kernel_s for r in pd)
         one, full = out[f"{prob.key}_steps1"], out[f"{prob.key}_steps{STEPS}"]
         out[f"{prob.key}_per_step_N1"] = {
             "sdekit_s": (full["sdekit_run_seconds"] - one["sdekit_run_seconds"]) / (STEPS - 1),
             "hand_s": (full["hand_s"] - one["hand_s"]) / (STEPS - 1)}
+        if "sdekit_path_run_seconds" in full:
+            out[f"{prob.key}_path_per_step_N1"] = {
+                "sdekit_s": (full["sdekit_path_run_seconds"] - one["sdekit_path_run_seconds"]) / (STEPS - 1),
+                "hand_s": out[f"{prob.key}_per_step_N1"]["hand_s"], "form": "scalar"}
     return out
 
 
@@ -897,9 +934,12 @@ def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> di
         if prob.key not in ("ou", "gmm"):
             continue
         x0s = rng.standard_normal((calls, prob.dim))
-        sd, pd, hd, sk, pk = [], [], [], [], []
+        sd, pd, hd, sk, pk, qd, qk = [], [], [], [], [], [], []
         kern, _ = _hand_variant(prob.key, 1, 1)
         planned = sdekit.plan(prob.sde, x0s[0], (0.0, steps * DT), steps=steps, n_paths=1, threads=1)
+        # OU: a plan of the same solve with the functions in the per-path scalar form
+        planned_path = sdekit.plan(prob.path_sde, x0s[0], (0.0, steps * DT), steps=steps, n_paths=1,
+                                   threads=1) if prob.key == "ou" else None
         extra = (float(prob.params[0]),) if prob.key == "ou" else tuple(prob.params)
         for i in range(calls + 5):  # interleaved; the first 5 calls warm up
             t0 = time.perf_counter()
@@ -911,6 +951,11 @@ def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> di
             t2 = time.perf_counter()
             psol = planned(x0s[i % calls], seed=SEED + i)
             t3 = time.perf_counter()
+            qsol = planned_path(x0s[i % calls], seed=SEED + i) if planned_path is not None else None
+            t4 = time.perf_counter()
+            if qsol is not None and i >= 5:
+                qd.append(t4 - t3)
+                qk.append(qsol.stats.run_seconds)
             if i >= 5:
                 sd.append(t1 - t0)
                 hd.append(t2 - t1)
@@ -924,6 +969,9 @@ def small_run_overheads(probs: list[Problem], calls: int, steps: int = 10) -> di
                "sdekit_python_us": 1e6 * statistics.median(a - b for a, b in zip(sd, sk)),
                "sdekit_plan_python_us": 1e6 * statistics.median(a - b for a, b in zip(pd, pk)),
                "hand_us": 1e6 * statistics.median(hd), "hand_min_us": 1e6 * min(hd)}
+        if qd:
+            rec.update(sdekit_plan_path_us=1e6 * statistics.median(qd),
+                       sdekit_plan_path_kernel_us=1e6 * statistics.median(qk))
         for impl in PEER_IMPLS if PEERS is not None and PEERS.available else ():
             if impl != "jax_scan" and not PEERS.has_diffrax:
                 continue

@@ -19,9 +19,12 @@ RATIO_COLUMNS = ("sdekit/hand", "sdekit/floor", "sdekit/floor_interleaved", "sde
                  "sdekit/diffrax_vbt", "sdekit/torchsde", "sdekit/numpy(T=1)")
 OVERHEAD_IMPLS = (("sdekit_us", "simulate"), ("sdekit_python_us", "simulate: Python share"),
                   ("sdekit_plan_us", "plan"), ("sdekit_plan_python_us", "plan: Python share"),
-                  ("sdekit_plan_kernel_us", "plan: kernel call"), ("hand_us", "hand kernel"),
+                  ("sdekit_plan_kernel_us", "plan: kernel call"), ("sdekit_plan_path_us", "plan, per-path form"),
+                  ("hand_us", "hand kernel"),
                   ("jax_scan_us", "JAX scan"), ("diffrax_unsafe_us", "diffrax unsafe"),
                   ("diffrax_vbt_us", "diffrax VBT"))
+
+VARIANT_NAMES = {"sdekit_builtin": " (built-in score)", "sdekit_path": " (per-path form)"}
 
 
 def _rate(v: float) -> str:
@@ -45,7 +48,7 @@ def throughput_table(doc: dict) -> list[str]:
         rec = by.get((key, r["n_paths"], r["threads"], impl))
         if rec is None:
             continue
-        name = key + (" (built-in score)" if impl == "sdekit_builtin" else "")
+        name = key + VARIANT_NAMES.get(impl, "")
         star = "*" if rec.get("other_cores_busy") and rec["other_cores_busy"] > 0.3 else ""
         steps = f" [{rec['steps_run']} steps]" if rec.get("reduced_steps") else ""
         rate = _rate(rec["path_steps_per_s"]) + star + steps
@@ -61,7 +64,7 @@ def cpu_table(doc: dict) -> list[str]:
     for r in doc.get("ratios_cpu", []):
         if r.get("threads") != 1 or "T2/T1" in r or not any(c in r for c in cols[1:3]):
             continue
-        name = r["problem"].rstrip("*") + (" (built-in score)" if r.get("of") == "sdekit_builtin" else "")
+        name = r["problem"].rstrip("*") + VARIANT_NAMES.get(r.get("of", "sdekit"), "")
         lines.append(f"| {name} | {r['n_paths']:.0e} | " + " | ".join(_num(r.get(c)) for c in cols) + " |")
     return lines
 
@@ -77,7 +80,8 @@ def overhead_table(doc: dict) -> list[str]:
         lines += ["", "| problem | sdekit ns per step at N = 1 | hand kernel ns per step | hand / sdekit |",
                   "|---|---:|---:|---:|"]
         for key, v in per_step:
-            lines.append(f"| {key.split('_')[0]} | {v['sdekit_s'] * 1e9:.3g} | {v['hand_s'] * 1e9:.3g} | "
+            name = key.split("_")[0] + (f" ({v['form']} form)" if "form" in v else "")
+            lines.append(f"| {name} | {v['sdekit_s'] * 1e9:.3g} | {v['hand_s'] * 1e9:.3g} | "
                          f"{v['hand_s'] / v['sdekit_s']:.2f} |")
     return lines
 

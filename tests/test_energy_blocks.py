@@ -1,16 +1,16 @@
 """AIS / SMC particle energies of the built-in targets by matrix products over fixed row blocks
 (`sdekit.evidence.energies`): the per-point ``energy_fn`` up to reassociated sums, the same numbers for a row
-whatever the batch around it, and unchanged below BLAS_MIN_DIM."""
+whatever the batch around it, and unchanged below ENERGY_BLOCK_MIN_DIM."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sdekit.evidence.energies import ENERGY_BLOCK_ROWS, as_batch_energy
+from sdekit.evidence.energies import ENERGY_BLOCK_MIN_DIM, ENERGY_BLOCK_ROWS, as_batch_energy
 from sdekit.targets import Gaussian, GaussianMixture
 from sdekit.targets.energy import energy_and_grad
-from sdekit.targets.row_blocks import BLAS_MIN_DIM, BLOCK_ROWS
+from sdekit.targets.row_blocks import BLOCK_ROWS
 
 
 def _mixture(d: int) -> GaussianMixture:
@@ -29,7 +29,7 @@ def test_blocks_are_whole_multiples_of_the_matrix_product_rows() -> None:
     assert ENERGY_BLOCK_ROWS % BLOCK_ROWS == 0
 
 
-@pytest.mark.parametrize("d", [BLAS_MIN_DIM + 2, 16])
+@pytest.mark.parametrize("d", [ENERGY_BLOCK_MIN_DIM + 2, 16])
 def test_blocked_energies_equal_the_per_point_energy_up_to_rounding(d: int) -> None:
     x = np.random.default_rng(1).standard_normal((2 * ENERGY_BLOCK_ROWS + 11, d)) * 2.0
     for target in _targets(d):
@@ -43,7 +43,7 @@ def test_blocked_energies_equal_the_per_point_energy_up_to_rounding(d: int) -> N
 
 
 def test_a_rows_numbers_do_not_depend_on_the_batch_around_it() -> None:
-    d = 9
+    d = ENERGY_BLOCK_MIN_DIM + 1
     x = np.random.default_rng(2).standard_normal((ENERGY_BLOCK_ROWS + 13, d))
     for target in _targets(d):
         energy = as_batch_energy(target)
@@ -56,7 +56,7 @@ def test_a_rows_numbers_do_not_depend_on_the_batch_around_it() -> None:
 
 
 def test_below_the_blas_dimension_the_energies_are_the_per_point_ones_bit_for_bit() -> None:
-    d = BLAS_MIN_DIM - 1
+    d = ENERGY_BLOCK_MIN_DIM - 1
     x = np.random.default_rng(3).standard_normal((37, d))
     for target in _targets(d):
         u, g = as_batch_energy(target)(x)

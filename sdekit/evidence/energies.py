@@ -41,7 +41,7 @@ batch_energy_kernel = nb.njit(parallel=True)(_batch_energy)
 
 ENERGY_BLOCK_ROWS = 64  # rows per call of a target's batch energy: a multiple of row_blocks.BLOCK_ROWS
 # below this dimension the row loop is as fast or faster (benchmarks/particle_energies.py: the Gaussian's blocked
-# energies ran 0.46x the row loop at d = 4 and 0.98x at d = 8, the mixture's 0.95x at d = 4 and 1.85x at d = 8)
+# energies ran 0.45x the row loop at d = 4 and 0.99x at d = 8, the mixture's 0.92x at d = 4 and 1.78x at d = 8)
 ENERGY_BLOCK_MIN_DIM = 8
 
 

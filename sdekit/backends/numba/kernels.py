@@ -3,7 +3,8 @@
 Paths are split into chunks of `chunk` rows; each chunk (one thread at a time) copies its
 state into a local C-contiguous array, runs every step of the grid segment, and writes
 saves and the final state back. Nothing is allocated per step except what the user's
-functions return (one array per call, amortised over the chunk). Kernels are serial and
+batch functions return (one array per call, amortised over the chunk); per-path functions
+(`evaluate`) write into buffers allocated once per chunk. Kernels are serial and
 release the GIL; the runner splits chunks (or paths) between Python threads, so threads
 never change results, compile once, and small problems run on the calling thread.
 """
@@ -15,6 +16,7 @@ import math
 import numba as nb
 import numpy as np
 
+from sdekit.backends.numba.evaluate import F_SITES, G_SITES, path_buffers
 from sdekit.noise.levy_area import AUX_LEVY_AREA, draw_area_increments
 from sdekit.noise.streams import next_normal_row, seed_stream
 from sdekit.noise.streams32 import draw_block32
@@ -214,6 +216,8 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
             for i in range(d):
                 x[r, i] = 0.0 if dead[start + r] else xs[start + r, i]
         work = np.empty((n_work, nc, d), dtype=xs.dtype)
+        fbuf = path_buffers(f, F_SITES, x, mm)  # per-path functions' values (`evaluate`); empty for batch ones
+        gbuf = path_buffers(g, G_SITES, x, mm)
         for q in range(carry.shape[0]):
             for r in range(nc):
                 for i in range(d):
@@ -294,7 +298,7 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                     hh = save_offsets[s_idx]
                     dwu = dwp
                     dzu = dzp
-                step(f, g, gdw, x, t, hh, dwu, dzu, p, work, tab)
+                step(f, g, gdw, x, t, hh, dwu, dzu, p, work, tab, fbuf, gbuf)
                 bad = first_nonfinite(x, dead, start, mask)
                 if last or bad >= 0:
                     break

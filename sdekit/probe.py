@@ -277,6 +277,6 @@ def _check_row_function(py: Any, role: str, form: str, shape: tuple, x: np.ndarr
         if not np.array_equal(row, x[r]):
             raise SDEKitError(f"{role} (form={form!r}) writes into its input x; write only into out")
         if form == "path" and np.isnan(out).any():
-            missing = [int(i) if len(shape) == 1 else tuple(int(v) for v in i) for i in np.argwhere(np.isnan(out))]
-            raise SDEKitError(f"{role} (form='path') left out{list(missing[0]) if len(shape) > 1 else [missing[0]]} "
-                              f"unwritten (or NaN) at x0: it must write every entry of out, shape {shape}")
+            first = ", ".join(str(int(v)) for v in np.argwhere(np.isnan(out))[0])
+            raise SDEKitError(f"{role} (form='path') left out[{first}] unwritten (or NaN) at x0: it must write every "
+                              f"entry of out, shape {shape}")

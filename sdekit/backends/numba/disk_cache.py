@@ -94,7 +94,7 @@ def _fixed_source(step: Any, pointers: bool = False) -> str:
     fg = "f, g, " if pointers else ""
     step_src = _body(step, f"def {name}(f, g, gdw, x,", f"def step({fg}x,")
     kernel_src = _body(kernels.fixed_step, "def fixed_step(step, f, g, gdw, xs,", f"def kernel({fg}xs,",
-                       ("step(f, g, gdw, x, t,", f"step({fg}x, t,"))
+                       ("step(f, g, gdw, ", f"step({fg}"))
     return f"\n\n@nb.njit(cache=True)\n{step_src}\n\n@nb.njit(cache=True, nogil=True)\n{kernel_src}"
 
 

@@ -30,7 +30,8 @@ import numpy as np
 from numba.core import types
 from numba.core.imputils import lower_constant
 from numba.core.typing.typeof import typeof_impl
-from numba.extending import NativeValue, models, overload, register_model, unbox
+from numba.extending import NativeValue, intrinsic, models, overload, register_model, unbox
+from numba.np.arrayobj import populate_array
 
 F_SITES = 4  # drift / field call sites per step (SK-ROCK: f(x), f(x + v), f(K_0 + ...), f(K_{j-1}))
 G_SITES = 3  # diffusion call sites per step (Milstein: g(x), g(x_+), g(x_-))
@@ -112,6 +113,39 @@ def _marker(f: Any) -> tuple[type | None, Any]:
             raise TypeError(f"a per-path function must be a Numba dispatcher; got {f.fn_type}")
         return f.marker, f.fn_type.dispatcher
     return None, None
+
+
+def _strip(context: Any, builder: Any, ty: Any, val: Any) -> Any:
+    """val with the meminfo of every array in it (an array, or tuples of them, nested) set to null."""
+    if isinstance(ty, types.Array):
+        arr = context.make_array(ty)(context, builder, val)
+        view = context.make_array(ty)(context, builder)
+        populate_array(view, data=arr.data, shape=arr.shape, strides=arr.strides, itemsize=arr.itemsize,
+                       meminfo=None)
+        return view._getvalue()
+    if isinstance(ty, types.BaseTuple):
+        for i, elem in enumerate(ty):
+            if _holds_arrays(elem):
+                part = _strip(context, builder, elem, builder.extract_value(val, i))
+                val = builder.insert_value(val, part, i)
+    return val
+
+
+def _holds_arrays(ty: Any) -> bool:
+    return isinstance(ty, types.Array) or (isinstance(ty, types.BaseTuple) and any(_holds_arrays(e) for e in ty))
+
+
+@intrinsic
+def unmanaged(typingctx, a):
+    """a (an array, a tuple of arrays, or anything else, returned as it is) without reference counts (the same data,
+    shapes and strides; null meminfos): arguments handed to a step this way cost no atomic reference counting on
+    its entry and exit, which at one path cost more than the step. The value must not outlive a: the kernel passes
+    it to one call on arrays it holds itself."""
+
+    def codegen(context, builder, sig, args):
+        return _strip(context, builder, sig.args[0], args[0])
+
+    return a(a), codegen
 
 
 def evaluate(f, site, x, t, p, buf):

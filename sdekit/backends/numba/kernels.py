@@ -16,7 +16,7 @@ import math
 import numba as nb
 import numpy as np
 
-from sdekit.backends.numba.evaluate import F_SITES, G_SITES, path_buffers
+from sdekit.backends.numba.evaluate import F_SITES, G_SITES, path_buffers, unmanaged
 from sdekit.noise.levy_area import AUX_LEVY_AREA, draw_area_increments
 from sdekit.noise.streams import next_normal_row, seed_stream
 from sdekit.noise.streams32 import draw_block32
@@ -249,9 +249,9 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                 save_steps[s_idx] == k_start and save_offsets[s_idx] == 0.0 and k_start > 0)):
             s_idx += 1
         while s_idx < n_saves and save_steps[s_idx] == 0 and save_offsets[s_idx] == 0.0 and k_start == 0:
-            write_rows(out[s_idx], start, x, dead)
+            write_rows(unmanaged(out)[s_idx], start, x, dead)
             if keep_w:
-                write_rows(w_out[s_idx], start, wl, dead)
+                write_rows(unmanaged(w_out)[s_idx], start, wl, dead)
             s_idx += 1
         for k in range(k_start, k_stop):
             t = ts[k]
@@ -290,24 +290,27 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
             for j_sub in range(n_in + 1):
                 last = j_sub == n_in
                 hh = h
-                dwu = dw
-                dzu = dz
+                dwu = unmanaged(dw)
+                dzu = unmanaged(dz)
                 if not last:
                     bridge_increments(dw, dz, xi_q, zeta_q, abs(h) / substeps, bridge_coef[s_idx],
                                       bridge_z[bridge_row[s_idx]], start, nc, m, dwp, dzp)
                     hh = save_offsets[s_idx]
-                    dwu = dwp
-                    dzu = dzp
-                step(f, g, gdw, x, t, hh, dwu, dzu, p, work, tab, fbuf, gbuf)
-                bad = first_nonfinite(x, dead, start, mask)
+                    dwu = unmanaged(dwp)
+                    dzu = unmanaged(dzp)
+                # arrays handed on without reference counting (`evaluate.unmanaged`): at one path it cost more
+                # than the step
+                step(f, g, gdw, unmanaged(x), t, hh, dwu, dzu, unmanaged(p), unmanaged(work), unmanaged(tab),
+                     unmanaged(fbuf), unmanaged(gbuf))
+                bad = first_nonfinite(unmanaged(x), dead, start, mask)
                 if last or bad >= 0:
                     break
-                write_rows(out[s_idx], start, x, dead)
+                write_rows(unmanaged(out)[s_idx], start, x, dead)
                 if keep_w:
                     for r in range(nc):
                         for j in range(m):
                             wp[r, j] = wl[r, j] + dwp[r, j]
-                    write_rows(w_out[s_idx], start, wp, dead)
+                    write_rows(unmanaged(w_out)[s_idx], start, wp, dead)
                 s_idx += 1
                 copy_rows(x, x_kept)
                 for q in range(n_work):
@@ -321,9 +324,9 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                     for j in range(m):
                         wl[r, j] += dw[r, j]
             while s_idx < n_saves and save_steps[s_idx] == k + 1 and save_offsets[s_idx] == 0.0:
-                write_rows(out[s_idx], start, x, dead)
+                write_rows(unmanaged(out)[s_idx], start, x, dead)
                 if keep_w:
-                    write_rows(w_out[s_idx], start, wl, dead)
+                    write_rows(unmanaged(w_out)[s_idx], start, wl, dead)
                 s_idx += 1
         for r in range(nc):
             for i in range(d):

@@ -163,7 +163,7 @@ def evaluate(f, site, x, t, p, buf):
     return out
 
 
-@overload(evaluate)
+@overload(evaluate, inline="always")
 def _evaluate_impl(f, site, x, t, p, buf):
     kind, fn = _marker(f)
     if kind is None:

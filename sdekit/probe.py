@@ -161,6 +161,7 @@ def probe_problem(problem: Any, x0: np.ndarray, t0: float, params: Any) -> None:
     dim = problem.dim
     x = probe_batch(x0, dim)
     n = x.shape[0]
+    problem = probe_per_path(problem, x, t0, params)  # per-path functions checked; their batch equivalents below
     roles = ("drift", "diffusion") if isinstance(problem, SDE) else ("field",)
     outputs = {}
     for role in roles:
@@ -227,3 +228,55 @@ def check_drift_jacobian(problem: Any, x: np.ndarray, t0: float, params: Any, fx
         raise SDEKitError(f"drift_jacobian disagrees with the drift: at x0 row {b}, J[{i}, {j}] = {jac[b, i, j]:.6g} "
                           f"but central differences of the drift give df_{i}/dx_{j} ≈ {diff[b, i, j]:.6g}; check "
                           "J[b, i, j] = df_i/dx_j (row i: component of f, column j: component of x)")
+
+
+def probe_per_path(problem: Any, x: np.ndarray, t0: float, params: Any) -> Any:
+    """For form "path" / "scalar" (`sdekit.forms`): check each per-path function on the probe rows (its Python
+    source): the number of arguments, that it returns None (path) or a real scalar (scalar), writes every entry of
+    out and only out; return the problem with the row-by-row batch equivalents (`sdekit.forms.batch_view`), which
+    the batch checks then see. A batch problem is returned as it is."""
+    from sdekit.forms import batch_view, is_matrix, roles
+
+    form = getattr(problem, "form", "batch")
+    if form == "batch":
+        return problem
+    for role in roles(problem):
+        fn = getattr(problem, role)
+        shape = (problem.dim, problem.m) if is_matrix(problem, role) else (problem.dim,)
+        _check_row_function(getattr(fn, "py_func", fn), role, form, shape, x, t0, params)
+    return batch_view(problem)
+
+
+def _check_row_function(py: Any, role: str, form: str, shape: tuple, x: np.ndarray, t0: float, params: Any) -> None:
+    from sdekit.backends.numba.evaluate import n_arguments
+
+    want = "f(x, t, p, out) writing out" if form == "path" else "f(x, t, p) -> float"
+    arity = n_arguments(py)
+    if arity is not None and arity != (4 if form == "path" else 3):
+        raise SDEKitError(f"{role} has form={form!r}: expected {want}; got a function of {arity} arguments")
+    for r in range(x.shape[0]):
+        row = x[r].copy()
+        out = np.full(shape, np.nan, dtype=np.result_type(x.dtype, float))
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                ret = py(row, t0, params, out) if form == "path" else py(float(row[0]), t0, params)
+        except IndexError as exc:
+            raise SDEKitError(f"{role} (form={form!r}) reads or writes past the end of an array ({exc}): x and out "
+                              f"are one path's, x of shape {row.shape}, out of shape {shape}; "
+                              f"{_index_error(role, exc, params)}") from exc
+        except Exception as exc:
+            raise SDEKitError(f"{role} (form={form!r}, {want}) raised {type(exc).__name__} on one path x = "
+                              f"{row.tolist()}: {exc}") from exc
+        if form == "path" and ret is not None:
+            raise SDEKitError(f"{role} has form='path': it must write its value into out (shape {shape}) and return "
+                              f"None; it returned {type(ret).__name__}")
+        if form == "scalar" and (np.ndim(ret) != 0 or np.asarray(ret).dtype.kind not in "biuf"):
+            raise SDEKitError(f"{role} has form='scalar': it must return one real number for a float x; it returned "
+                              f"{type(ret).__name__} of shape {np.shape(ret)}")
+        if not np.array_equal(row, x[r]):
+            raise SDEKitError(f"{role} (form={form!r}) writes into its input x; write only into out")
+        if form == "path" and np.isnan(out).any():
+            first = ", ".join(str(int(v)) for v in np.argwhere(np.isnan(out))[0])
+            raise SDEKitError(f"{role} (form='path') left out[{first}] unwritten (or NaN) at x0: it must write every "
+                              f"entry of out, shape {shape}")

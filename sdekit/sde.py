@@ -1,12 +1,15 @@
 """The specification: an SDE (drift, diffusion, noise type, calculus) and an ODE (vector field).
 
-Pure description, no integration code. User functions have the batch signature
+Pure description, no integration code. User functions have the batch signature (form="batch", the default)
 
     f(x, t, p) -> array broadcastable to (n, dim)
 
 where x has shape (n, dim) (a batch of paths), t is a float and p the runtime parameters.
 The same function runs on the NumPy reference (n = all paths), inside Numba kernels
 (n = a chunk of paths) and on torch tensors (later backend). See README "Writing f and g".
+Or the per-path forms (`sdekit.forms`): form="path", f(x, t, p, out) with x one path's (dim,) state writing its
+value into out ((dim,), or (dim, m) for a matrix diffusion), and form="scalar" at dim 1, f(x, t, p) -> float with x
+a float; the Numba kernels evaluate them row by row into buffers of their own (nothing allocated per step).
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ from typing import Any
 import numpy as np
 
 from sdekit.errors import SDEKitError
+from sdekit.forms import FORMS, check_form
 from sdekit.params import normalize_params
 from sdekit.user_functions import jitted
 
 NOISE_TYPES = ("diagonal", "scalar", "additive", "general", "commutative")
 CALCULI = ("ito", "stratonovich")
 
-__all__ = ["CALCULI", "NOISE_TYPES", "ODE", "SDE", "jitted"]
+__all__ = ["CALCULI", "FORMS", "NOISE_TYPES", "ODE", "SDE", "jitted"]
 
 
 def _check_dim(dim: Any, name: str = "dim") -> int:
@@ -51,7 +55,12 @@ class SDE:
     drift_jacobian: optional J(x, t, p) = df/dx in the same batch signature, shape (n, dim, dim) or (dim, dim),
       J[b, i, j] = df_i/dx_j at row b. The drift-implicit solvers (``implicit_euler_maruyama``, ``theta_maruyama``,
       ``implicit_milstein``) use it in Newton's iteration instead of forward differences (dim drift evaluations per
-      iteration saved); it is checked against forward differences of the drift at x0 before a solve.
+      iteration saved); it is checked against forward differences of the drift at x0 before a solve. It keeps the
+      batch signature whatever the form.
+    form: how drift and diffusion are written (`sdekit.forms`): "batch" (above), "path" (f(x, t, p, out) on one
+      path, x (dim,), out (dim,) or for a matrix diffusion (dim, m), returning None) or "scalar" (dim 1 and one
+      value per component: f(x, t, p) -> float, x a float). Every form gives the same numbers; the per-path forms
+      allocate nothing per step in the Numba kernels (fastest for few paths).
     """
 
     drift: Callable
@@ -63,6 +72,7 @@ class SDE:
     brownian_dim: int | None = None
     name: str = "sde"
     drift_jacobian: Callable | None = None
+    form: str = "batch"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dim", _check_dim(self.dim))
@@ -81,6 +91,7 @@ class SDE:
         if self.drift_jacobian is not None and not callable(self.drift_jacobian):
             raise SDEKitError(f"drift_jacobian must be None or callable J(x, t, p) -> (n, dim, dim); got "
                               f"{self.drift_jacobian!r}")
+        check_form(self.form, self.dim, self.matrix_noise)
         object.__setattr__(self, "params", normalize_params(self.params))
 
     @property
@@ -108,17 +119,20 @@ class SDE:
 
 @dataclass(frozen=True, eq=False)
 class ODE:
-    """dx/dt = v(x, t, p), with v in the batch signature of the module docstring."""
+    """dx/dt = v(x, t, p), with v in the batch signature of the module docstring, or per path (form="path":
+    v(x, t, p, out) with x, out of shape (dim,); form="scalar" at dim 1: v(x, t, p) -> float), see `SDE`."""
 
     field: Callable
     dim: int
     params: Any = None
     name: str = "ode"
+    form: str = "batch"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dim", _check_dim(self.dim))
         if not callable(self.field):
             raise SDEKitError(f"field must be callable v(x, t, p); got {self.field!r}")
+        check_form(self.form, self.dim, False)
         object.__setattr__(self, "params", normalize_params(self.params))
 
     def with_params(self, params: Any) -> ODE:

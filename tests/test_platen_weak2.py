@@ -41,7 +41,7 @@ def numba_step(x: np.ndarray, h: float, dw: np.ndarray) -> np.ndarray:
     f, g = GBM.sde.compiled()
     y = x.copy()
     STEPS["platen_weak2"](f, g, gdw_scalar, y, 0.0, h, dw, np.zeros_like(dw), GBM.sde.params,
-                          np.zeros((3,) + x.shape), (np.array([1.0]),))
+                          np.zeros((3,) + x.shape), (np.array([1.0]),), np.empty((0, 0, 0)), np.empty((0, 0, 0)))
     return y
 
 

@@ -54,7 +54,8 @@ def _forward(n_steps: int, h: float, dw: np.ndarray, y0: np.ndarray, restart_eve
     for k in range(n_steps):
         if restart_every and k % restart_every == 0:
             work[STARTED] = 0.0  # the planted bug: carried state lost, z restarts at y
-        STEPS["reversible_heun"](f, g, gdw_diagonal, y, k * h, h, dw[k], dw[k], p, work, (np.array([0.0]),))
+        STEPS["reversible_heun"](f, g, gdw_diagonal, y, k * h, h, dw[k], dw[k], p, work, (np.array([0.0]),),
+                                 np.empty((0, 0, 0)), np.empty((0, 0, 0)))  # no per-path buffers (batch functions)
     return y, work
 
 

@@ -23,6 +23,7 @@ from sdekit.backends.reference_sri import sri_step
 from sdekit.backends.reference_stiff import STEPS as STIFF_STEPS
 from sdekit.backends.save_bridge import save_bridges
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
+from sdekit.forms import batch_view, roles
 from sdekit.grid import Grid
 from sdekit.noise.reference import PathStreams
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN
@@ -107,6 +108,15 @@ STEPS = {"euler_maruyama": _em, "milstein": _milstein, "heun": _heun, "sra": _sr
 STATEFUL_STEPS = {"reversible_heun": ReversibleHeunStep, "reversible_heun_matrix": ReversibleHeunStep}
 
 
+def _batch_form(problem: Any, functions: tuple) -> tuple:
+    """The functions in the batch form: per-path ones (`sdekit.forms`) evaluated row by row in Python, which gives
+    each row the numbers the Numba kernels compute for it."""
+    if getattr(problem, "form", "batch") == "batch":
+        return functions
+    view = batch_view(problem)
+    return tuple(getattr(view, role) for role in roles(problem))
+
+
 def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: np.ndarray, grid: Grid, *,
               seed: int, substeps: int, mask: bool, save_brownian: bool = False, path_offset: int = 0,
               noise_dtype: str = "float64", **_: Any) -> tuple[np.ndarray, SolveStats]:
@@ -120,6 +130,7 @@ def run_fixed(problem: Any, solver: Solver, functions: tuple, params: Any, x0: n
     t_start = time.perf_counter()
     is_sde = solver.kind == "sde"
     n, d = x0.shape
+    functions = _batch_form(problem, functions)
     f = functions[0]
     g = functions[1] if is_sde else None
     noise = _Noise(problem) if is_sde else None
@@ -235,7 +246,7 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     """Adaptive embedded-RK solve, one path at a time (the same control law as the kernel)."""
     t_start = time.perf_counter()
     tab = solver.tableau
-    field = functions[0]
+    field = _batch_form(problem, functions)[0]
     n, d = x0.shape
     out = np.empty((save_ts.size, n, d), dtype=x0.dtype)
     steps_all, rej_all, evals_all = np.zeros(n, int), np.zeros(n, int), np.zeros(n, int)

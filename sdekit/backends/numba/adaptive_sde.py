@@ -27,6 +27,7 @@ from sdekit.backends.numba.access import noise_term_for
 from sdekit.backends.numba.runner import _compiled, run_threads, solver_tab, user_compile_errors, user_run_errors
 from sdekit.backends.numba.steps_adaptive_sde import PAIRS, pair_work_arrays
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, StepSizeError
+from sdekit.forms import batch_functions
 from sdekit.noise.brownian_integral_path import (
     DEFAULT_DEPTH,
     STREAM_BROWNIAN_INTEGRAL,
@@ -182,8 +183,8 @@ def run_adaptive_sde(problem: Any, solver: Solver, params: Any, x0: np.ndarray, 
     base = np.uint64(stream_base(seed, STREAM_BROWNIAN_INTEGRAL))
     h_init = float(dt0) if dt0 is not None else DEFAULT_FIRST_STEP * span
     q = float(pair_data.error_order)
-    functions = (problem.drift, problem.diffusion)
-    f, g = _compiled(problem.drift, "drift"), _compiled(problem.diffusion, "diffusion")
+    functions = batch_functions(problem)  # per-path functions through their row-by-row batch functions
+    f, g = _compiled(functions[0], "drift"), _compiled(functions[1], "diffusion")
 
     def call(xs_, out_, ns, nr, cd, et, p0, p1):
         KERNEL(PAIRS[family], f, g, gdw, xs_, t0, span, save_us, out_, params, tab, m, n_work, base, DEFAULT_DEPTH,

@@ -31,12 +31,13 @@ import numba as nb
 
 from sdekit._version import __version__
 from sdekit.backends.numba import first_class, kernels
+from sdekit.backends.numba.evaluate import MARKERS, unwrap
 from sdekit.user_functions import frozen_digest, holds_arrays, jitted
 
 _KERNELS: dict[str, Any] = {}  # by content key
 _MEMO: dict[tuple, Any] = {}  # by the function objects themselves: one lookup per process and problem
 _CLOSURE_ADAPTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # by jitted function: adapter
-_SDEKIT_SOURCES = ("kernels.py", "steps.py", "access.py", "runner.py", "disk_cache.py", "first_class.py",
+_SDEKIT_SOURCES = ("kernels.py", "steps.py", "access.py", "evaluate.py", "runner.py", "disk_cache.py", "first_class.py",
                    "../../noise/streams.py", "steps_reversible_heun.py", "steps_platen_weak2.py",
                    "steps_sri.py", "steps_implicit.py", "steps_skrock.py", "steps_milstein_matrix.py",
                    "../../noise/levy_area.py", "../../noise/streams32.py", "../../noise/ziggurat.py")
@@ -93,7 +94,7 @@ def _fixed_source(step: Any, pointers: bool = False) -> str:
     fg = "f, g, " if pointers else ""
     step_src = _body(step, f"def {name}(f, g, gdw, x,", f"def step({fg}x,")
     kernel_src = _body(kernels.fixed_step, "def fixed_step(step, f, g, gdw, xs,", f"def kernel({fg}xs,",
-                       ("step(f, g, gdw, x, t,", f"step({fg}x, t,"))
+                       ("step(f, g, gdw, ", f"step({fg}"))
     return f"\n\n@nb.njit(cache=True)\n{step_src}\n\n@nb.njit(cache=True, nogil=True)\n{kernel_src}"
 
 
@@ -173,7 +174,7 @@ def specialised(kind: str, functions: dict[str, Any], step: Any = None) -> Any |
     "adaptive" (function f). None when caching is off or a function is not importable by name.
     """
     items = sorted(functions.items(), key=lambda item: item[0])
-    memo_key = (kind, step, *items, *(frozen_digest(fn) for _, fn in items))
+    memo_key = (kind, step, *items, *(frozen_digest(unwrap(fn)) for _, fn in items))
     try:
         return _MEMO[memo_key]
     except (KeyError, TypeError):
@@ -190,10 +191,10 @@ def _specialise(kind: str, functions: dict[str, Any], step: Any) -> Any | None:
     folder = cache_dir()
     if folder is None:
         return None
-    paths = {alias: cacheable(fn, alias) for alias, fn in functions.items()}
+    paths = {alias: cacheable(unwrap(fn), alias) for alias, fn in functions.items()}
     if any(p is None for p in paths.values()):
         return None
-    parts = [kind, _sdekit_stamp()] + [f"{alias}={_fingerprint(fn, paths[alias][0])}"
+    parts = [kind, _sdekit_stamp()] + [f"{alias}={_fingerprint(unwrap(fn), paths[alias][0])}{_form_tag(fn)}"
                                        for alias, fn in sorted(functions.items())]
     if step is not None:
         parts.append(step.py_func.__name__)
@@ -208,18 +209,29 @@ def _specialise(kind: str, functions: dict[str, Any], step: Any) -> Any | None:
     lines = _global_imports(kernels.fixed_step if kind == "fixed" else kernels.adaptive, tuple(own))
     if step is not None:
         lines += _global_imports(step, tuple(own))
+    wrapped = []
     for alias, (mod, name) in sorted(paths.items()):
-        if hasattr(functions[alias], "py_func"):
-            lines.append(f"from {mod} import {name} as {alias}")
+        fn = functions[alias]
+        user = f"_{alias}_user" if isinstance(fn, MARKERS) else alias  # a per-path function: wrapped in its marker
+        if hasattr(unwrap(fn), "py_func"):
+            lines.append(f"from {mod} import {name} as {user}")
         else:  # a plain Python function: compile it here, cached next to its own module
-            lines.append(f"from {mod} import {name} as _{alias}_py\n{alias} = nb.njit(cache=True)(_{alias}_py)")
-    imports = "\n".join(sorted(set(lines)))
+            lines.append(f"from {mod} import {name} as _{alias}_py\n{user} = nb.njit(cache=True)(_{alias}_py)")
+        if isinstance(fn, MARKERS):
+            lines.append(f"from sdekit.backends.numba.evaluate import {type(fn).__name__}")
+            wrapped.append(f"{alias} = {type(fn).__name__}({user})")
+    imports = "\n".join(sorted(set(lines)) + wrapped)
     source = _HEADER.format(kind=kind, imports=imports) + body
     module = load_generated(folder / f"sdekit_{kind}_{key}.py", source)
     if module is None:
         return None
     _KERNELS[key] = module.kernel
     return module.kernel
+
+
+def _form_tag(fn: Any) -> str:
+    """The marker of a per-path function in a cache key ("" for a batch function)."""
+    return f":{type(fn).__name__}" if isinstance(fn, MARKERS) else ""
 
 
 def load_generated(file: Path, source: str) -> Any | None:

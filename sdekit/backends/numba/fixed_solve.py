@@ -34,6 +34,7 @@ from sdekit.backends.numba.steps import CARRIED_FAMILIES, STEPS, work_arrays
 from sdekit.backends.numba.steps_implicit import theta_step_with_jacobian
 from sdekit.backends.save_bridge import save_bridges
 from sdekit.errors import NonFiniteError, SDEKitError
+from sdekit.forms import kernel_functions
 from sdekit.grid import Grid
 from sdekit.noise.levy_area import aux_mode
 from sdekit.noise.streams import STREAM_AUX, STREAM_BROWNIAN, noise_tables, seed_stream
@@ -309,7 +310,7 @@ def prepare_fixed(problem: Any, solver: Solver, params: Any, x0: np.ndarray, gri
     use_aux = aux_mode(solver)  # 0: dW, 1: and I_(1,0), 2: and the Lévy area (sdekit.noise.levy_area)
     parallel = threads > 1 and n_paths >= SERIAL_BELOW_PATHS
     roles = ("drift", "diffusion") if is_sde else ("field", "diffusion")
-    originals = (problem.drift, problem.diffusion) if is_sde else (problem.field, _no_diffusion)
+    originals = kernel_functions(problem) if is_sde else (*kernel_functions(problem), _no_diffusion)
     kernel, leading = fixed_kernel(step, gdw, originals, roles, x0, params, m)
     noise32 = noise_dtype == "float32"
     if noise32:

@@ -3,7 +3,8 @@
 Paths are split into chunks of `chunk` rows; each chunk (one thread at a time) copies its
 state into a local C-contiguous array, runs every step of the grid segment, and writes
 saves and the final state back. Nothing is allocated per step except what the user's
-functions return (one array per call, amortised over the chunk). Kernels are serial and
+batch functions return (one array per call, amortised over the chunk); per-path functions
+(`evaluate`) write into buffers allocated once per chunk. Kernels are serial and
 release the GIL; the runner splits chunks (or paths) between Python threads, so threads
 never change results, compile once, and small problems run on the calling thread.
 """
@@ -15,6 +16,7 @@ import math
 import numba as nb
 import numpy as np
 
+from sdekit.backends.numba.evaluate import F_SITES, G_SITES, path_buffers, unmanaged
 from sdekit.noise.levy_area import AUX_LEVY_AREA, draw_area_increments
 from sdekit.noise.streams import next_normal_row, seed_stream
 from sdekit.noise.streams32 import draw_block32
@@ -214,6 +216,8 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
             for i in range(d):
                 x[r, i] = 0.0 if dead[start + r] else xs[start + r, i]
         work = np.empty((n_work, nc, d), dtype=xs.dtype)
+        fbuf = path_buffers(f, F_SITES, x, mm)  # per-path functions' values (`evaluate`); empty for batch ones
+        gbuf = path_buffers(g, G_SITES, x, mm)
         for q in range(carry.shape[0]):
             for r in range(nc):
                 for i in range(d):
@@ -246,9 +250,9 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                 save_steps[s_idx] == k_start and save_offsets[s_idx] == 0.0 and k_start > 0)):
             s_idx += 1
         while s_idx < n_saves and save_steps[s_idx] == 0 and save_offsets[s_idx] == 0.0 and k_start == 0:
-            write_rows(out[s_idx], start, x, dead)
+            write_rows(unmanaged(out)[s_idx], start, x, dead)
             if keep_w:
-                write_rows(w_out[s_idx], start, wl, dead)
+                write_rows(unmanaged(w_out)[s_idx], start, wl, dead)
             s_idx += 1
         for k in range(k_start, k_stop):
             t = ts[k]
@@ -287,24 +291,27 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
             for j_sub in range(n_in + 1):
                 last = j_sub == n_in
                 hh = h
-                dwu = dw
-                dzu = dz
+                dwu = unmanaged(dw)
+                dzu = unmanaged(dz)
                 if not last:
                     bridge_increments(dw, dz, xi_q, zeta_q, abs(h) / substeps, bridge_coef[s_idx],
                                       bridge_z[bridge_row[s_idx]], start, nc, m, dwp, dzp)
                     hh = save_offsets[s_idx]
-                    dwu = dwp
-                    dzu = dzp
-                step(f, g, gdw, x, t, hh, dwu, dzu, p, work, tab)
-                bad = first_nonfinite(x, dead, start, mask)
+                    dwu = unmanaged(dwp)
+                    dzu = unmanaged(dzp)
+                # arrays handed on without reference counting (`evaluate.unmanaged`): at one path it cost more
+                # than the step
+                step(f, g, gdw, unmanaged(x), t, hh, dwu, dzu, unmanaged(p), unmanaged(work), unmanaged(tab),
+                     unmanaged(fbuf), unmanaged(gbuf))
+                bad = first_nonfinite(unmanaged(x), dead, start, mask)
                 if last or bad >= 0:
                     break
-                write_rows(out[s_idx], start, x, dead)
+                write_rows(unmanaged(out)[s_idx], start, x, dead)
                 if keep_w:
                     for r in range(nc):
                         for j in range(m):
                             wp[r, j] = wl[r, j] + dwp[r, j]
-                    write_rows(w_out[s_idx], start, wp, dead)
+                    write_rows(unmanaged(w_out)[s_idx], start, wp, dead)
                 s_idx += 1
                 copy_rows(x, x_kept)
                 for q in range(n_work):
@@ -318,9 +325,9 @@ def fixed_step(step, f, g, gdw, xs, rng_w, rng_z, ts, k_start, k_stop, save_step
                     for j in range(m):
                         wl[r, j] += dw[r, j]
             while s_idx < n_saves and save_steps[s_idx] == k + 1 and save_offsets[s_idx] == 0.0:
-                write_rows(out[s_idx], start, x, dead)
+                write_rows(unmanaged(out)[s_idx], start, x, dead)
                 if keep_w:
-                    write_rows(w_out[s_idx], start, wl, dead)
+                    write_rows(unmanaged(w_out)[s_idx], start, wl, dead)
                 s_idx += 1
         for r in range(nc):
             for i in range(d):

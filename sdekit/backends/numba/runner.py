@@ -11,9 +11,10 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from sdekit.backends.numba import disk_cache, first_class, kernels
+from sdekit.backends.numba import disk_cache, evaluate, first_class, kernels
 from sdekit.backends.numba.steps_implicit import closes_over_user_function
 from sdekit.errors import STEP_SIZE_COLLAPSED, STEP_SIZE_UNDERFLOW, NonFiniteError, SDEKitError, StepSizeError
+from sdekit.forms import batch_functions
 from sdekit.probe import compile_error
 from sdekit.solution import SolveStats
 from sdekit.solvers import Solver
@@ -85,13 +86,14 @@ def run_adaptive(problem: Any, solver: Solver, functions: tuple, params: Any, x0
     err_t = np.zeros(n_paths)
     a, b, be, c = np.ascontiguousarray(tab.a), tab.b, np.ascontiguousarray(tab.b_err), tab.c
 
-    kernel, leading = adaptive_kernel(problem.field, x0, params)
+    field = batch_functions(problem)[0]  # a per-path field through its row-by-row batch function
+    kernel, leading = adaptive_kernel(field, x0, params)
 
     def call(xs_, out_, cs, et, p0, p1):
         kernel(*leading, xs_, t0, save_ts, out_, params, a, b, be, c, tab.fsal, rtol, atol, float(dt0 or 0.0),
                max_steps, *cs, et, p0, p1)
 
-    with user_compile_errors((problem.field,), ("field",), x0, params):
+    with user_compile_errors((field,), ("field",), x0, params):
         call(np.empty((0, dim), x0.dtype), np.empty((save_ts.size, 0, dim), x0.dtype),
              [cc[:0] for cc in counts], err_t[:0], 0, 0)
     t_run = time.perf_counter()
@@ -127,7 +129,10 @@ def user_compile_errors(functions: tuple, roles: tuple, x0: np.ndarray, params: 
             if fn is _no_diffusion:
                 continue
             try:
-                jitted(fn, role).compile(args)
+                if isinstance(fn, evaluate.MARKERS):
+                    jitted(fn.fn, role).compile(evaluate.row_argument_types(fn, x0, params))
+                else:
+                    jitted(fn, role).compile(args)
             except nb.core.errors.NumbaError as own:
                 raise compile_error(role, own) from exc
         raise
@@ -179,12 +184,24 @@ def fixed_kernel(step: Any, gdw: Any, functions: tuple, roles: tuple, x0: np.nda
     f, g = functions
     if closes_over_user_function(step):
         return kernels.fixed_step, (step, _compiled(f, roles[0]), _compiled(g, roles[1]), gdw)
+    if isinstance(f, evaluate.MARKERS) or isinstance(g, evaluate.MARKERS):
+        return _per_path_kernel(step, gdw, f, g, roles)
     cached = disk_cache.specialised("fixed", {"f": f, "g": g, "gdw": gdw}, step=step)
     if cached is not None:
         return cached, ()
     pointers = disk_cache.pointer_kernel("fixed", step, gdw)
     if pointers is not None:
         return pointers, tuple(function_pointer(fn, role, x0, params, m) for fn, role in zip(functions, roles))
+    return kernels.fixed_step, (step, _compiled(f, roles[0]), _compiled(g, roles[1]), gdw)
+
+
+def _per_path_kernel(step: Any, gdw: Any, f: Any, g: Any, roles: tuple) -> tuple[Callable, tuple]:
+    """`fixed_kernel` for per-path functions (`evaluate`): the disk-cached kernel with their markers bound as globals
+    when the functions are importable by name, else the generic kernel compiled in this process for them (per-path
+    functions have no function-pointer kernel)."""
+    cached = disk_cache.specialised("fixed", {"f": f, "g": g, "gdw": gdw}, step=step)
+    if cached is not None:
+        return cached, ()
     return kernels.fixed_step, (step, _compiled(f, roles[0]), _compiled(g, roles[1]), gdw)
 
 
@@ -200,4 +217,4 @@ def adaptive_kernel(field: Any, x0: np.ndarray, params: Any) -> tuple[Callable, 
 
 
 def _compiled(fn: Any, role: str) -> Any:
-    return fn if fn is _no_diffusion else jitted(fn, role)
+    return fn if fn is _no_diffusion else evaluate.compiled_marker(fn, role)

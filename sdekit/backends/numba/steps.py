@@ -1,10 +1,13 @@
 """One in-place step per solver family, on a chunk of paths x of shape (n, dim).
 
-Common signature: step(f, g, gdw, x, t, h, dw, dz, p, work, tab). f and g are the user's
+Common signature: step(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf). f and g are the user's
 compiled drift and diffusion (for ODEs f is the field, g unused), gdw the noise term of
 `access`, dw / dz the Brownian increment and I_(1,0) of each path, shape (n, m), work a
 (k, n, dim) scratch array, tab the solver's coefficients as a tuple of arrays. Time may
 run backwards (h < 0): drift terms use h, noise terms |h| (the time-reversed variable).
+f and g are called through `evaluate.evaluate(f, site, x, t, p, fbuf)`: the user's batch function itself, or a
+per-path function evaluated row by row into slot `site` of the kernel's buffer fbuf / gbuf (each call site of a
+step its own slot, below `evaluate.F_SITES` / `G_SITES`).
 
 Loops over (row, component) have a separate row-only loop for dim 1: LLVM versions an
 inner loop of unknown trip count for vectorisation, which cost 3 ns per row at dim 1,
@@ -22,6 +25,7 @@ import math
 import numba as nb
 
 from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.evaluate import evaluate
 from sdekit.backends.numba.steps_implicit import step_theta
 from sdekit.backends.numba.steps_milstein_matrix import step_milstein_matrix
 from sdekit.backends.numba.steps_platen_weak2 import step_platen_weak2
@@ -36,12 +40,12 @@ def _em_elem(x, fx, noise, h, r, i):
 
 
 @nb.njit
-def step_euler_maruyama(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_euler_maruyama(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """x' = x + f(x, t) h + g(x, t) dW  (Itô; strong 0.5, or 1 for additive noise; weak 1)."""
     n, d = x.shape
-    fx = f(x, t, p)
+    fx = evaluate(f, 0, x, t, p, fbuf)
     check_rows(fx, n)
-    gx = g(x, t, p)
+    gx = evaluate(g, 0, x, t, p, gbuf)
     if d == 1:
         for r in range(n):
             _em_elem(x, fx, gdw(gx, dw, r, 0), h, r, 0)
@@ -59,7 +63,7 @@ def _milstein_increment(fi, gi, gai, gbi, dwi, h, sq, ito):
 
 
 @nb.njit
-def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Derivative-free Milstein for diagonal or scalar noise; strong order 1.
 
     Itô (Kloeden & Platen 1992, eq. 11.1.5): x_bar = x + f h + g sqrt|h|,
@@ -71,9 +75,9 @@ def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     ito = tab[0][0] != 0.0
     n, d = x.shape
     sq = math.sqrt(abs(h))
-    fx = f(x, t, p)
+    fx = evaluate(f, 0, x, t, p, fbuf)
     check_rows(fx, n)
-    gx = g(x, t, p)
+    gx = evaluate(g, 0, x, t, p, gbuf)
     xa = work[0]
     xb = work[1]
     hf = h if ito else 0.0
@@ -86,8 +90,8 @@ def step_milstein(f, g, gdw, x, t, h, dw, dz, p, work, tab):
             for i in range(d):
                 xa[r, i] = x[r, i] + at2(fx, r, i) * hf + at2(gx, r, i) * sq
                 xb[r, i] = x[r, i] - at2(gx, r, i) * sq
-    ga = g(xa, t, p)
-    gb = ga if ito else g(xb, t, p)
+    ga = evaluate(g, 1, xa, t, p, gbuf)
+    gb = ga if ito else evaluate(g, 2, xb, t, p, gbuf)
     if d == 1:
         for r in range(n):
             x[r, 0] += _milstein_increment(at2(fx, r, 0), at2(gx, r, 0), at2(ga, r, 0), at2(gb, r, 0),
@@ -112,12 +116,12 @@ def _heun_correct(x, drift0, noise0, f1, noise, h, r, i):
 
 
 @nb.njit
-def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Stochastic Heun (Stratonovich): x~ = x + f h + g dW, x' = x + (f + f~) h/2 + (g + g~) dW / 2."""
     n, d = x.shape
-    fx = f(x, t, p)
+    fx = evaluate(f, 0, x, t, p, fbuf)
     check_rows(fx, n)
-    gx = g(x, t, p)
+    gx = evaluate(g, 0, x, t, p, gbuf)
     xt = work[0]
     drift0 = work[1]
     noise0 = work[2]
@@ -128,9 +132,9 @@ def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
         for r in range(n):
             for i in range(d):
                 _heun_predict(xt, drift0, noise0, x, fx, gdw(gx, dw, r, i), h, r, i)
-    f1 = f(xt, t + h, p)
+    f1 = evaluate(f, 1, xt, t + h, p, fbuf)
     check_rows(f1, n)
-    g1 = g(xt, t + h, p)
+    g1 = evaluate(g, 1, xt, t + h, p, gbuf)
     if d == 1:
         for r in range(n):
             _heun_correct(x, drift0, noise0, f1, gdw(g1, dw, r, 0), h, r, 0)
@@ -141,7 +145,7 @@ def step_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
 
 
 @nb.njit
-def step_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Rößler SRA for additive noise (see `SRATableau`); tab = (c0, c1, A0, B0, alpha, beta1, beta2)."""
     c0, c1, a0, b0, alpha, beta1, beta2 = tab
     n_st = alpha.shape[0]
@@ -150,7 +154,7 @@ def step_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     n, d = x.shape
     # work[1 + s]: f at stage s; work[1 + S + s]: g_s dW; work[1 + 2S + s]: g_s I10 / |h|
     for s in range(n_st):
-        gs = g(x, t + c1[s] * h, p)
+        gs = evaluate(g, 0, x, t + c1[s] * h, p, gbuf)
         for r in range(n):
             for i in range(d):
                 work[1 + n_st + s, r, i] = gdw(gs, dw, r, i)
@@ -162,7 +166,7 @@ def step_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab):
                 for j in range(s):
                     acc += h * a0[s, j] * work[1 + j, r, i] + b0[s, j] * work[1 + 2 * n_st + j, r, i]
                 hz[r, i] = acc
-        fs = f(hz, t + c0[s] * h, p)
+        fs = evaluate(f, 0, hz, t + c0[s] * h, p, fbuf)
         check_rows(fs, n)
         for r in range(n):
             for i in range(d):
@@ -177,7 +181,7 @@ def step_sra(f, g, gdw, x, t, h, dw, dz, p, work, tab):
 
 
 @nb.njit
-def step_rk(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_rk(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Explicit Runge–Kutta: k_s = v(x + h sum_{j<s} a_sj k_j, t + c_s h), x' = x + h sum b_s k_s."""
     a, b, c = tab[0], tab[1], tab[2]
     n_st = b.shape[0]
@@ -190,7 +194,7 @@ def step_rk(f, g, gdw, x, t, h, dw, dz, p, work, tab):
                 for j in range(s):
                     acc += h * a[s, j] * work[j, r, i]
                 xs[r, i] = acc
-        ks = f(xs, t + c[s] * h, p)
+        ks = evaluate(f, 0, xs, t + c[s] * h, p, fbuf)
         check_rows(ks, n)
         for r in range(n):
             for i in range(d):

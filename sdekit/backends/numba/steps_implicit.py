@@ -23,6 +23,7 @@ from numba import types
 from numba.extending import overload
 
 from sdekit.backends.numba.access import at2, at3, check_rows
+from sdekit.backends.numba.evaluate import evaluate
 from sdekit.backends.numba.kernels import copy_rows
 
 
@@ -135,22 +136,22 @@ def _accept(x, y, done):
 
 
 @nb.njit
-def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Stochastic θ-method / drift-implicit Milstein (Itô): X' = X + [(1-θ) f(X) + θ f(X')] h + g ΔW [+ Milstein],
     Newton's iteration with a forward-difference Jacobian (one drift evaluation per column, all paths at once)."""
     theta, tol, max_iter, fd_step, milstein = tab[0][0], tab[0][1], int(tab[0][2]), tab[0][3], tab[0][4] != 0.0
     n, d = x.shape
     c, y, yp = work[0], work[1], work[2]
-    fx = f(x, t, p)
+    fx = evaluate(f, 0, x, t, p, fbuf)
     check_rows(fx, n)
-    gx = g(x, t, p)
+    gx = evaluate(g, 0, x, t, p, gbuf)
     for r in range(n):
         for i in range(d):
             y[r, i] = gdw(gx, dw, r, i)
     _explicit_part(x, fx, gx, y, h, theta, c)
     if milstein:
         _milstein_support(x, fx, gx, h, yp)
-        _add_milstein(c, g(yp, t, p), gx, dw, h)
+        _add_milstein(c, evaluate(g, 1, yp, t, p, gbuf), gx, dw, h)
     copy_rows(y, c)
     theta_h = theta * h
     done = np.zeros(n, dtype=np.bool_)
@@ -162,7 +163,7 @@ def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     while n_done < n and it < max_iter:
         it += 1
         t1 = t + h
-        fy = f(y, t1, p)
+        fy = evaluate(f, 1, y, t1, p, fbuf)
         check_rows(fy, n)
         for j in range(d):
             for r in range(n):
@@ -170,7 +171,7 @@ def step_theta(f, g, gdw, x, t, h, dw, dz, p, work, tab):
                     yp[r, i] = y[r, i]
                 eps[r] = fd_step * max(1.0, abs(y[r, j]))
                 yp[r, j] += eps[r]
-            fj = f(yp, t1, p)
+            fj = evaluate(f, 2, yp, t1, p, fbuf)
             check_rows(fj, n)
             for r in range(n):
                 for i in range(d):
@@ -190,22 +191,22 @@ def theta_step_with_jacobian(jacobian):
         return _WITH_JACOBIAN[jacobian]
 
     @nb.njit
-    def step_theta_jacobian(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+    def step_theta_jacobian(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
         # the prologue repeats step_theta's: the disk-cached kernels inline a step's source, and a helper taking f
         # or g as an argument (a first-class function pointer there) would make them uncacheable
         theta, tol, max_iter, milstein = tab[0][0], tab[0][1], int(tab[0][2]), tab[0][4] != 0.0
         n, d = x.shape
         c, y, yp = work[0], work[1], work[2]
-        fx = f(x, t, p)
+        fx = evaluate(f, 0, x, t, p, fbuf)
         check_rows(fx, n)
-        gx = g(x, t, p)
+        gx = evaluate(g, 0, x, t, p, gbuf)
         for r in range(n):
             for i in range(d):
                 y[r, i] = gdw(gx, dw, r, i)
         _explicit_part(x, fx, gx, y, h, theta, c)
         if milstein:
             _milstein_support(x, fx, gx, h, yp)
-            _add_milstein(c, g(yp, t, p), gx, dw, h)
+            _add_milstein(c, evaluate(g, 1, yp, t, p, gbuf), gx, dw, h)
         copy_rows(y, c)
         theta_h = theta * h
         done = np.zeros(n, dtype=np.bool_)
@@ -215,7 +216,7 @@ def theta_step_with_jacobian(jacobian):
         it = 0
         while n_done < n and it < max_iter:
             it += 1
-            fy = f(y, t + h, p)
+            fy = evaluate(f, 1, y, t + h, p, fbuf)
             check_rows(fy, n)
             jy = jacobian(y, t + h, p)
             for r in range(n):

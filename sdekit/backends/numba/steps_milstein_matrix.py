@@ -1,9 +1,10 @@
 """Milstein for matrix noise (dim, m): commutative noise from dW alone, any noise with the Lévy area.
 
-Signature and conventions as in `steps`: step(f, g, gdw, x, t, h, dw, dz, p, work, tab) on a chunk x of shape
-(n, dim); dw = dW of shape (n, m); drift terms use h, noise terms |h|. For a solver with ``levy_area=True`` the kernel
-passes the area matrix in dz, shape (n, m * m) with A_jk at column j m + k (`sdekit.noise.levy_area`); otherwise dz is
-(n, m) and unused, so the area terms are absent (exact for commutative noise, where they cancel).
+Signature and conventions as in `steps`: step(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf) on a chunk x
+of shape (n, dim); dw = dW of shape (n, m); drift terms use h, noise terms |h|. For a solver with
+``levy_area=True`` the kernel passes the area matrix in dz, shape (n, m * m) with A_jk at column j m + k
+(`sdekit.noise.levy_area`); otherwise dz is (n, m) and unused, so the area terms are absent (exact for commutative
+noise, where they cancel).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import numba as nb
 
 from sdekit.backends.numba.access import at2, at3, check_rows
+from sdekit.backends.numba.evaluate import evaluate
 
 
 @nb.njit
@@ -26,7 +28,7 @@ def _double_integral(dw, dz, r, j, k, m, habs, ito, has_area):
 
 
 @nb.njit
-def step_milstein_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_milstein_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Derivative-free Milstein for a (dim, m) noise matrix; strong order 1 for commutative noise, or for any noise
     when the Lévy area is supplied.
 
@@ -46,9 +48,9 @@ def step_milstein_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     habs = abs(h)
     sq = math.sqrt(habs)
     hf = h if ito else 0.0
-    fx = f(x, t, p)
+    fx = evaluate(f, 0, x, t, p, fbuf)
     check_rows(fx, n)
-    gx = g(x, t, p)
+    gx = evaluate(g, 0, x, t, p, gbuf)
     xa = work[0]
     xb = work[1]
     acc = work[2]
@@ -64,7 +66,7 @@ def step_milstein_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab):
                 gij = at3(gx, r, i, j) * sq
                 xa[r, i] = x[r, i] + at2(fx, r, i) * hf + gij
                 xb[r, i] = x[r, i] - gij
-        ga = g(xa, t, p)
+        ga = evaluate(g, 1, xa, t, p, gbuf)
         if ito:
             for r in range(n):
                 for i in range(d):
@@ -74,7 +76,7 @@ def step_milstein_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab):
                                                                                          ito, has_area)
                     acc[r, i] += s / sq
         else:
-            gb = g(xb, t, p)
+            gb = evaluate(g, 2, xb, t, p, gbuf)
             for r in range(n):
                 for i in range(d):
                     s = 0.0

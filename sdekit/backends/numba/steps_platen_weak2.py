@@ -25,6 +25,7 @@ import math
 import numba as nb
 
 from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.evaluate import evaluate
 
 
 @nb.njit
@@ -44,20 +45,20 @@ def platen_weak2_increment(fi, f1i, gi, gpi, gmi, dwi, h, sq):
 
 
 @nb.njit
-def step_platen_weak2(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_platen_weak2(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Platen's weak order-2 scheme (Itô, element-wise noise): see the module docstring."""
     n, d = x.shape
     sq = math.sqrt(abs(h))
-    fx = f(x, t, p)
+    fx = evaluate(f, 0, x, t, p, fbuf)
     check_rows(fx, n)
-    gx = g(x, t, p)
+    gx = evaluate(g, 0, x, t, p, gbuf)
     for r in range(n):
         for i in range(d):
             _supports(work, x, fx, gx, gdw(1.0, dw, r, i), h, sq, r, i)
-    f1 = f(work[0], t + h, p)
+    f1 = evaluate(f, 1, work[0], t + h, p, fbuf)
     check_rows(f1, n)
-    gp = g(work[1], t + h, p)
-    gm = g(work[2], t + h, p)
+    gp = evaluate(g, 1, work[1], t + h, p, gbuf)
+    gm = evaluate(g, 2, work[2], t + h, p, gbuf)
     for r in range(n):
         for i in range(d):
             x[r, i] += platen_weak2_increment(at2(fx, r, i), at2(f1, r, i), at2(gx, r, i), at2(gp, r, i),

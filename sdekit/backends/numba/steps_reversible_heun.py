@@ -26,6 +26,7 @@ from __future__ import annotations
 import numba as nb
 
 from sdekit.backends.numba.access import at2, at3, check_rows
+from sdekit.backends.numba.evaluate import evaluate
 
 Z, FZ, STARTED, GZ = 0, 1, 2, 3  # work slots
 
@@ -54,16 +55,16 @@ def _mark_started(work, n):
 
 
 @nb.njit
-def step_reversible_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_reversible_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Reversible Heun, element-wise noise (diagonal, scalar, additive): see the module docstring."""
     n, d = x.shape
     if work[STARTED, 0, 0] != 1.0:  # first step of the solve: z_0 = y_0, f and g at z_0
         for r in range(n):
             for i in range(d):
                 work[Z, r, i] = x[r, i]
-        f0 = f(work[Z], t, p)
+        f0 = evaluate(f, 0, work[Z], t, p, fbuf)
         check_rows(f0, n)
-        g0 = g(work[Z], t, p)
+        g0 = evaluate(g, 0, work[Z], t, p, gbuf)
         for r in range(n):
             for i in range(d):
                 _store_elem(work, f0, g0, r, i)
@@ -72,9 +73,9 @@ def step_reversible_heun(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     for r in range(n):
         for i in range(d):
             _advance_z(work, x, gdw(gz, dw, r, i), h, r, i)
-    f1 = f(work[Z], t + h, p)
+    f1 = evaluate(f, 1, work[Z], t + h, p, fbuf)
     check_rows(f1, n)
-    g1 = g(work[Z], t + h, p)
+    g1 = evaluate(g, 1, work[Z], t + h, p, gbuf)
     for r in range(n):
         for i in range(d):
             _advance_y(x, work, f1, gdw(gz, dw, r, i), gdw(g1, dw, r, i), h, r, i)
@@ -106,7 +107,7 @@ def _new_matrix_gdw(g1, dw, r, i):
 
 
 @nb.njit
-def step_reversible_heun_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_reversible_heun_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Reversible Heun, matrix noise (general, or additive given as a (dim, m) matrix): g(z) is kept by column."""
     n, d = x.shape
     m = dw.shape[1]
@@ -114,9 +115,9 @@ def step_reversible_heun_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab):
         for r in range(n):
             for i in range(d):
                 work[Z, r, i] = x[r, i]
-        f0 = f(work[Z], t, p)
+        f0 = evaluate(f, 0, work[Z], t, p, fbuf)
         check_rows(f0, n)
-        g0 = g(work[Z], t, p)
+        g0 = evaluate(g, 0, work[Z], t, p, gbuf)
         for r in range(n):
             for i in range(d):
                 _store_matrix(work, f0, g0, m, r, i)
@@ -124,9 +125,9 @@ def step_reversible_heun_matrix(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     for r in range(n):
         for i in range(d):
             _advance_z(work, x, _matrix_gdw(work, dw, r, i), h, r, i)
-    f1 = f(work[Z], t + h, p)
+    f1 = evaluate(f, 1, work[Z], t + h, p, fbuf)
     check_rows(f1, n)
-    g1 = g(work[Z], t + h, p)
+    g1 = evaluate(g, 1, work[Z], t + h, p, gbuf)
     for r in range(n):
         for i in range(d):
             _advance_y(x, work, f1, _matrix_gdw(work, dw, r, i), _new_matrix_gdw(g1, dw, r, i), h, r, i)

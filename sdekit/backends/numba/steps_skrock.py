@@ -24,6 +24,7 @@ import numba as nb
 import numpy as np
 
 from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.evaluate import evaluate
 
 
 @nb.njit
@@ -76,7 +77,7 @@ def _row_norm(a, r):
 
 
 @nb.njit
-def step_skrock(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_skrock(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """SK-ROCK (Itô, weak order 1): an s-stage damped Chebyshev recursion with the noise injected in stage 1."""
     eta, rho_given, safety, power_iter = tab[0][0], tab[0][1], tab[0][2], int(tab[0][3])
     power_tol, max_stages = tab[0][4], int(tab[0][5])
@@ -86,13 +87,13 @@ def step_skrock(f, g, gdw, x, t, h, dw, dz, p, work, tab):
     k2 = work[2]
     v = work[3]
     habs = abs(h)
-    gx = g(x, t, p)
+    gx = evaluate(g, 0, x, t, p, gbuf)
     for r in range(n):
         for i in range(d):
             q[r, i] = gdw(gx, dw, r, i)
     rho = np.full(n, rho_given)
     if rho_given <= 0.0:
-        fx = f(x, t, p)
+        fx = evaluate(f, 0, x, t, p, fbuf)
         check_rows(fx, n)
         done = np.zeros(n, dtype=np.bool_)
         scale = np.empty(n)
@@ -116,7 +117,7 @@ def step_skrock(f, g, gdw, x, t, h, dw, dz, p, work, tab):
             for r in range(n):
                 for i in range(d):
                     k1[r, i] = x[r, i] + v[r, i] * scale[r]
-            fv = f(k1, t, p)
+            fv = evaluate(f, 1, k1, t, p, fbuf)
             check_rows(fv, n)
             for r in range(n):
                 if done[r]:
@@ -155,7 +156,7 @@ def step_skrock(f, g, gdw, x, t, h, dw, dz, p, work, tab):
         nu1 = 0.5 * stages[r] * w1[r]
         for i in range(d):
             v[r, i] = x[r, i] + nu1 * q[r, i]
-    f1 = f(v, t, p)
+    f1 = evaluate(f, 2, v, t, p, fbuf)
     check_rows(f1, n)
     for r in range(n):
         mu1 = w1[r] / w0[r]
@@ -164,7 +165,7 @@ def step_skrock(f, g, gdw, x, t, h, dw, dz, p, work, tab):
             k2[r, i] = x[r, i]
             k1[r, i] = x[r, i] + mu1 * h * at2(f1, r, i) + kappa1 * q[r, i]
     for j in range(2, s_max + 1):
-        fk = f(k1, t, p)
+        fk = evaluate(f, 3, k1, t, p, fbuf)
         check_rows(fk, n)
         for r in range(n):
             if j > stages[r]:

@@ -1,7 +1,7 @@
 """Rößler's SRI step (strong order 1.5, Itô, scalar or diagonal noise) on a chunk of paths x of shape (n, dim).
 
-Signature and conventions as in `steps`: step(f, g, gdw, x, t, h, dw, dz, p, work, tab), dw = dW and dz = I_(1,0)
-per path and Brownian component; drift terms use h, noise terms |h| (time may run backwards). The iterated
+Signature and conventions as in `steps`: step(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf), dw = dW and
+dz = I_(1,0) per path and Brownian component; drift terms use h, noise terms |h| (time may run backwards). The iterated
 integrals of one component are functions of dW and |h|: I_(1,1) = (dW^2 - |h|) / 2, I_(1,1,1) = (dW^3 - 3 |h| dW) / 6.
 For diagonal noise the stage H1 is formed for all components at once, which is Rößler's per-component stage
 H^(k) wherever it is read (g_k depends on x_k only; see `sdekit.solvers.tableaus.SRITableau`).
@@ -14,6 +14,7 @@ import math
 import numba as nb
 
 from sdekit.backends.numba.access import at2, check_rows
+from sdekit.backends.numba.evaluate import evaluate
 
 
 @nb.njit
@@ -44,7 +45,7 @@ def _sri_update(x, work, alpha, beta1, beta2, beta3, beta4, n_st, h, habs, sq, d
 
 
 @nb.njit
-def step_sri(f, g, gdw, x, t, h, dw, dz, p, work, tab):
+def step_sri(f, g, gdw, x, t, h, dw, dz, p, work, tab, fbuf, gbuf):
     """Rößler SRI (see `SRITableau`); tab = (c0, c1, A0, A1, B0, B1, alpha, beta1, beta2, beta3, beta4).
 
     work[0], work[1]: the stage states H0, H1; work[2 + s]: f(H0_s); work[2 + S + s]: g(H1_s).
@@ -59,9 +60,9 @@ def step_sri(f, g, gdw, x, t, h, dw, dz, p, work, tab):
         for r in range(n):
             for i in range(d):
                 _sri_stage(x, work, a0, a1, b0, b1, s, n_st, h, sq, gdw(1.0, dz, r, i) / habs, r, i)
-        fs = f(work[0], t + c0[s] * h, p)
+        fs = evaluate(f, 0, work[0], t + c0[s] * h, p, fbuf)
         check_rows(fs, n)
-        gs = g(work[1], t + c1[s] * h, p)
+        gs = evaluate(g, 0, work[1], t + c1[s] * h, p, gbuf)
         for r in range(n):
             for i in range(d):
                 work[2 + s, r, i] = at2(fs, r, i)

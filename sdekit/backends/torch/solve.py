@@ -91,6 +91,9 @@ def simulate_torch(problem: Any, x0: Any, t: Any, *, steps: int | None, dt: floa
                    adjoint: bool, progress: bool = False, max_save_bytes: int | None = None,
                    path_offset: int = 0) -> Solution:
     """The torch branch of `sdekit.simulate` (arguments already checked there: seed, substeps, on_nonfinite)."""
+    if getattr(problem, "form", "batch") != "batch":
+        raise SDEKitError(f"form={problem.form!r} (per-path functions) runs on backend='numba' or 'numpy'; the torch "
+                          "backend calls its functions on the whole batch of paths: write them in form='batch'")
     is_sde = isinstance(problem, SDE)
     tdtype = torch_dtype(dtype, x0)
     x = initial_tensor(x0, problem.dim, n_paths, tdtype, device)

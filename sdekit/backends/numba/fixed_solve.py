@@ -47,7 +47,7 @@ _U64_0 = np.uint64(0)
 SERIAL_BELOW_PATHS = 2048  # below this many paths one thread beats splitting the work
 # progress=None shows a bar when a solve is expected to take longer than AUTO_PROGRESS_SECONDS: solves of at least
 # AUTO_PROGRESS_WORK element-evaluations (paths x steps x evals x dim, about 0.1 s and up) run in segments, and the
-# first segment's time, times the number of segments, is the estimate
+# first segment's time, times the number of segments, is the estimate; below it, the rest runs as one segment
 AUTO_PROGRESS_SECONDS = 5.0
 AUTO_PROGRESS_WORK = 10**7
 
@@ -270,17 +270,22 @@ class FixedSolve:
         ts = self.grid.ts
         bar = _progress_bar(n_steps, progress is True)
         segments = _segments(n_steps, progress is True or (progress is None and not self._small))
-        for k0, k1 in segments:
+        i = 0
+        while i < len(segments):
+            k0, k1 = segments[i]
             with user_run_errors(self.roles, ts[k0], ts[k1]):
                 run_threads(lambda c0, c1, k0=k0, k1=k1: call(k0, k1, c0, c1), n_chunks, self.threads, pieces=4)
             if bar is None and progress is None and k0 == 0 and len(segments) > 1:
                 if (time.perf_counter() - t_run) * len(segments) > AUTO_PROGRESS_SECONDS:
                     bar = _progress_bar(n_steps, True)  # expected to run long: show where it is
                     bar.update(k1)
+                else:  # no bar will show: the rest in one segment (each costs a thread dispatch per piece)
+                    segments = [segments[0], (k1, n_steps)]
             elif bar is not None:
                 bar.update(k1 - k0)
             if np.any(err_step >= 0):
                 break
+            i += 1
         if bar is not None:
             bar.close()
 

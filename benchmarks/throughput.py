@@ -766,9 +766,9 @@ def ratios(results: list[dict], metric: str = "path_steps_per_s") -> list[dict]:
                 row[name] = v / thr[(key, n, other, t)]
         if (key, n, "numpy", 1) in thr:
             row["sdekit/numpy(T=1)"] = v / thr[(key, n, "numpy", 1)]
-        if (key, n, "sdekit_f32", t) in thr:
+        if impl == "sdekit" and (key, n, "sdekit_f32", t) in thr:
             row["f32/f64"] = thr[(key, n, "sdekit_f32", t)] / v
-        if (key, n, "sdekit_f32n", t) in thr:
+        if impl == "sdekit" and (key, n, "sdekit_f32n", t) in thr:
             row["f32 noise/f64"] = thr[(key, n, "sdekit_f32n", t)] / v
         out.append(row)
     for (key, n, impl, t), v in sorted(thr.items()):

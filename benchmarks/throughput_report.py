@@ -89,7 +89,7 @@ def overhead_table(doc: dict) -> list[str]:
 def precision_and_threads(doc: dict) -> list[str]:
     lines = ["| problem | N | threads | float32 / float64 | float32 noise / float64 |", "|---|---:|---:|---:|---:|"]
     for r in doc["ratios"]:
-        if "f32/f64" in r or "f32 noise/f64" in r:
+        if ("f32/f64" in r or "f32 noise/f64" in r) and r.get("of", "sdekit") == "sdekit":
             lines.append(f"| {r['problem']} | {r['n_paths']:.0e} | {r['threads']} | {_num(r.get('f32/f64'))} | "
                          f"{_num(r.get('f32 noise/f64'))} |")
     lines += ["", "| problem | N | implementation | 2 threads / 1 thread |", "|---|---:|---|---:|"]

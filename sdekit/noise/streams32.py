@@ -42,7 +42,7 @@ def normal32(s0, s1, s2, s3, spare):
     """One float32 standard normal from a state in locals (module docstring): (z, s0, s1, s2, s3, spare).
 
     A called function, not inlined: the blocks' fast path handles 97.6% of the draws, and inlining this loop (with its
-    table arguments) into a caller's loop measured 20 times slower (reference-count operations left in the loop). It
+    table arguments) into a caller's loop left reference-count operations in that loop. It
     reads the module's tables (`noise_tables32`, compiled in as constants): three array arguments made each call
     cost more than the loop it serves."""
     k_tab, w_tab, f_tab = ZIG32_KS, ZIG32_WS, ZIG32_F

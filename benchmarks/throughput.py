@@ -313,22 +313,22 @@ def run_sdekit_f32n(prob: Problem, n: int, steps: int, threads: int) -> Run:
     return run_sdekit(prob, n, steps, threads, dtype="float32", noise_dtype="float32")
 
 
-def run_sdekit_path(prob: Problem, n: int, steps: int, threads: int) -> Run:
+def _run_variant(sde: Any, prob: Problem, n: int, steps: int, threads: int) -> Run:
+    """sdekit.simulate of another SDE for the same problem (same start, grid, seed and threads)."""
     t0 = time.perf_counter()
-    sol = sdekit.simulate(prob.path_sde, x0=prob.start(n), t=(prob.t0, prob.t0 + steps * prob.h), steps=steps,
+    sol = sdekit.simulate(sde, x0=prob.start(n), t=(prob.t0, prob.t0 + steps * prob.h), steps=steps,
                           n_paths=n, seed=SEED, threads=threads)
     wall = time.perf_counter() - t0
     return Run(sol.stats.run_seconds, wall, sol.final,
                {"compile_seconds": sol.stats.compile_seconds, "threads_used": sol.stats.threads})
+
+
+def run_sdekit_path(prob: Problem, n: int, steps: int, threads: int) -> Run:
+    return _run_variant(prob.path_sde, prob, n, steps, threads)
 
 
 def run_sdekit_builtin(prob: Problem, n: int, steps: int, threads: int) -> Run:
-    t0 = time.perf_counter()
-    sol = sdekit.simulate(prob.builtin_sde, x0=prob.start(n), t=(prob.t0, prob.t0 + steps * prob.h), steps=steps,
-                          n_paths=n, seed=SEED, threads=threads)
-    wall = time.perf_counter() - t0
-    return Run(sol.stats.run_seconds, wall, sol.final,
-               {"compile_seconds": sol.stats.compile_seconds, "threads_used": sol.stats.threads})
+    return _run_variant(prob.builtin_sde, prob, n, steps, threads)
 
 
 def _peer_runner(impl: str) -> Callable[..., Run]:

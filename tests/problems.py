@@ -179,3 +179,15 @@ def unit_array_noise(x, t, p):
 
 
 BROWNIAN_1D = sdekit.SDE(zero_array_drift, unit_array_noise, 1, noise="scalar", name="bm")
+
+
+def random_gaussian_mixture(d: int, n_comp: int, seed: int = 0):
+    """A K-component mixture in d dimensions with random weights, means (scale 2) and covariances A A^T / d + 0.3 I,
+    seeded by (seed, d): the random mixtures of the matrix-product and fused-drift tests."""
+    from sdekit.targets import GaussianMixture
+
+    rng = np.random.default_rng([seed, d])
+    a = rng.standard_normal((n_comp, d, d)) / np.sqrt(d)
+    covs = a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(d)
+    w = rng.uniform(0.5, 1.5, n_comp)
+    return GaussianMixture(w / w.sum(), 2.0 * rng.standard_normal((n_comp, d)), covs)

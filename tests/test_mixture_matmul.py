@@ -29,13 +29,13 @@ from sdekit.targets.gaussian import (
     gaussian_score,
 )
 from sdekit.targets.mixture import (
-    GaussianMixture,
     mixture_batch_energy,
     mixture_energy,
     mixture_log_prob,
     mixture_score,
 )
 from sdekit.targets.row_blocks import BLAS_MIN_DIM, BLOCK_ROWS
+from tests.problems import random_gaussian_mixture
 
 RTOL = 1e-12  # a few hundred ulps of the row's norm: sums of d products in another order
 
@@ -360,12 +360,8 @@ def old_mixture_marginal_laplacian(x, alpha, sigma, p):
 DIMS = (2, 16)  # one below BLAS_MIN_DIM (bit for bit), one through BLAS
 
 
-def random_mixture(d: int, n_comp: int = 3, seed: int = 0) -> GaussianMixture:
-    rng = np.random.default_rng([seed, d])
-    a = rng.standard_normal((n_comp, d, d)) / math.sqrt(d)
-    covs = a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(d)
-    w = rng.uniform(0.5, 1.5, n_comp)
-    return GaussianMixture(w / w.sum(), 2.0 * rng.standard_normal((n_comp, d)), covs)
+def random_mixture(d: int, n_comp: int = 3, seed: int = 0):
+    return random_gaussian_mixture(d, n_comp, seed)
 
 
 def points(d: int, n: int = 2 * BLOCK_ROWS + 3, seed: int = 1) -> np.ndarray:

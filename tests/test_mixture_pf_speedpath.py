@@ -21,17 +21,14 @@ from sdekit.diffusion.mixture_flow import exact_mixture_drift, marginal_precisio
 from sdekit.diffusion.reverse import probability_flow_ode, reverse_sde
 from sdekit.targets import GaussianMixture
 from sdekit.targets.row_blocks import BLAS_MIN_DIM, WIDE_BLOCK_ROWS
+from tests.problems import random_gaussian_mixture
 
 RTOL = 1e-12
 TIMES = (1.0, 0.5, 0.05, 1e-3)
 
 
-def random_mixture(d: int, n_comp: int = 4, seed: int = 0) -> GaussianMixture:
-    rng = np.random.default_rng([seed, d])
-    a = rng.standard_normal((n_comp, d, d)) / math.sqrt(d)
-    covs = a @ np.swapaxes(a, 1, 2) + 0.3 * np.eye(d)
-    w = rng.uniform(0.5, 1.5, n_comp)
-    return GaussianMixture(w / w.sum(), 2.0 * rng.standard_normal((n_comp, d)), covs)
+def random_mixture(d: int, n_comp: int = 4, seed: int = 0):
+    return random_gaussian_mixture(d, n_comp, seed)
 
 
 def points(d: int, n: int = 2 * WIDE_BLOCK_ROWS + 5, seed: int = 1) -> np.ndarray:

@@ -30,9 +30,8 @@ import numpy as np
 
 from sdekit.backends.torch.twins import register_torch
 from sdekit.diffusion.forward import schedule_kernel
-from sdekit.diffusion.mixture_marginals import marginal_rows
+from sdekit.diffusion.mixture_marginals import marginal_rows, marginal_scales
 from sdekit.diffusion.reverse import _torch_drift
-from sdekit.targets.gaussian import LOG_2PI
 from sdekit.targets.row_blocks import BLAS_MIN_DIM, WIDE_BLOCK_ROWS, block_product
 
 __all__ = ["exact_mixture_drift", "marginal_precisions", "mixture_flow_rows"]
@@ -49,20 +48,11 @@ def marginal_precisions(alpha, sigma, q, lam):
     prec = np.empty((n_comp, d, d))
     w = np.empty((d, d))
     qt = np.empty((d, d))
-    inv = np.empty(d)
-    log_c = np.empty(n_comp)
-    a2 = alpha * alpha
-    s2 = sigma * sigma
+    inv_e, log_c = marginal_scales(alpha, sigma, lam)  # 1 / e_k and log_c_k, as the eigenbasis score has them
     for k in range(n_comp):
-        acc = 0.0
-        for j in range(d):
-            e = a2 * lam[k, j] + s2
-            acc += math.log(e)
-            inv[j] = 1.0 / e
-        log_c[k] = -0.5 * (d * LOG_2PI + acc)
         for i in range(d):
             for j in range(d):
-                w[i, j] = q[k, i, j] * inv[j]
+                w[i, j] = q[k, i, j] * inv_e[k, j]
                 qt[i, j] = q[k, j, i]
         block_product(w, qt, prec[k])
     return prec, log_c

@@ -84,7 +84,7 @@ def check_alpha_sigma(alpha: Any, sigma: Any) -> tuple[float, float]:
 
 
 @nb.njit(cache=True)
-def _scales(alpha, sigma, lam):
+def marginal_scales(alpha, sigma, lam):
     """(1 / e (K, d), log_norm (K,)) with e_k = alpha^2 lam_k + sigma^2, log_norm_k = -1/2 log det(2 pi S_k)."""
     n_comp, d = lam.shape
     inv_e = np.empty((n_comp, d))
@@ -113,7 +113,7 @@ def marginal_rows(x, alpha, sigma, p, score, log_dens, laplacian, with_laplacian
     log_w = p[0]
     mu = p[1]
     q = p[2].astype(np.float64)  # BLAS takes one dtype
-    inv_e, log_norm = _scales(alpha, sigma, p[3])
+    inv_e, log_norm = marginal_scales(alpha, sigma, p[3])
     n, d = x.shape
     n_comp = log_w.shape[0]
     qt = np.empty((n_comp, d, d))

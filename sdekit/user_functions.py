@@ -124,7 +124,7 @@ class FrozenWatch:
     the same shape, dtype and bytes mean `frozen_values(fn)` would give what it gave then, so the compiled code is
     still current. Any difference (a rebound name, an edited array, a new global) answers False and the caller falls
     back to the full check (`jitted`), which decides whether to compile again; a watch never answers True wrongly.
-    Cost: a few hundred nanoseconds plus one comparison of each array's bytes.
+    Work per check: identity tests plus one comparison of each array's bytes.
     """
 
     __slots__ = ("_codes", "_cells", "_globals")

@@ -3,9 +3,9 @@ the seed or the parameter values (pick and compile the kernel, its coefficient a
 plan); `FixedSolve.run` allocates the state, seeds the per-path generators and runs the kernel.
 
 `sdekit.plan` keeps the prepared solve and runs it again for new x0, seed and parameters, and `sdekit.simulate`
-remembers it for the next call of the same problem (`sdekit.solve_cache`), so a small solve costs microseconds of
-Python, not the tenth of a millisecond of checking, probing and set-up. Every path runs the same kernel on the same
-arguments: the numbers are the same. A small serial run (`FixedSolve._run_small`) fills the state, output and
+remembers it for the next call of the same problem (`sdekit.solve_cache`), so a repeated small solve skips the
+checking, probing and set-up (the throughput benchmark's small-run rows measure it). Every path runs the same
+kernel on the same arguments: the numbers are the same. A small serial run (`FixedSolve._run_small`) fills the state, output and
 parameters into an argument list made once.
 """
 
@@ -183,7 +183,7 @@ class FixedSolve:
 
     def _run_small(self, x0: np.ndarray, params: Any, seed: int, path_offset: int) -> tuple[np.ndarray, SolveStats]:
         """`_run` of a small serial solve on the own scratch (the lock held): the same kernel call on the same
-        arguments, made from the prepared list, so a call costs a few microseconds of Python."""
+        arguments, made from the prepared list (no per-call argument assembly)."""
         xs, carry, rng_w, rng_z, dead, err_step, err_path = self._scratch
         if not reset_run(x0, xs, rng_w, rng_z, np.uint64(seed), _U64_0 if path_offset == 0 else np.uint64(path_offset),
                          carry, dead, err_step, err_path):

@@ -5,8 +5,8 @@ plan); `FixedSolve.run` allocates the state, seeds the per-path generators and r
 `sdekit.plan` keeps the prepared solve and runs it again for new x0, seed and parameters, and `sdekit.simulate`
 remembers it for the next call of the same problem (`sdekit.solve_cache`), so a repeated small solve skips the
 checking, probing and set-up (the throughput benchmark's small-run rows measure it). Every path runs the same
-kernel on the same arguments: the numbers are the same. A small serial run (`FixedSolve._run_small`) fills the state, output and
-parameters into an argument list made once.
+kernel on the same arguments: the numbers are the same. A small serial run (`FixedSolve._run_small`) fills the
+state, output and parameters into an argument list made once.
 """
 
 from __future__ import annotations
